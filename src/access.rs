@@ -1,0 +1,1 @@
+//! Callers -> roles; which user sees which mail. (filled by the foundation issue)

@@ -1,0 +1,1 @@
+//! Daemon config file: raw TOML -> validated Config.

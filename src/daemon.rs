@@ -1,0 +1,1 @@
+//! Wiring: store, scheduler, bus, signals, sd_notify, shutdown.

@@ -1,0 +1,1 @@
+//! The D-Bus API of DESIGN.md §3.

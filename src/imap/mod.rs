@@ -1,0 +1,1 @@
+//! IMAP: session, fetch (UIDVALIDITY/UID), idle, folders.

@@ -1,0 +1,1 @@
+//! tracing: journald under systemd, else stderr.

@@ -1,0 +1,1 @@
+//! Summaries and views from raw mail.

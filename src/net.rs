@@ -1,0 +1,1 @@
+//! TCP, TLS, STARTTLS upgrade, verification, pins, timeouts.

@@ -1,0 +1,1 @@
+//! Connection test, step by step.

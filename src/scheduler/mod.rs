@@ -1,0 +1,1 @@
+//! One task per account: fetch, IDLE or sleep, backoff.
