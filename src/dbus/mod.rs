@@ -1,1 +1,38 @@
 //! The D-Bus API of DESIGN.md §3.
+//!
+//! D-Bus objects hold the store, the config and a channel to the scheduler —
+//! never a protocol session (DESIGN.md §5): a method validates, writes the
+//! store, and sends an event to the one owner loop that runs the accounts
+//! (the system76-scheduler shape). Every method checks its caller's real
+//! credentials first ([`caller`]).
+
+pub mod account;
+pub mod caller;
+pub mod errors;
+pub mod mailbox;
+pub mod manager;
+pub mod proxy;
+pub mod service;
+pub mod wire;
+
+/// The well-known bus name.
+pub const BUS_NAME: &str = "org.postfach.Postfach1";
+/// The root object: ObjectManager, Manager, Mailbox.
+pub const ROOT_PATH: &str = "/org/postfach/Postfach1";
+/// Interface names.
+pub const MANAGER_IFACE: &str = "org.postfach.Postfach1.Manager";
+pub const ACCOUNT_IFACE: &str = "org.postfach.Postfach1.Account";
+pub const MAILBOX_IFACE: &str = "org.postfach.Postfach1.Mailbox";
+
+/// The object path of an account. Account ids are `[a-z0-9]` (the store
+/// makes them), so they are valid path elements as they are.
+pub fn account_path(id: &str) -> String {
+    format!("{ROOT_PATH}/accounts/{id}")
+}
+
+/// The account id of an object path, if it is an account path.
+pub fn account_id(path: &str) -> Option<&str> {
+    path.strip_prefix(ROOT_PATH)?
+        .strip_prefix("/accounts/")
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
