@@ -1,0 +1,381 @@
+//! Accounts and their secrets.
+//!
+//! An account and the secrets that came with its settings are written in
+//! one transaction, so a failed Update leaves neither half-changed
+//! (DESIGN.md §3). Ids are `a<counter>`: short, `[a-z0-9]`, usable as a
+//! D-Bus object path element, and never reused.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::schema::{self, ACCOUNTS, SECRETS, SYNC};
+use super::secret::{SecretKey, KEY_FILE};
+use super::{st, Secret, SecretKind, Store};
+use crate::account::{Account, SecretChanges};
+use crate::error::{Error, Result};
+
+fn to_json(a: &Account) -> Result<Vec<u8>> {
+    serde_json::to_vec(a).map_err(st("encode account"))
+}
+
+fn from_json(bytes: &[u8]) -> Result<Account> {
+    serde_json::from_slice(bytes).map_err(st("stored account is unreadable"))
+}
+
+/// Read one account inside a write transaction.
+pub(super) fn account_in(tx: &WriteTransaction, id: &str) -> Result<Option<Account>> {
+    let t = tx.open_table(ACCOUNTS).map_err(st("open accounts"))?;
+    let v = t.get(id).map_err(st("read account"))?;
+    v.map(|g| from_json(g.value())).transpose()
+}
+
+/// Creation order: ids are `a` + a decimal counter, so shorter ids are older
+/// and equal lengths compare like the numbers.
+fn creation_order(a: &Account, b: &Account) -> std::cmp::Ordering {
+    (a.id.len(), &a.id).cmp(&(b.id.len(), &b.id))
+}
+
+impl Store {
+    /// Allocate an id, build the account with it, and store account and
+    /// secrets in one transaction. Nothing is written if `build` fails.
+    pub fn create_account(
+        &self,
+        build: impl FnOnce(String) -> Result<(Account, SecretChanges)>,
+    ) -> Result<Account> {
+        let tx = self.write()?;
+        let id = format!("a{}", schema::next_counter(&tx, schema::KEY_NEXT_ACCOUNT)?);
+        let (mut account, secrets) = build(id.clone())?;
+        // The id is ours, whatever the closure did with it.
+        account.id = id;
+        self.put_account(&tx, &account, &secrets)?;
+        tx.commit().map_err(st("commit new account"))?;
+        Ok(account)
+    }
+
+    /// Change an account through `change`; nothing is written if it fails.
+    pub fn update_account(
+        &self,
+        id: &str,
+        change: impl FnOnce(&Account) -> Result<(Account, SecretChanges)>,
+    ) -> Result<Account> {
+        let tx = self.write()?;
+        let current = account_in(&tx, id)?.ok_or_else(|| no_account(id))?;
+        let (mut next, secrets) = change(&current)?;
+        next.id = current.id;
+        self.put_account(&tx, &next, &secrets)?;
+        tx.commit().map_err(st("commit account update"))?;
+        Ok(next)
+    }
+
+    fn put_account(&self, tx: &WriteTransaction, a: &Account, s: &SecretChanges) -> Result<()> {
+        let json = to_json(a)?;
+        tx.open_table(ACCOUNTS)
+            .map_err(st("open accounts"))?
+            .insert(a.id.as_str(), json.as_slice())
+            .map_err(st("write account"))?;
+        let changes = [
+            (SecretKind::Password, &s.password),
+            (SecretKind::SmtpPassword, &s.smtp_password),
+        ];
+        for (kind, value) in changes {
+            if let Some(v) = value {
+                self.put_secret(tx, &a.id, kind, Some(v.as_str()).filter(|v| !v.is_empty()))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn account(&self, id: &str) -> Result<Option<Account>> {
+        let tx = self.read()?;
+        let t = tx.open_table(ACCOUNTS).map_err(st("open accounts"))?;
+        let v = t.get(id).map_err(st("read account"))?;
+        v.map(|g| from_json(g.value())).transpose()
+    }
+
+    /// Every account, oldest first.
+    pub fn accounts(&self) -> Result<Vec<Account>> {
+        let tx = self.read()?;
+        let t = tx.open_table(ACCOUNTS).map_err(st("open accounts"))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(st("read accounts"))? {
+            let (_, v) = row.map_err(st("read accounts"))?;
+            out.push(from_json(v.value())?);
+        }
+        out.sort_by(creation_order);
+        Ok(out)
+    }
+
+    /// Set (`Some`) or remove (`None`) one secret of an existing account.
+    pub fn set_secret(&self, account: &str, kind: SecretKind, value: Option<&str>) -> Result<()> {
+        let tx = self.write()?;
+        if account_in(&tx, account)?.is_none() {
+            return Err(no_account(account));
+        }
+        self.put_secret(&tx, account, kind, value)?;
+        tx.commit().map_err(st("commit secret"))
+    }
+
+    fn put_secret(
+        &self,
+        tx: &WriteTransaction,
+        account: &str,
+        kind: SecretKind,
+        value: Option<&str>,
+    ) -> Result<()> {
+        let mut t = tx.open_table(SECRETS).map_err(st("open secrets"))?;
+        match value {
+            None => {
+                t.remove((account, kind.code()))
+                    .map_err(st("remove secret"))?;
+            }
+            Some(clear) => {
+                let mut key = self.key.lock().map_err(|_| poisoned())?;
+                if key.is_none() {
+                    // The old key is gone; a new one seals new secrets.
+                    *key = Some(SecretKey::create(&self.dir.join(KEY_FILE))?);
+                }
+                let sealed = match key.as_ref() {
+                    Some(k) => k.seal(account, kind, clear)?,
+                    None => return Err(poisoned()),
+                };
+                t.insert((account, kind.code()), sealed.as_slice())
+                    .map_err(st("write secret"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a secret is stored (readable or not); what `HasPassword` shows.
+    pub fn has_secret(&self, account: &str, kind: SecretKind) -> Result<bool> {
+        let tx = self.read()?;
+        let t = tx.open_table(SECRETS).map_err(st("open secrets"))?;
+        Ok(t.get((account, kind.code()))
+            .map_err(st("read secret"))?
+            .is_some())
+    }
+
+    /// The secret in clear, for a login. Err(Storage) if the key file is
+    /// missing or was replaced.
+    pub fn secret(&self, account: &str, kind: SecretKind) -> Result<Option<Secret>> {
+        let tx = self.read()?;
+        let t = tx.open_table(SECRETS).map_err(st("open secrets"))?;
+        let Some(sealed) = t.get((account, kind.code())).map_err(st("read secret"))? else {
+            return Ok(None);
+        };
+        let key = self.key.lock().map_err(|_| poisoned())?;
+        match key.as_ref() {
+            Some(k) => k.open(account, kind, sealed.value()).map(Some),
+            None => Err(Error::Storage(format!(
+                "the secret key {} is missing, so the stored {kind:?} of account {account} \
+                 cannot be read; set it again",
+                self.dir.join(KEY_FILE).display()
+            ))),
+        }
+    }
+
+    /// Remove everything the account owns except messages assigned to a
+    /// contact (see `messages::delete_account_messages`). One transaction.
+    pub fn delete_account(&self, id: &str) -> Result<()> {
+        let tx = self.write()?;
+        let account = account_in(&tx, id)?.ok_or_else(|| no_account(id))?;
+        tx.open_table(ACCOUNTS)
+            .map_err(st("open accounts"))?
+            .remove(id)
+            .map_err(st("remove account"))?;
+        {
+            let mut t = tx.open_table(SECRETS).map_err(st("open secrets"))?;
+            for kind in SecretKind::ALL {
+                t.remove((id, kind.code())).map_err(st("remove secret"))?;
+            }
+        }
+        {
+            let mut t = tx.open_table(SYNC).map_err(st("open sync state"))?;
+            let mut keys = Vec::new();
+            for row in t.range((id, "")..).map_err(st("read sync state"))? {
+                let (k, _) = row.map_err(st("read sync state"))?;
+                let (acct, key) = k.value();
+                if acct != id {
+                    break;
+                }
+                keys.push(key.to_string());
+            }
+            for k in &keys {
+                t.remove((id, k.as_str()))
+                    .map_err(st("remove sync state"))?;
+            }
+        }
+        super::messages::delete_account_messages(&tx, &account)?;
+        tx.commit().map_err(st("commit account deletion"))
+    }
+}
+
+pub(super) fn no_account(id: &str) -> Error {
+    Error::NotFound(format!("no account {id}"))
+}
+
+fn poisoned() -> Error {
+    Error::Storage("secret key lock poisoned".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::SettingValue;
+    use crate::store::tests::pop3;
+    use crate::store::DB_FILE;
+
+    #[test]
+    fn ids_are_short_unique_and_listed_in_creation_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ids: Vec<String> = (0..11)
+            .map(|_| store.create_account(|id| pop3(id, None)).unwrap().id)
+            .collect();
+        assert_eq!(ids[0], "a1");
+        assert_eq!(ids[10], "a11");
+        assert!(ids
+            .iter()
+            .all(|i| i.bytes().all(|b| b.is_ascii_alphanumeric())));
+        let listed: Vec<String> = store
+            .accounts()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(listed, ids);
+        // Ids are never reused after a delete.
+        store.delete_account("a11").unwrap();
+        assert_eq!(store.create_account(|id| pop3(id, None)).unwrap().id, "a12");
+    }
+
+    #[test]
+    fn failing_build_or_change_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let err = store
+            .create_account(|_| Err(Error::invalid("host", "bad")))
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { .. }));
+        assert!(store.accounts().unwrap().is_empty());
+
+        let a = store.create_account(|id| pop3(id, Some("old"))).unwrap();
+        let err = store
+            .update_account(&a.id, |cur| {
+                let bad = [("port".to_string(), SettingValue::U16(0))];
+                cur.updated(&bad)
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { ref key, .. } if key == "port"));
+        assert_eq!(store.account(&a.id).unwrap(), Some(a.clone()));
+        assert_eq!(
+            store
+                .secret(&a.id, SecretKind::Password)
+                .unwrap()
+                .unwrap()
+                .expose(),
+            "old"
+        );
+
+        let changes = [
+            ("name".to_string(), SettingValue::Str("Vertrieb".into())),
+            ("password".to_string(), SettingValue::Str("new".into())),
+        ];
+        let b = store
+            .update_account(&a.id, |cur| cur.updated(&changes))
+            .unwrap();
+        assert_eq!(b.name, "Vertrieb");
+        assert_eq!(store.account(&a.id).unwrap(), Some(b));
+        assert_eq!(
+            store
+                .secret(&a.id, SecretKind::Password)
+                .unwrap()
+                .unwrap()
+                .expose(),
+            "new"
+        );
+        assert!(matches!(
+            store.update_account("a99", |cur| Ok((cur.clone(), SecretChanges::default()))),
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn secrets_are_not_in_the_store_file_in_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = "Sommer2024!geheimes-Passwort";
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.create_account(|id| pop3(id, Some(password))).unwrap();
+        store
+            .set_secret(
+                &a.id,
+                SecretKind::OAuthTokens,
+                Some("refresh-token-XYZ-123456"),
+            )
+            .unwrap();
+        assert!(store.has_secret(&a.id, SecretKind::Password).unwrap());
+        assert!(!store.has_secret(&a.id, SecretKind::SmtpPassword).unwrap());
+        let s = store.secret(&a.id, SecretKind::Password).unwrap().unwrap();
+        assert_eq!(s.expose(), password);
+        assert!(!format!("{s:?}").contains(password));
+        drop(store);
+        let file = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+        for needle in [password.as_bytes(), b"refresh-token-XYZ-123456"] {
+            assert!(!file.windows(needle.len()).any(|w| w == needle));
+        }
+        // Still readable after a restart.
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.secret(&a.id, SecretKind::Password).unwrap().unwrap();
+        assert_eq!(s.expose(), password);
+        store.set_secret(&a.id, SecretKind::Password, None).unwrap();
+        assert!(store.secret(&a.id, SecretKind::Password).unwrap().is_none());
+        assert!(matches!(
+            store.set_secret("a99", SecretKind::Password, Some("x")),
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn missing_key_file_makes_secrets_unreadable_but_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let store = Store::open(dir.path()).unwrap();
+            store.create_account(|id| pop3(id, Some("pw1"))).unwrap().id
+        };
+        std::fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.has_secret(&id, SecretKind::Password).unwrap());
+        let err = store.secret(&id, SecretKind::Password).unwrap_err();
+        assert!(
+            matches!(&err, Error::Storage(m) if m.contains("missing")),
+            "{err:?}"
+        );
+        // Setting it again works under a new key.
+        store
+            .set_secret(&id, SecretKind::Password, Some("pw2"))
+            .unwrap();
+        let s = store.secret(&id, SecretKind::Password).unwrap().unwrap();
+        assert_eq!(s.expose(), "pw2");
+        assert!(dir.path().join(KEY_FILE).exists());
+    }
+
+    #[test]
+    fn delete_account_removes_account_secrets_and_sync_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.create_account(|id| pop3(id, Some("pw"))).unwrap();
+        let b = store.create_account(|id| pop3(id, Some("pw-b"))).unwrap();
+        store
+            .set_secret(&a.id, SecretKind::SmtpPassword, Some("smtp"))
+            .unwrap();
+        store.delete_account(&a.id).unwrap();
+        assert!(store.account(&a.id).unwrap().is_none());
+        for kind in SecretKind::ALL {
+            assert!(!store.has_secret(&a.id, kind).unwrap());
+        }
+        assert!(store.has_secret(&b.id, SecretKind::Password).unwrap());
+        assert!(matches!(
+            store.delete_account(&a.id),
+            Err(Error::NotFound(_))
+        ));
+        assert_eq!(store.accounts().unwrap(), vec![b]);
+    }
+}

@@ -1,0 +1,126 @@
+//! Table layout, the `meta` table and schema migrations.
+//!
+//! Every table is declared here so that one file shows the whole on-disk
+//! format. Values that may grow new fields (accounts, message summaries) are
+//! JSON, so an added `#[serde(default)]` field needs no migration; a change of
+//! keys or tables does, and goes into [`migrate`] as a numbered step.
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+use super::st;
+use crate::error::{Error, Result};
+
+/// The schema this build writes. A store with a newer one is refused: an
+/// older daemon must not guess at data a newer one wrote.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Meta values: `schema_version`, `installation_id`, counters. Numbers are
+/// 8 bytes big-endian; text is UTF-8.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Account id -> JSON of [`crate::account::Account`].
+pub const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
+/// (account id, secret kind code) -> key id ‖ nonce ‖ ChaCha20-Poly1305 ciphertext.
+pub const SECRETS: TableDefinition<(&str, u8), &[u8]> = TableDefinition::new("secrets");
+/// (account id, key) -> value; fetchers' resume points such as UIDVALIDITY.
+pub const SYNC: TableDefinition<(&str, &str), &str> = TableDefinition::new("sync_state");
+/// Message id -> raw bytes exactly as received (invariant 3).
+pub const RAW: TableDefinition<u64, &[u8]> = TableDefinition::new("raw");
+/// Message id -> JSON of [`super::MessageMeta`].
+pub const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
+/// (account id, server id) -> message id: what was already fetched (invariant 2).
+pub const SERVER_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("server_ids");
+/// (account id, SHA-256 hex of the raw bytes) -> message id: the same mail
+/// seen again under a new UIDVALIDITY or UIDL is recognised by content.
+pub const CONTENT: TableDefinition<(&str, &str), u64> = TableDefinition::new("content");
+/// (folder, date, id) -> (): newest-first paging over all accounts.
+pub const FOLDER_INDEX: TableDefinition<(&str, i64, u64), ()> =
+    TableDefinition::new("folder_index");
+/// (account id, folder, date, id) -> (): newest-first paging of one account;
+/// also finds every message of an account when it is deleted.
+pub const ACCOUNT_INDEX: TableDefinition<(&str, &str, i64, u64), ()> =
+    TableDefinition::new("account_index");
+/// (account id or "" for all, folder) -> number of index entries; gives
+/// counts without scanning (redb's `len` walks the tree).
+pub const COUNTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("counts");
+
+pub const KEY_VERSION: &str = "schema_version";
+pub const KEY_INSTALLATION: &str = "installation_id";
+pub const KEY_NEXT_ACCOUNT: &str = "next_account";
+pub const KEY_NEXT_MESSAGE: &str = "next_message";
+
+/// Read a number from `meta`; absent = None.
+pub fn get_u64(tx: &WriteTransaction, key: &str) -> Result<Option<u64>> {
+    let t = tx.open_table(META).map_err(st("open meta"))?;
+    let v = t.get(key).map_err(st("read meta"))?;
+    match v {
+        None => Ok(None),
+        Some(g) => {
+            let b: [u8; 8] = g
+                .value()
+                .try_into()
+                .map_err(|_| Error::Storage(format!("meta value {key} is not an 8-byte number")))?;
+            Ok(Some(u64::from_be_bytes(b)))
+        }
+    }
+}
+
+pub fn put_u64(tx: &WriteTransaction, key: &str, value: u64) -> Result<()> {
+    let mut t = tx.open_table(META).map_err(st("open meta"))?;
+    t.insert(key, value.to_be_bytes().as_slice())
+        .map_err(st("write meta"))?;
+    Ok(())
+}
+
+/// Take the next value of a counter (starting at 1) and advance it.
+pub fn next_counter(tx: &WriteTransaction, key: &str) -> Result<u64> {
+    let n = get_u64(tx, key)?.unwrap_or(1);
+    let next = n
+        .checked_add(1)
+        .ok_or_else(|| Error::Storage(format!("counter {key} overflowed")))?;
+    put_u64(tx, key, next)?;
+    Ok(n)
+}
+
+/// Create every table, so that readers never meet a missing one.
+pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(META).map_err(st("create tables"))?;
+    tx.open_table(ACCOUNTS).map_err(st("create tables"))?;
+    tx.open_table(SECRETS).map_err(st("create tables"))?;
+    tx.open_table(SYNC).map_err(st("create tables"))?;
+    tx.open_table(RAW).map_err(st("create tables"))?;
+    tx.open_table(MESSAGES).map_err(st("create tables"))?;
+    tx.open_table(SERVER_IDS).map_err(st("create tables"))?;
+    tx.open_table(CONTENT).map_err(st("create tables"))?;
+    tx.open_table(FOLDER_INDEX).map_err(st("create tables"))?;
+    tx.open_table(ACCOUNT_INDEX).map_err(st("create tables"))?;
+    tx.open_table(COUNTS).map_err(st("create tables"))?;
+    Ok(())
+}
+
+/// A migration step from schema N to N+1 runs inside the open transaction.
+type Step = fn(&WriteTransaction) -> Result<()>;
+
+/// `STEPS[i]` migrates schema `i + 1` to `i + 2`; empty while we are at 1.
+/// A new step: append `migrate_1_to_2`, bump [`SCHEMA_VERSION`], add a test
+/// that opens a store written by the old layout.
+const STEPS: &[Step] = &[];
+
+/// Bring a store written at schema `from` (>= 1) up to [`SCHEMA_VERSION`]
+/// inside the caller's transaction, so that a failed step leaves the file as
+/// it was.
+pub fn migrate(tx: &WriteTransaction, from: u64) -> Result<()> {
+    for version in from..SCHEMA_VERSION {
+        let step = version
+            .checked_sub(1)
+            .and_then(|i| STEPS.get(usize::try_from(i).ok()?))
+            .ok_or_else(|| {
+                Error::Storage(format!(
+                    "no migration from store schema {version} to {}",
+                    version + 1
+                ))
+            })?;
+        step(tx)?;
+    }
+    create_tables(tx)?;
+    put_u64(tx, KEY_VERSION, SCHEMA_VERSION)
+}
