@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 /// Where `postfachd --system` looks when no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/postfach/postfach.toml";
 
-/// The validated daemon configuration.
-#[derive(Debug, Clone, PartialEq)]
+/// The validated daemon configuration; `Default` is what an empty file gives.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     /// `[log] level`: an `EnvFilter` directive; `RUST_LOG` overrides it.
     pub log_level: Option<String>,
@@ -70,17 +70,6 @@ impl Default for FetchConfig {
             max_concurrent_connects: 8,
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            log_level: None,
-            access: AccessConfig::default(),
-            tls: TlsConfig::default(),
-            fetch: FetchConfig::default(),
         }
     }
 }
