@@ -1,1 +1,8 @@
-//! IMAP: session, fetch (UIDVALIDITY/UID), idle, folders.
+//! IMAP: session, fetch (UIDVALIDITY/UID), idle.
+//!
+//! - `session`: TCP/TLS/STARTTLS, greeting, CAPABILITY, LOGIN, timeouts.
+//! - `fetch`: INBOX -> store in durable batches -> delete on server.
+//! - `idle`: wait for new mail with IDLE (RFC 2177).
+//! - [`uidset`]: UID sets, batches and server ids (pure).
+
+pub mod uidset;
