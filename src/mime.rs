@@ -1,1 +1,220 @@
 //! Summaries and views from raw mail.
+//!
+//! Parsing always runs *after* the raw bytes are stored and never decides
+//! whether a mail is kept (DESIGN.md §4 invariant 4). Mail in the wild is
+//! often broken — missing headers, 8-bit bytes in headers despite RFC 5322
+//! §2.2, undecodable RFC 2047 encoded-words, absurd nesting — so every
+//! function here returns a best-effort result with fallbacks and cannot
+//! panic the caller: mail-parser runs inside `catch_unwind`.
+//!
+//! Texts that end up in the message index are cleaned of control characters
+//! (a `\0` or a newline in a subject breaks table views and log lines) and
+//! capped in length, so one hostile mail cannot bloat every ListMessages page.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use mail_parser::{Addr, Address, Message, MessageParser, MimeHeaders};
+
+use crate::store::Summary;
+
+/// Longest subject kept in the index, in characters.
+const MAX_SUBJECT: usize = 998;
+/// Longest single address or Message-ID kept, in characters (RFC 5321
+/// §4.5.3.1 allows 256 for a path; names come on top).
+const MAX_ADDRESS: usize = 512;
+/// Most recipients kept per header in the index; the raw mail has them all.
+const MAX_RECIPIENTS: usize = 200;
+
+/// The header summary of a raw mail for the message index.
+///
+/// Never panics on any input; broken mail gets fallbacks: an empty subject,
+/// the sender from `Sender` or `Return-Path` (the envelope sender the final
+/// server recorded, RFC 5321 §4.4) when `From` is missing, and the date
+/// `received` when `Date` is missing or unparsable.
+pub fn summarize(raw: &[u8], received: i64) -> Summary {
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        MessageParser::default()
+            .parse(raw)
+            .map(|m| summary_of(&m, received))
+    }));
+    match parsed {
+        Ok(Some(s)) => s,
+        Ok(None) => fallback(received),
+        Err(_) => {
+            tracing::warn!(size = raw.len(), "mail parser panicked; summary left empty");
+            fallback(received)
+        }
+    }
+}
+
+/// What [`summarize`] gives when nothing can be read.
+fn fallback(received: i64) -> Summary {
+    Summary {
+        date: Some(received),
+        ..Summary::default()
+    }
+}
+
+fn summary_of(m: &Message<'_>, received: i64) -> Summary {
+    let from = m
+        .from()
+        .and_then(first_address)
+        .or_else(|| m.sender().and_then(first_address))
+        .or_else(|| m.return_address().map(envelope_address))
+        .unwrap_or_default();
+    let date = m
+        .date()
+        .filter(|d| d.is_valid())
+        .map(|d| d.to_timestamp())
+        .unwrap_or(received);
+    Summary {
+        from,
+        to: m.to().map(address_list).unwrap_or_default(),
+        cc: m.cc().map(address_list).unwrap_or_default(),
+        subject: clean(m.subject().unwrap_or(""), MAX_SUBJECT),
+        date: Some(date),
+        message_id: clean(m.message_id().unwrap_or(""), MAX_ADDRESS),
+        has_attachments: m.attachments().any(is_real_attachment),
+    }
+}
+
+/// An inline part with a Content-ID is an image the HTML body shows (a
+/// logo in a signature, RFC 2392 `cid:`); users do not count it as an
+/// attachment.
+fn is_real_attachment(part: &mail_parser::MessagePart<'_>) -> bool {
+    let inline = part
+        .content_disposition()
+        .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"));
+    !(inline && part.content_id().is_some())
+}
+
+fn first_address(a: &Address<'_>) -> Option<String> {
+    a.iter().find_map(format_addr)
+}
+
+fn address_list(a: &Address<'_>) -> Vec<String> {
+    a.iter()
+        .filter_map(format_addr)
+        .take(MAX_RECIPIENTS)
+        .collect()
+}
+
+/// "Name <addr>", or "addr" when there is no name (or the name only repeats
+/// the address), or the bare name when a broken header has no address.
+fn format_addr(a: &Addr<'_>) -> Option<String> {
+    let name = a.name().map(|n| clean(n, MAX_ADDRESS)).unwrap_or_default();
+    let addr = a
+        .address()
+        .map(|s| clean(s, MAX_ADDRESS))
+        .unwrap_or_default();
+    let name = name.trim_matches('"').trim();
+    if !addr.is_empty() {
+        if name.is_empty() || name.eq_ignore_ascii_case(&addr) {
+            Some(addr)
+        } else {
+            Some(format!("{name} <{addr}>"))
+        }
+    } else if !name.is_empty() {
+        Some(name.to_string())
+    } else {
+        None
+    }
+}
+
+/// `Return-Path: <addr>`; the null path `<>` of a bounce gives "".
+fn envelope_address(s: &str) -> String {
+    clean(
+        s.trim().trim_start_matches('<').trim_end_matches('>'),
+        MAX_ADDRESS,
+    )
+}
+
+/// Control characters become spaces (`\0` is dropped), runs of whitespace
+/// fold to one space (unfolded header lines), and the result is capped.
+fn clean(s: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max_chars));
+    let mut space = false;
+    let mut count = 0;
+    for c in s.chars().filter(|&c| c != '\0') {
+        if c.is_control() || c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.push(c);
+        count += 1;
+        if count >= max_chars {
+            break;
+        }
+    }
+    out
+}
+
+/// A message as `GetMessage` shows it (DESIGN.md §3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    pub message_id: String,
+    /// The plain-text body; derived from the HTML when only HTML was sent.
+    pub text: String,
+    /// The HTML body, "" when the mail has none.
+    pub html: String,
+    /// (file name, MIME type, decoded size in bytes).
+    pub attachments: Vec<(String, String, u64)>,
+}
+
+/// The readable parts of a raw mail. Never panics; unreadable mail gives an
+/// empty view, and the caller can still offer the raw bytes (GetRaw).
+pub fn view(raw: &[u8]) -> View {
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        MessageParser::default().parse(raw).map(|m| view_of(&m))
+    }));
+    match parsed {
+        Ok(Some(v)) => v,
+        Ok(None) => View::default(),
+        Err(_) => {
+            tracing::warn!(size = raw.len(), "mail parser panicked; view left empty");
+            View::default()
+        }
+    }
+}
+
+fn view_of(m: &Message<'_>) -> View {
+    let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    let html = if m.html_body_count() > 0 && m.html_part(0).is_some_and(|p| p.is_text_html()) {
+        m.body_html(0).map(|t| t.into_owned()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let attachments = m
+        .attachments()
+        .enumerate()
+        .map(|(i, part)| {
+            let mime = part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".to_string())
+                .to_ascii_lowercase();
+            let name = part
+                .attachment_name()
+                .map(|n| clean(n, MAX_ADDRESS))
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("attachment-{}", i + 1));
+            (name, mime, part.len() as u64)
+        })
+        .collect();
+    View {
+        message_id: clean(m.message_id().unwrap_or(""), MAX_ADDRESS),
+        text,
+        html,
+        attachments,
+    }
+}
+
+#[cfg(test)]
+mod tests;
