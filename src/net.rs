@@ -1,1 +1,308 @@
 //! TCP, TLS, STARTTLS upgrade, verification, pins, timeouts.
+//!
+//! Shared by the IMAP and POP3 sessions and the connection test, so that
+//! every protocol resolves, connects, verifies certificates and words its
+//! failures the same way. Certificate checks live in [`verify`].
+
+mod verify;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::RootCertStore;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{timeout, Instant};
+
+use crate::account::{Account, Encryption};
+use crate::error::{Error, Result};
+
+pub use verify::spki_pin;
+
+/// How long to wait for a server before calling it unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Resolve + TCP connect + TLS handshake.
+    pub connect: Duration,
+    /// One read of a server reply.
+    pub read: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(15),
+            read: Duration::from_secs(60),
+        }
+    }
+}
+
+/// TLS trust: system roots (rustls-native-certs) plus an optional extra CA
+/// file (PEM) from the config's `[tls] extra_ca_file`. Built once at start,
+/// cloned cheaply (Arc inside), so loading the system store is not repeated
+/// per connection.
+#[derive(Clone, Debug)]
+pub struct TlsContext {
+    provider: Arc<CryptoProvider>,
+    /// `None` when no trust anchor at all could be loaded; connections then
+    /// only succeed with a pin, and say so.
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+}
+
+impl TlsContext {
+    /// Load the system roots and `extra_ca_file`. A missing or unreadable
+    /// extra CA file is an error (the admin configured it for a reason); a
+    /// broken system store only loses those roots.
+    pub fn new(extra_ca_file: Option<&Path>) -> Result<TlsContext> {
+        let mut roots = RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::warn!("system CA certificates: {e}");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        if ignored > 0 {
+            tracing::debug!("system CA store: {added} loaded, {ignored} unusable");
+        }
+        if let Some(path) = extra_ca_file {
+            Self::add_pem_file(&mut roots, path)?;
+        }
+        Self::with_roots(roots)
+    }
+
+    /// A context that trusts only the CA certificates in `pem` (tests, and
+    /// the connection test of unsaved settings with a custom CA).
+    pub fn from_pem(pem: &[u8]) -> Result<TlsContext> {
+        let mut roots = RootCertStore::empty();
+        Self::add_pem(&mut roots, pem, "the CA certificates")?;
+        Self::with_roots(roots)
+    }
+
+    fn add_pem_file(roots: &mut RootCertStore, path: &Path) -> Result<()> {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::invalid(
+                "tls.extra_ca_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        Self::add_pem(roots, &pem, &path.display().to_string())
+    }
+
+    fn add_pem(roots: &mut RootCertStore, pem: &[u8], what: &str) -> Result<()> {
+        let mut count = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| {
+                Error::invalid("tls.extra_ca_file", format!("{what}: bad PEM: {e}"))
+            })?;
+            roots.add(cert).map_err(|e| {
+                Error::invalid(
+                    "tls.extra_ca_file",
+                    format!("{what}: not a CA certificate: {e}"),
+                )
+            })?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(Error::invalid(
+                "tls.extra_ca_file",
+                format!("{what}: no PEM CERTIFICATE block found"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn with_roots(roots: RootCertStore) -> Result<TlsContext> {
+        // Explicit provider: rustls is built with `ring` only, and a
+        // process-global default would be one more thing to get right at start.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let webpki = if roots.is_empty() {
+            tracing::warn!("no trusted CA certificates loaded; only pinned TLS servers will work");
+            None
+        } else {
+            Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| Error::Tls(format!("cannot set up TLS verification: {e}")))?,
+            )
+        };
+        Ok(TlsContext { provider, webpki })
+    }
+}
+
+/// A connected stream, plain or TLS. Implements AsyncRead + AsyncWrite +
+/// Unpin + Send + Debug (async-imap needs Debug).
+#[derive(Debug)]
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Resolve `host` and connect to the first address that answers, all
+/// within `t.connect`.
+pub async fn connect_tcp(host: &str, port: u16, t: &Timeouts) -> Result<TcpStream> {
+    let deadline = Instant::now() + t.connect;
+    let secs = t.connect.as_secs();
+    let addrs: Vec<_> = match timeout(t.connect, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(addrs)) => addrs.collect(),
+        Ok(Err(e)) => return Err(Error::Connection(format!("cannot resolve {host}: {e}"))),
+        Err(_) => {
+            return Err(Error::Connection(format!(
+                "cannot resolve {host}: timed out after {secs} s"
+            )))
+        }
+    };
+    if addrs.is_empty() {
+        return Err(Error::Connection(format!(
+            "cannot resolve {host}: no addresses"
+        )));
+    }
+    let mut last = None;
+    for addr in addrs {
+        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => {
+                // Command/reply protocols: do not let Nagle hold back a command.
+                let _ = tcp.set_nodelay(true);
+                return Ok(tcp);
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = Some(Error::Connection(format!(
+                    "connection refused by {host}:{port}"
+                )));
+            }
+            Ok(Err(e)) => {
+                last = Some(Error::Connection(format!(
+                    "cannot connect to {host}:{port} ({addr}): {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(Error::Connection(format!(
+                    "timed out connecting to {host}:{port} after {secs} s"
+                )))
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Connection(format!("cannot connect to {host}:{port}"))))
+}
+
+/// TLS handshake on a connected socket (implicit TLS, or after
+/// STARTTLS/STLS). `pin`: base64 SHA-256 of the server certificate's
+/// SubjectPublicKeyInfo; when set, the pin alone decides trust (self-signed
+/// servers), else normal webpki verification against `ctx`'s roots.
+pub async fn start_tls(
+    tcp: TcpStream,
+    host: &str,
+    ctx: &TlsContext,
+    pin: Option<&str>,
+    t: &Timeouts,
+) -> Result<Stream> {
+    let explanation: verify::Explanation = Arc::new(Mutex::new(None));
+    let trust = match pin.filter(|p| !p.is_empty()) {
+        Some(p) => verify::Trust::Pin(p.strip_prefix("sha256/").unwrap_or(p).to_string()),
+        None => verify::Trust::WebPki(ctx.webpki.clone()),
+    };
+    let verifier = verify::Verifier {
+        trust,
+        provider: ctx.provider.clone(),
+        explanation: explanation.clone(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(ctx.provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(format!("cannot set up TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| Error::invalid("host", format!("{host:?} is not a valid TLS server name")))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    match timeout(t.connect, connector.connect(name, tcp)).await {
+        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+        Ok(Err(e)) => {
+            let explained = explanation.lock().ok().and_then(|mut s| s.take());
+            Err(Error::Tls(match explained {
+                Some(text) => text,
+                None => format!("TLS handshake with {host} failed: {e}"),
+            }))
+        }
+        Err(_) => Err(Error::Tls(format!(
+            "TLS handshake with {host} timed out after {} s",
+            t.connect.as_secs()
+        ))),
+    }
+}
+
+/// 127.0.0.0/8, ::1 and "localhost": hosts where clear text never leaves
+/// the machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    if h.eq_ignore_ascii_case("localhost") || h.eq_ignore_ascii_case("localhost.") {
+        return true;
+    }
+    h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The clear-text password rule of DESIGN.md §1: encryption `none` sends a
+/// password (or OAuth token) only to a loopback host, unless the account
+/// says `allow_plaintext_auth`.
+pub fn check_plaintext_auth(account: &Account) -> Result<()> {
+    if account.encryption == Encryption::None
+        && !account.allow_plaintext_auth
+        && !is_loopback_host(&account.host)
+    {
+        return Err(Error::Tls(format!(
+            "refusing to send the password in clear text to {}: encryption is none; \
+             choose tls or starttls, or set allow_plaintext_auth",
+            account.host
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
