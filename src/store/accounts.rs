@@ -173,7 +173,7 @@ impl Store {
     }
 
     /// Remove everything the account owns except messages assigned to a
-    /// contact (see `messages::delete_account_messages`). One transaction.
+    /// contact (see `purge`). One transaction.
     pub fn delete_account(&self, id: &str) -> Result<()> {
         let tx = self.write()?;
         let account = account_in(&tx, id)?.ok_or_else(|| no_account(id))?;
@@ -203,7 +203,7 @@ impl Store {
                     .map_err(st("remove sync state"))?;
             }
         }
-        super::messages::delete_account_messages(&tx, &account)?;
+        super::purge::delete_account_messages(&tx, &account)?;
         tx.commit().map_err(st("commit account deletion"))
     }
 }

@@ -1,10 +1,28 @@
 //! Fetched mail: raw bytes, summaries, server ids and content hashes.
+//!
+//! [`Store::commit_batch`] is the point of no return of a fetch: once it
+//! returns Ok, the raw bytes, the index entries and the server ids of the
+//! batch are on disk in one transaction, and only then may a fetcher delete
+//! the mails on the server (DESIGN.md §4, invariants 1–3). Summaries are
+//! made after the bytes are in hand and can neither panic the daemon nor
+//! stop the mail from being stored (invariant 4).
 
-use redb::WriteTransaction;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
+use super::accounts::{account_in, no_account};
+use super::schema::{
+    self, ACCOUNT_INDEX, CONTENT, COUNTS, FOLDER_INDEX, MESSAGES, RAW, SERVER_IDS,
+};
+use super::{st, Store};
 use crate::account::Account;
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// The folder fetched mail is filed in.
+pub const INBOX: &str = "inbox";
 
 /// One mail as a fetcher received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +71,283 @@ pub struct Summary {
     pub has_attachments: bool,
 }
 
-pub(super) fn delete_account_messages(_tx: &WriteTransaction, _account: &Account) -> Result<()> {
+pub(super) fn meta_json(m: &MessageMeta) -> Result<Vec<u8>> {
+    serde_json::to_vec(m).map_err(st("encode message summary"))
+}
+
+pub(super) fn meta_from(bytes: &[u8]) -> Result<MessageMeta> {
+    serde_json::from_slice(bytes).map_err(st("stored message summary is unreadable"))
+}
+
+/// Lower-case hex SHA-256 of raw bytes: the content key of [`Store::has_content`].
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Add `delta` to the index counters of `(account, folder)` and `("", folder)`.
+pub(super) fn count(tx: &WriteTransaction, account: &str, folder: &str, delta: i64) -> Result<()> {
+    let mut t = tx.open_table(COUNTS).map_err(st("open counts"))?;
+    for scope in [account, ""] {
+        let old = t
+            .get((scope, folder))
+            .map_err(st("read counts"))?
+            .map_or(0, |g| g.value());
+        let new = old.saturating_add_signed(delta);
+        t.insert((scope, folder), new).map_err(st("write counts"))?;
+    }
     Ok(())
+}
+
+/// Write a message's summary and both index entries.
+fn index(tx: &WriteTransaction, m: &MessageMeta) -> Result<()> {
+    tx.open_table(MESSAGES)
+        .map_err(st("open messages"))?
+        .insert(m.id, meta_json(m)?.as_slice())
+        .map_err(st("write message"))?;
+    tx.open_table(FOLDER_INDEX)
+        .map_err(st("open index"))?
+        .insert((m.folder.as_str(), m.date, m.id), ())
+        .map_err(st("write index"))?;
+    tx.open_table(ACCOUNT_INDEX)
+        .map_err(st("open index"))?
+        .insert((m.account.as_str(), m.folder.as_str(), m.date, m.id), ())
+        .map_err(st("write index"))?;
+    count(tx, &m.account, &m.folder, 1)
+}
+
+/// Summarise without letting a panic in the parser escape; a mail that
+/// cannot be summarised is still stored (invariant 4).
+fn safe_summary(summarize: &dyn Fn(&[u8], i64) -> Summary, raw: &[u8], received: i64) -> Summary {
+    catch_unwind(AssertUnwindSafe(|| summarize(raw, received))).unwrap_or_else(|_| {
+        tracing::warn!("summarising a mail panicked; stored with an empty summary");
+        Summary::default()
+    })
+}
+
+impl Store {
+    /// Store a batch of fetched mails in ONE durable transaction (see the
+    /// module docs). Skips mails whose server id is known; a mail whose
+    /// content is already stored for the account only gets its server id
+    /// mapped. Returns the ids of newly stored messages, in batch order.
+    /// NotFound if the account was deleted meanwhile: nothing is stored, so
+    /// the fetcher must not delete anything on the server.
+    pub fn commit_batch(
+        &self,
+        account: &Account,
+        mails: Vec<NewMail>,
+        summarize: &dyn Fn(&[u8], i64) -> Summary,
+    ) -> Result<Vec<u64>> {
+        let tx = self.write()?;
+        if account_in(&tx, &account.id)?.is_none() {
+            return Err(no_account(&account.id));
+        }
+        let acct = account.id.as_str();
+        let mut new_ids = Vec::new();
+        for mail in mails {
+            let NewMail {
+                server_id,
+                raw,
+                received,
+            } = mail;
+            let mut sids = tx.open_table(SERVER_IDS).map_err(st("open server ids"))?;
+            if sids
+                .get((acct, server_id.as_str()))
+                .map_err(st("read server ids"))?
+                .is_some()
+            {
+                continue;
+            }
+            let sha = sha256_hex(&raw);
+            let mut content = tx.open_table(CONTENT).map_err(st("open content"))?;
+            let known = content
+                .get((acct, sha.as_str()))
+                .map_err(st("read content"))?
+                .map(|g| g.value());
+            if let Some(existing) = known {
+                sids.insert((acct, server_id.as_str()), existing)
+                    .map_err(st("write server ids"))?;
+                continue;
+            }
+            let id = schema::next_counter(&tx, schema::KEY_NEXT_MESSAGE)?;
+            let sum = safe_summary(summarize, &raw, received);
+            let meta = MessageMeta {
+                id,
+                account: acct.to_string(),
+                tenant: account.tenant.clone(),
+                folder: INBOX.to_string(),
+                from: sum.from,
+                to: sum.to,
+                cc: sum.cc,
+                subject: sum.subject,
+                date: sum.date.unwrap_or(received),
+                received,
+                size: raw.len() as u64,
+                read: false,
+                has_attachments: sum.has_attachments,
+                contact: String::new(),
+                message_id: sum.message_id,
+                sha256: sha.clone(),
+                account_name: account.name.clone(),
+                account_address: account.address.clone(),
+            };
+            tx.open_table(RAW)
+                .map_err(st("open raw"))?
+                .insert(id, raw.as_slice())
+                .map_err(st("write raw mail"))?;
+            drop(raw);
+            sids.insert((acct, server_id.as_str()), id)
+                .map_err(st("write server ids"))?;
+            content
+                .insert((acct, sha.as_str()), id)
+                .map_err(st("write content"))?;
+            drop((sids, content));
+            index(&tx, &meta)?;
+            new_ids.push(id);
+        }
+        tx.commit().map_err(st("commit fetched mail"))?;
+        Ok(new_ids)
+    }
+
+    /// The bytes exactly as received.
+    pub fn raw(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        let tx = self.read()?;
+        let t = tx.open_table(RAW).map_err(st("open raw"))?;
+        let v = t.get(id).map_err(st("read raw mail"))?;
+        Ok(v.map(|g| g.value().to_vec()))
+    }
+
+    pub fn message(&self, id: u64) -> Result<Option<MessageMeta>> {
+        let tx = self.read()?;
+        let t = tx.open_table(MESSAGES).map_err(st("open messages"))?;
+        let v = t.get(id).map_err(st("read message"))?;
+        v.map(|g| meta_from(g.value())).transpose()
+    }
+
+    /// Change one message's summary; NotFound if it does not exist.
+    fn change_message(&self, id: u64, change: impl FnOnce(&mut MessageMeta)) -> Result<()> {
+        let tx = self.write()?;
+        {
+            let mut t = tx.open_table(MESSAGES).map_err(st("open messages"))?;
+            let mut m = match t.get(id).map_err(st("read message"))? {
+                Some(g) => meta_from(g.value())?,
+                None => return Err(Error::NotFound(format!("no message {id}"))),
+            };
+            change(&mut m);
+            t.insert(id, meta_json(&m)?.as_slice())
+                .map_err(st("write message"))?;
+        }
+        tx.commit().map_err(st("commit message change"))
+    }
+
+    /// Assign to a CRM contact ("" = unassign). An assigned message outlives
+    /// its account and is visible to all users even from a private account.
+    pub fn set_contact(&self, id: u64, contact: &str) -> Result<()> {
+        self.change_message(id, |m| m.contact = contact.to_string())
+    }
+
+    pub fn set_read(&self, id: u64, read: bool) -> Result<()> {
+        self.change_message(id, |m| m.read = read)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::store::tests::pop3;
+    use crate::store::ListQuery;
+
+    pub(crate) fn mail(server_id: &str, body: &str) -> NewMail {
+        NewMail {
+            server_id: server_id.into(),
+            raw: format!("Subject: {body}\r\n\r\n{body}\r\n").into_bytes(),
+            received: 1_700_000_000,
+        }
+    }
+
+    /// A summariser that gives every mail the same Date.
+    pub(crate) fn fixed_summary(date: Option<i64>) -> impl Fn(&[u8], i64) -> Summary {
+        move |_, _| Summary {
+            subject: "s".into(),
+            date,
+            ..Summary::default()
+        }
+    }
+
+    pub(crate) fn inbox() -> ListQuery {
+        ListQuery {
+            account: None,
+            folder: INBOX.into(),
+            offset: 0,
+            limit: 100,
+            visible: Box::new(|_| true),
+        }
+    }
+
+    #[test]
+    fn stores_exact_bytes_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        // Leading dots, bare LF, CR without LF, 8-bit and NUL bytes stay as they are.
+        let odd = b"From: a@b\r\n\r\n..dot\n.\r\nbare\rcr \xff\xfe\x00 end".to_vec();
+        let big: Vec<u8> = (0..25 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+        let (a, ids) = {
+            let store = Store::open(dir.path()).unwrap();
+            let a = store.create_account(|id| pop3(id, None)).unwrap();
+            let batch = vec![
+                NewMail {
+                    server_id: "pop3:odd".into(),
+                    raw: odd.clone(),
+                    received: 5,
+                },
+                NewMail {
+                    server_id: "pop3:big".into(),
+                    raw: big.clone(),
+                    received: 6,
+                },
+            ];
+            let ids = store.commit_batch(&a, batch, &fixed_summary(None)).unwrap();
+            (a, ids)
+        };
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(store.raw(ids[0]).unwrap().unwrap(), odd);
+        assert!(store.raw(ids[1]).unwrap().unwrap() == big);
+        let m = store.message(ids[1]).unwrap().unwrap();
+        assert_eq!(m.size, big.len() as u64);
+        assert_eq!((m.date, m.received), (6, 6), "no Date header: received");
+        assert_eq!(m.account, a.id);
+        assert_eq!(m.account_address, "info@example.org");
+        assert_eq!(m.sha256, sha256_hex(&big));
+        assert!(store.raw(999).unwrap().is_none());
+        assert!(store.message(999).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_panicking_summary_still_stores_the_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.create_account(|id| pop3(id, None)).unwrap();
+        let boom = |_: &[u8], _: i64| -> Summary { panic!("hostile mail") };
+        let ids = store
+            .commit_batch(&a, vec![mail("pop3:1", "x")], &boom)
+            .unwrap();
+        let m = store.message(ids[0]).unwrap().unwrap();
+        assert_eq!((m.subject.as_str(), m.date), ("", 1_700_000_000));
+    }
+
+    #[test]
+    fn nothing_is_stored_for_a_deleted_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.create_account(|id| pop3(id, None)).unwrap();
+        store.delete_account(&a.id).unwrap();
+        let err = store
+            .commit_batch(&a, vec![mail("pop3:1", "x")], &fixed_summary(None))
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)));
+        assert!(store.raw(1).unwrap().is_none());
+        assert!(store.known_server_ids(&a.id, "").unwrap().is_empty());
+    }
 }

@@ -9,13 +9,16 @@
 //!
 //! Files: [`schema`] (tables, meta, migrations), [`secret`] (encryption at
 //! rest), `accounts` (accounts and secrets), `messages` (fetched mail),
-//! `list` (paging).
+//! `tracking` (server ids, content hashes, sync state), `purge` (what an
+//! account deletion removes), `list` (paging).
 
 mod accounts;
 mod list;
 mod messages;
+mod purge;
 pub mod schema;
 mod secret;
+mod tracking;
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -28,7 +31,7 @@ use rand::RngCore;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
 pub use list::ListQuery;
-pub use messages::{MessageMeta, NewMail, Summary};
+pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
 pub use secret::{Secret, SecretKind};
 
 use crate::error::{Error, Result};
