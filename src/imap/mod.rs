@@ -1,8 +1,13 @@
 //! IMAP: session, fetch (UIDVALIDITY/UID), idle.
 //!
-//! - `session`: TCP/TLS/STARTTLS, greeting, CAPABILITY, LOGIN, timeouts.
-//! - `fetch`: INBOX -> store in durable batches -> delete on server.
-//! - `idle`: wait for new mail with IDLE (RFC 2177).
+//! - [`session`]: TCP/TLS/STARTTLS, greeting, CAPABILITY, LOGIN, timeouts.
+//! - [`fetch`]: INBOX -> store in durable batches -> delete on server.
+//! - [`idle`]: wait for new mail with IDLE (RFC 2177).
 //! - [`uidset`]: UID sets, batches and server ids (pure).
 
+pub mod fetch;
+pub mod idle;
+pub mod session;
 pub mod uidset;
+
+pub use idle::{wait_for_change, IdleOutcome};

@@ -1,0 +1,389 @@
+//! Connecting and logging in: implicit TLS, STARTTLS or clear text, the
+//! greeting, CAPABILITY and LOGIN — everything up to an authenticated
+//! [`Session`], with every server round-trip under the read timeout.
+//!
+//! The pre-login STARTTLS dialogue is done by hand on the raw stream, with
+//! our own tags, because async-imap's `Client` offers no typed CAPABILITY or
+//! STARTTLS before login. After STARTTLS the plain-text `Client` (and with it
+//! any bytes the server sent after its tagged OK) is thrown away, and the
+//! capabilities are asked for afresh over TLS (RFC 3501 §6.2.1: the client
+//! MUST discard cached capability information after STARTTLS) — so nothing a
+//! man in the middle injected before the handshake survives it.
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::future::Future;
+
+use async_imap::imap_proto::{Capability as ProtoCap, Response, Status};
+use async_imap::types::Capability;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::account::{Account, Encryption};
+use crate::error::{Error, Result};
+use crate::net::{self, Stream, Timeouts, TlsContext};
+
+/// An IMAP connection before login.
+pub type Client = async_imap::Client<Stream>;
+/// An authenticated IMAP connection.
+pub type Session = async_imap::Session<Stream>;
+
+/// Capability names, upper-cased (RFC 3501 §7.2.1: capability names are
+/// case-insensitive; async-imap compares them case-sensitively).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caps(HashSet<String>);
+
+impl Caps {
+    /// Whether the server announced `name` (any case).
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains(&name.to_ascii_uppercase())
+    }
+
+    fn from_proto<'a>(caps: impl IntoIterator<Item = &'a ProtoCap<'a>>) -> Caps {
+        Caps(
+            caps.into_iter()
+                .map(|c| match c {
+                    ProtoCap::Imap4rev1 => "IMAP4REV1".to_string(),
+                    ProtoCap::Auth(m) => format!("AUTH={}", m.to_ascii_uppercase()),
+                    ProtoCap::Atom(a) => a.to_ascii_uppercase(),
+                })
+                .collect(),
+        )
+    }
+
+    /// The capabilities of a logged-in session (they may differ from the
+    /// pre-login ones, RFC 3501 §6.2.3).
+    pub async fn of_session(session: &mut Session, t: &Timeouts, host: &str) -> Result<Caps> {
+        let caps = timed(t, host, "asking for CAPABILITY", async {
+            session
+                .capabilities()
+                .await
+                .map_err(|e| imap_error(host, "CAPABILITY", e))
+        })
+        .await?;
+        Ok(Caps(
+            caps.iter()
+                .map(|c| match c {
+                    Capability::Imap4rev1 => "IMAP4REV1".to_string(),
+                    Capability::Auth(m) => format!("AUTH={}", m.to_ascii_uppercase()),
+                    Capability::Atom(a) => a.to_ascii_uppercase(),
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// Runs one server round-trip under the read timeout, so that a server that
+/// accepts the connection and then says nothing cannot hang a fetch.
+pub async fn timed<T>(
+    t: &Timeouts,
+    host: &str,
+    what: &str,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(t.read, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Connection(format!(
+            "{host}: no answer within {} s while {what}",
+            t.read.as_secs()
+        ))),
+    }
+}
+
+/// Maps an async-imap error to one of ours. The texts of NO/BAD come from
+/// the server; async-imap never puts command arguments (the password) in them.
+pub fn imap_error(host: &str, what: &str, e: async_imap::error::Error) -> Error {
+    use async_imap::error::Error as E;
+    match e {
+        E::No(text) | E::Bad(text) => Error::Connection(format!(
+            "{host}: server refused {what}: {}",
+            server_text(&text)
+        )),
+        E::ConnectionLost => Error::Connection(format!(
+            "{host}: the server closed the connection during {what}"
+        )),
+        E::Io(io) => Error::Connection(format!("{host}: connection failed during {what}: {io}")),
+        other => Error::Connection(format!("{host}: protocol error during {what}: {other}")),
+    }
+}
+
+/// Pulls the human text out of async-imap's `code: …, info: Some("…")`
+/// rendering of a NO/BAD reply; falls back to the whole rendering.
+pub fn server_text(rendered: &str) -> String {
+    const INFO: &str = "info: Some(\"";
+    let code = rendered
+        .strip_prefix("code: Some(")
+        .and_then(|r| r.split_once("), info:"))
+        .map(|(c, _)| c.to_string());
+    let info = rendered
+        .find(INFO)
+        .map(|i| &rendered[i + INFO.len()..])
+        .and_then(|r| r.strip_suffix("\")"))
+        .map(|s| s.replace("\\\"", "\""));
+    match (info, code) {
+        (Some(i), Some(c)) => format!("{i} [{c}]"),
+        (Some(i), None) => i,
+        _ => rendered.to_string(),
+    }
+}
+
+/// Connects per the account's `encryption` and reads the greeting.
+///
+/// STARTTLS (RFC 3501 §6.2.1, RFC 2595 §3.1): a PREAUTH greeting on a
+/// connection that is to be upgraded is refused — the session would already
+/// be authenticated in clear text, which is the STARTTLS-stripping attack
+/// (RFC 2595 §3.1, CVE-2020-12398); no STARTTLS capability is an error, never
+/// a silent fall-back to clear text.
+pub async fn connect(account: &Account, tls: &TlsContext, t: &Timeouts) -> Result<Client> {
+    let host = account.host.as_str();
+    let pin = Some(account.tls_pin.as_str()).filter(|p| !p.is_empty());
+    let tcp = net::connect_tcp(host, account.port, t).await?;
+    match account.encryption {
+        Encryption::None => {
+            let mut client = Client::new(Stream::Plain(tcp));
+            greeting(&mut client, t, host).await?;
+            Ok(client)
+        }
+        Encryption::Tls => {
+            let stream = net::start_tls(tcp, host, tls, pin, t).await?;
+            let mut client = Client::new(stream);
+            greeting(&mut client, t, host).await?;
+            Ok(client)
+        }
+        Encryption::Starttls => {
+            let tcp = starttls_dialogue(tcp, t, host).await?;
+            let stream = net::start_tls(tcp, host, tls, pin, t).await?;
+            // No greeting after the handshake (RFC 3501 §6.2.1).
+            Ok(Client::new(stream))
+        }
+    }
+}
+
+/// Greeting, CAPABILITY, STARTTLS in clear text; returns the bare TCP stream
+/// ready for the TLS handshake, dropping anything buffered after the OK.
+async fn starttls_dialogue(tcp: TcpStream, t: &Timeouts, host: &str) -> Result<TcpStream> {
+    let mut client = async_imap::Client::new(tcp);
+    if greeting(&mut client, t, host).await? {
+        return Err(Error::Tls(format!(
+            "{host}: server sent PREAUTH before STARTTLS; refusing the connection, \
+             because a PREAUTH session can no longer be upgraded to TLS \
+             (RFC 2595 §3.1, a STARTTLS-stripping attack)"
+        )));
+    }
+    let caps = pre_auth(&mut client, t, host, "pfcap", "CAPABILITY").await?;
+    if !caps.has("STARTTLS") {
+        return Err(Error::Tls(format!(
+            "{host}: server does not offer STARTTLS; refusing to continue without TLS \
+             (choose encryption tls, or none if the server really has no TLS)"
+        )));
+    }
+    pre_auth(&mut client, t, host, "pftls", "STARTTLS").await?;
+    Ok(client.into_inner())
+}
+
+/// Reads the server greeting (RFC 3501 §7.1): OK or PREAUTH (returns true);
+/// BYE is a refusal.
+async fn greeting<T>(client: &mut async_imap::Client<T>, t: &Timeouts, host: &str) -> Result<bool>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+{
+    timed(t, host, "waiting for the greeting", async {
+        let resp = client
+            .read_response()
+            .await
+            .map_err(|e| Error::Connection(format!("{host}: reading the greeting failed: {e}")))?
+            .ok_or_else(|| {
+                Error::Connection(format!(
+                    "{host}: the server closed the connection before its greeting"
+                ))
+            })?;
+        match resp.parsed() {
+            Response::Data {
+                status: Status::Ok, ..
+            } => Ok(false),
+            Response::Data {
+                status: Status::PreAuth,
+                ..
+            } => Ok(true),
+            Response::Data {
+                status: Status::Bye,
+                outcome,
+            } => Err(Error::Connection(format!(
+                "{host}: the server refused the connection: {}",
+                outcome.information.as_deref().unwrap_or("BYE")
+            ))),
+            _ => Err(Error::Connection(format!(
+                "{host}: the server did not greet like an IMAP server"
+            ))),
+        }
+    })
+    .await
+}
+
+/// Sends one command before login with our own tag and reads up to its
+/// tagged reply; returns the capabilities seen in untagged CAPABILITY data.
+async fn pre_auth<T>(
+    client: &mut async_imap::Client<T>,
+    t: &Timeouts,
+    host: &str,
+    tag: &str,
+    command: &str,
+) -> Result<Caps>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+{
+    timed(t, host, &format!("sending {command}"), async {
+        let line = format!("{tag} {command}\r\n");
+        let io =
+            |e: std::io::Error| Error::Connection(format!("{host}: sending {command} failed: {e}"));
+        client
+            .get_mut()
+            .write_all(line.as_bytes())
+            .await
+            .map_err(io)?;
+        client.get_mut().flush().await.map_err(io)?;
+        let mut caps = Caps::default();
+        loop {
+            let resp = client
+                .read_response()
+                .await
+                .map_err(|e| {
+                    Error::Connection(format!(
+                        "{host}: reading the reply to {command} failed: {e}"
+                    ))
+                })?
+                .ok_or_else(|| {
+                    Error::Connection(format!(
+                        "{host}: the server closed the connection after {command}"
+                    ))
+                })?;
+            match resp.parsed() {
+                Response::Capabilities(c) => caps = Caps::from_proto(c),
+                Response::Done {
+                    tag: done,
+                    status,
+                    outcome,
+                } if done.0 == tag => {
+                    if *status == Status::Ok {
+                        return Ok(caps);
+                    }
+                    let text = outcome.information.as_deref().unwrap_or("");
+                    return Err(if command == "STARTTLS" {
+                        Error::Tls(format!("{host}: server refused STARTTLS: {text}"))
+                    } else {
+                        Error::Connection(format!("{host}: server refused {command}: {text}"))
+                    });
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+}
+
+/// Logs in with LOGIN (RFC 3501 §6.2.3) after a fresh CAPABILITY.
+///
+/// Errors never contain the password: async-imap's NO/BAD texts are the
+/// server's reply, and we build the rest from the user name and host only.
+pub async fn login(
+    client: Client,
+    user: &str,
+    password: &str,
+    t: &Timeouts,
+    host: &str,
+) -> Result<Session> {
+    let mut client = client;
+    let caps = pre_auth(&mut client, t, host, "pfcap2", "CAPABILITY").await?;
+    if caps.has("LOGINDISABLED") {
+        return Err(Error::Authentication(format!(
+            "{host}: the server forbids LOGIN on this connection (LOGINDISABLED); \
+             use encryption tls or starttls"
+        )));
+    }
+    let attempt = tokio::time::timeout(t.read, client.login(user, password)).await;
+    match attempt {
+        Err(_) => Err(Error::Connection(format!(
+            "{host}: no answer to LOGIN within {} s",
+            t.read.as_secs()
+        ))),
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err((e, _client))) => Err(match e {
+            async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
+                Error::Authentication(format!(
+                    "login rejected by server: {} (user {user:?} at {host})",
+                    server_text(&text)
+                ))
+            }
+            async_imap::error::Error::Validate(_) => Error::Authentication(
+                "the user name or password contains a line break, which IMAP LOGIN cannot carry"
+                    .into(),
+            ),
+            other => imap_error(host, "LOGIN", other),
+        }),
+    }
+}
+
+/// Connects and logs in with the account's settings: refuses a clear-text
+/// password to a non-loopback host first (DESIGN.md §1), then [`connect`],
+/// then [`login`].
+pub async fn open(
+    account: &Account,
+    password: &str,
+    tls: &TlsContext,
+    t: &Timeouts,
+) -> Result<Session> {
+    if account.encryption == Encryption::None {
+        net::check_plaintext_auth(account)?;
+    }
+    let client = connect(account, tls, t).await?;
+    login(client, &account.username, password, t, &account.host).await
+}
+
+/// Says LOGOUT (RFC 3501 §6.1.3) and ignores a failure: the work is done,
+/// and a server that hangs up first has not lost anything of ours.
+pub async fn logout(mut session: Session, t: &Timeouts) {
+    if let Ok(Err(e)) = tokio::time::timeout(t.read, session.logout()).await {
+        tracing::debug!("LOGOUT failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_extracts_info_and_code() {
+        assert_eq!(
+            server_text(
+                r#"code: Some(AuthenticationFailed), info: Some("Authentication failed.")"#
+            ),
+            "Authentication failed. [AuthenticationFailed]"
+        );
+        assert_eq!(
+            server_text(r#"code: None, info: Some("say \"hi\"")"#),
+            r#"say "hi""#
+        );
+        assert_eq!(server_text("odd"), "odd");
+    }
+
+    /// async-imap logs each command, LOGIN and its password included, with
+    /// `log::trace!`; Cargo.toml compiles that level out of the binary.
+    #[test]
+    fn trace_logging_that_could_show_passwords_is_compiled_out() {
+        assert!(log::STATIC_MAX_LEVEL <= log::LevelFilter::Debug);
+    }
+
+    #[test]
+    fn caps_are_case_insensitive() {
+        let caps = Caps::from_proto(&[
+            ProtoCap::Imap4rev1,
+            ProtoCap::Atom("StartTLS".into()),
+            ProtoCap::Auth("plain".into()),
+        ]);
+        assert!(caps.has("STARTTLS"));
+        assert!(caps.has("starttls"));
+        assert!(caps.has("AUTH=PLAIN"));
+        assert!(caps.has("imap4rev1"));
+        assert!(!caps.has("IDLE"));
+    }
+}
