@@ -45,6 +45,10 @@ impl Store {
     /// unless more than [`TOTAL_SCAN`] entries follow the page; then the
     /// unscanned rest is counted as visible).
     pub fn list_messages(&self, q: &ListQuery) -> Result<(Vec<MessageMeta>, u32)> {
+        self.list_scanning(q, TOTAL_SCAN)
+    }
+
+    fn list_scanning(&self, q: &ListQuery, total_scan: u64) -> Result<(Vec<MessageMeta>, u32)> {
         let tx = self.read()?;
         let folder = q.folder.as_str();
         let scope = q.account.as_deref().unwrap_or("");
@@ -86,7 +90,7 @@ impl Store {
         let mut cut_short = false;
         for id in ids {
             if matched >= end {
-                if past_page >= TOTAL_SCAN {
+                if past_page >= total_scan {
                     cut_short = true;
                     break;
                 }
@@ -203,5 +207,26 @@ mod tests {
         q.visible = Box::new(|m| m.id % 2 == 0);
         let (page, total) = store.list_messages(&q).unwrap();
         assert_eq!((ids(&page), total), (vec![4, 2], 3));
+    }
+
+    #[test]
+    fn total_is_estimated_past_the_scan_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.create_account(|id| pop3(id, None)).unwrap();
+        let mails = (0..10)
+            .map(|i| mail(&format!("pop3:{i}"), &format!("m{i}")))
+            .collect();
+        store
+            .commit_batch(&a, mails, &fixed_summary(Some(7)))
+            .unwrap();
+        let mut q = all(None, 0, 2);
+        q.visible = Box::new(|m| m.id % 2 == 0);
+        // Exact with room to scan: ids 10,8 on the page, 5 visible in all.
+        assert_eq!(store.list_scanning(&q, 100).unwrap().1, 5);
+        // Page 10,8 needs 3 entries; 2 more scanned (7,6 -> one match);
+        // the 5 unscanned entries are counted as visible: 3 + 5 = 8.
+        let (page, total) = store.list_scanning(&q, 2).unwrap();
+        assert_eq!((ids(&page), total), (vec![10, 8], 8));
     }
 }

@@ -297,6 +297,14 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn store_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Store>();
+        fn assert_send<T: Send>() {}
+        assert_send::<ListQuery>();
+    }
+
+    #[test]
     fn reopen_keeps_installation_id_and_accounts() {
         let dir = tempfile::tempdir().unwrap();
         let (id, acct) = {
