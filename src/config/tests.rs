@@ -163,3 +163,23 @@ fn load_checks_the_extra_ca_file_exists() {
     std::fs::write(&ca, "pem").unwrap();
     assert_eq!(Config::load(&cfg).unwrap().tls.extra_ca_file, Some(ca));
 }
+
+/// The shipped example must parse, give the defaults, and every commented
+/// key in it must be a real key (uncommented, it still parses).
+#[test]
+fn packaged_example_is_valid() {
+    let text = include_str!("../../packaging/postfach.toml.example");
+    assert_eq!(Config::parse(text).unwrap(), Config::default());
+    let uncommented: String = text
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = Config::parse(&uncommented).unwrap();
+    assert_eq!(c.log_level.as_deref(), Some("info"));
+    assert_eq!(c.access.users.len(), 1);
+    assert!(c.tls.extra_ca_file.is_some());
+}
