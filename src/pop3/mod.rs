@@ -1,1 +1,10 @@
-//! Our own POP3 client (DESIGN.md §2 says why not async-pop).
+//! Our own POP3 client (DESIGN.md §2 says why not async-pop): [`wire`]
+//! reads replies defensively and dot-unstuffs in one pass, [`client`] speaks
+//! the commands, [`fetch`] runs one account's fetch against the store.
+
+pub mod client;
+pub mod fetch;
+pub mod wire;
+
+pub use client::{Capabilities, Client};
+pub use fetch::fetch;

@@ -1,0 +1,402 @@
+//! A POP3 client session (RFC 1939) with CAPA (RFC 2449), STLS (RFC 2595),
+//! SASL PLAIN (RFC 4616 over RFC 5034), XOAUTH2 and pipelining.
+//!
+//! Generic over the stream so the tests can script a server over
+//! `tokio::io::duplex`. After STLS the session is over: [`Client::stls`]
+//! hands back the raw stream for `net::start_tls`, and the caller builds a
+//! new client on the TLS stream (RFC 2595 §4: all state is discarded).
+
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::time::timeout;
+
+use super::wire::{read_line, read_multiline};
+use crate::error::{Error, Result};
+
+/// Default cap for one mail; larger mails are refused, not truncated.
+pub const DEFAULT_MAX_MAIL: usize = 100 * 1024 * 1024;
+/// Cap for UIDL and LIST listings (100 000 mails × ~80 bytes fit easily).
+const MAX_LISTING: usize = 64 * 1024 * 1024;
+/// RFC 2449 §4: commands are at most 255 octets including CRLF.
+const MAX_COMMAND: usize = 255;
+/// Most RETR commands in flight at once when the server pipelines.
+pub const PIPELINE_WINDOW: usize = 32;
+
+/// What the server announced in its CAPA reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub stls: bool,
+    pub pipelining: bool,
+    pub uidl: bool,
+    /// SASL mechanisms, upper case.
+    pub sasl: Vec<String>,
+}
+
+impl Capabilities {
+    pub fn has_sasl(&self, mech: &str) -> bool {
+        self.sasl.iter().any(|m| m.eq_ignore_ascii_case(mech))
+    }
+}
+
+/// One POP3 session over `S`.
+#[derive(Debug)]
+pub struct Client<S> {
+    io: BufReader<S>,
+    read: Duration,
+    max_mail: usize,
+    pipelining: bool,
+}
+
+/// Server text made safe for an error message: lossy UTF-8, no control
+/// characters, at most 200 characters.
+pub(super) fn server_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(200)
+        .collect()
+}
+
+/// A status line: Ok(text after "+OK") or Err(text after "-ERR"); anything
+/// else is a protocol error.
+fn status(line: &[u8]) -> Result<std::result::Result<String, String>> {
+    let rest = |n: usize| server_text(line[n..].strip_prefix(b" ").unwrap_or(&line[n..]));
+    if line.starts_with(b"+OK") {
+        Ok(Ok(rest(3)))
+    } else if line.starts_with(b"-ERR") {
+        Ok(Err(rest(4)))
+    } else {
+        Err(Error::Connection(format!(
+            "POP3 server sent {:?} where +OK or -ERR belongs",
+            server_text(line)
+        )))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
+    /// Wrap a connected stream and read the greeting (RFC 1939 §4).
+    pub async fn connect(stream: S, read: Duration) -> Result<(Client<S>, String)> {
+        let mut c = Client::resume(stream, read);
+        let line = read_line(&mut c.io, read).await?;
+        match status(&line)? {
+            Ok(greeting) => Ok((c, greeting)),
+            Err(text) => Err(Error::Connection(format!(
+                "POP3 server refused the connection: {text}"
+            ))),
+        }
+    }
+
+    /// Continue on a stream that carries no greeting: the TLS stream after
+    /// STLS (RFC 2595 §4). Call [`Client::capa`] again before anything else.
+    pub fn resume(stream: S, read: Duration) -> Client<S> {
+        Client {
+            io: BufReader::new(stream),
+            read,
+            max_mail: DEFAULT_MAX_MAIL,
+            pipelining: false,
+        }
+    }
+
+    /// Refuse mails larger than `bytes`.
+    pub fn set_max_mail(&mut self, bytes: usize) {
+        self.max_mail = bytes;
+    }
+
+    /// Whether RETRs are pipelined (set from CAPA by [`Client::capa`]).
+    pub fn pipelining(&self) -> bool {
+        self.pipelining
+    }
+
+    async fn send(&mut self, line: &[u8]) -> Result<()> {
+        let write = async {
+            self.io.get_mut().write_all(line).await?;
+            self.io.get_mut().flush().await
+        };
+        match timeout(self.read, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Connection(format!(
+                "POP3 connection broke while sending: {e}"
+            ))),
+            Err(_) => Err(Error::Connection(format!(
+                "POP3 server did not accept data within {} s",
+                self.read.as_secs()
+            ))),
+        }
+    }
+
+    /// Send a command built from `parts`; arguments must not smuggle a line
+    /// break (a second command) or exceed the RFC 2449 length.
+    async fn command(&mut self, parts: &[&str]) -> Result<()> {
+        let mut line = parts.join(" ");
+        if line.contains(['\r', '\n', '\0']) {
+            return Err(Error::invalid(
+                "username",
+                "contains a line break or NUL, which POP3 cannot carry",
+            ));
+        }
+        line.push_str("\r\n");
+        if line.len() > MAX_COMMAND {
+            return Err(Error::invalid(
+                "username",
+                "too long for a POP3 command (255 octets)",
+            ));
+        }
+        self.send(line.as_bytes()).await
+    }
+
+    async fn status(&mut self) -> Result<std::result::Result<String, String>> {
+        let line = read_line(&mut self.io, self.read).await?;
+        status(&line)
+    }
+
+    /// A command that must succeed; -ERR becomes a Connection error naming it.
+    async fn simple(&mut self, parts: &[&str], what: &str) -> Result<String> {
+        self.command(parts).await?;
+        self.status()
+            .await?
+            .map_err(|text| Error::Connection(format!("POP3 server refused {what}: {text}")))
+    }
+
+    /// CAPA (RFC 2449 §5). A server without CAPA answers -ERR: no extensions.
+    pub async fn capa(&mut self) -> Result<Capabilities> {
+        self.command(&["CAPA"]).await?;
+        let mut caps = Capabilities::default();
+        if self.status().await?.is_err() {
+            return Ok(caps);
+        }
+        let body = read_multiline(&mut self.io, self.read, MAX_LISTING, "the CAPA list").await?;
+        for line in body.split(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(line);
+            let mut words = line.split_ascii_whitespace();
+            match words.next().map(str::to_ascii_uppercase).as_deref() {
+                Some("STLS") => caps.stls = true,
+                Some("PIPELINING") => caps.pipelining = true,
+                Some("UIDL") => caps.uidl = true,
+                Some("SASL") => caps.sasl = words.map(str::to_ascii_uppercase).collect(),
+                _ => {}
+            }
+        }
+        self.pipelining = caps.pipelining;
+        Ok(caps)
+    }
+
+    /// STLS (RFC 2595 §4): on +OK, return the raw stream for the TLS
+    /// handshake. Bytes the server sent after its +OK would be read as if
+    /// they came over TLS; that is the STARTTLS injection attack
+    /// (CVE-2011-0411 family), so it is an error.
+    pub async fn stls(mut self) -> Result<S> {
+        self.command(&["STLS"]).await?;
+        if let Err(text) = self.status().await? {
+            return Err(Error::Tls(format!("POP3 server refused STLS: {text}")));
+        }
+        if !self.io.buffer().is_empty() {
+            return Err(Error::Connection(
+                "POP3 server sent data after its +OK to STLS; refusing the TLS upgrade".into(),
+            ));
+        }
+        Ok(self.io.into_inner())
+    }
+
+    /// USER/PASS (RFC 1939 §7).
+    pub async fn login_user_pass(&mut self, user: &str, password: &str) -> Result<()> {
+        self.command(&["USER", user]).await?;
+        if let Err(text) = self.status().await? {
+            return Err(rejected(&text));
+        }
+        if password.contains(['\r', '\n', '\0']) {
+            return Err(Error::invalid(
+                "password",
+                "contains a line break or NUL, which POP3 cannot carry",
+            ));
+        }
+        self.send(format!("PASS {password}\r\n").as_bytes()).await?;
+        self.status().await?.map(drop).map_err(|t| rejected(&t))
+    }
+
+    /// AUTH PLAIN (RFC 4616 message, RFC 5034 exchange), with the initial
+    /// response when the command fits in 255 octets, else after "+ ".
+    pub async fn login_plain(&mut self, user: &str, password: &str) -> Result<()> {
+        let blob = b64(format!("\0{user}\0{password}").as_bytes());
+        if "AUTH PLAIN ".len() + blob.len() + 2 <= MAX_COMMAND {
+            self.send(format!("AUTH PLAIN {blob}\r\n").as_bytes())
+                .await?;
+        } else {
+            self.command(&["AUTH", "PLAIN"]).await?;
+            self.expect_continuation().await?;
+            self.send(format!("{blob}\r\n").as_bytes()).await?;
+        }
+        self.auth_result().await
+    }
+
+    /// AUTH XOAUTH2 in the two-step form Office 365 requires: the command,
+    /// then the blob after "+ ". A rejected token gets a "+ <json>" error
+    /// challenge, which the client answers with an empty line before the
+    /// final -ERR (Microsoft's and Dovecot's documented behaviour).
+    pub async fn login_xoauth2(&mut self, user: &str, token: &str) -> Result<()> {
+        self.command(&["AUTH", "XOAUTH2"]).await?;
+        self.expect_continuation().await?;
+        let blob = b64(format!("user={user}\x01auth=Bearer {token}\x01\x01").as_bytes());
+        self.send(format!("{blob}\r\n").as_bytes()).await?;
+        let line = read_line(&mut self.io, self.read).await?;
+        if let Some(challenge) = line.strip_prefix(b"+") {
+            let detail = base64::engine::general_purpose::STANDARD
+                .decode(challenge.trim_ascii())
+                .map(|json| server_text(&json))
+                .unwrap_or_default();
+            self.send(b"\r\n").await?;
+            let text = match self.status().await? {
+                Ok(_) => return Ok(()),
+                Err(text) => text,
+            };
+            return Err(rejected(&format!("{text} {detail}")));
+        }
+        status(&line)?.map(drop).map_err(|t| rejected(&t))
+    }
+
+    async fn expect_continuation(&mut self) -> Result<()> {
+        let line = read_line(&mut self.io, self.read).await?;
+        if line.starts_with(b"+ ") || line == b"+" {
+            return Ok(());
+        }
+        match status(&line)? {
+            Err(text) => Err(rejected(&text)),
+            Ok(text) => Err(Error::Connection(format!(
+                "POP3 server sent +OK {text:?} where a SASL challenge belongs"
+            ))),
+        }
+    }
+
+    async fn auth_result(&mut self) -> Result<()> {
+        let line = read_line(&mut self.io, self.read).await?;
+        if line.starts_with(b"+ ") || line == b"+" {
+            // An unexpected challenge: cancel the exchange (RFC 5034 §4).
+            self.send(b"*\r\n").await?;
+            let text = self.status().await?.err().unwrap_or_default();
+            return Err(rejected(&text));
+        }
+        status(&line)?.map(drop).map_err(|t| rejected(&t))
+    }
+
+    /// UIDL (RFC 1939 §7): (message number, unique id). None when the
+    /// server does not support UIDL.
+    pub async fn uidl(&mut self) -> Result<Option<Vec<(u32, String)>>> {
+        self.command(&["UIDL"]).await?;
+        if self.status().await?.is_err() {
+            return Ok(None);
+        }
+        let body = read_multiline(&mut self.io, self.read, MAX_LISTING, "the UIDL list").await?;
+        parse_listing(&body, "UIDL", |s| {
+            // RFC 1939: 1 to 70 characters in 0x21..=0x7E.
+            (!s.is_empty() && s.len() <= 70 && s.bytes().all(|b| (0x21..=0x7e).contains(&b)))
+                .then(|| s.to_string())
+        })
+        .map(Some)
+    }
+
+    /// LIST (RFC 1939 §5): (message number, size in octets).
+    pub async fn list(&mut self) -> Result<Vec<(u32, u64)>> {
+        self.simple(&["LIST"], "LIST").await?;
+        let body = read_multiline(&mut self.io, self.read, MAX_LISTING, "the LIST list").await?;
+        parse_listing(&body, "LIST", |s| s.parse::<u64>().ok())
+    }
+
+    /// RETR the given messages, pipelined in a window of
+    /// [`PIPELINE_WINDOW`] when CAPA offered PIPELINING (RFC 2449 §6.6).
+    /// Replies come back in command order; a per-message -ERR (e.g. deleted
+    /// by another session) is returned as Err(server text) for that message
+    /// and does not end the session.
+    pub async fn retr_many(
+        &mut self,
+        msgs: &[u32],
+    ) -> Result<Vec<std::result::Result<Vec<u8>, String>>> {
+        let window = if self.pipelining { PIPELINE_WINDOW } else { 1 };
+        let mut out = Vec::with_capacity(msgs.len());
+        let mut sent = 0;
+        while out.len() < msgs.len() {
+            if sent < msgs.len() && sent - out.len() < window {
+                let end = msgs.len().min(out.len() + window);
+                let mut cmds = String::new();
+                for n in &msgs[sent..end] {
+                    cmds.push_str(&format!("RETR {n}\r\n"));
+                }
+                self.send(cmds.as_bytes()).await?;
+                sent = end;
+            }
+            let n = msgs[out.len()];
+            out.push(match self.status().await? {
+                Ok(_) => Ok(self.read_mail(n).await?),
+                Err(text) => Err(text),
+            });
+        }
+        Ok(out)
+    }
+
+    /// RETR one message.
+    pub async fn retr(&mut self, n: u32) -> Result<Vec<u8>> {
+        self.simple(&["RETR", &n.to_string()], &format!("RETR {n}"))
+            .await?;
+        self.read_mail(n).await
+    }
+
+    async fn read_mail(&mut self, n: u32) -> Result<Vec<u8>> {
+        let what = format!("message {n}");
+        read_multiline(&mut self.io, self.read, self.max_mail, &what).await
+    }
+
+    /// DELE (RFC 1939 §5): marks only; QUIT commits.
+    pub async fn dele(&mut self, n: u32) -> Result<()> {
+        self.simple(&["DELE", &n.to_string()], &format!("DELE {n}"))
+            .await
+            .map(drop)
+    }
+
+    /// QUIT (RFC 1939 §6): the UPDATE state, where marked deletes happen.
+    /// An -ERR here means the server could not remove them.
+    pub async fn quit(mut self) -> Result<()> {
+        self.simple(&["QUIT"], "QUIT (deleting marked messages)")
+            .await?;
+        let _ = timeout(self.read, self.io.get_mut().shutdown()).await;
+        Ok(())
+    }
+}
+
+fn rejected(text: &str) -> Error {
+    Error::Authentication(format!("login rejected by server: {}", text.trim()))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Parse "n value" lines; garbage is a protocol error, not a skipped line
+/// (a misread listing could make us delete the wrong message).
+fn parse_listing<T>(
+    body: &[u8],
+    what: &str,
+    value: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<(u32, T)>> {
+    let mut out = Vec::new();
+    for line in body.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let text = std::str::from_utf8(line).ok();
+        let parsed = text.and_then(|t| {
+            let (n, v) = t.trim().split_once(' ')?;
+            Some((n.parse::<u32>().ok().filter(|n| *n > 0)?, value(v.trim())?))
+        });
+        match parsed {
+            Some(entry) => out.push(entry),
+            None => {
+                return Err(Error::Connection(format!(
+                    "POP3 server sent a malformed {what} line: {:?}",
+                    server_text(line)
+                )))
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,284 @@
+//! One POP3 fetch of one account: connect, log in, find new mails by UIDL,
+//! RETR them in pipelined batches, commit each batch durably, and only then
+//! delete on the server.
+//!
+//! Deletion safety (DESIGN.md §4, invariant 1): DELE only marks; RFC 1939
+//! §6 removes marked mails at QUIT, and QUIT is sent only after every batch
+//! is committed. A connection that drops before QUIT deletes nothing (§5:
+//! the server must not enter UPDATE state), which is the safety net for
+//! crashes and stops in the middle of a fetch.
+
+use std::collections::{HashMap, HashSet};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::client::{Capabilities, Client, DEFAULT_MAX_MAIL};
+use crate::account::{Account, Encryption};
+use crate::error::{Error, Result};
+use crate::fetch::{FetchReport, Progress};
+use crate::net::{self, Stream, Timeouts, TlsContext};
+use crate::store::{sha256_hex, NewMail, Store};
+
+/// Server id prefix for mails identified by UIDL.
+pub const UIDL_PREFIX: &str = "pop3:";
+/// Server id prefix for mails of servers without (usable) UIDL: the SHA-256
+/// of the bytes. Identifying a mail then needs its bytes, so every such mail
+/// is downloaded on every fetch; the fetch says so in its warning.
+pub const NOUIDL_PREFIX: &str = "pop3-nouidl:";
+
+/// Batch bounds for one store transaction (group commit: one fsync per
+/// batch, and at most this much mail held in memory).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub batch_mails: usize,
+    pub batch_bytes: u64,
+    pub max_mail: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            batch_mails: 100,
+            batch_bytes: 16 * 1024 * 1024,
+            max_mail: DEFAULT_MAX_MAIL,
+        }
+    }
+}
+
+/// Fetch new mail of a POP3 account (see the module docs). For the Office
+/// 365 kind, `password` is the OAuth2 access token (XOAUTH2).
+pub async fn fetch(
+    account: &Account,
+    password: &str,
+    store: &Store,
+    tls: &TlsContext,
+    t: &Timeouts,
+    progress: Progress<'_>,
+) -> Result<FetchReport> {
+    net::check_plaintext_auth(account)?;
+    let tcp = net::connect_tcp(&account.host, account.port, t).await?;
+    let pin = Some(account.tls_pin.as_str()).filter(|p| !p.is_empty());
+    let (client, caps) = match account.encryption {
+        Encryption::None => greet(Stream::Plain(tcp), t).await?,
+        Encryption::Tls => greet(net::start_tls(tcp, &account.host, tls, pin, t).await?, t).await?,
+        Encryption::Starttls => {
+            let (plain, caps) = greet(tcp, t).await?;
+            if !caps.stls {
+                return Err(Error::Tls("server does not offer STARTTLS (STLS)".into()));
+            }
+            let tcp = plain.stls().await?;
+            let stream = net::start_tls(tcp, &account.host, tls, pin, t).await?;
+            // RFC 2595 §4: no new greeting; capabilities must be asked again.
+            let mut c = Client::resume(stream, t.read);
+            let caps = c.capa().await?;
+            (c, caps)
+        }
+    };
+    run(
+        client,
+        &caps,
+        account,
+        password,
+        store,
+        progress,
+        Limits::default(),
+    )
+    .await
+}
+
+async fn greet<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    stream: S,
+    t: &Timeouts,
+) -> Result<(Client<S>, Capabilities)> {
+    let (mut c, _greeting) = Client::connect(stream, t.read).await?;
+    let caps = c.capa().await?;
+    Ok((c, caps))
+}
+
+/// Run a blocking store call without stalling the runtime's other tasks.
+fn blocking<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// One mail on the server as this fetch sees it.
+struct Entry {
+    n: u32,
+    size: u64,
+    /// Server id, when known before RETR (UIDL); None: keyed by content.
+    key: Option<String>,
+}
+
+/// The fetch after connect and CAPA: login, select, retrieve, commit,
+/// delete, quit. Generic so that tests can drive it over a scripted server.
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    mut c: Client<S>,
+    caps: &Capabilities,
+    account: &Account,
+    password: &str,
+    store: &Store,
+    progress: Progress<'_>,
+    limits: Limits,
+) -> Result<FetchReport> {
+    c.set_max_mail(limits.max_mail);
+    if account.kind.is_office365() {
+        c.login_xoauth2(&account.username, password).await?;
+    } else if caps.has_sasl("PLAIN") {
+        c.login_plain(&account.username, password).await?;
+    } else {
+        c.login_user_pass(&account.username, password).await?;
+    }
+
+    let mut warnings = Vec::new();
+    let sizes: HashMap<u32, u64> = c.list().await?.into_iter().collect();
+    let uidl = c.uidl().await?;
+    if uidl.is_none() {
+        warnings.push(
+            "server has no UIDL: every mail is downloaded on every fetch to recognise it".into(),
+        );
+    }
+    let entries = entries(&sizes, uidl, &mut warnings);
+    let known = blocking(|| {
+        let mut k = store.known_server_ids(&account.id, UIDL_PREFIX)?;
+        k.extend(store.known_server_ids(&account.id, NOUIDL_PREFIX)?);
+        Ok(k)
+    })?;
+
+    let (wanted, too_big): (Vec<&Entry>, Vec<&Entry>) = entries
+        .iter()
+        .filter(|e| e.key.as_ref().is_none_or(|k| !known.contains(k)))
+        .partition(|e| e.size <= limits.max_mail as u64);
+    if !too_big.is_empty() {
+        warnings.push(format!(
+            "{} mail(s) larger than {} MB left on the server",
+            too_big.len(),
+            limits.max_mail / 1_000_000
+        ));
+    }
+
+    let total = u32::try_from(wanted.len()).unwrap_or(u32::MAX);
+    let mut report = FetchReport::default();
+    // Server ids that are durably in the store after this fetch, by number.
+    let mut stored: HashMap<u32, String> = HashMap::new();
+    let mut done = 0u32;
+    progress(0, total);
+    for batch in batches(&wanted, &limits) {
+        let nums: Vec<u32> = batch.iter().map(|e| e.n).collect();
+        let replies = c.retr_many(&nums).await?;
+        let received = now();
+        let mut mails = Vec::with_capacity(replies.len());
+        let mut keys = Vec::with_capacity(replies.len());
+        for (e, reply) in batch.iter().zip(replies) {
+            match reply {
+                Ok(raw) => {
+                    let key = e
+                        .key
+                        .clone()
+                        .unwrap_or_else(|| format!("{NOUIDL_PREFIX}{}", sha256_hex(&raw)));
+                    keys.push((e.n, key.clone()));
+                    mails.push(NewMail {
+                        server_id: key,
+                        raw,
+                        received,
+                    });
+                }
+                Err(text) => warnings.push(format!(
+                    "message {} could not be retrieved, left on the server: {text}",
+                    e.n
+                )),
+            }
+        }
+        let ids = blocking(|| store.commit_batch(account, mails, &crate::mime::summarize))?;
+        report.new_ids.extend(ids);
+        stored.extend(keys);
+        done += u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        progress(done.min(total), total);
+    }
+
+    if account.delete_on_server {
+        let mut deleted = Vec::new();
+        for e in &entries {
+            // Durable: committed by this fetch, or known from an earlier one.
+            let key = match (&e.key, stored.get(&e.n)) {
+                (_, Some(now)) => now,
+                (Some(k), None) if known.contains(k) => k,
+                _ => continue,
+            };
+            c.dele(e.n).await?;
+            deleted.push(key.clone());
+        }
+        c.quit().await?;
+        report.deleted_on_server = u32::try_from(deleted.len()).unwrap_or(u32::MAX);
+        if !deleted.is_empty() {
+            deleted.sort();
+            deleted.dedup();
+            blocking(|| store.forget_server_ids(&account.id, &deleted))?;
+        }
+    } else {
+        c.quit().await?;
+    }
+    if !warnings.is_empty() {
+        report.warning = Some(warnings.join("; "));
+    }
+    Ok(report)
+}
+
+/// Pair LIST sizes with UIDL ids. A UIDL seen twice in one listing breaks
+/// RFC 1939's uniqueness; those mails are keyed by content instead, so
+/// deleting one can never take the other with it.
+fn entries(
+    sizes: &HashMap<u32, u64>,
+    uidl: Option<Vec<(u32, String)>>,
+    warnings: &mut Vec<String>,
+) -> Vec<Entry> {
+    let mut nums: Vec<u32> = sizes.keys().copied().collect();
+    nums.sort_unstable();
+    let ids: HashMap<u32, String> = uidl.unwrap_or_default().into_iter().collect();
+    let mut seen = HashSet::new();
+    let dup: HashSet<&String> = ids.values().filter(|u| !seen.insert(*u)).collect();
+    if !dup.is_empty() {
+        warnings.push(format!(
+            "server reported {} duplicate UIDL(s); those mails are recognised by content",
+            dup.len()
+        ));
+    }
+    nums.into_iter()
+        .map(|n| Entry {
+            n,
+            size: sizes[&n],
+            key: ids
+                .get(&n)
+                .filter(|u| !dup.contains(u))
+                .map(|u| format!("{UIDL_PREFIX}{u}")),
+        })
+        .collect()
+}
+
+/// Split into batches of at most `batch_mails` mails and (unless one mail
+/// alone is larger) `batch_bytes` bytes by LIST size.
+fn batches<'a>(wanted: &[&'a Entry], limits: &Limits) -> Vec<Vec<&'a Entry>> {
+    let mut out: Vec<Vec<&Entry>> = Vec::new();
+    let mut bytes = 0u64;
+    for e in wanted {
+        match out.last_mut() {
+            Some(b) if b.len() < limits.batch_mails && bytes + e.size <= limits.batch_bytes => {
+                bytes += e.size;
+                b.push(e);
+            }
+            _ => {
+                bytes = e.size;
+                out.push(vec![e]);
+            }
+        }
+    }
+    out
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,223 @@
+//! Reading POP3 replies from a possibly hostile server: capped status
+//! lines, and multi-line responses dot-unstuffed in one linear pass.
+//!
+//! RFC 1939 §3: a multi-line response is a sequence of lines terminated by
+//! CRLF; a line beginning with "." has that dot removed ("byte-stuffing"),
+//! and the line ".\r\n" ends the response. Only CRLF ends a line here: a bare
+//! CR or bare LF is part of a line and is kept exactly, so the stored bytes
+//! are the mail as the author's server sent it (DESIGN.md §4, invariant 3).
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::time::timeout;
+
+use crate::error::{Error, Result};
+
+/// Longest status line we accept (RFC 2449 §4 caps responses at 512 octets;
+/// real servers add long texts, a hostile one can send gigabytes).
+pub const MAX_LINE: usize = 8 * 1024;
+
+/// Where the unstuffer is within the current line.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    /// At the first byte of a line.
+    LineStart,
+    /// A line began with "."; the next byte decides: CR may be the terminator.
+    Dot,
+    /// ".\r" at the start of a line; LF ends the response.
+    DotCr,
+    /// Inside a line.
+    Mid,
+    /// Inside a line, right after a CR.
+    MidCr,
+}
+
+/// Fill the buffer once within the read timeout; Ok(empty) means EOF.
+async fn fill<R: AsyncBufRead + Unpin>(r: &mut R, read: Duration) -> Result<&[u8]> {
+    match timeout(read, r.fill_buf()).await {
+        Ok(Ok(buf)) => Ok(buf),
+        Ok(Err(e)) => Err(Error::Connection(format!(
+            "POP3 connection broke while reading: {e}"
+        ))),
+        Err(_) => Err(Error::Connection(format!(
+            "POP3 server did not answer within {} s",
+            read.as_secs()
+        ))),
+    }
+}
+
+/// Read one status line (without its line ending; CRLF or, leniently, LF).
+pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, read: Duration) -> Result<Vec<u8>> {
+    let mut line = Vec::new();
+    loop {
+        let buf = fill(r, read).await?;
+        if buf.is_empty() {
+            return Err(Error::Connection(
+                "POP3 server closed the connection".into(),
+            ));
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + take > MAX_LINE + 2 {
+            return Err(Error::Connection(format!(
+                "POP3 server sent a reply line longer than {} KiB",
+                MAX_LINE / 1024
+            )));
+        }
+        line.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        if done {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            return Ok(line);
+        }
+    }
+}
+
+/// Read the body of a multi-line response (after its "+OK" line) into a new
+/// Vec, dot-unstuffed, at most `cap` bytes. `what` names the response in
+/// errors ("message 3", "the UIDL listing").
+pub async fn read_multiline<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    read: Duration,
+    cap: usize,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut state = State::LineStart;
+    loop {
+        let buf = fill(r, read).await?;
+        if buf.is_empty() {
+            return Err(Error::Connection(format!(
+                "POP3 server closed the connection in the middle of {what}"
+            )));
+        }
+        let (used, done) = unstuff(buf, &mut state, &mut out);
+        r.consume(used);
+        if out.len() > cap {
+            return Err(Error::Connection(format!(
+                "{what} is larger than the limit of {} MB",
+                cap / 1_000_000
+            )));
+        }
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+/// Run the state machine over `input`, appending kept bytes to `out`.
+/// Returns (bytes consumed, response ended). Bytes inside a line are copied
+/// in runs up to the next CR, so the cost is linear and mostly memcpy.
+fn unstuff(input: &[u8], state: &mut State, out: &mut Vec<u8>) -> (usize, bool) {
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        match *state {
+            State::Mid => {
+                let run = input[i..]
+                    .iter()
+                    .position(|&c| c == b'\r')
+                    .unwrap_or(input.len() - i);
+                out.extend_from_slice(&input[i..i + run]);
+                i += run;
+                if i < input.len() {
+                    out.push(b'\r');
+                    i += 1;
+                    *state = State::MidCr;
+                }
+                continue;
+            }
+            State::MidCr => {
+                out.push(b);
+                *state = match b {
+                    b'\n' => State::LineStart,
+                    b'\r' => State::MidCr,
+                    _ => State::Mid,
+                };
+            }
+            State::LineStart => {
+                if b == b'.' {
+                    *state = State::Dot;
+                } else {
+                    out.push(b);
+                    *state = if b == b'\r' { State::MidCr } else { State::Mid };
+                }
+            }
+            State::Dot => {
+                // The stuffed dot is dropped whatever follows.
+                if b == b'\r' {
+                    *state = State::DotCr;
+                } else {
+                    out.push(b);
+                    *state = State::Mid;
+                }
+            }
+            State::DotCr => {
+                if b == b'\n' {
+                    return (i + 1, true);
+                }
+                // ".\r" + something else: a stuffed line that begins with CR.
+                out.push(b'\r');
+                out.push(b);
+                *state = if b == b'\r' { State::MidCr } else { State::Mid };
+            }
+        }
+        i += 1;
+    }
+    (i, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_chunks(chunks: &[&[u8]]) -> (Vec<u8>, bool, usize) {
+        let mut state = State::LineStart;
+        let mut out = Vec::new();
+        for (n, c) in chunks.iter().enumerate() {
+            let (used, done) = unstuff(c, &mut state, &mut out);
+            if done {
+                return (out, true, n * 1000 + used);
+            }
+            assert_eq!(used, c.len());
+        }
+        (out, false, 0)
+    }
+
+    #[test]
+    fn unstuffing_in_any_split_gives_the_same_bytes() {
+        let wire: &[u8] = b"A\r\n..B\r\n.\rC\n.\r\r\nmid.dot\r\n\r\n\r.x\n..\r\n.\r\n";
+        // After a bare LF no line starts, so "\n.." keeps both dots.
+        let want: &[u8] = b"A\r\n.B\r\n\rC\n.\r\r\nmid.dot\r\n\r\n\r.x\n..\r\n";
+        for split in 0..wire.len() {
+            let (out, done, _) = run_chunks(&[&wire[..split], &wire[split..]]);
+            assert!(done, "split {split}");
+            assert_eq!(out, want, "split {split}");
+        }
+        // Byte by byte.
+        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+        assert_eq!(run_chunks(&bytes).0, want);
+    }
+
+    #[test]
+    fn terminator_consumes_exactly_its_bytes() {
+        let (out, done, used) = run_chunks(&[b"x\r\n.\r\n+OK next"]);
+        assert!(done);
+        assert_eq!(out, b"x\r\n");
+        assert_eq!(used, 6);
+    }
+
+    #[test]
+    fn dot_lf_is_not_a_terminator() {
+        // Only ".\r\n" ends; ".\n" is a stuffed line holding a bare LF.
+        let (out, done, _) = run_chunks(&[b".\nstill\r\n"]);
+        assert!(!done);
+        assert_eq!(out, b"\nstill\r\n");
+    }
+}
