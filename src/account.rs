@@ -246,7 +246,9 @@ impl Account {
         };
         let mut account = Account {
             id,
-            tenant: String::new(),
+            // Accounts belong to a tenant [Mandant]; single-tenant CRMs need
+            // not name one.
+            tenant: "default".into(),
             name: String::new(),
             address: String::new(),
             kind,

@@ -1,1 +1,161 @@
 //! Wiring: store, scheduler, bus, signals, sd_notify, shutdown.
+//!
+//! Order matters: the store is opened (and locked) first, so a second
+//! daemon on the same state directory stops before it touches the bus; the
+//! bus name is taken only after every object is served; READY=1 goes out
+//! after both. On SIGTERM/SIGINT the name is released first (no new calls),
+//! then the account tasks are cancelled and awaited within a bound, then
+//! the store is closed by dropping its last reference.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tokio::sync::{watch, Semaphore};
+
+use crate::access::Policy;
+use crate::config::Config;
+use crate::dbus::service::{serve, Ctx};
+use crate::error::{Error, Result};
+use crate::logging::LogHandle;
+use crate::net::{Timeouts, TlsContext};
+use crate::scheduler::{self, Handle, Runtime};
+use crate::store::Store;
+
+/// How the daemon was started.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Session bus instead of the system bus (development and tests).
+    pub session: bool,
+    pub state_dir: PathBuf,
+    /// Re-read on SIGHUP; None = built-in defaults.
+    pub config_path: Option<PathBuf>,
+}
+
+/// Account tasks get this long to end after SIGTERM; the unit allows 15 s.
+const STOP_GRACE: Duration = Duration::from_secs(8);
+
+fn policy(config: &Config, session: bool) -> Policy {
+    let owner = session.then(|| nix::unistd::getuid().as_raw());
+    Policy::new(
+        &config.access.admin_groups,
+        &config.access.frontend_groups,
+        &config.access.users,
+        owner,
+    )
+}
+
+fn timeouts(config: &Config) -> Timeouts {
+    Timeouts {
+        connect: config.fetch.connect_timeout,
+        read: config.fetch.read_timeout,
+    }
+}
+
+/// Run the daemon until SIGTERM or SIGINT.
+pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
+    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| Error::Storage(format!("cannot install signal handlers: {e}")))?;
+    let dir = opts.state_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        .await
+        .map_err(|e| Error::Storage(format!("store task failed: {e}")))??;
+    let store = Arc::new(store);
+    tracing::info!(path = %store.path().display(), installation = store.installation_id(), "store open");
+
+    let tls = TlsContext::new(config.tls.extra_ca_file.as_deref())?;
+    let (handle, commands) = Handle::new();
+    let ctx = Arc::new(Ctx {
+        store: store.clone(),
+        scheduler: handle.clone(),
+        policy: RwLock::new(policy(&config, opts.session)),
+        tls: RwLock::new(tls.clone()),
+        timeouts: timeouts(&config),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let rt = Runtime {
+        handle: handle.clone(),
+        store: store.clone(),
+        tls,
+        timeouts: timeouts(&config),
+        connects: Arc::new(Semaphore::new(config.fetch.max_concurrent_connects)),
+    };
+    let owner = tokio::spawn(scheduler::run(commands, rt, stop_rx, STOP_GRACE));
+    let conn = serve(ctx.clone(), opts.session, None).await?;
+    for a in store.accounts()? {
+        handle.reload(&a.id);
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        bus = if opts.session { "session" } else { "system" },
+        "postfachd ready"
+    );
+
+    while let Some(sig) = signals.next().await {
+        match sig {
+            SIGHUP => reload(&ctx, &opts, &log),
+            _ => {
+                tracing::info!(signal = sig, "stopping");
+                break;
+            }
+        }
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    let _ = conn.release_name(crate::dbus::BUS_NAME).await;
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(STOP_GRACE + Duration::from_secs(1), owner)
+        .await
+        .is_err()
+    {
+        tracing::warn!("scheduler did not stop in time");
+    }
+    drop(conn);
+    drop(ctx);
+    match Arc::try_unwrap(store) {
+        Ok(store) => drop(store),
+        Err(_) => {
+            tracing::warn!("store still referenced at exit; it is closed by the process exit")
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP: re-read the config file; a bad file is reported and the old
+/// config kept. Access rules, the extra CA and the log level take effect at
+/// once; fetch limits on the next start.
+fn reload(ctx: &Ctx, opts: &Options, log: &LogHandle) {
+    let Some(path) = &opts.config_path else {
+        tracing::info!("SIGHUP: no config file given; nothing to reload");
+        return;
+    };
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "SIGHUP: config not reloaded; keeping the old one");
+            return;
+        }
+    };
+    let tls = match TlsContext::new(config.tls.extra_ca_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: config not reloaded; keeping the old one");
+            return;
+        }
+    };
+    if let Ok(mut p) = ctx.policy.write() {
+        *p = policy(&config, opts.session);
+    }
+    if let Ok(mut t) = ctx.tls.write() {
+        *t = tls;
+    }
+    if let Some(level) = &config.log_level {
+        if let Err(e) = log.set_level(level) {
+            tracing::error!(error = %e, "SIGHUP: log level not changed");
+        }
+    }
+    tracing::info!(file = %path.display(), "config reloaded");
+}

@@ -1,1 +1,109 @@
-fn main() {}
+//! `postfachd`: flags, config, logging, then `daemon::run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use postfach::config::Config;
+use postfach::daemon::{self, Options};
+
+/// The postfach mail engine daemon.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Serve on the system bus (the default).
+    #[arg(long, conflicts_with = "session")]
+    system: bool,
+    /// Serve on the session bus (development and tests).
+    #[arg(long)]
+    session: bool,
+    /// Config file (TOML); see packaging/postfach.toml.example.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// State directory [default: $STATE_DIRECTORY, else /var/lib/postfach
+    /// for root, else $XDG_DATA_HOME/postfach].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+/// The default state directory (systemd's StateDirectory= sets
+/// `$STATE_DIRECTORY`; it may list several, the first is ours).
+fn default_state_dir() -> Option<PathBuf> {
+    if let Ok(dirs) = std::env::var("STATE_DIRECTORY") {
+        if let Some(first) = dirs.split(':').find(|d| !d.is_empty()) {
+            return Some(PathBuf::from(first));
+        }
+    }
+    if nix::unistd::geteuid().is_root() {
+        return Some(PathBuf::from("/var/lib/postfach"));
+    }
+    let data = match std::env::var_os("XDG_DATA_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
+    };
+    Some(data.join("postfach"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("postfachd: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        // The system daemon reads /etc/postfach/postfach.toml when it exists.
+        None if !args.session => {
+            match Config::load_or_default(std::path::Path::new(postfach::config::DEFAULT_PATH)) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("postfachd: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => Config::default(),
+    };
+    let log = match postfach::logging::init(config.log_level.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("postfachd: cannot set up logging: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(state_dir) = args.state_dir.clone().or_else(default_state_dir) else {
+        eprintln!(
+            "postfachd: no state directory: give --state-dir, or set STATE_DIRECTORY or HOME"
+        );
+        return ExitCode::from(2);
+    };
+    let opts = Options {
+        session: args.session,
+        state_dir,
+        config_path: args
+            .config
+            .clone()
+            .or_else(|| (!args.session).then(|| PathBuf::from(postfach::config::DEFAULT_PATH))),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("postfachd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon::run(config, opts, log)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "postfachd stopped with an error");
+            eprintln!("postfachd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,83 @@
-//! (in progress)
+//! `org.postfach.Postfach1.Manager` at the root object: creating accounts,
+//! testing unsaved settings, and the daemon's identity.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use zbus::message::Header;
+use zbus::object_server::ObjectServer;
+use zbus::{interface, Connection, OwnedObjectPath, OwnedVariant};
+
+use super::account::AccountObject;
+use super::errors::ApiError;
+use super::service::Ctx;
+use super::{account_path, wire};
+use crate::account::Account;
+use crate::error::{Error, Result};
+use crate::store::SecretKind;
+
+pub struct Manager {
+    ctx: Arc<Ctx>,
+}
+
+impl Manager {
+    pub fn new(ctx: Arc<Ctx>) -> Manager {
+        Manager { ctx }
+    }
+}
+
+#[interface(name = "org.postfach.Postfach1.Manager")]
+impl Manager {
+    /// Validate the settings, store the account and its secrets in one
+    /// transaction, publish its object and start its task. Admins only.
+    async fn create_account(
+        &self,
+        settings: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, ApiError> {
+        let caller = self.ctx.admin(conn, &hdr).await?;
+        let settings = wire::settings(settings);
+        // Validate once before touching the store, so a bad call never
+        // allocates an id; the store validates again inside its transaction.
+        Account::create("new".into(), &settings)?;
+        let account = self
+            .ctx
+            .blocking(move |s| s.create_account(|id| Account::create(id, &settings)))
+            .await?;
+        let id = account.id.clone();
+        let has_password = self
+            .ctx
+            .blocking({
+                let id = id.clone();
+                move |s| s.has_secret(&id, SecretKind::Password)
+            })
+            .await?;
+        let path = account_path(&id);
+        server
+            .at(
+                path.as_str(),
+                AccountObject::new(self.ctx.clone(), account.clone(), has_password),
+            )
+            .await
+            .map_err(ApiError::ZBus)?;
+        self.ctx.scheduler.reload(&id);
+        tracing::info!(account = %id, kind = account.kind.as_str(), host = %account.host, uid = caller.uid, "account created");
+        OwnedObjectPath::try_from(path)
+            .map_err(|e| Error::Storage(format!("account id is not a path element: {e}")).into())
+    }
+
+    /// The daemon's version.
+    #[zbus(property)]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_string()
+    }
+
+    /// A random id made at the store's first start; a store copied to
+    /// another installation keeps it, which is how a copy is recognized.
+    #[zbus(property)]
+    fn installation_id(&self) -> String {
+        self.ctx.store.installation_id().to_string()
+    }
+}

@@ -6,13 +6,14 @@
 //! (the system76-scheduler shape). Every method checks its caller's real
 //! credentials first ([`caller`]).
 
-// WIP (lead): pub mod account;
+pub mod account;
 pub mod caller;
 pub mod errors;
-// WIP (lead): pub mod mailbox;
-// WIP (lead): pub mod manager;
+pub mod filter;
+pub mod mailbox;
+pub mod manager;
 pub mod proxy;
-// WIP (lead): pub mod service;
+pub mod service;
 pub mod wire;
 
 /// The well-known bus name.

@@ -8,12 +8,16 @@
 //! [`Notice`]s on a broadcast channel, which the D-Bus layer turns into
 //! signals and PropertiesChanged — so this module never imports `dbus`.
 
-// WIP (lead): mod backoff; mod owner; mod task;
+mod backoff;
+mod owner;
+mod task;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use owner::{run, Runtime};
 
 use crate::error::{Error, Result};
 use crate::fetch::FetchReport;
