@@ -17,6 +17,7 @@
 pub mod access;
 pub mod account;
 pub mod config;
+pub mod ctl;
 pub mod daemon;
 pub mod dbus;
 pub mod error;
