@@ -187,6 +187,45 @@ impl AccountObject {
         Ok(())
     }
 
+    /// Test the saved settings step by step; nothing is written.
+    async fn test_connection(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<wire::Dict>, ApiError> {
+        self.ctx.operator(conn, &hdr).await?;
+        let account = self.current().await?;
+        let id = self.id.clone();
+        let (pw, smtp_pw) = self
+            .ctx
+            .blocking(move |s| {
+                Ok((
+                    s.secret(&id, SecretKind::Password)?,
+                    s.secret(&id, SecretKind::SmtpPassword)?,
+                ))
+            })
+            .await?;
+        let secrets = crate::probe::Secrets {
+            password: pw.as_ref().map(|p| p.expose()),
+            smtp_password: smtp_pw.as_ref().map(|p| p.expose()),
+        };
+        let steps =
+            crate::probe::test(&account, &secrets, &self.ctx.tls()?, &self.ctx.timeouts).await;
+        Ok(steps.iter().map(wire::step_dict).collect())
+    }
+
+    /// Fetch now; returns the number of new mails when that fetch is done.
+    async fn fetch_now(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, ApiError> {
+        self.ctx.operator(conn, &hdr).await?;
+        self.current().await?;
+        let report = self.ctx.scheduler.fetch_now(&self.id).await?;
+        Ok(u32::try_from(report.new_ids.len()).unwrap_or(u32::MAX))
+    }
+
     /// Emitted when a fetch ends; `error` is "" on success.
     #[zbus(signal)]
     pub async fn fetch_finished(

@@ -68,6 +68,31 @@ impl Manager {
             .map_err(|e| Error::Storage(format!("account id is not a path element: {e}")).into())
     }
 
+    /// Test unsaved settings step by step; nothing is saved. The password
+    /// comes with the settings (`password`, `smtp_password`).
+    async fn test_settings(
+        &self,
+        settings: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<wire::Dict>, ApiError> {
+        self.ctx.admin(conn, &hdr).await?;
+        let settings = wire::settings(settings);
+        let (account, secrets) = Account::create("test".into(), &settings)?;
+        let probe_secrets = crate::probe::Secrets {
+            password: secrets.password.as_deref(),
+            smtp_password: secrets.smtp_password.as_deref(),
+        };
+        let steps = crate::probe::test(
+            &account,
+            &probe_secrets,
+            &self.ctx.tls()?,
+            &self.ctx.timeouts,
+        )
+        .await;
+        Ok(steps.iter().map(wire::step_dict).collect())
+    }
+
     /// The daemon's version.
     #[zbus(property)]
     fn version(&self) -> String {

@@ -166,7 +166,7 @@ impl Task {
         if a.kind.is_imap() {
             crate::imap::fetch::fetch(a, secret.expose(), &self.rt.store, &tls, t, &progress).await
         } else {
-            Err(Error::Connection("POP3 fetching is not built yet".into()))
+            crate::pop3::fetch::fetch(a, secret.expose(), &self.rt.store, &tls, t, &progress).await
         }
     }
 

@@ -1,0 +1,96 @@
+//! Connection test, step by step (DESIGN.md §1 [Verbindungsdaten prüfen]).
+//!
+//! Each step is run on its own and reported with its time, so an admin sees
+//! exactly where it broke: resolve, connect, TLS (or STARTTLS) with the
+//! greeting, login, open inbox; then SMTP connect, STARTTLS, SMTP auth. A
+//! failed step ends its part of the test (the later steps could only fail
+//! for the same reason); the SMTP part runs even when the incoming part
+//! failed, since it is a different server. Nothing here writes the store.
+
+mod incoming;
+mod smtp;
+
+use std::future::Future;
+use std::time::Instant;
+
+use crate::account::Account;
+use crate::error::Result;
+use crate::net::{Timeouts, TlsContext};
+
+/// One step of a connection test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// What was tried: `resolve`, `connect`, `tls`, `greeting`, `login`, …
+    pub name: String,
+    pub ok: bool,
+    /// What happened, in words an admin understands.
+    pub message: String,
+    pub millis: u32,
+}
+
+/// The steps so far.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub steps: Vec<Step>,
+}
+
+impl Report {
+    /// Run one step; `Some(value)` when it succeeded.
+    pub async fn step<T>(
+        &mut self,
+        name: &str,
+        fut: impl Future<Output = Result<T>>,
+        describe: impl FnOnce(&T) -> String,
+    ) -> Option<T> {
+        let start = Instant::now();
+        let result = fut.await;
+        let millis = u32::try_from(start.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let (ok, message, value) = match result {
+            Ok(v) => (true, describe(&v), Some(v)),
+            Err(e) => (false, e.to_string(), None),
+        };
+        self.steps.push(Step {
+            name: name.to_string(),
+            ok,
+            message,
+            millis,
+        });
+        value
+    }
+
+    pub fn all_ok(&self) -> bool {
+        self.steps.iter().all(|s| s.ok)
+    }
+}
+
+/// Secrets the test may use; `None` = not set (the login step says so).
+pub struct Secrets<'a> {
+    pub password: Option<&'a str>,
+    pub smtp_password: Option<&'a str>,
+}
+
+/// Test an account's incoming server and, when it has one, its SMTP server.
+pub async fn test(
+    account: &Account,
+    secrets: &Secrets<'_>,
+    tls: &TlsContext,
+    t: &Timeouts,
+) -> Vec<Step> {
+    let mut report = Report::default();
+    if account.kind.is_imap() {
+        incoming::imap(&mut report, account, secrets.password, tls, t).await;
+    } else {
+        incoming::pop3(&mut report, account, secrets.password, tls, t).await;
+    }
+    if !account.smtp_host.is_empty() {
+        smtp::test(
+            &mut report,
+            account,
+            secrets.smtp_password.or(secrets.password),
+            tls,
+            t,
+        )
+        .await;
+    }
+    report.steps
+}
