@@ -8,3 +8,8 @@ pub mod wire;
 
 pub use client::{Capabilities, Client};
 pub use fetch::fetch;
+
+#[cfg(test)]
+mod fetch_tests;
+#[cfg(test)]
+mod tests;
