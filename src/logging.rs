@@ -12,6 +12,7 @@
 //! without a restart. `RUST_LOG` wins over the config file's `[log] level`:
 //! whoever sets it in the environment asked for that level explicitly.
 
+use std::io::IsTerminal;
 use std::os::fd::AsRawFd;
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -74,6 +75,8 @@ pub fn init(config_level: Option<&str>) -> Result<LogHandle> {
     let stderr = journald.is_none().then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            // Colour codes only for a person at a terminal, not in log files.
+            .with_ansi(std::io::stderr().is_terminal())
             .with_target(true)
     });
 

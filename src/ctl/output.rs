@@ -45,9 +45,7 @@ pub const ACCOUNT_PROPERTIES: &[&str] = &[
 ];
 
 /// Properties in display order: the known ones first, then the rest sorted.
-pub fn ordered<'a>(
-    props: &'a HashMap<String, OwnedVariant>,
-) -> Vec<(&'a str, &'a Variant<'static>)> {
+pub fn ordered(props: &HashMap<String, OwnedVariant>) -> Vec<(&str, &Variant<'static>)> {
     let mut out: Vec<(&str, &Variant<'static>)> = ACCOUNT_PROPERTIES
         .iter()
         .filter_map(|k| props.get_key_value(*k))
