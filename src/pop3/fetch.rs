@@ -220,6 +220,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
     } else {
         c.quit().await?;
     }
+    tracing::debug!(
+        account = %account.id,
+        on_server = entries.len(),
+        new = report.new_ids.len(),
+        deleted = report.deleted_on_server,
+        "POP3 fetch done"
+    );
     if !warnings.is_empty() {
         report.warning = Some(warnings.join("; "));
     }

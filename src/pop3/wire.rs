@@ -1,5 +1,6 @@
 //! Reading POP3 replies from a possibly hostile server: capped status
-//! lines, and multi-line responses dot-unstuffed in one linear pass.
+//! lines, multi-line responses dot-unstuffed in one linear pass, and strict
+//! parsing of status lines and UIDL/LIST listings.
 //!
 //! RFC 1939 §3: a multi-line response is a sequence of lines terminated by
 //! CRLF; a line beginning with "." has that dot removed ("byte-stuffing"),
@@ -171,6 +172,63 @@ fn unstuff(input: &[u8], state: &mut State, out: &mut Vec<u8>) -> (usize, bool) 
         i += 1;
     }
     (i, false)
+}
+
+/// Server text made safe for an error message: lossy UTF-8, no control
+/// characters, at most 200 characters.
+pub fn server_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(200)
+        .collect()
+}
+
+/// A status line: Ok(text after "+OK") or Err(text after "-ERR"); anything
+/// else is a protocol error.
+pub fn status(line: &[u8]) -> Result<std::result::Result<String, String>> {
+    let rest = |n: usize| server_text(line[n..].strip_prefix(b" ").unwrap_or(&line[n..]));
+    if line.starts_with(b"+OK") {
+        Ok(Ok(rest(3)))
+    } else if line.starts_with(b"-ERR") {
+        Ok(Err(rest(4)))
+    } else {
+        Err(Error::Connection(format!(
+            "POP3 server sent {:?} where +OK or -ERR belongs",
+            server_text(line)
+        )))
+    }
+}
+
+/// Parse "n value" lines; garbage is a protocol error, not a skipped line
+/// (a misread listing could make us delete the wrong message).
+pub fn parse_listing<T>(
+    body: &[u8],
+    what: &str,
+    value: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<(u32, T)>> {
+    let mut out = Vec::new();
+    for line in body.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let text = std::str::from_utf8(line).ok();
+        let parsed = text.and_then(|t| {
+            let (n, v) = t.trim().split_once(' ')?;
+            Some((n.parse::<u32>().ok().filter(|n| *n > 0)?, value(v.trim())?))
+        });
+        match parsed {
+            Some(entry) => out.push(entry),
+            None => {
+                return Err(Error::Connection(format!(
+                    "POP3 server sent a malformed {what} line: {:?}",
+                    server_text(line)
+                )))
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
