@@ -1,0 +1,216 @@
+//! The account API over a real dbus-daemon: create, read back, update,
+//! passwords, delete, restart, and bad input that must change nothing.
+
+mod common;
+
+use std::collections::HashMap;
+
+use postfach::dbus::proxy::{AccountProxy, ManagerProxy};
+use zbus::{Connection, OwnedObjectPath, Variant};
+
+use common::Daemon;
+
+async fn bus(d: &Daemon) -> Connection {
+    zbus::connection::Builder::address(d.bus().address())
+        .build()
+        .await
+        .expect("connect to the test bus")
+}
+
+fn imap_settings(address: &str) -> HashMap<&'static str, Variant<'static>> {
+    let mut s = HashMap::new();
+    s.insert("kind", Variant::from("imap"));
+    s.insert("host", Variant::from("127.0.0.1"));
+    s.insert("address", Variant::from(address.to_string()));
+    s.insert("tenant", Variant::from("mandant1"));
+    s.insert("encryption", Variant::from("starttls"));
+    s.insert("poll_interval", Variant::from(0u32));
+    s
+}
+
+async fn account<'a>(conn: &'a Connection, path: &OwnedObjectPath) -> AccountProxy<'a> {
+    AccountProxy::builder(conn)
+        .path(path.clone())
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap()
+}
+
+fn error_name(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, _, _) => name.to_string(),
+        zbus::Error::FDO(e) => zbus::DBusError::name(e.as_ref()).to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Everything the ObjectManager shows, as a comparable string.
+async fn snapshot(conn: &Connection) -> String {
+    let om = zbus::fdo::ObjectManagerProxy::builder(conn)
+        .destination("org.postfach.Postfach1")
+        .path("/org/postfach/Postfach1")
+        .build()
+        .await
+        .unwrap();
+    let objects = om.get_managed_objects().await.unwrap();
+    let mut lines: Vec<String> = objects
+        .iter()
+        .flat_map(|(path, ifaces)| {
+            ifaces.iter().flat_map(move |(iface, props)| {
+                props
+                    .iter()
+                    .map(move |(k, v)| format!("{path} {iface} {k}={v:?}"))
+            })
+        })
+        .filter(|l| {
+            !l.contains(" State=")
+                && !l.contains(" LastError=")
+                && !l.contains(" LastFetchAt=")
+                && !l.contains(" Progress=")
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_read_update_delete_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(dir.path(), "");
+    let conn = bus(&daemon).await;
+    let mgr = ManagerProxy::builder(&conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let installation = mgr.installation_id().await.unwrap();
+    assert_eq!(installation.len(), 32);
+
+    let path = mgr
+        .create_account(imap_settings("info@example.test"))
+        .await
+        .unwrap();
+    let acc = account(&conn, &path).await;
+    assert_eq!(acc.kind().await.unwrap(), "imap");
+    assert_eq!(
+        acc.port().await.unwrap(),
+        143,
+        "starttls IMAP defaults to 143"
+    );
+    assert_eq!(acc.username().await.unwrap(), "info@example.test");
+    assert_eq!(acc.tenant().await.unwrap(), "mandant1");
+    assert!(!acc.has_password().await.unwrap());
+    acc.set_password("s3cret-pw").await.unwrap();
+    assert!(acc.has_password().await.unwrap());
+
+    let mut changes = HashMap::new();
+    changes.insert("encryption", Variant::from("tls"));
+    changes.insert("private_owner", Variant::from("ab"));
+    acc.update(changes).await.unwrap();
+    assert_eq!(
+        acc.port().await.unwrap(),
+        993,
+        "port follows the encryption when not given"
+    );
+    assert_eq!(acc.private_owner().await.unwrap(), "ab");
+
+    // Office 365 kinds get Microsoft's endpoints.
+    let mut o365 = HashMap::new();
+    o365.insert("kind", Variant::from("imap-office365"));
+    o365.insert("address", Variant::from("crm@contoso.example"));
+    let p365 = mgr.create_account(o365).await.unwrap();
+    let a365 = account(&conn, &p365).await;
+    assert_eq!(a365.host().await.unwrap(), "outlook.office365.com");
+    assert_eq!(a365.port().await.unwrap(), 993);
+    assert_eq!(a365.smtp_host().await.unwrap(), "smtp.office365.com");
+    assert_eq!(a365.smtp_port().await.unwrap(), 587);
+
+    let before = snapshot(&conn).await;
+    let status = daemon.stop();
+    assert!(status.success(), "clean stop: {status:?}");
+
+    // The password is not in the store file in clear.
+    let raw = std::fs::read(dir.path().join("postfach.redb")).unwrap();
+    assert!(!raw.windows(9).any(|w| w == b"s3cret-pw"));
+
+    let mut daemon = Daemon::start(dir.path(), "");
+    let conn = bus(&daemon).await;
+    same(
+        &snapshot(&conn).await,
+        &before,
+        "accounts survive a restart",
+    );
+    let mgr = ManagerProxy::builder(&conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(mgr.installation_id().await.unwrap(), installation);
+    let acc = account(&conn, &path).await;
+    assert!(acc.has_password().await.unwrap());
+
+    acc.delete().await.unwrap();
+    let err = acc
+        .update(imap_settings("x@example.test"))
+        .await
+        .unwrap_err();
+    let name = error_name(&err);
+    assert!(
+        name == "org.postfach.Postfach1.Error.NotFound"
+            || name == "org.freedesktop.DBus.Error.UnknownObject",
+        "{name}"
+    );
+    assert!(daemon.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn second_daemon_on_the_same_state_dir_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Daemon::start(dir.path(), "");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postfachd"))
+        .args(["--session", "--state-dir"])
+        .arg(dir.path())
+        .env("DBUS_SESSION_BUS_ADDRESS", first.bus().address())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("another postfachd"), "{stderr}");
+    assert!(
+        first.bus().has_owner("org.postfach.Postfach1"),
+        "the first one still serves"
+    );
+    assert!(first.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupt_store_stops_the_start_and_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage: Vec<u8> = (0..64 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.path().join("postfach.redb"), &garbage).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postfachd"))
+        .args(["--session", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("postfach.redb"), "names the file: {stderr}");
+    assert_eq!(
+        std::fs::read(dir.path().join("postfach.redb")).unwrap(),
+        garbage
+    );
+}
+
+/// Equal snapshots, or a panic that shows only the lines that differ.
+fn same(now: &str, before: &str, what: &str) {
+    let a: Vec<&str> = now.lines().collect();
+    let b: Vec<&str> = before.lines().collect();
+    let gone: Vec<&&str> = b.iter().filter(|l| !a.contains(l)).collect();
+    let new: Vec<&&str> = a.iter().filter(|l| !b.contains(l)).collect();
+    assert!(
+        gone.is_empty() && new.is_empty(),
+        "{what}: gone {gone:#?}, new {new:#?}"
+    );
+}
