@@ -152,10 +152,9 @@ fn reload(ctx: &Ctx, opts: &Options, log: &LogHandle) {
     if let Ok(mut t) = ctx.tls.write() {
         *t = tls;
     }
-    if let Some(level) = &config.log_level {
-        if let Err(e) = log.set_level(level) {
-            tracing::error!(error = %e, "SIGHUP: log level not changed");
-        }
+    // RUST_LOG still wins; a level removed from the file falls back to info.
+    if let Err(e) = log.apply_config(config.log_level.as_deref()) {
+        tracing::error!(error = %e, "SIGHUP: log level not changed");
     }
     tracing::info!(file = %path.display(), "config reloaded");
 }
