@@ -116,10 +116,10 @@ fn mail(n: usize) -> Vec<u8> {
 
 async fn fetch_in_mode(encryption: &str, port_var: &str) {
     let env = Env::get();
-    let user = common::create_user(&env, "imapmode");
+    let user = common::create_user(env, "imapmode");
     let sent: Vec<Vec<u8>> = (0..3).map(mail).collect();
     for m in &sent {
-        common::drop_raw(&env, &user, m);
+        common::drop_raw(env, &user, m);
     }
     let f = fixture(&user, "127.0.0.1", port(port_var), encryption, false);
     let report = f.fetch().await;
@@ -135,9 +135,9 @@ async fn fetch_in_mode(encryption: &str, port_var: &str) {
         again.new_ids.is_empty(),
         "{encryption}: refetched {again:?}"
     );
-    assert_eq!(common::message_count(&env, &user), 3);
+    assert_eq!(common::message_count(env, &user), 3);
     let flags = common::doveadm(
-        &env,
+        env,
         &["fetch", "-u", &user.address, "flags", "mailbox", "INBOX"],
     );
     assert!(
@@ -164,7 +164,7 @@ async fn fetches_in_clear_text_on_loopback() {
 #[tokio::test]
 async fn wrong_password_is_an_authentication_error_without_the_password() {
     let env = Env::get();
-    let user = common::create_user(&env, "imapbadpw");
+    let user = common::create_user(env, "imapbadpw");
     let mut f = fixture(
         &user,
         "127.0.0.1",
@@ -188,7 +188,7 @@ async fn wrong_password_is_an_authentication_error_without_the_password() {
 #[tokio::test]
 async fn untrusted_certificate_is_a_tls_error() {
     let env = Env::get();
-    let user = common::create_user(&env, "imapuntrusted");
+    let user = common::create_user(env, "imapuntrusted");
     for (enc, port_var) in [
         ("tls", "POSTFACH_TEST_IMAPS_PORT"),
         ("starttls", "POSTFACH_TEST_IMAP_PORT"),
@@ -205,8 +205,8 @@ async fn untrusted_certificate_is_a_tls_error() {
 #[tokio::test]
 async fn pinned_certificate_is_trusted_without_the_ca_and_a_wrong_pin_is_not() {
     let env = Env::get();
-    let user = common::create_user(&env, "imappin");
-    common::drop_raw(&env, &user, &mail(1));
+    let user = common::create_user(env, "imappin");
+    common::drop_raw(env, &user, &mail(1));
     let pin = var("POSTFACH_TEST_PIN");
     let no_extra_ca = TlsContext::new(None).expect("tls context");
     let f = fixture_with(
@@ -239,7 +239,7 @@ async fn pinned_certificate_is_trusted_without_the_ca_and_a_wrong_pin_is_not() {
 #[tokio::test]
 async fn starttls_not_offered_is_refused() {
     let env = Env::get();
-    let user = common::create_user(&env, "imapnostarttls");
+    let user = common::create_user(env, "imapnostarttls");
     let f = fixture(
         &user,
         &var("POSTFACH_TEST_NOTLS_HOST"),
@@ -256,9 +256,9 @@ async fn starttls_not_offered_is_refused() {
 #[tokio::test]
 async fn delete_on_server_removes_exactly_the_stored_mail() {
     let env = Env::get();
-    let user = common::create_user(&env, "imapdelete");
+    let user = common::create_user(env, "imapdelete");
     for n in 0..5 {
-        common::drop_raw(&env, &user, &mail(n));
+        common::drop_raw(env, &user, &mail(n));
     }
     let keep = fixture(
         &user,
@@ -269,7 +269,7 @@ async fn delete_on_server_removes_exactly_the_stored_mail() {
     );
     assert_eq!(keep.fetch().await.new_ids.len(), 5);
     assert_eq!(
-        common::message_count(&env, &user),
+        common::message_count(env, &user),
         5,
         "delete off must keep mail"
     );
@@ -285,15 +285,15 @@ async fn delete_on_server_removes_exactly_the_stored_mail() {
     assert_eq!(report.new_ids.len(), 5);
     assert_eq!(report.deleted_on_server, 5);
     assert_eq!(report.warning, None);
-    assert_eq!(common::message_count(&env, &user), 0);
+    assert_eq!(common::message_count(env, &user), 0);
     assert_eq!(del.store.count_messages(&del.account.id).expect("count"), 5);
 }
 
 #[tokio::test]
 async fn a_thousand_mails_arrive_once_with_progress() {
     let env = Env::get();
-    let user = common::create_user(&env, "imapbulk");
-    common::drop_messages(&env, &user, 1000);
+    let user = common::create_user(env, "imapbulk");
+    common::drop_messages(env, &user, 1000);
     let f = fixture(
         &user,
         "127.0.0.1",
@@ -326,11 +326,11 @@ async fn a_thousand_mails_arrive_once_with_progress() {
 #[tokio::test]
 async fn uidvalidity_change_neither_duplicates_nor_loses_mail() {
     let env = Env::get();
-    let user = common::create_user(&env, "imapuidv");
+    let user = common::create_user(env, "imapuidv");
     for n in 0..3 {
-        common::drop_raw(&env, &user, &mail(n));
+        common::drop_raw(env, &user, &mail(n));
     }
-    let f = fixture(
+    let mut f = fixture(
         &user,
         "127.0.0.1",
         port("POSTFACH_TEST_IMAPS_PORT"),
@@ -339,8 +339,8 @@ async fn uidvalidity_change_neither_duplicates_nor_loses_mail() {
     );
     assert_eq!(f.fetch().await.new_ids.len(), 3);
 
-    common::set_uidvalidity(&env, &user, 4242);
-    common::drop_raw(&env, &user, &mail(3));
+    common::set_uidvalidity(env, &user, 4242);
+    common::drop_raw(env, &user, &mail(3));
     let report = f.fetch().await;
     assert_eq!(
         report.new_ids.len(),
@@ -366,12 +366,23 @@ async fn uidvalidity_change_neither_duplicates_nor_loses_mail() {
         "{old:?}"
     );
     assert_eq!(old.len(), 4);
+
+    // Another change, now with delete on server: every mail is recognised
+    // by content under the new UIDs, so all of them may go, none is stored
+    // twice, and the old UIDs are never used.
+    common::set_uidvalidity(env, &user, 4343);
+    f.account.delete_on_server = true;
+    let report = f.fetch().await;
+    assert!(report.new_ids.is_empty(), "{report:?}");
+    assert_eq!(report.deleted_on_server, 4);
+    assert_eq!(common::message_count(env, &user), 0);
+    assert_eq!(f.store.count_messages(&f.account.id).expect("count"), 4);
 }
 
 #[tokio::test]
 async fn raw_bytes_are_stored_exactly_including_odd_mails() {
     let env = Env::get();
-    let user = common::create_user(&env, "imapbytes");
+    let user = common::create_user(env, "imapbytes");
     let odd: Vec<Vec<u8>> = vec![
         b"Subject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n".to_vec(),
         b"Subject: bare\r\n\r\nbare CR\rin line\r\nbare LF in\nline\r\n".to_vec(),
@@ -380,7 +391,7 @@ async fn raw_bytes_are_stored_exactly_including_odd_mails() {
         b"no header at all, no line end".to_vec(),
     ];
     for m in &odd {
-        common::drop_raw(&env, &user, m);
+        common::drop_raw(env, &user, m);
     }
     let f = fixture(
         &user,
@@ -423,8 +434,8 @@ fn as_dovecot_sends(file: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn an_empty_mail_is_stored() {
     let env = Env::get();
-    let user = common::create_user(&env, "imapempty");
-    common::drop_raw(&env, &user, b"");
+    let user = common::create_user(env, "imapempty");
+    common::drop_raw(env, &user, b"");
     let f = fixture(
         &user,
         "127.0.0.1",
@@ -440,8 +451,8 @@ async fn an_empty_mail_is_stored() {
 #[tokio::test]
 async fn idle_wakes_on_new_mail_and_times_out_without() {
     let env = Env::get();
-    let user = common::create_user(&env, "imapidle");
-    common::drop_raw(&env, &user, &mail(0));
+    let user = common::create_user(env, "imapidle");
+    common::drop_raw(env, &user, &mail(0));
     let f = fixture(
         &user,
         "127.0.0.1",
@@ -472,7 +483,7 @@ async fn idle_wakes_on_new_mail_and_times_out_without() {
         let user = user.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(1500));
-            common::drop_raw(&Env::get(), &user, &mail(1));
+            common::drop_raw(Env::get(), &user, &mail(1));
         })
     };
     let started = Instant::now();
@@ -489,7 +500,7 @@ async fn idle_wakes_on_new_mail_and_times_out_without() {
 
     // A mail that came after the last fetch but before IDLE is not missed.
     f.fetch().await;
-    common::drop_raw(&env, &user, &mail(2));
+    common::drop_raw(env, &user, &mail(2));
     let started = Instant::now();
     assert_eq!(
         wait(Duration::from_secs(60)).await.expect("idle"),
