@@ -42,22 +42,24 @@ impl Task {
         let mut backoff = Backoff::default();
         // The first fetch happens right away for polled accounts.
         let mut next: Option<Duration> = (self.account.poll_interval > 0).then_some(Duration::ZERO);
+        // IMAP waits with IDLE after a good fetch, until the server says it
+        // has no IDLE; then it polls.
+        let mut use_idle = self.account.kind.is_imap();
+        let mut last_ok = false;
         self.set(|s| s.state = State::Idle);
         loop {
             let mut waiters: Vec<Reply> = Vec::new();
-            let sleep = async {
-                match next {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending::<()>().await,
-                }
-            };
+            let turn = wait_turn(&self.account, &self.rt, next, use_idle && last_ok);
             tokio::select! {
                 _ = cancel.changed() => return,
                 r = self.requests.recv() => match r {
                     Some(reply) => waiters.push(reply),
                     None => return,
                 },
-                _ = sleep => {}
+                t = turn => if t == Turn::NoIdle {
+                    tracing::info!(account = %id, "server has no IDLE; polling");
+                    use_idle = false;
+                }
             }
             // Everyone who asked while we waited gets this fetch's result.
             while let Ok(reply) = self.requests.try_recv() {
@@ -68,6 +70,7 @@ impl Task {
                 r = self.fetch() => r,
             };
             let poll = self.account.poll_interval;
+            last_ok = result.is_ok();
             match &result {
                 Ok(report) => {
                     backoff.reset();
@@ -184,6 +187,63 @@ impl Task {
             self.rt
                 .handle
                 .notify(Notice::Status(self.account.id.clone()));
+        }
+    }
+}
+
+/// Why a wait ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Turn {
+    /// Time for a fetch (timer, IDLE news, IDLE timeout or IDLE failure).
+    Fetch,
+    /// The server has no IDLE: poll from now on.
+    NoIdle,
+}
+
+/// Wait for the next fetch: `None` = only on demand; with `idle`, hold an
+/// IMAP IDLE (RFC 2177) until new mail or the re-issue time instead of the
+/// poll timer. IDLE does not hold a connection permit: the permits bound the
+/// connections being opened by fetches, and an idling account would hold
+/// one for up to 29 minutes. An IDLE failure waits the shorter of the poll
+/// interval and a minute, then lets the fetch report the problem.
+async fn wait_turn(account: &Account, rt: &Runtime, next: Option<Duration>, idle: bool) -> Turn {
+    let Some(delay) = next else {
+        return std::future::pending().await;
+    };
+    if !idle {
+        tokio::time::sleep(delay).await;
+        return Turn::Fetch;
+    }
+    let store = rt.store.clone();
+    let id = account.id.clone();
+    let secret =
+        match tokio::task::spawn_blocking(move || store.secret(&id, SecretKind::Password)).await {
+            Ok(Ok(Some(s))) => s,
+            _ => {
+                tokio::time::sleep(delay).await;
+                return Turn::Fetch;
+            }
+        };
+    let max = crate::imap::idle::REISSUE;
+    match crate::imap::idle::wait_for_change(
+        account,
+        secret.expose(),
+        &rt.store,
+        &rt.tls,
+        &rt.timeouts,
+        max,
+    )
+    .await
+    {
+        Ok(crate::imap::idle::IdleOutcome::NoIdle) => {
+            tokio::time::sleep(delay).await;
+            Turn::NoIdle
+        }
+        Ok(_) => Turn::Fetch,
+        Err(e) => {
+            tracing::debug!(account = %account.id, error = %e, "IDLE ended with an error");
+            tokio::time::sleep(delay.min(Duration::from_secs(60))).await;
+            Turn::Fetch
         }
     }
 }
