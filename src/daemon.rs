@@ -34,6 +34,38 @@ pub struct Options {
     pub config_path: Option<PathBuf>,
 }
 
+/// The state directory when `--state-dir` is not given: systemd's
+/// `StateDirectory=` (`$STATE_DIRECTORY`, possibly a `:`-list; the first is
+/// ours), else /var/lib/postfach for root, else `$XDG_DATA_HOME/postfach`
+/// (XDG Base Directory spec: `~/.local/share` when unset or empty).
+pub fn default_state_dir() -> Option<PathBuf> {
+    state_dir_from(
+        std::env::var("STATE_DIRECTORY").ok().as_deref(),
+        nix::unistd::geteuid().is_root(),
+        std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+    )
+}
+
+fn state_dir_from(
+    state_directory: Option<&str>,
+    root: bool,
+    xdg_data_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> Option<PathBuf> {
+    if let Some(first) = state_directory.and_then(|d| d.split(':').find(|d| !d.is_empty())) {
+        return Some(PathBuf::from(first));
+    }
+    if root {
+        return Some(PathBuf::from("/var/lib/postfach"));
+    }
+    let data = match xdg_data_home {
+        Some(d) if d.is_absolute() => d,
+        _ => home?.join(".local/share"),
+    };
+    Some(data.join("postfach"))
+}
+
 /// Account tasks get this long to end after SIGTERM; the unit allows 15 s.
 const STOP_GRACE: Duration = Duration::from_secs(8);
 
@@ -157,4 +189,36 @@ fn reload(ctx: &Ctx, opts: &Options, log: &LogHandle) {
         tracing::error!(error = %e, "SIGHUP: log level not changed");
     }
     tracing::info!(file = %path.display(), "config reloaded");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::state_dir_from;
+    use std::path::PathBuf;
+
+    #[test]
+    fn state_dir_defaults() {
+        let home = Some(PathBuf::from("/home/u"));
+        assert_eq!(
+            state_dir_from(Some("/var/lib/postfach:/x"), false, None, home.clone()),
+            Some("/var/lib/postfach".into())
+        );
+        assert_eq!(
+            state_dir_from(None, true, None, home.clone()),
+            Some("/var/lib/postfach".into())
+        );
+        assert_eq!(
+            state_dir_from(None, false, Some("/d".into()), home.clone()),
+            Some("/d/postfach".into())
+        );
+        assert_eq!(
+            state_dir_from(None, false, Some("".into()), home.clone()),
+            Some("/home/u/.local/share/postfach".into())
+        );
+        assert_eq!(
+            state_dir_from(None, false, None, home),
+            Some("/home/u/.local/share/postfach".into())
+        );
+        assert_eq!(state_dir_from(None, false, None, None), None);
+    }
 }

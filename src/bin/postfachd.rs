@@ -27,24 +27,6 @@ struct Args {
     state_dir: Option<PathBuf>,
 }
 
-/// The default state directory (systemd's StateDirectory= sets
-/// `$STATE_DIRECTORY`; it may list several, the first is ours).
-fn default_state_dir() -> Option<PathBuf> {
-    if let Ok(dirs) = std::env::var("STATE_DIRECTORY") {
-        if let Some(first) = dirs.split(':').find(|d| !d.is_empty()) {
-            return Some(PathBuf::from(first));
-        }
-    }
-    if nix::unistd::geteuid().is_root() {
-        return Some(PathBuf::from("/var/lib/postfach"));
-    }
-    let data = match std::env::var_os("XDG_DATA_HOME") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
-    };
-    Some(data.join("postfach"))
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     let config = match &args.config {
@@ -74,7 +56,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Some(state_dir) = args.state_dir.clone().or_else(default_state_dir) else {
+    let Some(state_dir) = args.state_dir.clone().or_else(daemon::default_state_dir) else {
         eprintln!(
             "postfachd: no state directory: give --state-dir, or set STATE_DIRECTORY or HOME"
         );
