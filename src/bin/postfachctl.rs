@@ -6,6 +6,7 @@
 
 use clap::{Parser, Subcommand};
 use postfach::ctl::commands::Ctl;
+use postfach::ctl::inbox::InboxArgs;
 use postfach::ctl::settings::SettingsArgs;
 use postfach::ctl::CtlError;
 
@@ -31,7 +32,33 @@ struct Cli {
 enum Command {
     /// Mail accounts.
     #[command(subcommand)]
-    Account(AccountCommand),
+    Account(Box<AccountCommand>),
+    /// Fetch an account's mail now and print "N new messages".
+    ///
+    /// Shows a progress bar while the fetch runs when stdout is a terminal.
+    Fetch {
+        /// Account id (see `account list`).
+        id: String,
+    },
+    /// List stored mail, newest first.
+    ///
+    /// A table (ID, date in local time, from, subject, size, flags: R read,
+    /// A assigned to a contact, P private) and "shown X of TOTAL".
+    /// `--json` prints {"total", "offset", "messages": [dicts]}.
+    Inbox {
+        #[command(flatten)]
+        args: InboxArgs,
+    },
+    /// Write one stored mail to stdout exactly as the server sent it.
+    ///
+    /// E.g. `postfachctl raw 42 > mail.eml`.
+    Raw {
+        /// Message id (first column of `inbox`).
+        id: u64,
+        /// Act for this CRM user ("" = admin view).
+        #[arg(long, default_value = "")]
+        user: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,6 +88,31 @@ enum AccountCommand {
     },
     /// Delete an account and its mails (mails assigned to a contact stay).
     Delete { id: String },
+    /// Test a connection step by step, one line per step.
+    ///
+    /// Steps: resolve, connect, TLS, greeting, login, open inbox, SMTP …;
+    /// exit status 1 when a step failed.
+    ///
+    /// `account test ID` tests a saved account. Without an ID it tests the
+    /// settings given as flags (the same flags as `account add`) without
+    /// saving anything; the password is asked for once, or read from stdin
+    /// with --password-stdin.
+    #[command(after_help = "Examples:\n  postfachctl account test 3f2a9c\n  \
+                      postfachctl account test --kind imap --host mail.example.com --port 993 \\\n      \
+                      --username info@example.com")]
+    Test {
+        /// Account id; leave out to test unsaved settings given as flags.
+        #[arg(conflicts_with_all = ["password_stdin", "smtp_password"])]
+        id: Option<String>,
+        #[command(flatten)]
+        settings: SettingsArgs,
+        /// Read the password(s) from stdin, one per line, instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Also test with a separate SMTP password.
+        #[arg(long)]
+        smtp_password: bool,
+    },
     /// Set the password of an account.
     Passwd {
         id: String,
@@ -74,9 +126,24 @@ enum AccountCommand {
 }
 
 async fn run(cli: Cli) -> Result<(), CtlError> {
+    // Usage errors first: they need no daemon.
+    if let Command::Account(cmd) = &cli.command {
+        if let AccountCommand::Test {
+            id: Some(_),
+            settings,
+            ..
+        } = cmd.as_ref()
+        {
+            if *settings != SettingsArgs::default() {
+                return Err(CtlError::usage(
+                    "give either an account ID or settings flags, not both",
+                ));
+            }
+        }
+    }
     let ctl = Ctl::connect(cli.session, cli.json).await?;
     match cli.command {
-        Command::Account(cmd) => match cmd {
+        Command::Account(cmd) => match *cmd {
             AccountCommand::Add {
                 settings,
                 password_stdin,
@@ -91,7 +158,20 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                 smtp,
                 password_stdin,
             } => ctl.passwd(&id, smtp, password_stdin).await,
+            AccountCommand::Test { id: Some(id), .. } => ctl.test_saved(&id).await,
+            AccountCommand::Test {
+                id: None,
+                settings,
+                password_stdin,
+                smtp_password,
+            } => {
+                ctl.test_settings(&settings, password_stdin, smtp_password)
+                    .await
+            }
         },
+        Command::Fetch { id } => ctl.fetch(&id).await,
+        Command::Inbox { args } => ctl.inbox(&args).await,
+        Command::Raw { id, user } => ctl.raw(id, &user).await,
     }
 }
 

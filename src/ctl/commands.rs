@@ -39,7 +39,7 @@ impl Ctl {
         Ok(Ctl { conn, json })
     }
 
-    async fn account(&self, id: &str) -> Result<AccountProxy<'static>, CtlError> {
+    pub(super) async fn account(&self, id: &str) -> Result<AccountProxy<'static>, CtlError> {
         let path = checked_path(id)?;
         Ok(AccountProxy::builder(&self.conn)
             .path(path)
@@ -55,23 +55,7 @@ impl Ctl {
         password_stdin: bool,
         smtp_password: bool,
     ) -> Result<(), CtlError> {
-        let mut dict = settings.to_dict();
-        let mut labels = Vec::new();
-        if !settings.is_office365() {
-            labels.push("Password");
-        }
-        if smtp_password {
-            labels.push("SMTP password");
-        }
-        let secrets = password::get(password_stdin, &labels)?;
-        for (label, secret) in labels.iter().zip(&secrets) {
-            let key = if *label == "Password" {
-                "password"
-            } else {
-                "smtp_password"
-            };
-            dict.insert(key, Variant::from(secret.expose().to_string()));
-        }
+        let dict = with_passwords(settings, password_stdin, smtp_password, true)?;
         let manager = ManagerProxy::new(&self.conn).await?;
         let path = manager.create_account(dict).await?;
         let id = account_id(path.as_str())
@@ -179,7 +163,7 @@ impl Ctl {
         } else {
             "New password"
         };
-        let secret: Secret = password::get(password_stdin, &[label])?
+        let secret: Secret = password::get(password_stdin, &[label], true)?
             .pop()
             .ok_or_else(|| CtlError::local("InvalidArgument", "no password given"))?;
         let account = self.account(id).await?;
@@ -192,8 +176,37 @@ impl Ctl {
     }
 }
 
+/// The settings dict plus the passwords: the incoming one unless the kind
+/// signs in with OAuth2, and the SMTP one when asked for. `confirm` asks
+/// twice on a terminal (for passwords that will be saved).
+pub(super) fn with_passwords(
+    settings: &SettingsArgs,
+    password_stdin: bool,
+    smtp_password: bool,
+    confirm: bool,
+) -> Result<HashMap<&'static str, Variant<'static>>, CtlError> {
+    let mut dict = settings.to_dict();
+    let mut labels = Vec::new();
+    if !settings.is_office365() {
+        labels.push("Password");
+    }
+    if smtp_password {
+        labels.push("SMTP password");
+    }
+    let secrets = password::get(password_stdin, &labels, confirm)?;
+    for (label, secret) in labels.iter().zip(&secrets) {
+        let key = if *label == "Password" {
+            "password"
+        } else {
+            "smtp_password"
+        };
+        dict.insert(key, Variant::from(secret.expose().to_string()));
+    }
+    Ok(dict)
+}
+
 /// The object path of account `id`; a malformed id is a usage error.
-fn checked_path(id: &str) -> Result<String, CtlError> {
+pub(super) fn checked_path(id: &str) -> Result<String, CtlError> {
     let path = account_path(id);
     if account_id(&path).is_none() {
         return Err(CtlError::usage(format!(
@@ -204,7 +217,7 @@ fn checked_path(id: &str) -> Result<String, CtlError> {
 }
 
 /// A call on a path with no account object: say so in the daemon's terms.
-fn not_found(id: &str, e: CtlError) -> CtlError {
+pub(super) fn not_found(id: &str, e: CtlError) -> CtlError {
     match e.name.as_str() {
         "UnknownObject" | "UnknownInterface" => {
             CtlError::local("NotFound", format!("there is no account {id}"))

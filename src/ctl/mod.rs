@@ -3,10 +3,16 @@
 //! The binary only parses flags; everything it does lives here so that it
 //! is unit-testable: turning flags into `a{sv}` settings ([`settings`]),
 //! reading passwords without ever taking them from argv ([`password`]),
-//! printing tables and JSON ([`output`]), and the commands ([`commands`]).
+//! printing tables and JSON ([`output`]), and the commands: accounts
+//! ([`commands`]), the connection test ([`conntest`]), fetching with a
+//! progress bar ([`fetch`]), reading mail ([`inbox`], times in [`dates`]).
 //! Every failure becomes one [`CtlError`] line on stderr.
 
 pub mod commands;
+pub mod conntest;
+pub mod dates;
+pub mod fetch;
+pub mod inbox;
 pub mod output;
 pub mod password;
 pub mod settings;

@@ -132,28 +132,63 @@ pub fn json_object(props: &HashMap<String, OwnedVariant>) -> Json {
 
 /// An aligned table: two spaces between columns, the last column unpadded.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let header_row: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    let all: Vec<Vec<String>> = std::iter::once(header_row)
+        .chain(rows.iter().cloned())
+        .collect();
+    align(&all, &[])
+}
+
+/// Rows as aligned columns, two spaces apart; the columns in `right` are
+/// right-aligned (numbers), the last column is never padded.
+pub fn align(rows: &[Vec<String>], right: &[usize]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
     for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+        for (i, cell) in row.iter().enumerate() {
+            let n = cell.chars().count();
+            match widths.get_mut(i) {
+                Some(w) => *w = (*w).max(n),
+                None => widths.push(n),
+            }
         }
     }
     let mut out = String::new();
-    let header_row: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header_row).chain(rows) {
+    for row in rows {
         let last = row.len().saturating_sub(1);
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
-            line.push_str(cell);
+            let pad = widths
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(cell.chars().count());
+            if right.contains(&i) {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                if i < last {
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
             if i < last {
-                let width = widths.get(i).copied().unwrap_or(0);
-                let pad = width.saturating_sub(cell.chars().count());
-                line.push_str(&" ".repeat(pad + 2));
+                line.push_str("  ");
             }
         }
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    out
+}
+
+/// At most `max` characters: longer text is cut and ends in `…`, so the
+/// reader sees that something is missing.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
     out
 }
 
@@ -199,6 +234,31 @@ mod tests {
             t,
             "ID   NAME      STATE\na1   Vertrieb  idle\nb22  X         error\n"
         );
+    }
+
+    #[test]
+    fn align_right_and_truncate() {
+        let rows = vec![
+            vec![
+                "ok".into(),
+                "resolve".into(),
+                "3 ms".into(),
+                "127.0.0.1".into(),
+            ],
+            vec![
+                "FAILED".into(),
+                "login".into(),
+                "512 ms".into(),
+                "bad".into(),
+            ],
+        ];
+        assert_eq!(
+            align(&rows, &[2]),
+            "ok      resolve    3 ms  127.0.0.1\nFAILED  login    512 ms  bad\n"
+        );
+        assert_eq!(truncate("Anfrage", 10), "Anfrage");
+        assert_eq!(truncate("Anfrage Angebot", 8), "Anfrage…");
+        assert_eq!(truncate("Grüße aus Köln", 6).chars().count(), 6);
     }
 
     #[test]

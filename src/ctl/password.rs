@@ -53,8 +53,10 @@ pub fn read_lines(mut input: impl BufRead, count: usize) -> Result<Vec<Secret>, 
     Ok(out)
 }
 
-/// Ask on the terminal, twice, so a typo does not lock the account out.
-pub fn prompt_new(label: &str) -> Result<Secret, CtlError> {
+/// Ask on the terminal; with `confirm`, twice, so that a typo in a password
+/// that is going to be saved does not lock the account out. A connection
+/// test asks once: a typo shows up as a failed login step.
+pub fn prompt(label: &str, confirm: bool) -> Result<Secret, CtlError> {
     let no_tty = |e: std::io::Error| {
         CtlError::local(
             "InvalidArgument",
@@ -65,22 +67,25 @@ pub fn prompt_new(label: &str) -> Result<Secret, CtlError> {
     if first.is_empty() {
         return Err(CtlError::local("InvalidArgument", "the password is empty"));
     }
-    let again = rpassword::prompt_password(format!("{label} (again): ")).map_err(no_tty)?;
-    if first != again {
-        return Err(CtlError::local(
-            "InvalidArgument",
-            "the passwords do not match",
-        ));
+    if confirm {
+        let again = rpassword::prompt_password(format!("{label} (again): ")).map_err(no_tty)?;
+        if first != again {
+            return Err(CtlError::local(
+                "InvalidArgument",
+                "the passwords do not match",
+            ));
+        }
     }
     Ok(Secret::new(first))
 }
 
-/// `count` passwords from stdin or, one after another, from prompts.
-pub fn get(from_stdin: bool, labels: &[&str]) -> Result<Vec<Secret>, CtlError> {
+/// One password per label from stdin or, one after another, from prompts
+/// (confirmed when `confirm`).
+pub fn get(from_stdin: bool, labels: &[&str], confirm: bool) -> Result<Vec<Secret>, CtlError> {
     if from_stdin {
         read_lines(std::io::stdin().lock(), labels.len())
     } else {
-        labels.iter().map(|l| prompt_new(l)).collect()
+        labels.iter().map(|l| prompt(l, confirm)).collect()
     }
 }
 
