@@ -2,6 +2,9 @@
 //! command, `--json`, and how daemon errors reach the admin.
 
 mod common;
+/// fetch, inbox, raw and the connection test (a file of its own for size).
+#[path = "ctl/mail.rs"]
+mod mail;
 
 use std::io::Write;
 use std::process::{Output, Stdio};
