@@ -52,6 +52,8 @@ impl Store {
     }
 
     /// Change an account through `change`; nothing is written if it fails.
+    /// A new private owner re-files the account's unassigned mail in the
+    /// same transaction, so visibility follows the owner at once.
     pub fn update_account(
         &self,
         id: &str,
@@ -60,7 +62,8 @@ impl Store {
         let tx = self.write()?;
         let current = account_in(&tx, id)?.ok_or_else(|| no_account(id))?;
         let (mut next, secrets) = change(&current)?;
-        next.id = current.id;
+        next.id = current.id.clone();
+        super::views::owner_changed(&tx, &current, &next)?;
         self.put_account(&tx, &next, &secrets)?;
         tx.commit().map_err(st("commit account update"))?;
         Ok(next)

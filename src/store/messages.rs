@@ -14,9 +14,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::accounts::{account_in, no_account};
-use super::schema::{
-    self, ACCOUNT_INDEX, CONTENT, COUNTS, FOLDER_INDEX, MESSAGES, RAW, SERVER_IDS,
-};
+use super::schema::{self, CONTENT, MESSAGES, MESSAGE_SIDS, RAW, SERVER_IDS};
+use super::views::{meta_in, owner_in, Writer};
 use super::{st, Store};
 use crate::account::Account;
 use crate::error::{Error, Result};
@@ -87,35 +86,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Add `delta` to the index counters of `(account, folder)` and `("", folder)`.
-pub(super) fn count(tx: &WriteTransaction, account: &str, folder: &str, delta: i64) -> Result<()> {
-    let mut t = tx.open_table(COUNTS).map_err(st("open counts"))?;
-    for scope in [account, ""] {
-        let old = t
-            .get((scope, folder))
-            .map_err(st("read counts"))?
-            .map_or(0, |g| g.value());
-        let new = old.saturating_add_signed(delta);
-        t.insert((scope, folder), new).map_err(st("write counts"))?;
-    }
-    Ok(())
-}
-
-/// Write a message's summary and both index entries.
-fn index(tx: &WriteTransaction, m: &MessageMeta) -> Result<()> {
+/// Write a message's summary and file it under its view scopes.
+fn index(tx: &WriteTransaction, m: &MessageMeta, owner: Option<&str>) -> Result<()> {
     tx.open_table(MESSAGES)
         .map_err(st("open messages"))?
         .insert(m.id, meta_json(m)?.as_slice())
         .map_err(st("write message"))?;
-    tx.open_table(FOLDER_INDEX)
-        .map_err(st("open index"))?
-        .insert((m.folder.as_str(), m.date, m.id), ())
-        .map_err(st("write index"))?;
-    tx.open_table(ACCOUNT_INDEX)
-        .map_err(st("open index"))?
-        .insert((m.account.as_str(), m.folder.as_str(), m.date, m.id), ())
-        .map_err(st("write index"))?;
-    count(tx, &m.account, &m.folder, 1)
+    Writer::open(tx)?.add(m, owner)
 }
 
 /// Summarise without letting a panic in the parser escape; a mail that
@@ -141,9 +118,12 @@ impl Store {
         summarize: &dyn Fn(&[u8], i64) -> Summary,
     ) -> Result<Vec<u64>> {
         let tx = self.write()?;
-        if account_in(&tx, &account.id)?.is_none() {
+        // The stored account, not the caller's copy, decides the visibility
+        // class: an owner change committed meanwhile must not be undone.
+        let Some(stored) = account_in(&tx, &account.id)? else {
             return Err(no_account(&account.id));
-        }
+        };
+        let owner = stored.private_owner;
         let acct = account.id.as_str();
         let mut new_ids = Vec::new();
         for mail in mails {
@@ -168,6 +148,10 @@ impl Store {
                 .map(|g| g.value());
             if let Some(existing) = known {
                 sids.insert((acct, server_id.as_str()), existing)
+                    .map_err(st("write server ids"))?;
+                tx.open_table(MESSAGE_SIDS)
+                    .map_err(st("open server ids"))?
+                    .insert((existing, server_id.as_str()), ())
                     .map_err(st("write server ids"))?;
                 continue;
             }
@@ -204,7 +188,11 @@ impl Store {
                 .insert((acct, sha.as_str()), id)
                 .map_err(st("write content"))?;
             drop((sids, content));
-            index(&tx, &meta)?;
+            tx.open_table(MESSAGE_SIDS)
+                .map_err(st("open server ids"))?
+                .insert((id, server_id.as_str()), ())
+                .map_err(st("write server ids"))?;
+            index(&tx, &meta, Some(&owner))?;
             new_ids.push(id);
         }
         tx.commit().map_err(st("commit fetched mail"))?;
@@ -226,24 +214,25 @@ impl Store {
         v.map(|g| meta_from(g.value())).transpose()
     }
 
-    /// Change one message's summary; NotFound if it does not exist.
+    /// Change one message's summary and re-file it; NotFound if it does
+    /// not exist. One transaction.
     fn change_message(&self, id: u64, change: impl FnOnce(&mut MessageMeta)) -> Result<()> {
         let tx = self.write()?;
-        {
-            let mut t = tx.open_table(MESSAGES).map_err(st("open messages"))?;
-            let mut m = match t.get(id).map_err(st("read message"))? {
-                Some(g) => meta_from(g.value())?,
-                None => return Err(Error::NotFound(format!("no message {id}"))),
-            };
-            change(&mut m);
-            t.insert(id, meta_json(&m)?.as_slice())
-                .map_err(st("write message"))?;
-        }
+        let before = meta_in(&tx, id)?.ok_or_else(|| no_message(id))?;
+        let mut after = before.clone();
+        change(&mut after);
+        let owner = owner_in(&tx, &before.account)?;
+        Writer::open(&tx)?.refile(&before, owner.as_deref(), &after, owner.as_deref())?;
+        tx.open_table(MESSAGES)
+            .map_err(st("open messages"))?
+            .insert(id, meta_json(&after)?.as_slice())
+            .map_err(st("write message"))?;
         tx.commit().map_err(st("commit message change"))
     }
 
     /// Assign to a CRM contact ("" = unassign). An assigned message outlives
-    /// its account and is visible to all users even from a private account.
+    /// its account and is visible to all users even from a private account;
+    /// unassigning it makes the account's current owner decide again.
     pub fn set_contact(&self, id: u64, contact: &str) -> Result<()> {
         self.change_message(id, |m| m.contact = contact.to_string())
     }
@@ -251,6 +240,56 @@ impl Store {
     pub fn set_read(&self, id: u64, read: bool) -> Result<()> {
         self.change_message(id, |m| m.read = read)
     }
+
+    /// Removes the message (raw, summary, view entries, content hash,
+    /// server-id mappings) in one transaction and returns what the caller
+    /// needs to act on the server: the account id and the message's server
+    /// ids (e.g. `imap:INBOX:<uidvalidity>:<uid>`). None if there is no such
+    /// message. Once the hash and server ids are gone, a copy still on the
+    /// server would be fetched again, so the caller deletes it there.
+    pub fn delete_message(&self, id: u64) -> Result<Option<(String, Vec<String>)>> {
+        let tx = self.write()?;
+        let Some(m) = meta_in(&tx, id)? else {
+            return Ok(None);
+        };
+        let owner = owner_in(&tx, &m.account)?;
+        Writer::open(&tx)?.remove(&m, owner.as_deref())?;
+        tx.open_table(MESSAGES)
+            .map_err(st("open messages"))?
+            .remove(id)
+            .map_err(st("remove message"))?;
+        tx.open_table(RAW)
+            .map_err(st("open raw"))?
+            .remove(id)
+            .map_err(st("remove raw mail"))?;
+        let acct = m.account.as_str();
+        {
+            let mut content = tx.open_table(CONTENT).map_err(st("open content"))?;
+            let ours = content
+                .get((acct, m.sha256.as_str()))
+                .map_err(st("read content"))?
+                .is_some_and(|g| g.value() == id);
+            if ours {
+                content
+                    .remove((acct, m.sha256.as_str()))
+                    .map_err(st("remove content"))?;
+            }
+        }
+        let sids = super::tracking::take_message_sids(&tx, id)?;
+        {
+            let mut t = tx.open_table(SERVER_IDS).map_err(st("open server ids"))?;
+            for sid in &sids {
+                t.remove((acct, sid.as_str()))
+                    .map_err(st("remove server id"))?;
+            }
+        }
+        tx.commit().map_err(st("commit message deletion"))?;
+        Ok(Some((m.account, sids)))
+    }
+}
+
+fn no_message(id: u64) -> Error {
+    Error::NotFound(format!("no message {id}"))
 }
 
 #[cfg(test)]
@@ -278,11 +317,9 @@ pub(crate) mod tests {
 
     pub(crate) fn inbox() -> ListQuery {
         ListQuery {
-            account: None,
             folder: INBOX.into(),
-            offset: 0,
             limit: 100,
-            visible: Box::new(|_| true),
+            ..ListQuery::default()
         }
     }
 

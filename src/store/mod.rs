@@ -10,15 +10,19 @@
 //! Files: [`schema`] (tables, meta, migrations), [`secret`] (encryption at
 //! rest), `accounts` (accounts and secrets), `messages` (fetched mail),
 //! `tracking` (server ids, content hashes, sync state), `purge` (what an
-//! account deletion removes), `list` (paging).
+//! account deletion removes), `views` (visibility classes and the scopes a
+//! message is listed in), `rank` (counts and deep offsets in O(log n)),
+//! `list` (paging and visibility checks).
 
 mod accounts;
 mod list;
 mod messages;
 mod purge;
+mod rank;
 pub mod schema;
 mod secret;
 mod tracking;
+mod views;
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -30,7 +34,7 @@ use nix::fcntl::{Flock, FlockArg};
 use rand::RngCore;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
-pub use list::ListQuery;
+pub use list::{ListQuery, Visibility};
 pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
 pub use secret::{Secret, SecretKind};
 

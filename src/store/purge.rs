@@ -6,37 +6,25 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::messages::{count, meta_from, meta_json};
-use super::schema::{ACCOUNT_INDEX, CONTENT, FOLDER_INDEX, MESSAGES, RAW, SERVER_IDS};
+use super::messages::{meta_from, meta_json};
+use super::schema::{CONTENT, MESSAGES, RAW, SERVER_IDS};
 use super::st;
+use super::tracking::take_message_sids;
+use super::views::Writer;
 use crate::account::Account;
 use crate::error::Result;
 
-/// Part of `delete_account`: remove the account's unassigned messages (raw,
-/// summary, index, counters) and all its server ids and content hashes;
-/// assigned messages stay with the account's last name and address.
+/// Part of `delete_account`, in its transaction: remove the account's
+/// unassigned messages (raw, summary, view entries) and all its server ids
+/// and content hashes; assigned messages stay with the account's last name
+/// and address. Reads only the account's own index entries.
 pub(super) fn delete_account_messages(tx: &WriteTransaction, account: &Account) -> Result<()> {
     let acct = account.id.as_str();
-    let mut entries = Vec::new();
-    {
-        let t = tx.open_table(ACCOUNT_INDEX).map_err(st("open index"))?;
-        for row in t
-            .range((acct, "", i64::MIN, 0)..)
-            .map_err(st("read index"))?
-        {
-            let (k, _) = row.map_err(st("read index"))?;
-            let (a, folder, date, id) = k.value();
-            if a != acct {
-                break;
-            }
-            entries.push((folder.to_string(), date, id));
-        }
-    }
+    let mut w = Writer::open(tx)?;
+    let ids = w.account_ids(acct, None)?;
     let mut messages = tx.open_table(MESSAGES).map_err(st("open messages"))?;
     let mut raw = tx.open_table(RAW).map_err(st("open raw"))?;
-    let mut by_folder = tx.open_table(FOLDER_INDEX).map_err(st("open index"))?;
-    let mut by_account = tx.open_table(ACCOUNT_INDEX).map_err(st("open index"))?;
-    for (folder, date, id) in entries {
+    for id in ids {
         let Some(mut m) = messages
             .get(id)
             .map_err(st("read message"))?
@@ -45,16 +33,11 @@ pub(super) fn delete_account_messages(tx: &WriteTransaction, account: &Account) 
         else {
             continue;
         };
+        take_message_sids(tx, id)?;
         if m.contact.is_empty() {
+            w.remove(&m, Some(&account.private_owner))?;
             messages.remove(id).map_err(st("remove message"))?;
             raw.remove(id).map_err(st("remove raw mail"))?;
-            by_folder
-                .remove((folder.as_str(), date, id))
-                .map_err(st("remove index"))?;
-            by_account
-                .remove((acct, folder.as_str(), date, id))
-                .map_err(st("remove index"))?;
-            count(tx, acct, &folder, -1)?;
         } else {
             m.account_name = account.name.clone();
             m.account_address = account.address.clone();

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -32,16 +32,29 @@ pub const SERVER_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new(
 /// (account id, SHA-256 hex of the raw bytes) -> message id: the same mail
 /// seen again under a new UIDVALIDITY or UIDL is recognised by content.
 pub const CONTENT: TableDefinition<(&str, &str), u64> = TableDefinition::new("content");
-/// (folder, date, id) -> (): newest-first paging over all accounts.
-pub const FOLDER_INDEX: TableDefinition<(&str, i64, u64), ()> =
-    TableDefinition::new("folder_index");
-/// (account id, folder, date, id) -> (): newest-first paging of one account;
-/// also finds every message of an account when it is deleted.
-pub const ACCOUNT_INDEX: TableDefinition<(&str, &str, i64, u64), ()> =
-    TableDefinition::new("account_index");
-/// (account id or "" for all, folder) -> number of index entries; gives
-/// counts without scanning (redb's `len` walks the tree).
-pub const COUNTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("counts");
+/// (message id, server id) -> (): the reverse of [`SERVER_IDS`], so that
+/// deleting one message finds its server ids without scanning the account.
+pub const MESSAGE_SIDS: TableDefinition<(u64, &str), ()> = TableDefinition::new("message_sids");
+/// (scope, date, id) -> (): one sorted list per view scope (see
+/// `super::views` for the scopes); a reverse range is newest first.
+pub const VIEW_INDEX: TableDefinition<(&str, i64, u64), ()> = TableDefinition::new("view_index");
+/// (level, scope, date bucket) -> entries of the scope in that bucket; the
+/// order-statistic counters of `super::rank` (skip N entries, exact totals).
+pub const BUCKETS: TableDefinition<(u8, &str, i64), u64> = TableDefinition::new("view_buckets");
+
+/// Schema 1 indexes, replaced in schema 2 by [`VIEW_INDEX`] and [`BUCKETS`];
+/// kept only so that the migration can drop them.
+pub mod v1 {
+    use redb::TableDefinition;
+    /// (folder, date, id) -> ().
+    pub const FOLDER_INDEX: TableDefinition<(&str, i64, u64), ()> =
+        TableDefinition::new("folder_index");
+    /// (account id, folder, date, id) -> ().
+    pub const ACCOUNT_INDEX: TableDefinition<(&str, &str, i64, u64), ()> =
+        TableDefinition::new("account_index");
+    /// (account id or "", folder) -> number of index entries.
+    pub const COUNTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("counts");
+}
 
 pub const KEY_VERSION: &str = "schema_version";
 pub const KEY_INSTALLATION: &str = "installation_id";
@@ -91,19 +104,35 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(MESSAGES).map_err(st("create tables"))?;
     tx.open_table(SERVER_IDS).map_err(st("create tables"))?;
     tx.open_table(CONTENT).map_err(st("create tables"))?;
-    tx.open_table(FOLDER_INDEX).map_err(st("create tables"))?;
-    tx.open_table(ACCOUNT_INDEX).map_err(st("create tables"))?;
-    tx.open_table(COUNTS).map_err(st("create tables"))?;
+    tx.open_table(MESSAGE_SIDS).map_err(st("create tables"))?;
+    tx.open_table(VIEW_INDEX).map_err(st("create tables"))?;
+    tx.open_table(BUCKETS).map_err(st("create tables"))?;
     Ok(())
 }
 
 /// A migration step from schema N to N+1 runs inside the open transaction.
 type Step = fn(&WriteTransaction) -> Result<()>;
 
-/// `STEPS[i]` migrates schema `i + 1` to `i + 2`; empty while we are at 1.
-/// A new step: append `migrate_1_to_2`, bump [`SCHEMA_VERSION`], add a test
-/// that opens a store written by the old layout.
-const STEPS: &[Step] = &[];
+/// `STEPS[i]` migrates schema `i + 1` to `i + 2`. A new step: append it,
+/// bump [`SCHEMA_VERSION`], add a test that opens a store written by the old
+/// layout.
+const STEPS: &[Step] = &[migrate_1_to_2];
+
+/// Schema 2 replaced the per-folder and per-account indexes by view scopes
+/// with order-statistic counters (visibility classes, tenants, accounts) and
+/// added the message -> server id map. Everything is rebuilt from the
+/// `messages` and `server_ids` tables, which schema 1 already had.
+fn migrate_1_to_2(tx: &WriteTransaction) -> Result<()> {
+    tx.delete_table(v1::FOLDER_INDEX)
+        .map_err(st("drop schema 1 index"))?;
+    tx.delete_table(v1::ACCOUNT_INDEX)
+        .map_err(st("drop schema 1 index"))?;
+    tx.delete_table(v1::COUNTS)
+        .map_err(st("drop schema 1 counters"))?;
+    create_tables(tx)?;
+    super::tracking::rebuild_message_sids(tx)?;
+    super::views::rebuild(tx)
+}
 
 /// Bring a store written at schema `from` (>= 1) up to [`SCHEMA_VERSION`]
 /// inside the caller's transaction, so that a failed step leaves the file as

@@ -8,10 +8,44 @@
 
 use std::collections::HashSet;
 
+use redb::{ReadableTable, WriteTransaction};
+
 use super::accounts::{account_in, no_account};
-use super::schema::{CONTENT, SERVER_IDS, SYNC};
+use super::schema::{CONTENT, MESSAGE_SIDS, SERVER_IDS, SYNC};
 use super::{st, Store};
 use crate::error::Result;
+
+/// Remove and return the server ids mapped to message `id` (the reverse
+/// map only; the caller removes the `server_ids` rows).
+pub(super) fn take_message_sids(tx: &WriteTransaction, id: u64) -> Result<Vec<String>> {
+    let mut t = tx.open_table(MESSAGE_SIDS).map_err(st("open server ids"))?;
+    let mut sids = Vec::new();
+    for row in t.range((id, "")..).map_err(st("read server ids"))? {
+        let (k, _) = row.map_err(st("read server ids"))?;
+        let (mid, sid) = k.value();
+        if mid != id {
+            break;
+        }
+        sids.push(sid.to_string());
+    }
+    for sid in &sids {
+        t.remove((id, sid.as_str()))
+            .map_err(st("remove server id"))?;
+    }
+    Ok(sids)
+}
+
+/// Build the message -> server ids map from `server_ids` (migration).
+pub(super) fn rebuild_message_sids(tx: &WriteTransaction) -> Result<()> {
+    let sids = tx.open_table(SERVER_IDS).map_err(st("open server ids"))?;
+    let mut back = tx.open_table(MESSAGE_SIDS).map_err(st("open server ids"))?;
+    for row in sids.iter().map_err(st("read server ids"))? {
+        let (k, v) = row.map_err(st("read server ids"))?;
+        back.insert((v.value(), k.value().1), ())
+            .map_err(st("write server ids"))?;
+    }
+    Ok(())
+}
 
 impl Store {
     /// Server ids of the account that start with `prefix` (e.g. the current
@@ -40,9 +74,16 @@ impl Store {
         let tx = self.write()?;
         {
             let mut t = tx.open_table(SERVER_IDS).map_err(st("open server ids"))?;
+            let mut back = tx.open_table(MESSAGE_SIDS).map_err(st("open server ids"))?;
             for sid in ids {
-                t.remove((account, sid.as_str()))
-                    .map_err(st("remove server id"))?;
+                let gone = t
+                    .remove((account, sid.as_str()))
+                    .map_err(st("remove server id"))?
+                    .map(|g| g.value());
+                if let Some(id) = gone {
+                    back.remove((id, sid.as_str()))
+                        .map_err(st("remove server id"))?;
+                }
             }
         }
         tx.commit().map_err(st("commit forgotten server ids"))

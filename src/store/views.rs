@@ -1,0 +1,245 @@
+//! View scopes: the sorted lists a ListMessages page is read from.
+//!
+//! Invariant 6 (DESIGN.md §4): a public account's mail is seen by every
+//! user, a private account's only by its owner, an assigned mail by
+//! everyone. Each message is therefore filed under its *visibility class*,
+//! computed from the account's CURRENT private owner:
+//!
+//! - `c` assigned to a contact (public, whatever the account),
+//! - `n` unassigned, public account,
+//! - `u␟<owner>` unassigned, private account of `<owner>`,
+//! - `x` unassigned, account deleted (only an admin's "all" view shows it).
+//!
+//! A user's inbox is the merge of `c`, `n` and `u␟<user>`; an admin's is the
+//! `*` scope. The same classes exist per tenant, and per account there is
+//! `c`/`n` (assigned or not; whether the viewer may see an account's
+//! unassigned mail is decided from the account at query time). Every entry
+//! also counts in the date-bucket counters of [`super::rank`], so a deep
+//! page and an exact total cost O(log n), not O(n).
+//!
+//! Scope keys join parts with U+001F; tenants, users and account ids never
+//! contain control characters (account validation), so keys cannot collide.
+//! Every function here runs inside the caller's write transaction.
+
+use std::collections::HashMap;
+
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use super::messages::{meta_from, MessageMeta};
+use super::rank::{bucket, LEVELS};
+use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_INDEX};
+use super::st;
+use crate::account::Account;
+use crate::error::{Error, Result};
+
+/// Separator of scope parts (see module docs).
+pub(super) const SEP: char = '\x1f';
+
+/// The visibility class key of a message (module docs). `owner` is the
+/// account's current private owner, None when the account is gone.
+pub(super) fn class_key(contact: &str, owner: Option<&str>) -> String {
+    match owner {
+        _ if !contact.is_empty() => "c".to_string(),
+        None => "x".to_string(),
+        Some("") => "n".to_string(),
+        Some(o) => format!("u{SEP}{o}"),
+    }
+}
+
+/// The class key of a private owner's unassigned mail.
+pub(super) fn private_class(owner: &str) -> String {
+    format!("u{SEP}{owner}")
+}
+
+/// Prefix of the global (`tenant` None) or one tenant's scopes of a folder.
+pub(super) fn base(folder: &str, tenant: Option<&str>) -> String {
+    match tenant {
+        None => format!("v{SEP}{folder}"),
+        Some(t) => format!("t{SEP}{t}{SEP}{folder}"),
+    }
+}
+
+/// A scope under [`base`]: a class key, or `*` for everything.
+pub(super) fn scoped(base: &str, class: &str) -> String {
+    format!("{base}{SEP}{class}")
+}
+
+/// An account's assigned (`c`) or unassigned (`n`) scope in a folder.
+pub(super) fn account_scope(account: &str, folder: &str, assigned: bool) -> String {
+    let c = if assigned { "c" } else { "n" };
+    format!("a{SEP}{account}{SEP}{folder}{SEP}{c}")
+}
+
+/// Every scope a message is listed in.
+fn scopes(m: &MessageMeta, owner: Option<&str>) -> [String; 5] {
+    let class = class_key(&m.contact, owner);
+    let global = base(&m.folder, None);
+    let tenant = base(&m.folder, Some(&m.tenant));
+    [
+        scoped(&global, "*"),
+        scoped(&global, &class),
+        scoped(&tenant, "*"),
+        scoped(&tenant, &class),
+        account_scope(&m.account, &m.folder, !m.contact.is_empty()),
+    ]
+}
+
+/// The open index and counter tables of one write transaction.
+pub(super) struct Writer<'tx> {
+    index: Table<'tx, (&'static str, i64, u64), ()>,
+    buckets: Table<'tx, (u8, &'static str, i64), u64>,
+}
+
+impl<'tx> Writer<'tx> {
+    pub(super) fn open(tx: &'tx WriteTransaction) -> Result<Writer<'tx>> {
+        Ok(Writer {
+            index: tx.open_table(VIEW_INDEX).map_err(st("open view index"))?,
+            buckets: tx.open_table(BUCKETS).map_err(st("open view counters"))?,
+        })
+    }
+
+    /// File a message under every scope of its class.
+    pub(super) fn add(&mut self, m: &MessageMeta, owner: Option<&str>) -> Result<()> {
+        for s in scopes(m, owner) {
+            self.entry(&s, m.date, m.id, true)?;
+        }
+        Ok(())
+    }
+
+    /// Remove a message from the scopes it was filed under with `owner`.
+    pub(super) fn remove(&mut self, m: &MessageMeta, owner: Option<&str>) -> Result<()> {
+        for s in scopes(m, owner) {
+            self.entry(&s, m.date, m.id, false)?;
+        }
+        Ok(())
+    }
+
+    /// Move a message between the scopes of two (contact, owner) states,
+    /// touching only the scopes that differ.
+    pub(super) fn refile(
+        &mut self,
+        before: &MessageMeta,
+        old_owner: Option<&str>,
+        after: &MessageMeta,
+        new_owner: Option<&str>,
+    ) -> Result<()> {
+        let old = scopes(before, old_owner);
+        let new = scopes(after, new_owner);
+        for (o, n) in old.iter().zip(&new) {
+            if o != n {
+                self.entry(o, before.date, before.id, false)?;
+                self.entry(n, after.date, after.id, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Insert or remove one index entry and keep its bucket counters exact.
+    /// An entry that is already in the wanted state changes nothing, so the
+    /// counters can never drift from the index.
+    fn entry(&mut self, scope: &str, date: i64, id: u64, present: bool) -> Result<()> {
+        let changed = if present {
+            let old = self.index.insert((scope, date, id), ());
+            old.map_err(st("write view index"))?.is_none()
+        } else {
+            let old = self.index.remove((scope, date, id));
+            old.map_err(st("write view index"))?.is_some()
+        };
+        if !changed {
+            return Ok(());
+        }
+        for level in 0..LEVELS {
+            let key = (level, scope, bucket(level, date));
+            let n = self
+                .buckets
+                .get(key)
+                .map_err(st("read view counters"))?
+                .map_or(0, |g| g.value());
+            if present {
+                self.buckets
+                    .insert(key, n.saturating_add(1))
+                    .map_err(st("write view counters"))?;
+            } else if n <= 1 {
+                self.buckets.remove(key).map_err(st("write view counters"))?;
+            } else {
+                self.buckets
+                    .insert(key, n - 1)
+                    .map_err(st("write view counters"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ids of the account's messages in every folder, assigned or not
+    /// (`Some(true)`/`Some(false)`) or both (None), in index order.
+    pub(super) fn account_ids(&self, account: &str, assigned: Option<bool>) -> Result<Vec<u64>> {
+        let prefix = format!("a{SEP}{account}{SEP}");
+        let mut out = Vec::new();
+        let rows = self.index.range((prefix.as_str(), i64::MIN, 0u64)..);
+        for row in rows.map_err(st("read view index"))? {
+            let (k, _) = row.map_err(st("read view index"))?;
+            let (scope, _, id) = k.value();
+            if !scope.starts_with(&prefix) {
+                break;
+            }
+            let is_assigned = scope.ends_with(&format!("{SEP}c"));
+            if assigned.is_none_or(|a| a == is_assigned) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The current private owner of an account inside a write transaction:
+/// Some("") public, Some(user) private, None deleted.
+pub(super) fn owner_in(tx: &WriteTransaction, account: &str) -> Result<Option<String>> {
+    Ok(super::accounts::account_in(tx, account)?.map(|a| a.private_owner))
+}
+
+/// Read one message's summary inside a write transaction.
+pub(super) fn meta_in(tx: &WriteTransaction, id: u64) -> Result<Option<MessageMeta>> {
+    let t = tx.open_table(MESSAGES).map_err(st("open messages"))?;
+    let v = t.get(id).map_err(st("read message"))?;
+    v.map(|g| meta_from(g.value())).transpose()
+}
+
+/// Visibility follows the current owner at once: re-file the account's
+/// unassigned mails from `old` to `new` owner's class, in the caller's
+/// transaction (the one that stores the account change). Costs one index
+/// move per unassigned mail of the account.
+pub(super) fn owner_changed(tx: &WriteTransaction, old: &Account, new: &Account) -> Result<()> {
+    if old.private_owner == new.private_owner {
+        return Ok(());
+    }
+    let mut w = Writer::open(tx)?;
+    for id in w.account_ids(&old.id, Some(false))? {
+        let m = meta_in(tx, id)?
+            .ok_or_else(|| Error::Storage(format!("index names message {id}, which is missing")))?;
+        w.refile(&m, Some(&old.private_owner), &m, Some(&new.private_owner))?;
+    }
+    Ok(())
+}
+
+/// Build every view scope from the `messages` table (schema migration).
+pub(super) fn rebuild(tx: &WriteTransaction) -> Result<()> {
+    let owners: HashMap<String, String> = {
+        let t = tx.open_table(ACCOUNTS).map_err(st("open accounts"))?;
+        let mut out = HashMap::new();
+        for row in t.iter().map_err(st("read accounts"))? {
+            let (_, v) = row.map_err(st("read accounts"))?;
+            let a: Account =
+                serde_json::from_slice(v.value()).map_err(st("stored account is unreadable"))?;
+            out.insert(a.id, a.private_owner);
+        }
+        out
+    };
+    let messages = tx.open_table(MESSAGES).map_err(st("open messages"))?;
+    let mut w = Writer::open(tx)?;
+    for row in messages.iter().map_err(st("read messages"))? {
+        let (_, v) = row.map_err(st("read messages"))?;
+        let m = meta_from(v.value())?;
+        w.add(&m, owners.get(&m.account).map(String::as_str))?;
+    }
+    Ok(())
+}
