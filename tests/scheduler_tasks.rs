@@ -1,0 +1,143 @@
+//! The account tasks react to configuration at once: SetPassword and Update
+//! restart a task, Delete stops it, and polling picks up new mail — all
+//! through the D-Bus API against the real Dovecot.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use postfach::dbus::proxy::{AccountProxy, ManagerProxy};
+use zbus::proxy::CacheProperties;
+use zbus::{Connection, OwnedObjectPath, Variant};
+
+use common::{Daemon, Env};
+
+async fn bus(d: &Daemon) -> Connection {
+    zbus::connection::Builder::address(d.bus().address())
+        .build()
+        .await
+        .unwrap()
+}
+
+fn config(env: &Env) -> String {
+    // Trace level: the test checks that no secret reaches even the most verbose log.
+    format!(
+        "[log]\nlevel = \"trace\"\n[tls]\nextra_ca_file = \"{}\"\n",
+        env.ca.display()
+    )
+}
+
+async fn account<'a>(conn: &'a Connection, path: &OwnedObjectPath) -> AccountProxy<'a> {
+    AccountProxy::builder(conn)
+        .path(path.clone())
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .unwrap()
+}
+
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn inbox_count(conn: &Connection, path: &OwnedObjectPath) -> u32 {
+    let mb = postfach::dbus::proxy::MailboxProxy::new(conn)
+        .await
+        .unwrap();
+    let mut filter = HashMap::new();
+    filter.insert("account", Variant::from(path.clone().into_inner()));
+    mb.list_messages("", filter, 0, 100).await.unwrap().1
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn set_password_update_and_delete_restart_or_stop_the_task() {
+    let env = Env::get();
+    let user = common::create_user(env, "sched");
+    common::drop_messages(env, &user, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path(), &config(env));
+    let conn = bus(&d).await;
+    let mgr = ManagerProxy::new(&conn).await.unwrap();
+    let mut s = HashMap::new();
+    s.insert("kind", Variant::from("imap"));
+    s.insert("host", Variant::from("127.0.0.1"));
+    s.insert("port", Variant::from(env.imaps_port));
+    s.insert("encryption", Variant::from("tls"));
+    s.insert("address", Variant::from(user.address.clone()));
+    s.insert("username", Variant::from(user.name.clone()));
+    s.insert("password", Variant::from("wrong-Pw-4711"));
+    s.insert("poll_interval", Variant::from(1u32));
+    let path = mgr.create_account(s).await.unwrap();
+    let acc = account(&conn, &path).await;
+
+    // A wrong password: the task fails and says why, without the password.
+    eventually("the error state", Duration::from_secs(10), || async {
+        acc.state().await.unwrap() == "error"
+    })
+    .await;
+    let err = acc.last_error().await.unwrap();
+    assert!(err.contains("login rejected"), "{err}");
+    assert!(
+        !err.contains("wrong-Pw-4711"),
+        "no password in LastError: {err}"
+    );
+
+    // SetPassword restarts the task, which fetches at once.
+    acc.set_password(&user.password).await.unwrap();
+    eventually("the first fetch", Duration::from_secs(5), || async {
+        inbox_count(&conn, &path).await == 2
+    })
+    .await;
+    eventually("the idle state", Duration::from_secs(5), || async {
+        acc.state().await.unwrap() == "idle" && acc.last_error().await.unwrap().is_empty()
+    })
+    .await;
+    assert!(acc.last_fetch_at().await.unwrap() > 0);
+
+    // New mail arrives without FetchNow (IDLE or the 1 s poll).
+    common::drop_messages(env, &user, 1);
+    eventually("the new mail", Duration::from_secs(10), || async {
+        inbox_count(&conn, &path).await == 3
+    })
+    .await;
+
+    // Update to a closed port: the restarted task fails quickly.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut change = HashMap::new();
+    change.insert("port", Variant::from(port));
+    acc.update(change).await.unwrap();
+    eventually("the connection error", Duration::from_secs(5), || async {
+        acc.last_error().await.unwrap().contains("refused")
+    })
+    .await;
+
+    // Delete stops the task: the daemon logs no more fetches for it.
+    acc.delete().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log_before = d.log();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log_after = d.log();
+    let new_lines = &log_after[log_before.len()..];
+    assert!(
+        !new_lines.contains("account=a1"),
+        "the deleted account's task still runs:\n{new_lines}"
+    );
+    assert!(d.stop().success());
+    let log = d.log();
+    assert!(log.contains("TRACE"), "the log ran at trace level");
+    assert!(
+        !log.contains("wrong-Pw-4711") && !log.contains(&user.password),
+        "a password reached the log"
+    );
+}
