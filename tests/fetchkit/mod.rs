@@ -260,8 +260,15 @@ pub fn peak_rss_kb(pid: u32) -> u64 {
 /// What the daemon must store for a maildir file fetched over `proto`:
 /// POP3 also ends every mail with CRLF (RFC 1939 §3 multi-line answers end
 /// in CRLF "." CRLF, and Dovecot adds the CRLF when the mail lacks one).
+/// Over IMAP, Dovecot sends each NUL byte as 0x80 (measured): RFC 3501
+/// §4.3 allows no NUL in a literal, and `BODY[]` is such a literal.
 pub fn as_sent(proto: Proto, file: &[u8]) -> Vec<u8> {
     let mut out = as_dovecot_sends(file);
+    if proto == Proto::Imap {
+        for b in out.iter_mut().filter(|b| **b == 0) {
+            *b = 0x80;
+        }
+    }
     if proto == Proto::Pop3 && !out.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
     }
