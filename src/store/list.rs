@@ -70,10 +70,13 @@ impl ListQuery {
     }
 }
 
+/// A per-message check for the filters no scope covers.
+type Check = Box<dyn Fn(&MessageMeta) -> bool>;
+
 struct Plan {
     scopes: Vec<String>,
-    /// Per-message check for the filters no scope covers; None = none.
-    residual: Option<Box<dyn Fn(&MessageMeta) -> bool>>,
+    /// None when no residual filter is set.
+    residual: Option<Check>,
 }
 
 type Accounts = ReadOnlyTable<&'static str, &'static [u8]>;
@@ -106,7 +109,11 @@ fn private_scopes(b: &Buckets, base: &str) -> Result<Vec<String>> {
 }
 
 fn plan(q: &ListQuery, accounts: &Accounts, b: &Buckets) -> Result<Plan> {
-    let folder = if q.folder.is_empty() { INBOX } else { &q.folder };
+    let folder = if q.folder.is_empty() {
+        INBOX
+    } else {
+        &q.folder
+    };
     let mut scopes = Vec::new();
     let mut tenant_check = None;
     let want = |assigned: bool| q.unassigned.is_none_or(|u| u != assigned);
@@ -144,22 +151,21 @@ fn plan(q: &ListQuery, accounts: &Accounts, b: &Buckets) -> Result<Plan> {
     }
     let text = q.text.as_ref().map(|t| t.to_lowercase());
     let read = q.read;
-    let residual: Option<Box<dyn Fn(&MessageMeta) -> bool>> =
-        if text.is_none() && read.is_none() && tenant_check.is_none() {
-            None
-        } else {
-            Some(Box::new(move |m: &MessageMeta| {
-                tenant_check.as_ref().is_none_or(|t| &m.tenant == t)
-                    && read.is_none_or(|r| m.read == r)
-                    && text.as_ref().is_none_or(|t| {
-                        std::iter::once(&m.subject)
-                            .chain(std::iter::once(&m.from))
-                            .chain(&m.to)
-                            .chain(&m.cc)
-                            .any(|f| f.to_lowercase().contains(t.as_str()))
-                    })
-            }))
-        };
+    let residual: Option<Check> = if text.is_none() && read.is_none() && tenant_check.is_none() {
+        None
+    } else {
+        Some(Box::new(move |m: &MessageMeta| {
+            tenant_check.as_ref().is_none_or(|t| &m.tenant == t)
+                && read.is_none_or(|r| m.read == r)
+                && text.as_ref().is_none_or(|t| {
+                    std::iter::once(&m.subject)
+                        .chain(std::iter::once(&m.from))
+                        .chain(&m.to)
+                        .chain(&m.cc)
+                        .any(|f| f.to_lowercase().contains(t.as_str()))
+                })
+        }))
+    };
     debug_assert!(scopes.iter().all(|s| !s.ends_with(SEP)));
     Ok(Plan { scopes, residual })
 }
@@ -220,7 +226,9 @@ impl Store {
                 merge.next_pos()?;
             }
             while (page.len() as u64) < limit {
-                let Some((_, id)) = merge.next_pos()? else { break };
+                let Some((_, id)) = merge.next_pos()? else {
+                    break;
+                };
                 page.extend(meta(&messages, id)?);
             }
             return Ok((page, clamp(in_range)));
@@ -230,15 +238,17 @@ impl Store {
         let (mut matched, mut scanned, mut past) = (0u64, 0u64, 0u64);
         let mut cut_short = false;
         while let Some((_, id)) = merge.next_pos()? {
-            scanned += 1;
             if matched >= end {
-                past += 1;
-                if past > total_scan {
+                if past >= total_scan {
                     cut_short = true;
                     break;
                 }
+                past += 1;
             }
-            let Some(m) = meta(&messages, id)? else { continue };
+            scanned += 1;
+            let Some(m) = meta(&messages, id)? else {
+                continue;
+            };
             if !residual(&m) {
                 continue;
             }
@@ -303,3 +313,6 @@ impl Store {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

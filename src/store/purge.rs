@@ -114,3 +114,130 @@ mod tests {
         assert_eq!(store.known_server_ids(&b.id, "pop3:").unwrap().len(), 1);
     }
 }
+
+#[cfg(test)]
+mod removal_tests {
+    use crate::store::list::tests::{account, put};
+    use crate::store::{ListQuery, NewMail, Store, Visibility};
+
+    fn total(store: &Store, q: ListQuery) -> u32 {
+        store.list_messages(&q).unwrap().1
+    }
+
+    fn user(u: &str) -> Visibility {
+        Visibility::User(u.into())
+    }
+
+    #[test]
+    fn delete_message_removes_everything_and_returns_server_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = account(&store, "t1", "alice");
+        let ids = put(&store, &a, &[(10, "one"), (20, "two")]);
+        let m = store.message(ids[0]).unwrap().unwrap();
+        let raw = store.raw(ids[0]).unwrap().unwrap();
+        // The same bytes seen under a second server id map to the message.
+        let again = NewMail {
+            server_id: "imap:INBOX:9:1".into(),
+            raw: raw.clone(),
+            received: 1,
+        };
+        let summary = crate::store::list::tests::summary;
+        assert!(store
+            .commit_batch(&a, vec![again], &summary)
+            .unwrap()
+            .is_empty());
+        let mut sids = store.known_server_ids(&a.id, "").unwrap();
+        assert_eq!(sids.len(), 3);
+
+        let (acct, mut gone) = store.delete_message(ids[0]).unwrap().unwrap();
+        gone.sort();
+        assert_eq!(acct, a.id);
+        assert_eq!(gone.len(), 2);
+        assert!(gone.contains(&"imap:INBOX:9:1".to_string()));
+        assert!(store.message(ids[0]).unwrap().is_none());
+        assert!(store.raw(ids[0]).unwrap().is_none());
+        assert!(store.has_content(&a.id, &m.sha256).unwrap().is_none());
+        assert!(store
+            .visible_message(ids[0], &Visibility::All)
+            .unwrap()
+            .is_none());
+        sids.retain(|s| !gone.contains(s));
+        assert_eq!(store.known_server_ids(&a.id, "").unwrap(), sids);
+        assert_eq!(store.count_messages(&a.id).unwrap(), 1);
+        for viewer in [Visibility::All, user("alice")] {
+            let (page, n) = store.list_messages(&ListQuery::new(viewer, "")).unwrap();
+            assert_eq!((page[0].id, n), (ids[1], 1));
+        }
+        let tenant = ListQuery {
+            tenant: Some("t1".into()),
+            ..ListQuery::new(user("alice"), "inbox")
+        };
+        assert_eq!(total(&store, tenant), 1);
+        assert_eq!(store.delete_message(ids[0]).unwrap(), None);
+        // The bytes are new again: a later fetch stores them once more.
+        let back = NewMail {
+            server_id: "imap:INBOX:9:1".into(),
+            raw,
+            received: 1,
+        };
+        assert_eq!(
+            store.commit_batch(&a, vec![back], &summary).unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn deleted_private_account_leaves_its_assigned_mail_public() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = account(&store, "t1", "alice");
+        let other = account(&store, "t1", "");
+        let ids = put(
+            &store,
+            &a,
+            &[(10, "kept"), (20, "dropped"), (30, "kept too")],
+        );
+        let theirs = put(&store, &other, &[(15, "other")]);
+        store.set_contact(ids[0], "K-1").unwrap();
+        store.set_contact(ids[2], "K-2").unwrap();
+        store.delete_account(&a.id).unwrap();
+
+        for viewer in [Visibility::All, user("alice"), user("bob")] {
+            let (page, n) = store
+                .list_messages(&ListQuery::new(viewer.clone(), "inbox"))
+                .unwrap();
+            let listed: Vec<u64> = page.iter().map(|m| m.id).collect();
+            assert_eq!((listed, n), (vec![ids[2], theirs[0], ids[0]], 3));
+            let kept = &page[0];
+            assert_eq!(kept.account_name, a.name);
+            assert_eq!(kept.account_address, "info@example.org");
+            let by_account = ListQuery {
+                account: Some(a.id.clone()),
+                ..ListQuery::new(viewer.clone(), "inbox")
+            };
+            assert_eq!(total(&store, by_account), 2, "{viewer:?}");
+            assert!(store.visible_message(ids[0], &viewer).unwrap().is_some());
+            assert!(store.visible_message(ids[1], &viewer).unwrap().is_none());
+        }
+        assert!(store.known_server_ids(&a.id, "").unwrap().is_empty());
+        // Unassigned, a mail without an account is an admin's only.
+        store.set_contact(ids[0], "").unwrap();
+        assert!(store
+            .visible_message(ids[0], &user("alice"))
+            .unwrap()
+            .is_none());
+        assert_eq!(total(&store, ListQuery::new(user("alice"), "inbox")), 2);
+        assert_eq!(total(&store, ListQuery::new(Visibility::All, "inbox")), 3);
+        let unassigned = ListQuery {
+            unassigned: Some(true),
+            ..ListQuery::new(Visibility::All, "inbox")
+        };
+        assert_eq!(total(&store, unassigned), 2);
+        // Deleting it hands back no server ids: they went with the account.
+        assert_eq!(
+            store.delete_message(ids[0]).unwrap(),
+            Some((a.id.clone(), vec![]))
+        );
+    }
+}

@@ -157,7 +157,9 @@ pub(super) fn select(ix: &Index, b: &Buckets, scopes: &[String], r: u64) -> Resu
         }
     }
     entries.sort_unstable();
-    Ok(usize::try_from(r).ok().and_then(|i| entries.get(i).copied()))
+    Ok(usize::try_from(r)
+        .ok()
+        .and_then(|i| entries.get(i).copied()))
 }
 
 /// Newest-first merge of several scopes, starting at `start` (inclusive)

@@ -160,7 +160,9 @@ impl<'tx> Writer<'tx> {
                     .insert(key, n.saturating_add(1))
                     .map_err(st("write view counters"))?;
             } else if n <= 1 {
-                self.buckets.remove(key).map_err(st("write view counters"))?;
+                self.buckets
+                    .remove(key)
+                    .map_err(st("write view counters"))?;
             } else {
                 self.buckets
                     .insert(key, n - 1)
