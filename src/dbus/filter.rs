@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use zbus::{OwnedVariant, Variant};
 
 use crate::error::{Error, Result};
-use crate::store::{ListQuery, MessageMeta};
+use crate::store::{ListQuery, Visibility};
 
 /// Folders a mailbox view can show.
 pub const FOLDERS: &[&str] = &["inbox", "outbox", "drafts"];
@@ -84,36 +84,88 @@ impl Filter {
         Ok(f)
     }
 
-    /// Does a message pass the filter (visibility aside)?
-    pub fn matches(&self, m: &MessageMeta) -> bool {
-        self.tenant.as_ref().is_none_or(|t| &m.tenant == t)
-            && self.unassigned.is_none_or(|u| m.contact.is_empty() == u)
-            && self.read.is_none_or(|r| m.read == r)
-            && self.since.is_none_or(|t| m.date >= t)
-            && self.until.is_none_or(|t| m.date <= t)
-            && self.text.as_ref().is_none_or(|t| {
-                m.subject.to_lowercase().contains(t)
-                    || m.from.to_lowercase().contains(t)
-                    || m.to
-                        .iter()
-                        .chain(&m.cc)
-                        .any(|r| r.to_lowercase().contains(t))
-            })
-    }
-
-    /// The store query for one page, with `visible` deciding visibility.
-    pub fn query(
-        self,
-        offset: u32,
-        limit: u32,
-        visible: impl Fn(&MessageMeta) -> bool + Send + 'static,
-    ) -> ListQuery {
+    /// The store query for one page as `viewer` sees it.
+    pub fn query(self, viewer: Visibility, offset: u32, limit: u32) -> ListQuery {
         ListQuery {
-            account: self.account.clone(),
-            folder: self.folder.clone(),
+            viewer,
+            folder: self.folder,
+            account: self.account,
+            tenant: self.tenant,
+            unassigned: self.unassigned,
+            read: self.read,
+            since: self.since,
+            until: self.until,
+            text: self.text,
             offset,
             limit,
-            visible: Box::new(move |m| visible(m) && self.matches(m)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dict(pairs: Vec<(&str, Variant<'_>)>) -> HashMap<String, OwnedVariant> {
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), OwnedVariant::try_from(v).unwrap()))
+            .collect()
+    }
+
+    fn bad_key(pairs: Vec<(&str, Variant<'_>)>) -> String {
+        match Filter::parse(dict(pairs)) {
+            Err(Error::InvalidArgument { key, .. }) => key,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_key_reaches_the_query() {
+        let path = zbus::ObjectPath::try_from("/org/postfach/Postfach1/accounts/a7").unwrap();
+        let f = Filter::parse(dict(vec![
+            ("tenant", Variant::from("t1")),
+            ("account", Variant::from(path)),
+            ("folder", Variant::from("outbox")),
+            ("unassigned", Variant::from(true)),
+            ("read", Variant::from(false)),
+            ("since", Variant::from(10i64)),
+            ("until", Variant::from(20i64)),
+            ("text", Variant::from("Rechnung")),
+        ]))
+        .unwrap();
+        let q = f.query(Visibility::User("bob".into()), 5, 7);
+        assert_eq!(q.viewer, Visibility::User("bob".into()));
+        assert_eq!(q.tenant.as_deref(), Some("t1"));
+        assert_eq!(q.account.as_deref(), Some("a7"));
+        assert_eq!(q.folder, "outbox");
+        assert_eq!((q.unassigned, q.read), (Some(true), Some(false)));
+        assert_eq!((q.since, q.until), (Some(10), Some(20)));
+        assert_eq!(q.text.as_deref(), Some("rechnung"));
+        assert_eq!((q.offset, q.limit), (5, 7));
+        let q = Filter::parse(HashMap::new())
+            .unwrap()
+            .query(Visibility::All, 0, 1);
+        assert_eq!(q.folder, "inbox");
+        assert!(q.tenant.is_none() && q.account.is_none() && q.text.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        assert_eq!(bad_key(vec![("colour", Variant::from("x"))]), "colour");
+        assert_eq!(bad_key(vec![("tenant", Variant::from(1u32))]), "tenant");
+        assert_eq!(bad_key(vec![("account", Variant::from("a7"))]), "account");
+        let not_account = zbus::ObjectPath::try_from("/org/other").unwrap();
+        assert_eq!(
+            bad_key(vec![("account", Variant::from(not_account))]),
+            "account"
+        );
+        assert_eq!(bad_key(vec![("folder", Variant::from("spam"))]), "folder");
+        assert_eq!(bad_key(vec![("read", Variant::from("yes"))]), "read");
+        assert_eq!(bad_key(vec![("since", Variant::from(5u32))]), "since");
+        assert_eq!(
+            bad_key(vec![("text", Variant::from("x".repeat(100_000)))]),
+            "text"
+        );
     }
 }

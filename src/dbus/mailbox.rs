@@ -2,12 +2,15 @@
 //! its users.
 //!
 //! Every method first decides whose view it answers with ([`Viewer`]) from
-//! the caller's credentials, then filters by [`Viewer::can_see`] with each
-//! account's CURRENT private owner. A mail the viewer may not see is
-//! `NotFound`, never `AccessDenied`, which would reveal that it exists.
+//! the caller's credentials — a mapped user may act only as itself, which is
+//! about the caller and reveals nothing about any mail — then asks the store
+//! for the mail as that viewer may see it NOW (the account's current private
+//! owner; an assigned mail is public). A mail the viewer may not see is
+//! `NotFound`, never `AccessDenied`, which would reveal that it exists
+//! (invariant 6). Signals carry opaque ids only: on the system bus anyone
+//! allowed to listen sees them.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd as StdOwnedFd;
 use std::sync::Arc;
 
 use zbus::message::Header;
@@ -16,17 +19,45 @@ use zbus::{interface, Connection, ObjectPath, OwnedFd, OwnedVariant};
 
 use super::errors::{ApiError, ApiResult};
 use super::filter::Filter;
+use super::mailbox_dict::{check_contact, full_dict, message_dict, sealed_memfd};
 use super::service::Ctx;
 use super::wire::Dict;
+use super::ROOT_PATH;
 use crate::access::Viewer;
 use crate::error::{Error, Result};
-use crate::store::MessageMeta;
+use crate::store::{MessageMeta, Store, Visibility};
 
 /// Largest page a caller may ask for.
 pub const MAX_PAGE: u32 = 1000;
 
 pub struct Mailbox {
-    ctx: Arc<Ctx>,
+    pub(super) ctx: Arc<Ctx>,
+}
+
+/// The store's view of a viewer.
+pub fn visibility(v: &Viewer) -> Visibility {
+    match v {
+        Viewer::All => Visibility::All,
+        Viewer::User(u) => Visibility::User(u.clone()),
+    }
+}
+
+/// The NotFound every method answers for a mail it may not show.
+pub fn not_found(id: u64) -> Error {
+    Error::NotFound(format!("no message {id}"))
+}
+
+/// Whether the account is private now; an account that no longer exists
+/// is not (only its assigned mail is left, visible to all).
+pub fn is_private(s: &Store, cache: &mut HashMap<String, bool>, account: &str) -> Result<bool> {
+    if let Some(p) = cache.get(account) {
+        return Ok(*p);
+    }
+    let p = s
+        .account(account)?
+        .is_some_and(|a| !a.private_owner.is_empty());
+    cache.insert(account.to_string(), p);
+    Ok(p)
 }
 
 impl Mailbox {
@@ -34,29 +65,50 @@ impl Mailbox {
         Mailbox { ctx }
     }
 
-    async fn viewer(&self, conn: &Connection, hdr: &Header<'_>, user: &str) -> ApiResult<Viewer> {
+    pub(super) async fn viewer(
+        &self,
+        conn: &Connection,
+        hdr: &Header<'_>,
+        user: &str,
+    ) -> ApiResult<Visibility> {
         let c = super::caller::caller(conn, hdr).await?;
-        Ok(self.ctx.policy()?.viewer(&c, user)?)
+        Ok(visibility(&self.ctx.policy()?.viewer(&c, user)?))
     }
 
-    /// The message if `viewer` may see it, else NotFound.
-    async fn visible(&self, viewer: &Viewer, id: u64) -> ApiResult<MessageMeta> {
+    /// The message if `viewer` may see it now, else NotFound.
+    pub(super) async fn visible(&self, viewer: &Visibility, id: u64) -> ApiResult<MessageMeta> {
         let viewer = viewer.clone();
         self.ctx
-            .blocking(move |s| {
-                let not_found = || Error::NotFound(format!("no message {id}"));
-                let m = s.message(id)?.ok_or_else(not_found)?;
-                let owner = s
-                    .account(&m.account)?
-                    .map(|a| a.private_owner)
-                    .unwrap_or_default();
-                if viewer.can_see(&owner, &m.contact) {
-                    Ok(m)
-                } else {
-                    Err(not_found())
-                }
-            })
+            .blocking(move |s| s.visible_message(id, &viewer)?.ok_or_else(|| not_found(id)))
             .await
+    }
+
+    /// Check visibility, change the message, announce it.
+    async fn change(
+        &self,
+        conn: &Connection,
+        hdr: &Header<'_>,
+        user: &str,
+        id: u64,
+        f: impl FnOnce(&Store) -> Result<()> + Send + 'static,
+    ) -> ApiResult<()> {
+        let viewer = self.viewer(conn, hdr, user).await?;
+        self.visible(&viewer, id).await?;
+        self.ctx.blocking(f).await?;
+        announce_changed(conn, id).await;
+        Ok(())
+    }
+}
+
+/// `MessagesChanged([id])`. A failed emit is logged, not returned: the
+/// change itself is committed and the caller must not retry it.
+pub(super) async fn announce_changed(conn: &Connection, id: u64) {
+    let sent = match SignalEmitter::new(conn, ROOT_PATH) {
+        Ok(e) => Mailbox::messages_changed(&e, &[id]).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        tracing::debug!(error = %e, "could not emit MessagesChanged");
     }
 }
 
@@ -77,32 +129,39 @@ impl Mailbox {
         if limit > MAX_PAGE {
             return Err(Error::invalid("limit", format!("at most {MAX_PAGE} per page")).into());
         }
-        let (page, total) = self
+        let q = filter.query(viewer, offset, limit);
+        let page = self
             .ctx
             .blocking(move |s| {
-                let owners: HashMap<String, String> = s
-                    .accounts()?
-                    .into_iter()
-                    .map(|a| (a.id, a.private_owner))
-                    .collect();
-                let owners2 = owners.clone();
-                let q = filter.query(offset, limit, move |m: &MessageMeta| {
-                    let owner = owners.get(&m.account).map(String::as_str).unwrap_or("");
-                    viewer.can_see(owner, &m.contact)
-                });
                 let (page, total) = s.list_messages(&q)?;
-                Ok((
-                    page.into_iter()
-                        .map(|m| {
-                            let private = owners2.get(&m.account).is_some_and(|o| !o.is_empty());
-                            message_dict(&m, private)
-                        })
-                        .collect(),
-                    total,
-                ))
+                let mut private = HashMap::new();
+                let mut dicts = Vec::with_capacity(page.len());
+                for m in &page {
+                    dicts.push(message_dict(m, is_private(s, &mut private, &m.account)?));
+                }
+                Ok((dicts, total))
             })
             .await?;
-        Ok((page, total))
+        Ok(page)
+    }
+
+    /// One message with its decoded bodies and its attachment list.
+    async fn get_message(
+        &self,
+        user: &str,
+        id: u64,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Dict, ApiError> {
+        let viewer = self.viewer(conn, &hdr, user).await?;
+        let m = self.visible(&viewer, id).await?;
+        self.ctx
+            .blocking(move |s| {
+                let raw = s.raw(id)?.ok_or_else(|| not_found(id))?;
+                let private = is_private(s, &mut HashMap::new(), &m.account)?;
+                Ok(full_dict(&m, private, crate::mime::view(&raw)))
+            })
+            .await
     }
 
     /// The bytes exactly as received, in a sealed memfd.
@@ -117,14 +176,66 @@ impl Mailbox {
         self.visible(&viewer, id).await?;
         let fd = self
             .ctx
-            .blocking(move |s| {
-                let raw = s
-                    .raw(id)?
-                    .ok_or_else(|| Error::NotFound(format!("no message {id}")))?;
-                sealed_memfd(&raw)
-            })
+            .blocking(move |s| sealed_memfd(&s.raw(id)?.ok_or_else(|| not_found(id))?))
             .await?;
         Ok(OwnedFd::from(fd))
+    }
+
+    /// Assign to a CRM contact [Journalzuordnung]: the mail becomes visible
+    /// to every user and outlives its account.
+    async fn assign_to_contact(
+        &self,
+        user: &str,
+        id: u64,
+        contact: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), ApiError> {
+        check_contact(&contact)?;
+        self.change(conn, &hdr, user, id, move |s| s.set_contact(id, &contact))
+            .await
+    }
+
+    /// Remove the contact assignment; a private account's mail is then
+    /// visible to its owner only again.
+    async fn unassign(
+        &self,
+        user: &str,
+        id: u64,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), ApiError> {
+        self.change(conn, &hdr, user, id, move |s| s.set_contact(id, ""))
+            .await
+    }
+
+    /// Mark read or unread.
+    async fn set_read(
+        &self,
+        user: &str,
+        id: u64,
+        read: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), ApiError> {
+        self.change(conn, &hdr, user, id, move |s| s.set_read(id, read))
+            .await
+    }
+
+    /// Delete the mail; on an IMAP account with a Trash folder it is moved
+    /// there on the server first, and kept if that fails.
+    async fn delete_message(
+        &self,
+        user: &str,
+        id: u64,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), ApiError> {
+        let viewer = self.viewer(conn, &hdr, user).await?;
+        let m = self.visible(&viewer, id).await?;
+        super::mailbox_delete::delete(&self.ctx, &m).await?;
+        announce_changed(conn, id).await;
+        Ok(())
     }
 
     /// New mail was stored for an account; opaque ids only (invariant 6).
@@ -138,57 +249,4 @@ impl Mailbox {
     /// Messages changed (read, assigned, deleted); opaque ids only.
     #[zbus(signal)]
     pub async fn messages_changed(emitter: &SignalEmitter<'_>, ids: &[u64]) -> zbus::Result<()>;
-}
-
-/// A memfd holding `bytes`, sealed against any change, positioned at 0:
-/// the receiver reads exactly what is stored and cannot alter our copy.
-fn sealed_memfd(bytes: &[u8]) -> Result<StdOwnedFd> {
-    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
-    use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
-    use std::io::{Seek, SeekFrom, Write};
-    let err =
-        |e: &dyn std::fmt::Display| Error::Storage(format!("cannot hand out the raw mail: {e}"));
-    let fd = memfd_create(
-        c"postfach-raw",
-        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
-    )
-    .map_err(|e| err(&e))?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(bytes).map_err(|e| err(&e))?;
-    file.seek(SeekFrom::Start(0)).map_err(|e| err(&e))?;
-    let seals = SealFlag::F_SEAL_SEAL
-        | SealFlag::F_SEAL_SHRINK
-        | SealFlag::F_SEAL_GROW
-        | SealFlag::F_SEAL_WRITE;
-    fcntl(
-        std::os::fd::AsRawFd::as_raw_fd(&file),
-        FcntlArg::F_ADD_SEALS(seals),
-    )
-    .map_err(|e| err(&e))?;
-    Ok(StdOwnedFd::from(file))
-}
-
-/// A message as `ListMessages` returns it (DESIGN.md §3 message dicts).
-/// `private` is whether its account is private now.
-fn message_dict(m: &MessageMeta, private: bool) -> Dict {
-    let mut d = Dict::new();
-    let path = super::account_path(&m.account);
-    if let Ok(p) = zbus::ObjectPath::try_from(path) {
-        d.insert("account".into(), zbus::Variant::from(p));
-    }
-    d.insert("id".into(), m.id.into());
-    d.insert("tenant".into(), m.tenant.clone().into());
-    d.insert("folder".into(), m.folder.clone().into());
-    d.insert("from".into(), m.from.clone().into());
-    d.insert("to".into(), m.to.clone().into());
-    d.insert("cc".into(), m.cc.clone().into());
-    d.insert("subject".into(), m.subject.clone().into());
-    d.insert("date".into(), m.date.into());
-    d.insert("received".into(), m.received.into());
-    d.insert("size".into(), m.size.into());
-    d.insert("read".into(), m.read.into());
-    d.insert("has_attachments".into(), m.has_attachments.into());
-    d.insert("contact".into(), m.contact.clone().into());
-    d.insert("private".into(), private.into());
-    d
 }

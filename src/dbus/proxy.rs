@@ -114,7 +114,12 @@ pub trait Mailbox {
         offset: u32,
         limit: u32,
     ) -> zbus::Result<(Vec<Dict>, u32)>;
+    fn get_message(&self, user: &str, id: u64) -> zbus::Result<Dict>;
     fn get_raw(&self, user: &str, id: u64) -> zbus::Result<OwnedFd>;
+    fn assign_to_contact(&self, user: &str, id: u64, contact: &str) -> zbus::Result<()>;
+    fn unassign(&self, user: &str, id: u64) -> zbus::Result<()>;
+    fn set_read(&self, user: &str, id: u64, read: bool) -> zbus::Result<()>;
+    fn delete_message(&self, user: &str, id: u64) -> zbus::Result<()>;
     #[zbus(signal)]
     fn messages_added(&self, account: OwnedObjectPath, ids: Vec<u64>) -> zbus::Result<()>;
     #[zbus(signal)]

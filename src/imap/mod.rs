@@ -3,11 +3,13 @@
 //! - [`session`]: TCP/TLS/STARTTLS, greeting, CAPABILITY, LOGIN, timeouts.
 //! - [`fetch`]: INBOX -> store in durable batches -> delete on server.
 //! - [`idle`]: wait for new mail with IDLE (RFC 2177).
+//! - [`trash`]: move a deleted mail into the Trash folder (RFC 6851, RFC 4315).
 //! - [`uidset`]: UID sets, batches and server ids (pure).
 
 pub mod fetch;
 pub mod idle;
 pub mod session;
+pub mod trash;
 pub mod uidset;
 
 pub use idle::{wait_for_change, IdleOutcome};
