@@ -268,3 +268,62 @@ async fn uidvalidity_change_adds_only_the_new_mails() {
     assert_eq!(counts.len(), 7, "{counts:?}");
     assert!(counts.values().all(|c| *c == 1), "duplicates: {counts:?}");
 }
+
+/// Invariant 5 against the connection limit: accounts on a server that
+/// accepts TCP and then never answers (a hung or blackholed host) hold
+/// `[fetch] max_concurrent_connects` permits until their timeout; a good
+/// account on another server must still get its new mail in time. The
+/// limit is 2 here to need only two hung accounts; the default 8 behaves
+/// the same with eight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_accounts_do_not_starve_a_good_one_of_connections() {
+    let env = Env::get();
+    let hung_user = common::create_user(env, "fdhung");
+    let good_user = common::create_user(env, "fdok");
+    let state = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}[fetch]\nmax_concurrent_connects = 2\n",
+        fetchkit::config(env)
+    );
+    let daemon = common::Daemon::start(state.path(), &config);
+    let conn = fetchkit::bus(&daemon).await;
+
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut hung = Vec::new();
+    for proto in [Proto::Imap, Proto::Pop3] {
+        let mut s = fetchkit::settings(proto, &hung_user, &hung_user.password, false, 1);
+        s.insert("port", zbus::Variant::from(port));
+        let path = fetchkit::create(&conn, s).await;
+        let acc = fetchkit::account(&conn, &path).await;
+        fetchkit::wait_until("a hung account fetching", Duration::from_secs(5), || {
+            let acc = acc.clone();
+            async move { acc.state().await.unwrap() == "fetching" }
+        })
+        .await;
+        hung.push(acc);
+    }
+
+    common::drop_messages(env, &good_user, 1);
+    let good = fetchkit::account_for(&conn, Proto::Imap, &good_user, false, 1).await;
+    let mb = fetchkit::mailbox(&conn).await;
+    let t = std::time::Instant::now();
+    let arrived = tokio::time::timeout(
+        Duration::from_secs(5),
+        fetchkit::wait_until("the good account's mail", Duration::from_secs(60), || {
+            let (mb, good) = (&mb, &good);
+            async move { fetchkit::list_all(mb, good).await.len() == 1 }
+        }),
+    )
+    .await;
+    let states = [
+        hung[0].state().await.unwrap(),
+        hung[1].state().await.unwrap(),
+    ];
+    assert!(
+        arrived.is_ok(),
+        "the good account got no connection for {:?} while the hung accounts were {states:?}",
+        t.elapsed()
+    );
+    drop(silent);
+}
