@@ -57,23 +57,7 @@ pub async fn fetch(
 ) -> Result<FetchReport> {
     net::check_plaintext_auth(account)?;
     let tcp = net::connect_tcp(&account.host, account.port, t).await?;
-    let pin = Some(account.tls_pin.as_str()).filter(|p| !p.is_empty());
-    let (client, caps) = match account.encryption {
-        Encryption::None => greet(Stream::Plain(tcp), t).await?,
-        Encryption::Tls => greet(net::start_tls(tcp, &account.host, tls, pin, t).await?, t).await?,
-        Encryption::Starttls => {
-            let (plain, caps) = greet(tcp, t).await?;
-            if !caps.stls {
-                return Err(Error::Tls("server does not offer STARTTLS (STLS)".into()));
-            }
-            let tcp = plain.stls().await?;
-            let stream = net::start_tls(tcp, &account.host, tls, pin, t).await?;
-            // RFC 2595 §4: no new greeting; capabilities must be asked again.
-            let mut c = Client::resume(stream, t.read);
-            let caps = c.capa().await?;
-            (c, caps)
-        }
-    };
+    let (client, caps) = open(tcp, account, tls, t).await?;
     run(
         client,
         &caps,
@@ -84,6 +68,37 @@ pub async fn fetch(
         Limits::default(),
     )
     .await
+}
+
+/// TLS, STLS or clear text per the account, then the greeting and CAPA,
+/// on a connected socket. A STARTTLS account on a server without STLS is an
+/// error, never a fall-back to clear text; after STLS no new greeting comes
+/// and CAPA is asked again (RFC 2595 §4). Shared with the connection test.
+pub async fn open(
+    tcp: tokio::net::TcpStream,
+    account: &Account,
+    tls: &TlsContext,
+    t: &Timeouts,
+) -> Result<(Client<Stream>, Capabilities)> {
+    let pin = Some(account.tls_pin.as_str()).filter(|p| !p.is_empty());
+    match account.encryption {
+        Encryption::None => greet(Stream::Plain(tcp), t).await,
+        Encryption::Tls => greet(net::start_tls(tcp, &account.host, tls, pin, t).await?, t).await,
+        Encryption::Starttls => {
+            let (plain, caps) = greet(tcp, t).await?;
+            if !caps.stls {
+                return Err(Error::Tls(format!(
+                    "{}: server does not offer STARTTLS (STLS); refusing to continue without TLS",
+                    account.host
+                )));
+            }
+            let tcp = plain.stls().await?;
+            let stream = net::start_tls(tcp, &account.host, tls, pin, t).await?;
+            let mut c = Client::resume(stream, t.read);
+            let caps = c.capa().await?;
+            Ok((c, caps))
+        }
+    }
 }
 
 async fn greet<S: AsyncRead + AsyncWrite + Unpin + Send>(

@@ -1,13 +1,10 @@
 //! The incoming server's steps, for IMAP and POP3, built from the same
 //! pieces the fetchers use, so the test sees what a fetch would see.
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::Report;
 use crate::account::{Account, Encryption};
 use crate::error::{Error, Result};
-use crate::net::{self, Stream, Timeouts, TlsContext};
-use crate::pop3::client::{Capabilities, Client as Pop3};
+use crate::net::{self, Timeouts, TlsContext};
 
 /// `resolve` and `connect`: the TCP part, shared by every protocol.
 pub async fn tcp(
@@ -134,9 +131,11 @@ pub async fn pop3(
     };
     let enc = a.encryption;
     let Some((mut client, caps)) = report
-        .step(tls_step(enc), pop3_connect(tcp, a, tls, t), |_| {
-            tls_message(enc, &a.host)
-        })
+        .step(
+            tls_step(enc),
+            crate::pop3::fetch::open(tcp, a, tls, t),
+            |_| tls_message(enc, &a.host),
+        )
         .await
     else {
         return;
@@ -166,41 +165,4 @@ pub async fn pop3(
         return;
     };
     let _ = client.quit().await;
-}
-
-async fn greet<S: AsyncRead + AsyncWrite + Unpin + Send>(
-    s: S,
-    t: &Timeouts,
-) -> Result<(Pop3<S>, Capabilities)> {
-    let (mut c, _greeting) = Pop3::connect(s, t.read).await?;
-    let caps = c.capa().await?;
-    Ok((c, caps))
-}
-
-/// TLS, STLS (RFC 2595 §4) or clear, then the greeting and CAPA.
-async fn pop3_connect(
-    tcp: tokio::net::TcpStream,
-    a: &Account,
-    tls: &TlsContext,
-    t: &Timeouts,
-) -> Result<(Pop3<Stream>, Capabilities)> {
-    let pin = Some(a.tls_pin.as_str()).filter(|p| !p.is_empty());
-    match a.encryption {
-        Encryption::None => greet(Stream::Plain(tcp), t).await,
-        Encryption::Tls => greet(net::start_tls(tcp, &a.host, tls, pin, t).await?, t).await,
-        Encryption::Starttls => {
-            let (plain, caps) = greet(tcp, t).await?;
-            if !caps.stls {
-                return Err(Error::Tls(format!(
-                    "{}: server does not offer STARTTLS (STLS)",
-                    a.host
-                )));
-            }
-            let tcp = plain.stls().await?;
-            let stream = net::start_tls(tcp, &a.host, tls, pin, t).await?;
-            let mut c = Pop3::resume(stream, t.read);
-            let caps = c.capa().await?;
-            Ok((c, caps))
-        }
-    }
 }
