@@ -8,14 +8,10 @@ use std::collections::HashMap;
 use postfach::dbus::proxy::{AccountProxy, ManagerProxy};
 use zbus::{Connection, OwnedObjectPath, Variant};
 
+use common::api::bus;
+use common::api::same;
+use common::api::snapshot;
 use common::Daemon;
-
-async fn bus(d: &Daemon) -> Connection {
-    zbus::connection::Builder::address(d.bus().address())
-        .build()
-        .await
-        .expect("connect to the test bus")
-}
 
 fn imap_settings(address: &str) -> HashMap<&'static str, Variant<'static>> {
     let mut s = HashMap::new();
@@ -43,35 +39,6 @@ fn error_name(e: &zbus::Error) -> String {
         zbus::Error::FDO(e) => zbus::DBusError::name(e.as_ref()).to_string(),
         other => format!("{other:?}"),
     }
-}
-
-/// Everything the ObjectManager shows, as a comparable string.
-async fn snapshot(conn: &Connection) -> String {
-    let om = zbus::fdo::ObjectManagerProxy::builder(conn)
-        .destination("org.postfach.Postfach1")
-        .path("/org/postfach/Postfach1")
-        .build()
-        .await
-        .unwrap();
-    let objects = om.get_managed_objects().await.unwrap();
-    let mut lines: Vec<String> = objects
-        .iter()
-        .flat_map(|(path, ifaces)| {
-            ifaces.iter().flat_map(move |(iface, props)| {
-                props
-                    .iter()
-                    .map(move |(k, v)| format!("{path} {iface} {k}={v:?}"))
-            })
-        })
-        .filter(|l| {
-            !l.contains(" State=")
-                && !l.contains(" LastError=")
-                && !l.contains(" LastFetchAt=")
-                && !l.contains(" Progress=")
-        })
-        .collect();
-    lines.sort();
-    lines.join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -200,17 +167,5 @@ async fn corrupt_store_stops_the_start_and_is_left_alone() {
     assert_eq!(
         std::fs::read(dir.path().join("postfach.redb")).unwrap(),
         garbage
-    );
-}
-
-/// Equal snapshots, or a panic that shows only the lines that differ.
-fn same(now: &str, before: &str, what: &str) {
-    let a: Vec<&str> = now.lines().collect();
-    let b: Vec<&str> = before.lines().collect();
-    let gone: Vec<&&str> = b.iter().filter(|l| !a.contains(l)).collect();
-    let new: Vec<&&str> = a.iter().filter(|l| !b.contains(l)).collect();
-    assert!(
-        gone.is_empty() && new.is_empty(),
-        "{what}: gone {gone:#?}, new {new:#?}"
     );
 }

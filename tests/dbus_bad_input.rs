@@ -5,15 +5,12 @@
 mod common;
 
 use postfach::dbus::proxy::{AccountProxy, ManagerProxy};
-use zbus::{Connection, Variant};
+use zbus::Variant;
 
-async fn bus(d: &Daemon) -> Connection {
-    zbus::connection::Builder::address(d.bus().address())
-        .build()
-        .await
-        .expect("connect to the test bus")
-}
-
+use common::api::bus;
+use common::api::error_parts;
+use common::api::same;
+use common::api::snapshot;
 use common::Daemon;
 
 type Settings = Vec<(&'static str, Variant<'static>)>;
@@ -38,48 +35,6 @@ fn with(key: &'static str, value: Option<Variant<'static>>) -> Settings {
 
 fn s(v: &str) -> Option<Variant<'static>> {
     Some(Variant::from(v.to_string()))
-}
-
-fn error_parts(e: zbus::Error) -> (String, String) {
-    match e {
-        zbus::Error::MethodError(name, msg, _) => (name.to_string(), msg.unwrap_or_default()),
-        zbus::Error::FDO(e) => {
-            use zbus::DBusError;
-            (
-                e.name().to_string(),
-                e.description().unwrap_or_default().to_string(),
-            )
-        }
-        other => (format!("{other:?}"), String::new()),
-    }
-}
-
-async fn snapshot(conn: &Connection) -> String {
-    let om = zbus::fdo::ObjectManagerProxy::builder(conn)
-        .destination("org.postfach.Postfach1")
-        .path("/org/postfach/Postfach1")
-        .build()
-        .await
-        .unwrap();
-    let mut lines: Vec<String> = om
-        .get_managed_objects()
-        .await
-        .unwrap()
-        .iter()
-        .flat_map(|(p, i)| {
-            i.iter().flat_map(move |(n, props)| {
-                props.iter().map(move |(k, v)| format!("{p} {n} {k}={v:?}"))
-            })
-        })
-        .filter(|l| {
-            !l.contains(" State=")
-                && !l.contains(" LastError=")
-                && !l.contains(" LastFetchAt=")
-                && !l.contains(" Progress=")
-        })
-        .collect();
-    lines.sort();
-    lines.join("\n")
 }
 
 const INVALID: &str = "org.postfach.Postfach1.Error.InvalidArgument";
@@ -377,16 +332,4 @@ async fn bad_calls_get_typed_errors_and_change_nothing() {
         "the store holds what it held",
     );
     assert!(daemon.stop().success());
-}
-
-/// Equal snapshots, or a panic that shows only the lines that differ.
-fn same(now: &str, before: &str, what: &str) {
-    let a: Vec<&str> = now.lines().collect();
-    let b: Vec<&str> = before.lines().collect();
-    let gone: Vec<&&str> = b.iter().filter(|l| !a.contains(l)).collect();
-    let new: Vec<&&str> = a.iter().filter(|l| !b.contains(l)).collect();
-    assert!(
-        gone.is_empty() && new.is_empty(),
-        "{what}: gone {gone:#?}, new {new:#?}"
-    );
 }

@@ -3,15 +3,8 @@
 
 mod common;
 
+use common::api::bus;
 use common::Daemon;
-use zbus::Connection;
-
-async fn bus(d: &Daemon) -> Connection {
-    zbus::connection::Builder::address(d.bus().address())
-        .build()
-        .await
-        .expect("connect to the test bus")
-}
 
 /// The `<interface name="org.postfach…">` blocks of an introspection
 /// document, one trimmed line per element, sorted by interface name.

@@ -11,14 +11,8 @@ use postfach::dbus::proxy::{AccountProxy, ManagerProxy};
 use zbus::proxy::CacheProperties;
 use zbus::{Connection, OwnedObjectPath, Variant};
 
+use common::api::bus;
 use common::{Daemon, Env};
-
-async fn bus(d: &Daemon) -> Connection {
-    zbus::connection::Builder::address(d.bus().address())
-        .build()
-        .await
-        .unwrap()
-}
 
 fn config(env: &Env) -> String {
     // Trace level: the test checks that no secret reaches even the most verbose log.

@@ -13,6 +13,7 @@
 //! not the file.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod api;
 pub mod daemon;
 
 #[allow(unused_imports)] // re-exports for the tests that need them
