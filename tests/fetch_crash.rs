@@ -23,6 +23,9 @@ enum At {
     Fetched(u32),
     /// After a random delay of up to this many milliseconds.
     RandomMs(u64),
+    /// Once all are fetched, after a random delay of up to this many
+    /// milliseconds: aims at the delete on the server.
+    AllThenMs(u64),
 }
 
 /// Starts `FetchNow` in the background; its result is not awaited (the
@@ -53,6 +56,10 @@ async fn wait_for(conn: &Connection, path: &OwnedObjectPath, at: At) -> (u32, u3
                 );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
+        }
+        At::AllThenMs(max) => {
+            Box::pin(wait_for(conn, path, At::Fetched(MAILS))).await;
+            Box::pin(wait_for(conn, path, At::RandomMs(max))).await
         }
         At::RandomMs(max) => {
             let ms = rand::thread_rng().gen_range(0..=max);
@@ -125,12 +132,14 @@ async fn interrupted_fetch(proto: Proto, at: At, how: Stop) {
 }
 
 /// Kill points per protocol: after the first batch, in the middle, when all
-/// are stored and the delete on the server begins, and at a random time.
+/// are stored and the delete on the server begins, during that delete, and
+/// at a random time.
 async fn kill9_at_four_points(proto: Proto) {
     let points = [
         At::Fetched(1),
         At::Fetched(MAILS / 2),
         At::Fetched(MAILS),
+        At::AllThenMs(300),
         At::RandomMs(400),
     ];
     for at in points {

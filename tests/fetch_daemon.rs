@@ -183,6 +183,7 @@ async fn a_failing_account_does_not_delay_a_good_one() {
     drop(closed);
     let mut dead = fetchkit::settings(Proto::Imap, &bad_user, &bad_user.password, false, 1);
     dead.insert("port", zbus::Variant::from(closed_port));
+    let created = std::time::Instant::now();
     let dead = fetchkit::create(&conn, dead).await;
     let wrong = fetchkit::settings(Proto::Pop3, &bad_user, "not-the-password", false, 1);
     let wrong = fetchkit::create(&conn, wrong).await;
@@ -235,11 +236,18 @@ async fn a_failing_account_does_not_delay_a_good_one() {
     let good = fetchkit::account(&conn, &good).await;
     assert_ne!(good.state().await.unwrap(), "error");
     assert_eq!(good.last_error().await.unwrap(), "");
+    // Retries back off (15 s first) instead of following the 1 s poll.
+    let elapsed = created.elapsed();
+    if elapsed < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_secs(5) - elapsed).await;
+    }
     let log = daemon.log();
-    assert!(
-        log.contains("fetch failed"),
-        "no journal entry for the failures:\n{log}"
-    );
+    for bad in [&dead, &wrong] {
+        let id = bad.as_str().rsplit('/').next().unwrap();
+        let needle = format!("fetch failed account={id} ");
+        let failures = log.lines().filter(|l| l.contains(&needle)).count();
+        assert_eq!(failures, 1, "{id}: no backoff, or no journal entry:\n{log}");
+    }
 }
 
 /// Invariant 2 through the daemon: after a UIDVALIDITY change exactly the
