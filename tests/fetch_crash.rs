@@ -207,3 +207,46 @@ async fn kicked_connection_mid_fetch() {
     fetchkit::assert_each_once(&mb, &path, N).await;
     assert_eq!(common::message_count(env, &user), N, "nothing deleted");
 }
+
+/// Invariant 7 with a fetch that cannot end by itself: the server accepted
+/// the connection and never answers. SIGTERM must still stop the daemon
+/// promptly, and the waiting FetchNow caller gets an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_a_server_hangs_stops_promptly() {
+    let env = Env::get();
+    let user = common::create_user(env, "fchang");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut daemon = fetchkit::start(state.path());
+    let conn = fetchkit::bus(&daemon).await;
+    let mut s = fetchkit::settings(Proto::Imap, &user, &user.password, true, 0);
+    s.insert(
+        "port",
+        zbus::Variant::from(silent.local_addr().unwrap().port()),
+    );
+    let path = fetchkit::create(&conn, s).await;
+    let acc = fetchkit::account(&conn, &path).await;
+    let background = fetch_in_background(&conn, &path);
+    fetchkit::wait_until("the fetch hanging", Duration::from_secs(5), || {
+        let acc = acc.clone();
+        async move { acc.state().await.unwrap() == "fetching" }
+    })
+    .await;
+
+    let t = Instant::now();
+    let status = daemon.stop();
+    let took = t.elapsed();
+    assert!(status.success(), "SIGTERM exit {status}");
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+    let answer = tokio::time::timeout(Duration::from_secs(5), background)
+        .await
+        .expect("the FetchNow caller got no answer after the stop")
+        .unwrap();
+    assert!(
+        answer.is_err(),
+        "a cut-off fetch reported success: {answer:?}"
+    );
+    let log = daemon.log();
+    assert!(!log.contains("did not stop in time"), "{log}");
+    drop(silent);
+}
