@@ -18,6 +18,14 @@ use crate::error::{Error, Result};
 use crate::fetch::FetchReport;
 use crate::store::SecretKind;
 
+/// How long one opening session may hold a connection permit. The permits
+/// bound how many sessions are being opened at once (connect, TLS, login),
+/// so that a restart with hundreds of accounts does not storm the servers;
+/// a server that accepts and then hangs keeps only its own account waiting
+/// (up to the timeouts) and releases its permit after this slot, so a few
+/// dead hosts cannot starve every other account (invariant 5).
+const OPEN_SLOT: Duration = Duration::from_secs(2);
+
 /// Requests for a running task.
 pub type Reply = oneshot::Sender<Result<FetchReport>>;
 
@@ -118,12 +126,19 @@ impl Task {
     /// One fetch, holding a connection permit for its whole length so that
     /// at most `max_concurrent_connects` sessions are open at once.
     async fn fetch(&self) -> Result<FetchReport> {
-        let _permit = self
+        let permit = self
             .rt
             .connects
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| Error::Busy("the daemon is stopping".into()))?;
+        let slot = std::sync::Mutex::new(Some(permit));
+        let release = || {
+            if let Ok(mut p) = slot.lock() {
+                p.take();
+            }
+        };
         self.set(|s| {
             s.state = State::Fetching;
             s.progress = (0, 0);
@@ -144,6 +159,8 @@ impl Task {
             })?;
         let last = std::sync::Mutex::new(Instant::now());
         let progress = |done: u32, total: u32| {
+            // The session is open: its opening no longer needs the permit.
+            release();
             let mut changed = false;
             if let Ok(mut b) = self.rt.handle.board().lock() {
                 let s = b.entry(self.account.id.clone()).or_default();
@@ -166,11 +183,21 @@ impl Task {
         };
         let tls = self.rt.tls.clone();
         let t = &self.rt.timeouts;
-        if a.kind.is_imap() {
-            crate::imap::fetch::fetch(a, secret.expose(), &self.rt.store, &tls, t, &progress).await
-        } else {
-            crate::pop3::fetch::fetch(a, secret.expose(), &self.rt.store, &tls, t, &progress).await
+        let fetch = async {
+            if a.kind.is_imap() {
+                crate::imap::fetch::fetch(a, secret.expose(), &self.rt.store, &tls, t, &progress)
+                    .await
+            } else {
+                crate::pop3::fetch::fetch(a, secret.expose(), &self.rt.store, &tls, t, &progress)
+                    .await
+            }
+        };
+        tokio::pin!(fetch);
+        tokio::select! {
+            r = &mut fetch => return r,
+            _ = tokio::time::sleep(OPEN_SLOT) => release(),
         }
+        fetch.await
     }
 
     fn set(&self, f: impl FnOnce(&mut Status)) {
