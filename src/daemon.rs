@@ -115,7 +115,7 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
         connects: Arc::new(Semaphore::new(config.fetch.max_concurrent_connects)),
     };
     let owner = tokio::spawn(scheduler::run(commands, rt, stop_rx, STOP_GRACE));
-    let conn = serve(ctx.clone(), opts.session, None).await?;
+    let (conn, pump) = serve(ctx.clone(), opts.session, None).await?;
     for a in store.accounts()? {
         handle.reload(&a.id);
     }
@@ -144,13 +144,47 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
     {
         tracing::warn!("scheduler did not stop in time");
     }
+    pump.abort();
+    let _ = pump.await;
+    // Unregister every object, so that nothing holds the context any more.
+    let _ = conn
+        .object_server()
+        .remove::<crate::dbus::manager::Manager, _>(crate::dbus::ROOT_PATH)
+        .await;
+    let _ = conn
+        .object_server()
+        .remove::<crate::dbus::mailbox::Mailbox, _>(crate::dbus::ROOT_PATH)
+        .await;
+    for a in store.accounts().unwrap_or_default() {
+        let path = crate::dbus::account_path(&a.id);
+        let _ = conn
+            .object_server()
+            .remove::<crate::dbus::account::AccountObject, _>(path.as_str())
+            .await;
+    }
     drop(conn);
     drop(ctx);
-    match Arc::try_unwrap(store) {
-        Ok(store) => drop(store),
-        Err(_) => {
-            tracing::warn!("store still referenced at exit; it is closed by the process exit")
+    // A store call still running in a blocking thread holds a reference;
+    // give it a moment to finish its transaction, then close the store.
+    let mut store = store;
+    let mut closed = false;
+    for _ in 0..40 {
+        match Arc::try_unwrap(store) {
+            Ok(s) => {
+                drop(s);
+                closed = true;
+                break;
+            }
+            Err(s) => {
+                store = s;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
+    }
+    if closed {
+        tracing::info!("store closed");
+    } else {
+        tracing::warn!("store still in use at exit; the process exit closes it (commits are durable either way)");
     }
     tracing::info!("stopped");
     Ok(())

@@ -101,8 +101,13 @@ impl Ctx {
 }
 
 /// Connect to the bus, serve every object, then take the well-known name
-/// (after the objects exist, so no call arrives at an empty server).
-pub async fn serve(ctx: Arc<Ctx>, session: bool, address: Option<&str>) -> Result<Connection> {
+/// (after the objects exist, so no call arrives at an empty server). The
+/// returned task turns scheduler notices into signals; abort it on stop.
+pub async fn serve(
+    ctx: Arc<Ctx>,
+    session: bool,
+    address: Option<&str>,
+) -> Result<(Connection, tokio::task::JoinHandle<()>)> {
     let builder = match (address, session) {
         (Some(a), _) => connection::Builder::address(a),
         (None, true) => connection::Builder::session(),
@@ -141,8 +146,8 @@ pub async fn serve(ctx: Arc<Ctx>, session: bool, address: Option<&str>) -> Resul
             )))
         }
     }
-    tokio::spawn(pump(conn.clone(), ctx.clone()));
-    Ok(conn)
+    let pump = tokio::spawn(pump(conn.clone(), ctx.clone()));
+    Ok((conn, pump))
 }
 
 /// Scheduler notices -> PropertiesChanged, FetchFinished, MessagesAdded.
