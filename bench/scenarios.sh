@@ -1,0 +1,107 @@
+# The scenarios of scripts/bench, one function each (scenario_<name>); each
+# calls `record` once per run. Sourced after bench/lib.sh.
+# shellcheck shell=bash
+
+# perf_start NAME / perf_stop: with --perf, a call-graph profile of the
+# daemon during the first run of a scenario (target/bench/perf-NAME.data;
+# read it with `perf report -i FILE --no-children`).
+PERF_PID=""
+perf_start() {
+    [[ "$PERF" == 1 && "$2" == 1 ]] || return 0
+    command -v perf >/dev/null || die "--perf: perf is not installed (Debian: linux-perf)"
+    perf record -g -o "$OUT_DIR/perf-$1.data" -p "$DAEMON_PID" 2>"$OUT_DIR/perf-$1.log" &
+    PERF_PID=$!
+    sleep 0.5 # perf attaches asynchronously
+}
+perf_stop() {
+    [[ -n "$PERF_PID" ]] || return 0
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    PERF_PID=""
+}
+
+# The one big mailbox the first-fetch scenarios share (fetching leaves the
+# mail on the server, so every run sees the same MAILS mails).
+BIG_READY=0
+big_mailbox() {
+    if [[ "$BIG_READY" == 0 ]]; then
+        new_user "big$$"
+        BIG_ADDR="$USER_ADDR" BIG_PASS="$USER_PASS"
+        local t0="$EPOCHREALTIME"
+        seed_mails "$MAILS"
+        warm_index
+        say "seeded $MAILS mails into $BIG_ADDR in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
+        BIG_READY=1
+    fi
+    USER_ADDR="$BIG_ADDR" USER_PASS="$BIG_PASS"
+}
+
+# first_fetch NAME KIND PORT: RUNS times a fresh daemon and store, one new
+# account on the big mailbox, one FetchNow that must bring every mail.
+first_fetch() {
+    local name="$1" kind="$2" port="$3" run dir id
+    big_mailbox
+    for ((run = 1; run <= RUNS; run++)); do
+        dir="$WORK/$name-$run"
+        start_daemon "$dir"
+        id="$(add_account "$kind" "$port")"
+        perf_start "$name" "$run"
+        measure_fetch "$MAILS" "$id"
+        perf_stop
+        stop_daemon
+        record "$name" "$MAILS" mails "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
+        rm -rf "$dir"
+    done
+}
+
+scenario_imap-tls() { first_fetch imap-tls imap "$POSTFACH_TEST_IMAPS_PORT"; }
+scenario_pop3-tls() { first_fetch pop3-tls pop3 "$POSTFACH_TEST_POP3S_PORT"; }
+
+# poll NAME KIND PORT: ACCOUNTS users with one mail each, all fetched once
+# (untimed); then RUNS times a fresh daemon on that store and one round of
+# FetchNow over all accounts at once, each of which must find nothing new.
+poll() {
+    local name="$1" kind="$2" port="$3" dir="$WORK/$1" i run t0
+    local ids=()
+    t0="$EPOCHREALTIME"
+    start_daemon "$dir"
+    for ((i = 0; i < ACCOUNTS; i++)); do
+        new_user "poll$$x$i"
+        seed_mails 1
+        ids+=("$(add_account "$kind" "$port")")
+    done
+    fetch_all 1 "${ids[@]}"
+    stop_daemon
+    say "$name: $ACCOUNTS accounts set up and fetched once in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
+    for ((run = 1; run <= RUNS; run++)); do
+        start_daemon "$dir"
+        perf_start "$name" "$run"
+        measure_fetch 0 "${ids[@]}"
+        perf_stop
+        stop_daemon
+        record "$name" "$ACCOUNTS" accounts "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
+    done
+    rm -rf "$dir"
+}
+
+scenario_poll-imap-tls() { poll poll-imap-tls imap "$POSTFACH_TEST_IMAPS_PORT"; }
+scenario_poll-pop3-tls() { poll poll-pop3-tls pop3 "$POSTFACH_TEST_POP3S_PORT"; }
+
+# inner: runs inside `scripts/testenv run`.
+inner() {
+    trap 'perf_stop; stop_daemon' EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
+    WORK="$POSTFACH_TEST_DIR/bench"
+    mkdir -p "$WORK" "$OUT_DIR"
+    local stamp s
+    stamp="$(date +%Y%m%d-%H%M%S)"
+    RESULTS="$OUT_DIR/runs-$stamp.txt"
+    : >"$RESULTS"
+    for s in "${SCENARIOS[@]}"; do
+        say "scenario $s"
+        "scenario_$s"
+    done
+    print_table | tee "$OUT_DIR/table-$stamp.txt"
+    say "raw runs in $RESULTS"
+}
