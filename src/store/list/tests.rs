@@ -209,10 +209,22 @@ fn pages_totals_and_filters_match_the_model() {
             .collect();
         ids.extend(put(&store, accounts[i % 4], &mails));
     }
+    // Bulk assignment in one transaction, then single changes.
+    let bulk: Vec<(u64, String)> = ids
+        .iter()
+        .step_by(3)
+        .map(|id| (*id, format!("K-{id}")))
+        .collect();
+    store.set_contacts(&bulk).unwrap();
+    assert!(store
+        .set_contacts(&[(ids[1], "K".into()), (99_999, "K".into())])
+        .is_err());
+    assert_eq!(
+        store.message(ids[1]).unwrap().unwrap().contact,
+        "",
+        "all or nothing"
+    );
     for (i, id) in ids.iter().enumerate() {
-        if i % 3 == 0 {
-            store.set_contact(*id, &format!("K-{i}")).unwrap();
-        }
         if i % 4 == 1 {
             store.set_read(*id, true).unwrap();
         }

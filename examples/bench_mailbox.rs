@@ -1,0 +1,336 @@
+//! The CRM mailbox benchmark: a user's inbox page at the top and 1,000 pages
+//! deep, in-process and over D-Bus, on a store of N mails over 200 accounts
+//! and 50 users; plus bytes on disk per mail.
+//!
+//!     cargo run --release --example bench_mailbox -- --mails 1000000 [--dbus]
+//!
+//! Options: `--dir DIR` (state dir; filled once, reused when it already
+//! holds the same plan), `--body BYTES` (body size of each synthetic mail,
+//! default 64: the 1,000,000-mail store keeps small raws; use 4096 for
+//! realistic bytes per mail), `--runs N` (default 300), `--page N` (page
+//! size, default 50; page 1,000 is offset 999 × N), `--dbus` (also time
+//! ListMessages over a private session bus; needs target/release/postfachd
+//! and dbus-daemon).
+//!
+//! Mails: 200 accounts in 2 tenants; every 4th account is private, owned by
+//! one of 50 users (u0..u49); no password and poll interval 0, so the
+//! daemon does not fetch while it is timed; dates spread over 3 years; 1 in 10 mails is
+//! assigned to a contact. Every mail goes through `Store::commit_batch` (the
+//! fetch path, with the real MIME summary) in batches of 5,000.
+//! Each timed call asks for a different user's inbox (round robin), so
+//! p99 covers every view, not one warm one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use postfach::account::{Account, SettingValue};
+use postfach::store::{ListQuery, NewMail, Store, Visibility};
+
+const ACCOUNTS: usize = 200;
+const USERS: usize = 50;
+const BATCH: usize = 5000;
+const T0: i64 = 1_700_000_000;
+const SPAN: i64 = 3 * 365 * 86_400;
+
+type Res<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+struct Args {
+    mails: usize,
+    dir: PathBuf,
+    body: usize,
+    runs: usize,
+    page: u32,
+    dbus: bool,
+}
+
+fn args() -> Res<Args> {
+    let mut a = Args {
+        mails: 1_000_000,
+        dir: PathBuf::new(),
+        body: 64,
+        runs: 300,
+        page: 50,
+        dbus: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().ok_or(format!("{k} needs a value"));
+        match k.as_str() {
+            "--mails" => a.mails = v()?.parse()?,
+            "--dir" => a.dir = PathBuf::from(v()?),
+            "--body" => a.body = v()?.parse()?,
+            "--runs" => a.runs = v()?.parse()?,
+            "--page" => a.page = v()?.parse()?,
+            "--dbus" => a.dbus = true,
+            _ => return Err(format!("unknown option {k}").into()),
+        }
+    }
+    if a.dir.as_os_str().is_empty() {
+        a.dir = PathBuf::from(format!("target/bench-mailbox/{}-{}", a.mails, a.body));
+    }
+    Ok(a)
+}
+
+fn account(store: &Store, i: usize) -> Res<Account> {
+    let owner = if i % 4 == 0 {
+        format!("u{}", (i / 4) % USERS)
+    } else {
+        String::new()
+    };
+    let tenant = if i % 2 == 0 { "t1" } else { "t2" };
+    let s: Vec<(String, SettingValue)> = [
+        ("kind", "imap"),
+        ("host", "127.0.0.1"),
+        ("name", &format!("Konto {i}")),
+        ("address", &format!("konto{i}@example.org")),
+        ("tenant", tenant),
+        ("private_owner", &owner),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), SettingValue::Str(v.to_string())))
+    .chain([("poll_interval".to_string(), SettingValue::U32(0))])
+    .collect();
+    Ok(store.create_account(|id| Account::create(id, &s))?)
+}
+
+/// A synthetic mail: realistic headers, `body` bytes of text.
+fn mail(n: usize, date: i64, body: usize) -> Vec<u8> {
+    let date = rfc5322(date);
+    let mut m = format!(
+        "Return-Path: <kunde{k}@example.com>\r\nFrom: Kunde {k} <kunde{k}@example.com>\r\n\
+         To: vertrieb@example.org\r\nSubject: Anfrage {n} zu Angebot {a}\r\n\
+         Date: {date}\r\nMessage-ID: <{n}.bench@example.com>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n",
+        k = n % 9973,
+        a = n % 421,
+    );
+    let line = "Sehr geehrte Damen und Herren, bitte senden Sie uns ein Angebot.\r\n";
+    while m.len() < body + 300 {
+        m.push_str(line);
+    }
+    m.into_bytes()
+}
+
+/// RFC 5322 date of unix seconds, UTC.
+fn rfc5322(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.to_rfc2822())
+        .unwrap_or_default()
+}
+
+fn fill(dir: &Path, mails: usize, body: usize) -> Res<Store> {
+    let marker = dir.join("bench-filled");
+    let store = Store::open(dir)?;
+    if marker.exists() {
+        eprintln!("reusing the filled store in {}", dir.display());
+        return Ok(store);
+    }
+    if !store.accounts()?.is_empty() {
+        return Err(format!(
+            "{} holds a store that was not filled completely",
+            dir.display()
+        )
+        .into());
+    }
+    let start = Instant::now();
+    let accounts: Vec<Account> = (0..ACCOUNTS)
+        .map(|i| account(&store, i))
+        .collect::<Res<_>>()?;
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut stored = 0usize;
+    let mut batch_no = 0usize;
+    while stored < mails {
+        let a = &accounts[batch_no % ACCOUNTS];
+        let n = BATCH.min(mails - stored);
+        let batch: Vec<NewMail> = (0..n)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let date = T0 - (x % SPAN as u64) as i64;
+                NewMail {
+                    server_id: format!("imap:INBOX:1:{}", stored + i),
+                    raw: mail(stored + i, date, body),
+                    received: T0,
+                }
+            })
+            .collect();
+        let ids = store.commit_batch(a, batch, &postfach::mime::summarize)?;
+        let assign: Vec<(u64, String)> = ids
+            .iter()
+            .step_by(10)
+            .map(|id| (*id, format!("K-{id}")))
+            .collect();
+        store.set_contacts(&assign)?;
+        stored += n;
+        batch_no += 1;
+        if batch_no % 20 == 0 {
+            eprintln!("  {stored} mails, {:.0} s", start.elapsed().as_secs_f64());
+        }
+    }
+    std::fs::write(&marker, format!("{mails}\n"))?;
+    eprintln!(
+        "filled {mails} mails in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(store)
+}
+
+fn percentiles(mut t: Vec<Duration>) -> (f64, f64) {
+    t.sort();
+    let at = |p: f64| t[((t.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3;
+    (at(0.50), at(0.99))
+}
+
+fn report(what: &str, t: Vec<Duration>) {
+    let (p50, p99) = percentiles(t);
+    println!("| {what} | {p50:.3} ms | {p99:.3} ms |");
+}
+
+fn user_of(run: usize) -> String {
+    format!("u{}", run % USERS)
+}
+
+/// The two timed queries: the first page (limit 50) and page 1,000 at the
+/// configured page size.
+fn queries(a: &Args) -> [(String, u32, u32); 2] {
+    [
+        ("first page (limit 50)".to_string(), 0, 50),
+        (
+            format!("page 1,000 (limit {}, offset {})", a.page, 999 * a.page),
+            999 * a.page,
+            a.page,
+        ),
+    ]
+}
+
+fn in_process(store: &Store, a: &Args) -> Res<()> {
+    for (name, offset, limit) in queries(a) {
+        let mut times = Vec::new();
+        for run in 0..a.runs + 20 {
+            let q = ListQuery {
+                offset,
+                limit,
+                ..ListQuery::new(Visibility::User(user_of(run)), "inbox")
+            };
+            let t = Instant::now();
+            let (page, total) = store.list_messages(&q)?;
+            let dt = t.elapsed();
+            if page.len() != limit as usize {
+                return Err(format!("{name}: got {} of {total}", page.len()).into());
+            }
+            if run >= 20 {
+                times.push(dt); // the first 20 runs warm the page cache
+            }
+        }
+        report(&format!("in-process, {name}"), times);
+    }
+    Ok(())
+}
+
+async fn over_dbus(a: &Args) -> Res<()> {
+    use std::collections::HashMap;
+    use zbus::zvariant::Variant;
+    let out = Command::new("dbus-daemon")
+        .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
+        .stdout(Stdio::piped())
+        .output()?;
+    let text = String::from_utf8(out.stdout)?;
+    let mut lines = text.lines();
+    let addr = lines
+        .next()
+        .ok_or("dbus-daemon printed no address")?
+        .to_string();
+    let bus_pid: i32 = lines
+        .next()
+        .ok_or("dbus-daemon printed no pid")?
+        .trim()
+        .parse()?;
+    let mut daemon = Command::new("target/release/postfachd")
+        .args(["--session", "--state-dir"])
+        .arg(&a.dir)
+        .env("DBUS_SESSION_BUS_ADDRESS", &addr)
+        .env("RUST_LOG", "error")
+        .spawn()?;
+    let result = async {
+        let conn = zbus::connection::Builder::address(addr.as_str())
+            .build()
+            .await?;
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
+        let name = zbus::names::BusName::try_from("org.postfach.Postfach1")?;
+        let t = Instant::now();
+        while !dbus.name_has_owner(name.clone()).await? {
+            if t.elapsed() > Duration::from_secs(60) {
+                return Err::<(), Box<dyn std::error::Error>>("postfachd did not start".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mb = postfach::dbus::proxy::MailboxProxy::new(&conn).await?;
+        for (name, offset, limit) in queries(a) {
+            let mut times = Vec::new();
+            for run in 0..a.runs + 20 {
+                let filter: HashMap<&str, Variant<'_>> = HashMap::new();
+                let t = Instant::now();
+                let (page, _) = mb
+                    .list_messages(&user_of(run), filter, offset, limit)
+                    .await?;
+                let dt = t.elapsed();
+                if page.len() != limit as usize {
+                    return Err(format!("D-Bus {name}: got {} rows", page.len()).into());
+                }
+                if run >= 20 {
+                    times.push(dt);
+                }
+            }
+            report(&format!("over D-Bus, {name}"), times);
+        }
+        Ok(())
+    }
+    .await;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = daemon.wait();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(bus_pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    result
+}
+
+fn run() -> Res<()> {
+    let a = args()?;
+    std::fs::create_dir_all(&a.dir)?;
+    let store = fill(&a.dir, a.mails, a.body)?;
+    let bytes = std::fs::metadata(store.path())?.len();
+    println!(
+        "\n{} mails (body {} B, raw ~{} B), {ACCOUNTS} accounts, {USERS} users; {:.0} bytes on disk per mail ({:.1} MiB)\n",
+        a.mails,
+        a.body,
+        mail(0, T0, a.body).len(),
+        bytes as f64 / a.mails as f64,
+        bytes as f64 / 1048576.0
+    );
+    println!("| what | p50 | p99 |\n|---|---|---|");
+    in_process(&store, &a)?;
+    drop(store);
+    if a.dbus {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(over_dbus(&a))?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_mailbox: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
