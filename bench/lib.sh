@@ -189,15 +189,17 @@ stats() {
         END {
             if (NR == 0) { print "-"; exit }
             m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-            f = (v[NR] >= 100) ? "%.0f" : "%.2f"
+            f = (v[NR] >= 100) ? "%.0f" : (v[NR] >= 10) ? "%.1f" : "%.2f"
             if (NR == 1) printf f "\n", m
             else printf f " [" f ".." f "]\n", m, v[1], v[NR]
         }'
 }
 
 print_table() {
-    local fmt='%-16s %-14s %-22s %-26s %-22s %-22s %-18s\n' s count unit
-    printf '\nmedian [min..max] of %s runs; %s CPUs, %s\n' "$RUNS" "$(nproc)" "$(uname -r)"
+    local fmt='%-15s %-14s %-20s %-32s %-18s %-18s %s\n' s count unit
+    printf '\nmedian [min..max] of %s runs; %s CPUs, %s\n' \
+        "$(awk 'NR == 1 { s = $1 } $1 == s { n++ } END { print n + 0 }' "$RESULTS")" \
+        "$(nproc)" "$(uname -r)"
     # shellcheck disable=SC2059
     printf "$fmt" scenario count "wall s" "per s" "daemon CPU s" "dovecot CPU s" "peak RSS MB"
     for s in $(awk '!seen[$1]++ { print $1 }' "$RESULTS"); do
