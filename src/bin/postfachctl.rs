@@ -49,6 +49,69 @@ enum Command {
         #[command(flatten)]
         args: InboxArgs,
     },
+    /// List mail being sent, newest first: the same filters as `inbox`.
+    ///
+    /// A table (ID, date, to, subject, size, STATE: queued, sending, sent,
+    /// failed; ERROR: the server's reply, cut — `--json` has it whole) and
+    /// "shown X of TOTAL".
+    Outbox {
+        #[command(flatten)]
+        args: InboxArgs,
+    },
+    /// Show one mail: headers, the text body, the attachments.
+    ///
+    /// A mail without a text part shows its HTML part with the tags removed
+    /// (and says so). `--json` prints the daemon's message dict.
+    Show {
+        /// Message id (first column of `inbox`).
+        id: u64,
+        /// Act for this CRM user ("" = admin view).
+        #[arg(long, default_value = "")]
+        user: String,
+    },
+    /// Assign a mail to a CRM contact [Journalzuordnung].
+    ///
+    /// An assigned mail is visible to every user, also from a private
+    /// account, and stays when its account is deleted.
+    Assign {
+        /// Message id.
+        id: u64,
+        /// The CRM's contact reference, e.g. K-10042.
+        contact: String,
+        /// Act for this CRM user ("" = admin view).
+        #[arg(long, default_value = "")]
+        user: String,
+    },
+    /// Remove a mail's contact assignment.
+    Unassign {
+        /// Message id.
+        id: u64,
+        /// Act for this CRM user ("" = admin view).
+        #[arg(long, default_value = "")]
+        user: String,
+    },
+    /// Mark a mail read (or unread with --unread).
+    Read {
+        /// Message id.
+        id: u64,
+        /// Mark it unread instead.
+        #[arg(long)]
+        unread: bool,
+        /// Act for this CRM user ("" = admin view).
+        #[arg(long, default_value = "")]
+        user: String,
+    },
+    /// Delete a mail.
+    ///
+    /// On an IMAP account with a Trash folder the daemon first moves it
+    /// there on the server; if that fails nothing is deleted.
+    Delete {
+        /// Message id.
+        id: u64,
+        /// Act for this CRM user ("" = admin view).
+        #[arg(long, default_value = "")]
+        user: String,
+    },
     /// Write one stored mail to stdout exactly as the server sent it.
     ///
     /// E.g. `postfachctl raw 42 > mail.eml`.
@@ -171,6 +234,12 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         },
         Command::Fetch { id } => ctl.fetch(&id).await,
         Command::Inbox { args } => ctl.inbox(&args).await,
+        Command::Outbox { args } => ctl.outbox(&args).await,
+        Command::Show { id, user } => ctl.show_message(id, &user).await,
+        Command::Assign { id, contact, user } => ctl.assign(id, &contact, &user).await,
+        Command::Unassign { id, user } => ctl.unassign(id, &user).await,
+        Command::Read { id, unread, user } => ctl.mark_read(id, !unread, &user).await,
+        Command::Delete { id, user } => ctl.delete_message(id, &user).await,
         Command::Raw { id, user } => ctl.raw(id, &user).await,
     }
 }

@@ -5,14 +5,17 @@
 //! reading passwords without ever taking them from argv ([`password`]),
 //! printing tables and JSON ([`output`]), and the commands: accounts
 //! ([`commands`]), the connection test ([`conntest`]), fetching with a
-//! progress bar ([`fetch`]), reading mail ([`inbox`], times in [`dates`]).
+//! progress bar ([`fetch`]), listing mail ([`inbox`], times in [`dates`]),
+//! one mail's view and changes ([`message`], HTML bodies via [`html`]).
 //! Every failure becomes one [`CtlError`] line on stderr.
 
 pub mod commands;
 pub mod conntest;
 pub mod dates;
 pub mod fetch;
+pub mod html;
 pub mod inbox;
+pub mod message;
 pub mod output;
 pub mod password;
 pub mod settings;

@@ -192,6 +192,19 @@ pub fn truncate(text: &str, max: usize) -> String {
     out
 }
 
+/// `text` without control characters (tabs become spaces, other controls
+/// `�`), for one table cell or header line: text from a mail must not move
+/// the cursor, ring, or send escape sequences to the admin's terminal.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\t' => ' ',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        })
+        .collect()
+}
+
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`; 0 means "never".
 pub fn utc(secs: u64) -> String {
     if secs == 0 {
@@ -257,6 +270,10 @@ mod tests {
             "ok      resolve    3 ms  127.0.0.1\nFAILED  login    512 ms  bad\n"
         );
         assert_eq!(truncate("Anfrage", 10), "Anfrage");
+        assert_eq!(
+            printable("a\tb\x1b[2Jc\r\n"),
+            "a b\u{fffd}[2Jc\u{fffd}\u{fffd}"
+        );
         assert_eq!(truncate("Anfrage Angebot", 8), "Anfrage…");
         assert_eq!(truncate("Grüße aus Köln", 6).chars().count(), 6);
     }
