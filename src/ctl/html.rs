@@ -9,11 +9,11 @@
 //! An unknown entity stays as written, so nothing is silently lost.
 
 /// Tags whose start or end begins a new line.
-const BLOCK: &[&str] = &[
-    "br",
+const LINE: &[&str] = &["div", "tr", "li"];
+
+/// Tags whose start or end begins a new paragraph (an empty line between).
+const PARAGRAPH: &[&str] = &[
     "p",
-    "div",
-    "tr",
     "ul",
     "ol",
     "table",
@@ -32,11 +32,15 @@ const BLOCK: &[&str] = &[
 const HIDDEN: &[&str] = &["script", "style", "head", "title"];
 
 /// The text of `html`: lines trimmed, at most one empty line in a row.
+///
+/// Breaks are collected and written only before the next text, so nested
+/// `<div>`s or `</p><p>` give one break, not a run of empty lines.
 pub fn to_text(html: &str) -> String {
     let mut out = String::new();
+    let mut breaks = 0usize;
     let mut rest = html;
     while let Some(lt) = rest.find('<') {
-        push_text(&mut out, &rest[..lt]);
+        push_text(&mut out, &mut breaks, &rest[..lt]);
         rest = &rest[lt..];
         if let Some(after) = rest.strip_prefix("<!--") {
             rest = after.find("-->").map_or("", |end| &after[end + 3..]);
@@ -44,7 +48,7 @@ pub fn to_text(html: &str) -> String {
         }
         let Some(gt) = rest.find('>') else {
             // A lone `<` is text ("a < b").
-            push_text(&mut out, rest);
+            push_text(&mut out, &mut breaks, rest);
             rest = "";
             break;
         };
@@ -57,35 +61,45 @@ pub fn to_text(html: &str) -> String {
             .take_while(|c| c.is_ascii_alphanumeric())
             .collect::<String>()
             .to_ascii_lowercase();
-        if !closing && HIDDEN.contains(&name.as_str()) {
+        let name = name.as_str();
+        if !closing && HIDDEN.contains(&name) {
             let end = format!("</{name}");
             rest = find_ascii_ci(rest, &end).map_or("", |i| {
                 rest[i..].find('>').map_or("", |g| &rest[i + g + 1..])
             });
-        } else if name == "li" {
-            // One item per line, without blank lines between them.
-            if !closing {
-                out.push_str("\n- ");
+        } else if name == "br" {
+            // `<br><br>` is how mail clients write an empty line.
+            breaks = (breaks + 1).min(2);
+        } else if PARAGRAPH.contains(&name) {
+            breaks = 2;
+        } else if LINE.contains(&name) {
+            breaks = breaks.max(1);
+            if name == "li" && !closing {
+                push_text(&mut out, &mut breaks, "- ");
             }
-        } else if BLOCK.contains(&name.as_str()) {
-            out.push('\n');
         }
     }
-    push_text(&mut out, rest);
+    push_text(&mut out, &mut breaks, rest);
     tidy(&out)
 }
 
-/// Text between tags: entities decoded, whitespace runs as one space.
-fn push_text(out: &mut String, text: &str) {
-    let decoded = decode_entities(text);
-    for c in decoded.chars() {
+/// Text between tags: entities decoded, whitespace runs as one space, the
+/// pending line breaks written before the first visible character.
+fn push_text(out: &mut String, breaks: &mut usize, text: &str) {
+    for c in decode_entities(text).chars() {
         if c.is_whitespace() && c != '\u{a0}' {
-            if !out.ends_with([' ', '\n']) && !out.is_empty() {
+            if *breaks == 0 && !out.is_empty() && !out.ends_with([' ', '\n']) {
                 out.push(' ');
             }
-        } else {
-            out.push(if c == '\u{a0}' { ' ' } else { c });
+            continue;
         }
+        if *breaks > 0 {
+            if !out.is_empty() {
+                out.push_str(&"\n".repeat(*breaks));
+            }
+            *breaks = 0;
+        }
+        out.push(if c == '\u{a0}' { ' ' } else { c });
     }
 }
 
@@ -197,5 +211,10 @@ mod tests {
         assert_eq!(to_text("<style>never closed"), "");
         assert_eq!(to_text("&#27;[2J"), "&#27;[2J");
         assert_eq!(to_text(""), "");
+        assert_eq!(
+            to_text("<div><div>Zeile 1</div><div>Zeile 2<br><br>Absatz</div></div>"),
+            "Zeile 1\nZeile 2\n\nAbsatz"
+        );
+        assert_eq!(to_text("<td>a</td> <td>b</td>"), "a b");
     }
 }

@@ -136,18 +136,28 @@ fn flag_words(m: &Message) -> String {
     format!("{letters} ({})", words.join(", "))
 }
 
-/// The text part; else the HTML without tags, saying so; else a note.
+/// The text part; else the HTML part without tags, saying so; else a note.
+///
+/// `GetMessage` fills `text` from the HTML when a mail has no text part
+/// (mail-parser's `body_text`), so "no text part" shows as a `text` that is
+/// exactly mail-parser's `html_to_text` of `html` — the same crate and
+/// version as the daemon's, so the test is exact. We then render the HTML
+/// ourselves ([`html::to_text`]): mail-parser breaks lines only at `<br>`
+/// and `</p>`, and the table and div layouts of Outlook mail would run
+/// together into one line.
 fn body(m: &Message) -> String {
     let plain = text(m, "text");
-    if !plain.trim().is_empty() {
-        return printable_lines(plain.trim_end());
-    }
     let markup = text(m, "html");
-    if !markup.trim().is_empty() {
+    let from_html = !markup.trim().is_empty()
+        && (plain.trim().is_empty() || plain == mail_parser::decoders::html::html_to_text(&markup));
+    if from_html {
         return format!(
             "[no text part; the HTML part with its tags removed]\n{}",
             printable_lines(&html::to_text(&markup))
         );
+    }
+    if !plain.trim().is_empty() {
+        return printable_lines(plain.trim_end());
     }
     "[no text body]".to_string()
 }
@@ -272,12 +282,27 @@ mod tests {
 
     #[test]
     fn html_only_and_empty_bodies() {
+        let html = "<div>Gr&uuml;&szlig;e</div><div>Team</div>";
+        // As the daemon sends an HTML-only mail: text derived from the HTML.
+        for derived in [
+            String::new(),
+            mail_parser::decoders::html::html_to_text(html),
+        ] {
+            let mut d = base();
+            d.push(("text", Variant::from(derived)));
+            d.push(("html", Variant::from(html)));
+            let out = render(&dict(d));
+            assert!(
+                out.contains("[no text part; the HTML part with its tags removed]\nGrüße\nTeam\n"),
+                "{out}"
+            );
+        }
         let mut d = base();
-        d.push(("text", Variant::from("")));
-        d.push(("html", Variant::from("<p>Gr&uuml;&szlig;e</p><p>Team</p>")));
+        d.push(("text", Variant::from("Grüße vom Team")));
+        d.push(("html", Variant::from(html)));
         let out = render(&dict(d));
         assert!(
-            out.contains("[no text part; the HTML part with its tags removed]\nGrüße\n\nTeam\n"),
+            out.contains("\n\nGrüße vom Team\n\n") && !out.contains("[no text"),
             "{out}"
         );
         assert!(out.ends_with("Attachments: none\n"), "{out}");
