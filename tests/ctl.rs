@@ -5,6 +5,9 @@ mod common;
 /// fetch, inbox, raw and the connection test (a file of its own for size).
 #[path = "ctl/mail.rs"]
 mod mail;
+/// show, assign, unassign, read, delete and outbox.
+#[path = "ctl/message.rs"]
+mod message;
 
 use std::io::Write;
 use std::process::{Output, Stdio};

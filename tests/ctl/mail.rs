@@ -8,7 +8,7 @@ use super::common::{self, Daemon, Env, MailUser};
 use super::{ctl_stdin, ok, stderr, stdout};
 
 /// A daemon that trusts the run's CA (the servers' certificates chain to it).
-fn daemon_with_ca() -> (tempfile::TempDir, Daemon) {
+pub(super) fn daemon_with_ca() -> (tempfile::TempDir, Daemon) {
     let env = Env::get();
     let state = tempfile::tempdir().expect("state dir");
     let config = format!("[tls]\nextra_ca_file = {:?}\n", env.ca);
@@ -41,7 +41,7 @@ fn imap_flags(user: &MailUser) -> Vec<String> {
 }
 
 /// `account add` with `password`; returns the id.
-fn add_imap(d: &Daemon, user: &MailUser, password: &str) -> String {
+pub(super) fn add_imap(d: &Daemon, user: &MailUser, password: &str) -> String {
     let mut args: Vec<String> = vec!["account".into(), "add".into()];
     args.extend(imap_flags(user));
     args.push("--password-stdin".into());
