@@ -11,7 +11,7 @@
 use zbus::Variant;
 
 use super::commands::Ctl;
-use super::inbox::{flags, int, size, text, Message};
+use super::table::{flags, int, size, text, Message};
 use super::{dates, html, output, CtlError};
 use crate::dbus::account_id;
 use crate::dbus::proxy::MailboxProxy;

@@ -5,7 +5,7 @@
 //! reading passwords without ever taking them from argv ([`password`]),
 //! printing tables and JSON ([`output`]), and the commands: accounts
 //! ([`commands`]), the connection test ([`conntest`]), fetching with a
-//! progress bar ([`fetch`]), listing mail ([`inbox`], times in [`dates`]),
+//! progress bar ([`fetch`]), listing mail ([`inbox`], its columns in [`table`], times in [`dates`]),
 //! one mail's view and changes ([`message`], HTML bodies via [`html`]).
 //! Every failure becomes one [`CtlError`] line on stderr.
 
@@ -19,6 +19,7 @@ pub mod message;
 pub mod output;
 pub mod password;
 pub mod settings;
+pub mod table;
 
 use std::fmt;
 
