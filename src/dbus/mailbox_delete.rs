@@ -16,7 +16,7 @@ use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::imap::fetch::{SyncState, STATE_KEY};
 use crate::imap::uidset;
-use crate::store::{schema, MessageMeta, SecretKind, Store};
+use crate::store::{MessageMeta, SecretKind, Store};
 
 /// What the server side of a delete needs, read from the store in one go.
 struct ServerMove {
@@ -77,7 +77,8 @@ fn server_move(s: &Store, account: &str, id: u64) -> Result<Option<ServerMove>> 
         return Ok(None);
     };
     let prefix = uidset::prefix(state.uidvalidity);
-    let Some(uid) = server_ids(s, id)?
+    let Some(uid) = s
+        .server_ids(id)?
         .iter()
         .find_map(|sid| uidset::uid_of(sid, &prefix))
     else {
@@ -100,21 +101,4 @@ fn server_move(s: &Store, account: &str, id: u64) -> Result<Option<ServerMove>> 
         uid_validity: state.uidvalidity,
         uid,
     }))
-}
-
-/// The server ids stored for message `id` (the store's reverse map).
-fn server_ids(s: &Store, id: u64) -> Result<Vec<String>> {
-    let st = |e: &dyn std::fmt::Display| Error::storage("read server ids of a message", e);
-    let tx = s.read()?;
-    let t = tx.open_table(schema::MESSAGE_SIDS).map_err(|e| st(&e))?;
-    let mut out = Vec::new();
-    for row in t.range((id, "")..).map_err(|e| st(&e))? {
-        let (k, _) = row.map_err(|e| st(&e))?;
-        let (mid, sid) = k.value();
-        if mid != id {
-            break;
-        }
-        out.push(sid.to_string());
-    }
-    Ok(out)
 }

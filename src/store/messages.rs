@@ -79,6 +79,10 @@ pub(super) fn meta_from(bytes: &[u8]) -> Result<MessageMeta> {
 }
 
 /// Lower-case hex SHA-256 of raw bytes: the content key of [`Store::has_content`].
+/// The message id that server ids and content hashes of a mail deleted in
+/// the CRM point to (message ids start at 1).
+pub const TOMBSTONE: u64 = 0;
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -146,6 +150,13 @@ impl Store {
                 .get((acct, sha.as_str()))
                 .map_err(st("read content"))?
                 .map(|g| g.value());
+            if known == Some(TOMBSTONE) {
+                // Deleted in the CRM: seen again (e.g. after a UIDVALIDITY
+                // change), it stays deleted.
+                sids.insert((acct, server_id.as_str()), TOMBSTONE)
+                    .map_err(st("write server ids"))?;
+                continue;
+            }
             if let Some(existing) = known {
                 sids.insert((acct, server_id.as_str()), existing)
                     .map_err(st("write server ids"))?;
@@ -281,6 +292,11 @@ impl Store {
             .remove(id)
             .map_err(st("remove raw mail"))?;
         let acct = m.account.as_str();
+        // Tombstones, not removal: a mail deleted only here may still be on
+        // the server (no Trash folder, delete-on-server off), and the next
+        // fetch must not bring it back — neither by its server id nor, after
+        // a UIDVALIDITY change, by its content. They go with the account,
+        // or when the fetcher forgets the server id after a server delete.
         {
             let mut content = tx.open_table(CONTENT).map_err(st("open content"))?;
             let ours = content
@@ -289,16 +305,16 @@ impl Store {
                 .is_some_and(|g| g.value() == id);
             if ours {
                 content
-                    .remove((acct, m.sha256.as_str()))
-                    .map_err(st("remove content"))?;
+                    .insert((acct, m.sha256.as_str()), TOMBSTONE)
+                    .map_err(st("write content"))?;
             }
         }
         let sids = super::tracking::take_message_sids(&tx, id)?;
         {
             let mut t = tx.open_table(SERVER_IDS).map_err(st("open server ids"))?;
             for sid in &sids {
-                t.remove((acct, sid.as_str()))
-                    .map_err(st("remove server id"))?;
+                t.insert((acct, sid.as_str()), TOMBSTONE)
+                    .map_err(st("write server id"))?;
             }
         }
         tx.commit().map_err(st("commit message deletion"))?;

@@ -157,12 +157,16 @@ mod removal_tests {
         assert!(gone.contains(&"imap:INBOX:9:1".to_string()));
         assert!(store.message(ids[0]).unwrap().is_none());
         assert!(store.raw(ids[0]).unwrap().is_none());
-        assert!(store.has_content(&a.id, &m.sha256).unwrap().is_none());
+        assert_eq!(
+            store.has_content(&a.id, &m.sha256).unwrap(),
+            Some(super::super::messages::TOMBSTONE)
+        );
         assert!(store
             .visible_message(ids[0], &Visibility::All)
             .unwrap()
             .is_none());
-        sids.retain(|s| !gone.contains(s));
+        // The server ids stay known (as tombstones), so no fetch brings the
+        // mail back.
         assert_eq!(store.known_server_ids(&a.id, "").unwrap(), sids);
         assert_eq!(store.count_messages(&a.id).unwrap(), 1);
         for viewer in [Visibility::All, user("alice")] {
@@ -175,16 +179,28 @@ mod removal_tests {
         };
         assert_eq!(total(&store, tenant), 1);
         assert_eq!(store.delete_message(ids[0]).unwrap(), None);
-        // The bytes are new again: a later fetch stores them once more.
-        let back = NewMail {
-            server_id: "imap:INBOX:9:1".into(),
-            raw,
-            received: 1,
-        };
-        assert_eq!(
-            store.commit_batch(&a, vec![back], &summary).unwrap().len(),
-            1
-        );
+        // Neither the same server id nor the same bytes under a new one
+        // (a UIDVALIDITY change) bring it back.
+        for sid in ["imap:INBOX:9:1", "imap:INBOX:10:1"] {
+            let back = NewMail {
+                server_id: sid.into(),
+                raw: raw.clone(),
+                received: 1,
+            };
+            assert!(store
+                .commit_batch(&a, vec![back], &summary)
+                .unwrap()
+                .is_empty());
+        }
+        assert_eq!(store.count_messages(&a.id).unwrap(), 1);
+        // Once the server deleted it, the tombstone of that id goes.
+        store
+            .forget_server_ids(&a.id, &["imap:INBOX:9:1".to_string()])
+            .unwrap();
+        assert!(!store
+            .known_server_ids(&a.id, "")
+            .unwrap()
+            .contains("imap:INBOX:9:1"));
     }
 
     #[test]

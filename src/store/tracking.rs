@@ -90,6 +90,23 @@ impl Store {
     }
 
     /// The message already stored for the account with this content hash.
+    /// The server ids stored for message `id` (its reverse map), e.g. to
+    /// move it to Trash on the server.
+    pub fn server_ids(&self, id: u64) -> Result<Vec<String>> {
+        let tx = self.read()?;
+        let t = tx.open_table(MESSAGE_SIDS).map_err(st("open server ids"))?;
+        let mut out = Vec::new();
+        for row in t.range((id, "")..).map_err(st("read server ids"))? {
+            let (k, _) = row.map_err(st("read server ids"))?;
+            let (mid, sid) = k.value();
+            if mid != id {
+                break;
+            }
+            out.push(sid.to_string());
+        }
+        Ok(out)
+    }
+
     pub fn has_content(&self, account: &str, sha256_hex: &str) -> Result<Option<u64>> {
         let tx = self.read()?;
         let t = tx.open_table(CONTENT).map_err(st("open content"))?;
