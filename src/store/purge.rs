@@ -147,7 +147,7 @@ mod removal_tests {
             .commit_batch(&a, vec![again], &summary)
             .unwrap()
             .is_empty());
-        let mut sids = store.known_server_ids(&a.id, "").unwrap();
+        let sids = store.known_server_ids(&a.id, "").unwrap();
         assert_eq!(sids.len(), 3);
 
         let (acct, mut gone) = store.delete_message(ids[0]).unwrap().unwrap();
