@@ -175,16 +175,23 @@ ticks_to_s() { awk -v t="$1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }';
 
 RESULTS=""
 
-# record SCENARIO COUNT UNIT WALL DAEMON_CPU DOVECOT_CPU RSS_KB
+# record SCENARIO TOOL COUNT UNIT WALL CPU SERVER_CPU RSS_KB: one run of one
+# tool (postfach, a peer, or raw-imap/raw-pop3/raw-write for the raw limit).
 record() {
-    printf '%s %s %s %s %s %s %s\n' "$@" >>"$RESULTS"
-    say "$1: $2 $3 in $4 s, daemon CPU $5 s, dovecot CPU $6 s, peak RSS $(($7 / 1024)) MB"
+    printf '%s %s %s %s %s %s %s %s\n' "$@" >>"$RESULTS"
+    say "$1/$2: $3 $4 in $5 s, CPU $6 s, dovecot CPU $7 s, peak RSS $(($8 / 1024)) MB"
 }
 
-# stats COLUMN_EXPR SCENARIO: "median [min..max]" of an awk expression over
-# the scenario's runs ($2 count, $4 wall, $5/$6 CPU, $7 RSS kB).
+# median SCENARIO TOOL EXPR: the median of an awk expression over the runs
+# ($3 count, $5 wall, $6/$7 CPU, $8 RSS kB); empty without runs.
+median() {
+    awk -v s="$1" -v t="$2" "\$1 == s && \$2 == t { print $3 }" "$RESULTS" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# stats SCENARIO TOOL EXPR: "median [min..max]" of the same.
 stats() {
-    awk -v s="$2" "\$1 == s { print $1 }" "$RESULTS" | sort -g | awk '
+    awk -v s="$1" -v t="$2" "\$1 == s && \$2 == t { print $3 }" "$RESULTS" | sort -g | awk '
         { v[NR] = $1 }
         END {
             if (NR == 0) { print "-"; exit }
@@ -195,18 +202,43 @@ stats() {
         }'
 }
 
+# ratio A B: A / B to one decimal, "-" when either is missing or zero.
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.1fx\n", a / b }'
+}
+
+# The table: per scenario one row per tool, postfach first; "vs" is
+# postfach's rate divided by that row's (>1: postfach is faster). Raw-limit
+# rows show postfach's rate as a share of the raw rate instead.
 print_table() {
-    local fmt='%-15s %-14s %-20s %-32s %-18s %-18s %s\n' s count unit
-    printf '\nmedian [min..max] of %s runs; %s CPUs, %s\n' \
-        "$(awk 'NR == 1 { s = $1 } $1 == s { n++ } END { print n + 0 }' "$RESULTS")" \
+    local fmt='%-14s %-15s %-12s %-20s %-26s %-18s %-18s %-18s %s\n' s t count unit pf
+    printf '\nmedian [min..max] of %s runs per tool; %s CPUs, %s\n' \
+        "$(awk 'NR == 1 { s = $1; t = $2 } $1 == s && $2 == t { n++ } END { print n + 0 }' "$RESULTS")" \
         "$(nproc)" "$(uname -r)"
     # shellcheck disable=SC2059
-    printf "$fmt" scenario count "wall s" "per s" "daemon CPU s" "dovecot CPU s" "peak RSS MB"
+    printf "$fmt" scenario tool count "wall s" "per s" "CPU s" "dovecot CPU s" "peak RSS MB" "postfach vs"
     for s in $(awk '!seen[$1]++ { print $1 }' "$RESULTS"); do
-        read -r count unit < <(awk -v s="$s" '$1 == s { print $2, $3; exit }' "$RESULTS")
-        # shellcheck disable=SC2059
-        printf "$fmt" "$s" "$count $unit" "$(stats '$4' "$s")" \
-            "$(stats '$2 / $4' "$s") $unit/s" "$(stats '$5' "$s")" \
-            "$(stats '$6' "$s")" "$(stats '$7 / 1024' "$s")"
+        pf="$(median "$s" postfach '$3 / $5')"
+        for t in postfach $(awk -v s="$s" '$1 == s && $2 != "postfach" && !seen[$2]++ { print $2 }' "$RESULTS"); do
+            read -r count unit < <(awk -v s="$s" -v t="$t" '$1 == s && $2 == t { print $3, $4; exit }' "$RESULTS")
+            [[ -n "$count" ]] || continue
+            local vs="-" rate
+            rate="$(median "$s" "$t" '$3 / $5')"
+            if [[ "$t" == raw-* ]]; then
+                vs="$(awk -v a="$pf" -v b="$rate" 'BEGIN { if (a == "" || b + 0 == 0) print "-"; else printf "%.0f%% of raw\n", 100 * a / b }')"
+            elif [[ "$t" != postfach ]]; then
+                vs="$(ratio "$pf" "$rate")"
+            fi
+            # shellcheck disable=SC2059
+            if [[ "$t" == raw-* ]]; then
+                printf "$fmt" "$s" "$t" "$count $unit" "$(stats "$s" "$t" '$5')" \
+                    "$(stats "$s" "$t" '$3 / $5') $unit/s" - - - "$vs"
+            else
+                printf "$fmt" "$s" "$t" "$count $unit" "$(stats "$s" "$t" '$5')" \
+                    "$(stats "$s" "$t" '$3 / $5') $unit/s" "$(stats "$s" "$t" '$6')" \
+                    "$(stats "$s" "$t" '$7')" "$(stats "$s" "$t" '$8 / 1024')" "$vs"
+            fi
+            count=""
+        done
     done
 }

@@ -36,10 +36,13 @@ big_mailbox() {
     USER_ADDR="$BIG_ADDR" USER_PASS="$BIG_PASS"
 }
 
-# first_fetch NAME KIND PORT: RUNS times a fresh daemon and store, one new
-# account on the big mailbox, one FetchNow that must bring every mail.
+# first_fetch NAME KIND PORT: RUNS rounds; in each, postfach (a fresh
+# daemon and store, one new account on the big mailbox, one FetchNow that
+# must bring every mail) and then every peer that speaks KIND, so that the
+# tools alternate (A B C A B C ...) and a slow phase of the machine hits all
+# of them. The raw limit is taken once per round as well.
 first_fetch() {
-    local name="$1" kind="$2" port="$3" run dir id
+    local name="$1" kind="$2" port="$3" run dir id tool
     big_mailbox
     for ((run = 1; run <= RUNS; run++)); do
         dir="$WORK/$name-$run"
@@ -49,8 +52,15 @@ first_fetch() {
         measure_fetch "$MAILS" "$id"
         perf_stop
         stop_daemon
-        record "$name" "$MAILS" mails "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
+        record "$name" postfach "$MAILS" mails "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
         rm -rf "$dir"
+        for tool in $(peers_for "$kind"); do
+            dir="$WORK/$name-$tool-$run"
+            run_peer "$tool" "$kind" "$port" "$dir" "$MAILS"
+            record "$name" "$tool" "$MAILS" mails "$WALL" "$PEER_CPU" "$DOVECOT_CPU" "$RSS_KB"
+            rm -rf "$dir"
+        done
+        [[ "$RAW" == 1 ]] && raw_limit "$name"
     done
 }
 
@@ -79,7 +89,7 @@ poll() {
         measure_fetch 0 "${ids[@]}"
         perf_stop
         stop_daemon
-        record "$name" "$ACCOUNTS" accounts "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
+        record "$name" postfach "$ACCOUNTS" accounts "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
     done
     rm -rf "$dir"
 }
