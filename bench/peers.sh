@@ -137,25 +137,88 @@ EOF
     PEER_CMD=(getmail --getmaildir "$dir" --rcfile "$dir/getmailrc")
 }
 
-# run_peer TOOL PROTO PORT DIR EXPECT: one timed run; sets WALL, PEER_CPU,
-# DOVECOT_CPU (s) and RSS_KB. Fails unless EXPECT mails arrived.
-run_peer() {
-    local tool="$1" proto="$2" port="$3" dir="$4" expect="$5" v0 v1 t0 t1 got rc=0
-    mkdir -p "$dir"
-    "peer_$tool" "$proto" "$port" "$dir"
+# time_peer TOOL DIR EXPECT: runs PEER_CMD under /usr/bin/time; sets WALL,
+# PEER_CPU, DOVECOT_CPU (s) and RSS_KB. Fails unless DIR's maildirs then
+# hold EXPECT mails in all.
+time_peer() {
+    local tool="$1" dir="$2" expect="$3" v0 v1 t0 t1 got rc=0
     v0="$(dovecot_ticks)"
     t0="$EPOCHREALTIME"
     /usr/bin/time -f '%U %S %M' -o "$dir/time" "${PEER_CMD[@]}" >"$dir/log" 2>&1 || rc=$?
     t1="$EPOCHREALTIME"
     v1="$(dovecot_ticks)"
-    got="$(find "$dir/md" -type f \( -path '*/new/*' -o -path '*/cur/*' \) | wc -l)"
+    got="$(find "$dir" -type f \( -path '*/new/*' -o -path '*/cur/*' \) | wc -l)"
     # fetchmail exits 1 for "no mail", which is not a failure here.
     if [[ "$got" != "$expect" ]] || { [[ $rc -ne 0 ]] && ! [[ $tool == fetchmail && $rc -eq 1 ]]; }; then
-        die "$tool $proto: exit $rc, $got of $expect mails; $(tail -5 "$dir/log")"
+        die "$tool: exit $rc, $got of $expect mails; $(tail -5 "$dir/log")"
     fi
     WALL="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
     read -r PEER_CPU RSS_KB < <(awk '{ printf "%.2f %d\n", $1 + $2, $3 }' "$dir/time")
     DOVECOT_CPU="$(ticks_to_s $((v1 - v0)))"
+}
+
+# run_peer TOOL PROTO PORT DIR EXPECT: one timed first fetch of USER_ADDR.
+run_peer() {
+    local tool="$1" proto="$2" port="$3" dir="$4" expect="$5"
+    mkdir -p "$dir"
+    "peer_$tool" "$proto" "$port" "$dir"
+    time_peer "$tool" "$dir" "$expect"
+}
+
+# --- many accounts: one config over POLL_ADDRS/POLL_PASSES ------------------
+
+# Which peers take part in the many-accounts round: fetchmail (one
+# .fetchmailrc, servers polled one after the other, as its daemon mode
+# would) and, for IMAP, mbsync (one channel per account, `mbsync -a`).
+poll_peers_for() {
+    local p
+    for p in $PEERS; do
+        case "$p" in
+        fetchmail) echo "$p" ;;
+        mbsync) [[ "$1" == imap ]] && echo "$p" ;;
+        esac
+    done
+}
+
+# poll_conf_fetchmail PROTO PORT DIR: every account in one rc file. IMAP
+# without fetchall: mail fetchmail has seen carries \Seen and is not new;
+# POP3 keeps the seen UIDLs in the id file (-i).
+poll_conf_fetchmail() {
+    local proto="$1" port="$2" dir="$3" i
+    maildir "$dir/md"
+    (
+        umask 077
+        printf 'set no syslog\nset no bouncemail\n'
+        for i in "${!POLL_ADDRS[@]}"; do
+            printf 'poll 127.0.0.1 service %s protocol %s auth password%s\n' \
+                "$port" "${proto^^}" "$([[ $proto == pop3 ]] && echo ' uidl')"
+            printf '  user "%s" password "%s"\n' "${POLL_ADDRS[$i]}" "${POLL_PASSES[$i]}"
+            printf '  ssl sslcertck sslcertfile "%s" sslcommonname localhost\n' "$POSTFACH_TEST_CA"
+            printf '  keep no rewrite\n'
+            printf '  mda "f=$(mktemp -p %s/md/tmp) && dd of=$f conv=fsync status=none && mv $f %s/md/new/"\n' "$dir" "$dir"
+        done
+    ) >"$dir/fetchmailrc"
+    chmod 600 "$dir/fetchmailrc"
+    PEER_CMD=(env FETCHMAILHOME="$dir" fetchmail -f "$dir/fetchmailrc" --pidfile "$dir/pid"
+        -i "$dir/ids" --nodetach --silent)
+}
+
+# poll_conf_mbsync PROTO PORT DIR: one account, store and channel each.
+poll_conf_mbsync() {
+    local port="$2" dir="$3" i
+    (
+        umask 077
+        for i in "${!POLL_ADDRS[@]}"; do
+            mkdir -p "$dir/md$i"
+            printf 'IMAPAccount a%s\nHost 127.0.0.1\nPort %s\nUser %s\nPass "%s"\nSSLType IMAPS\nCertificateFile %s\n\n' \
+                "$i" "$port" "${POLL_ADDRS[$i]}" "${POLL_PASSES[$i]}" "$POSTFACH_TEST_CERT"
+            printf 'IMAPStore f%s\nAccount a%s\n\nMaildirStore n%s\nPath %s/md%s/\nInbox %s/md%s\n\n' \
+                "$i" "$i" "$i" "$dir" "$i" "$dir" "$i"
+            printf 'Channel c%s\nFar :f%s:\nNear :n%s:\nPatterns INBOX\nSync Pull\nCreate Near\nSyncState *\n\n' \
+                "$i" "$i" "$i"
+        done
+    ) >"$dir/mbsyncrc"
+    PEER_CMD=(mbsync -q -c "$dir/mbsyncrc" -a)
 }
 
 # raw_limit NAME: examples/bench_raw against the big mailbox: pipelined

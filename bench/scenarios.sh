@@ -67,35 +67,99 @@ first_fetch() {
 scenario_imap-tls() { first_fetch imap-tls imap "$POSTFACH_TEST_IMAPS_PORT"; }
 scenario_pop3-tls() { first_fetch pop3-tls pop3 "$POSTFACH_TEST_POP3S_PORT"; }
 
-# poll NAME KIND PORT: ACCOUNTS users with one mail each, all fetched once
-# (untimed); then RUNS times a fresh daemon on that store and one round of
-# FetchNow over all accounts at once, each of which must find nothing new.
+# poll NAME KIND PORT: for each count in ACCOUNTS (e.g. 200,1000), that
+# many users with one mail each, made accounts through the D-Bus API and
+# fetched once (untimed), as are the peers' multi-account configs; then RUNS
+# rounds, each: a fresh daemon on that store and one FetchNow over all
+# accounts at once, then one round of each peer; nobody may find new mail.
 poll() {
-    local name="$1" kind="$2" port="$3" dir="$WORK/$1" i run t0
-    local ids=()
-    t0="$EPOCHREALTIME"
-    start_daemon "$dir"
-    for ((i = 0; i < ACCOUNTS; i++)); do
-        new_user "poll$$x$i"
-        seed_mails 1
-        ids+=("$(add_account "$kind" "$port")")
-    done
-    fetch_all 1 "${ids[@]}"
-    stop_daemon
-    say "$name: $ACCOUNTS accounts set up and fetched once in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
-    for ((run = 1; run <= RUNS; run++)); do
+    local name="$1" kind="$2" port="$3" n dir i run t0 tool
+    for n in ${ACCOUNTS//,/ }; do
+        local ids=() scen="$name-$n"
+        dir="$WORK/$scen"
+        POLL_ADDRS=() POLL_PASSES=()
+        t0="$EPOCHREALTIME"
         start_daemon "$dir"
-        perf_start "$name" "$run"
-        measure_fetch 0 "${ids[@]}"
-        perf_stop
+        for ((i = 0; i < n; i++)); do
+            new_user "poll$$x${n}x$i"
+            seed_mails 1
+            POLL_ADDRS+=("$USER_ADDR") POLL_PASSES+=("$USER_PASS")
+            ids+=("$(add_account "$kind" "$port")")
+        done
+        fetch_all 1 "${ids[@]}"
         stop_daemon
-        record "$name" postfach "$ACCOUNTS" accounts "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
+        for tool in $(poll_peers_for "$kind"); do
+            mkdir -p "$dir-$tool"
+            "poll_conf_$tool" "$kind" "$port" "$dir-$tool"
+            time_peer "$tool" "$dir-$tool" "$n"
+        done
+        say "$scen: $n accounts set up and fetched once in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
+        for ((run = 1; run <= RUNS; run++)); do
+            start_daemon "$dir"
+            perf_start "$scen" "$run"
+            measure_fetch 0 "${ids[@]}"
+            perf_stop
+            stop_daemon
+            record "$scen" postfach "$n" accounts "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
+            for tool in $(poll_peers_for "$kind"); do
+                time_peer "$tool" "$dir-$tool" "$n"
+                record "$scen" "$tool" "$n" accounts "$WALL" "$PEER_CPU" "$DOVECOT_CPU" "$RSS_KB"
+            done
+        done
+        rm -rf "$dir" "$dir"-*
     done
-    rm -rf "$dir"
 }
 
 scenario_poll-imap-tls() { poll poll-imap-tls imap "$POSTFACH_TEST_IMAPS_PORT"; }
 scenario_poll-pop3-tls() { poll poll-pop3-tls pop3 "$POSTFACH_TEST_POP3S_PORT"; }
+
+# big NAME KIND PORT: bounded memory with large mails. Two mailboxes of
+# BIG_MB MB mails, one with BIG_MAILS/10 and one with BIG_MAILS (default 10
+# and 100 of 10 MB); RUNS rounds of a first fetch by postfach and mbsync.
+# Peak RSS must not grow with the count (target: <= 3x the largest mail).
+big() {
+    local name="$1" kind="$2" port="$3" n run dir id tool scen
+    local body="$WORK/big-body"
+    # One body of BIG_MB MiB in 76-byte base64-like CRLF lines.
+    head -c $((BIG_MB * 1024 * 1024 * 3 / 4)) /dev/urandom | base64 -w 76 | sed 's/$/\r/' >"$body"
+    for n in $((BIG_MAILS / 10)) "$BIG_MAILS"; do
+        scen="$name-${n}x${BIG_MB}MB"
+        new_user "big$$x$n"
+        local i tag="$RANDOM$RANDOM"
+        for ((i = 0; i < n; i++)); do
+            {
+                printf 'From: <sender@%s>\r\nTo: %s\r\nSubject: big %d\r\nMessage-ID: <big%d.%s@bench.postfach.test>\r\n' \
+                    "$POSTFACH_TEST_DOMAIN" "$USER_ADDR" "$i" "$i" "$tag"
+                printf 'Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+                cat "$body"
+            } >"$USER_MAILDIR/tmp/$i.$tag.bench"
+        done
+        chown "$POSTFACH_TEST_MAIL_UID:$POSTFACH_TEST_MAIL_GID" "$USER_MAILDIR"/tmp/*.bench
+        find "$USER_MAILDIR/tmp" -name '*.bench' -exec mv -t "$USER_MAILDIR/new" {} +
+        warm_index
+        for ((run = 1; run <= RUNS; run++)); do
+            dir="$WORK/$scen-$run"
+            start_daemon "$dir"
+            id="$(add_account "$kind" "$port")"
+            measure_fetch "$n" "$id"
+            stop_daemon
+            record "$scen" postfach "$n" mails "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
+            rm -rf "$dir"
+            for tool in $(peers_for "$kind"); do
+                [[ "$tool" == mbsync ]] || continue
+                dir="$WORK/$scen-$tool-$run"
+                run_peer "$tool" "$kind" "$port" "$dir" "$n"
+                record "$scen" "$tool" "$n" mails "$WALL" "$PEER_CPU" "$DOVECOT_CPU" "$RSS_KB"
+                rm -rf "$dir"
+            done
+        done
+        rm -rf "$USER_MAILDIR"
+    done
+    rm -f "$body"
+}
+
+scenario_big-imap-tls() { big big-imap-tls imap "$POSTFACH_TEST_IMAPS_PORT"; }
+scenario_big-pop3-tls() { big big-pop3-tls pop3 "$POSTFACH_TEST_POP3S_PORT"; }
 
 # inner: runs inside `scripts/testenv run`.
 inner() {
