@@ -61,7 +61,9 @@ fn list(d: &Daemon, user: &str, crm: &str) -> Output {
 fn denied(out: &Output) -> bool {
     let err = String::from_utf8_lossy(&out.stderr);
     !out.status.success()
-        && (err.contains("not allowed") || err.contains("may not") || err.contains("acts as CRM user"))
+        && (err.contains("not allowed")
+            || err.contains("may not")
+            || err.contains("acts as CRM user"))
 }
 
 #[test]
