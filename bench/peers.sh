@@ -153,7 +153,7 @@ time_peer() {
         die "$tool: exit $rc, $got of $expect mails; $(tail -5 "$dir/log")"
     fi
     WALL="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
-    read -r PEER_CPU RSS_KB < <(awk '{ printf "%.2f %d\n", $1 + $2, $3 }' "$dir/time")
+    read -r PEER_CPU RSS_KB < <(tail -n 1 "$dir/time" | awk '{ printf "%.2f %d\n", $1 + $2, $3 }')
     DOVECOT_CPU="$(ticks_to_s $((v1 - v0)))"
 }
 

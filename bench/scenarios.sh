@@ -81,7 +81,7 @@ poll() {
         t0="$EPOCHREALTIME"
         start_daemon "$dir"
         for ((i = 0; i < n; i++)); do
-            new_user "poll$$x${n}x$i"
+            new_user "poll$$${kind}${n}x$i"
             seed_mails 1
             POLL_ADDRS+=("$USER_ADDR") POLL_PASSES+=("$USER_PASS")
             ids+=("$(add_account "$kind" "$port")")
