@@ -4,7 +4,8 @@
 //!
 //!     cargo run --release --example bench_mailbox -- --mails 1000000 [--dbus]
 //!
-//! Options: `--dir DIR` (state dir; filled once, reused when it already
+//! Options: `--against N` (also time an N-mail store, alternating query by
+//! query, and print the p99 ratio), `--dir DIR` (state dir; filled once, reused when it already
 //! holds the same plan), `--body BYTES` (body size of each synthetic mail,
 //! default 64: the 1,000,000-mail store keeps small raws; use 4096 for
 //! realistic bytes per mail), `--runs N` (default 300), `--page N` (page
@@ -42,6 +43,10 @@ struct Args {
     runs: usize,
     page: u32,
     dbus: bool,
+    /// Also time a store of this many mails, alternating query by query
+    /// with the main one, and print the p99 ratio (both measured in one
+    /// run, so machine noise hits both alike).
+    against: Option<usize>,
 }
 
 fn args() -> Res<Args> {
@@ -52,6 +57,7 @@ fn args() -> Res<Args> {
         runs: 300,
         page: 50,
         dbus: false,
+        against: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -63,6 +69,7 @@ fn args() -> Res<Args> {
             "--runs" => a.runs = v()?.parse()?,
             "--page" => a.page = v()?.parse()?,
             "--dbus" => a.dbus = true,
+            "--against" => a.against = Some(v()?.parse()?),
             _ => return Err(format!("unknown option {k}").into()),
         }
     }
@@ -209,22 +216,52 @@ fn in_process(store: &Store, a: &Args) -> Res<()> {
     for (name, offset, limit) in queries(a) {
         let mut times = Vec::new();
         for run in 0..a.runs + 20 {
-            let q = ListQuery {
-                offset,
-                limit,
-                ..ListQuery::new(Visibility::User(user_of(run)), "inbox")
-            };
-            let t = Instant::now();
-            let (page, total) = store.list_messages(&q)?;
-            let dt = t.elapsed();
-            if page.len() != limit as usize {
-                return Err(format!("{name}: got {} of {total}", page.len()).into());
-            }
+            let dt = timed(store, run, offset, limit)?;
             if run >= 20 {
                 times.push(dt); // the first 20 runs warm the page cache
             }
         }
         report(&format!("in-process, {name}"), times);
+    }
+    Ok(())
+}
+
+/// One query of a run against `store`; checks the page is full.
+fn timed(store: &Store, run: usize, offset: u32, limit: u32) -> Res<Duration> {
+    let q = ListQuery {
+        offset,
+        limit,
+        ..ListQuery::new(Visibility::User(user_of(run)), "inbox")
+    };
+    let t = Instant::now();
+    let (page, total) = store.list_messages(&q)?;
+    let dt = t.elapsed();
+    if page.len() != limit as usize {
+        return Err(format!("offset {offset}: got {} of {total}", page.len()).into());
+    }
+    Ok(dt)
+}
+
+/// The same queries on two stores, alternating A B A B, and the ratio of
+/// their p99s.
+fn interleaved(big: &Store, small: &Store, small_mails: usize, a: &Args) -> Res<()> {
+    for (name, offset, limit) in queries(a) {
+        let (mut tb, mut ts) = (Vec::new(), Vec::new());
+        for run in 0..a.runs + 20 {
+            let b = timed(big, run, offset, limit)?;
+            let s = timed(small, run, offset, limit)?;
+            if run >= 20 {
+                tb.push(b);
+                ts.push(s);
+            }
+        }
+        let (b50, b99) = percentiles(tb);
+        let (s50, s99) = percentiles(ts);
+        println!(
+            "| alternating, {name} | {} mails: {b50:.3} / {b99:.3} ms | {small_mails} mails: {s50:.3} / {s99:.3} ms | p99 ratio {:.2} |",
+            a.mails,
+            b99 / s99
+        );
     }
     Ok(())
 }
@@ -315,6 +352,13 @@ fn run() -> Res<()> {
     );
     println!("| what | p50 | p99 |\n|---|---|---|");
     in_process(&store, &a)?;
+    if let Some(n) = a.against {
+        let dir = PathBuf::from(format!("target/bench-mailbox/{}-{}", n, a.body));
+        std::fs::create_dir_all(&dir)?;
+        let small = fill(&dir, n, a.body)?;
+        println!("\n| alternating (p50 / p99) | big | small | ratio |\n|---|---|---|---|");
+        interleaved(&store, &small, n, &a)?;
+    }
     drop(store);
     if a.dbus {
         let rt = tokio::runtime::Builder::new_current_thread()
