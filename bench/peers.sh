@@ -169,13 +169,15 @@ run_peer() {
 
 # Which peers take part in the many-accounts round: fetchmail (one
 # .fetchmailrc, servers polled one after the other, as its daemon mode
-# would) and, for IMAP, mbsync (one channel per account, `mbsync -a`).
+# would). mbsync -a over one channel per account (poll_conf_mbsync, --peers
+# mbsync-poll) keeps every account's connection open until it ends, so
+# past Dovecot's default process_limit of 100 the server resets it.
 poll_peers_for() {
     local p
     for p in $PEERS; do
         case "$p" in
         fetchmail) echo "$p" ;;
-        mbsync) [[ "$1" == imap ]] && echo "$p" ;;
+        mbsync-poll) [[ "$1" == imap ]] && echo mbsync ;;
         esac
     done
 }

@@ -161,6 +161,48 @@ big() {
 scenario_big-imap-tls() { big big-imap-tls imap "$POSTFACH_TEST_IMAPS_PORT"; }
 scenario_big-pop3-tls() { big big-pop3-tls pop3 "$POSTFACH_TEST_POP3S_PORT"; }
 
+# held_connections PORT: established TCP connections from this host to
+# 127.0.0.1:PORT, counted on the client side (/proc/net/tcp, state 01).
+held_connections() {
+    awk -v p="$(printf '%04X' "$1")" 'NR > 1 && $4 == "01" && $3 ~ (":" p "$") { n++ } END { print n + 0 }' /proc/net/tcp
+}
+
+# idle NAME: IDLE_ACCOUNTS IMAP accounts (made through the D-Bus API) with
+# a poll interval, so each holds an IMAP IDLE (RFC 2177), and no mail; after
+# they settle, IDLE_SECS seconds of doing nothing are measured: postfachd's
+# CPU, Dovecot's CPU and postfachd's RSS at the end (VmRSS, not the peak of
+# the set-up). No peer holds IDLE on many accounts (mbsync has none,
+# fetchmail's idle serves one folder of one account), so postfach runs alone.
+idle() {
+    local name="$1" port="$POSTFACH_TEST_IMAPS_PORT" n="$IDLE_ACCOUNTS" dir="$WORK/$1" i run
+    local d0 v0 d1 v1 held scen="$1-$IDLE_ACCOUNTS"
+    start_daemon "$dir"
+    for ((i = 0; i < n; i++)); do
+        new_user "idle$$x$i"
+        add_account imap "$port" 300 >/dev/null
+    done
+    # Settle: every account's first fetch done and its IDLE held.
+    for ((i = 0; i < 120; i++)); do
+        held="$(held_connections "$port")"
+        [[ "$held" -ge "$n" ]] && break
+        sleep 1
+    done
+    say "$scen: $held of $n connections held after ${i} s"
+    for ((run = 1; run <= RUNS; run++)); do
+        d0="$(own_ticks "$DAEMON_PID")" v0="$(dovecot_ticks)"
+        sleep "$IDLE_SECS"
+        d1="$(own_ticks "$DAEMON_PID")" v1="$(dovecot_ticks)"
+        held="$(held_connections "$port")"
+        record "$scen" postfach "$n" accounts "$IDLE_SECS" "$(ticks_to_s $((d1 - d0)))" \
+            "$(ticks_to_s $((v1 - v0)))" "$(awk '/^VmRSS:/ { print $2 }' "/proc/$DAEMON_PID/status")"
+        say "$scen: $held connections held; CPU per core $(awk -v t=$((d1 - d0)) -v hz="$CLK_TCK" -v s="$IDLE_SECS" 'BEGIN { printf "%.2f%%", 100 * t / hz / s }')"
+    done
+    stop_daemon
+    rm -rf "$dir"
+}
+
+scenario_idle-imap-tls() { idle idle-imap-tls; }
+
 # inner: runs inside `scripts/testenv run`.
 inner() {
     trap 'perf_stop; stop_daemon' EXIT
