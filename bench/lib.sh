@@ -213,7 +213,7 @@ ratio() {
 # postfach's rate divided by that row's (>1: postfach is faster). Raw-limit
 # rows show postfach's rate as a share of the raw rate instead.
 print_table() {
-    local fmt='%-14s %-15s %-12s %-20s %-26s %-18s %-18s %-18s %s\n' s t count unit pf
+    local fmt='%-22s %-15s %-12s %-20s %-26s %-18s %-18s %-18s %s\n' s t count unit pf
     printf '\nmedian [min..max] of %s runs per tool; %s CPUs, %s\n' \
         "$(awk 'NR == 1 { s = $1; t = $2 } $1 == s && $2 == t { n++ } END { print n + 0 }' "$RESULTS")" \
         "$(nproc)" "$(uname -r)"
