@@ -96,15 +96,15 @@ stop_daemon() {
     DAEMON_PID=""
 }
 
-# add_account KIND PORT [POLL]: an account for USER_ADDR over implicit TLS,
-# polled every POLL seconds (default 0: only on demand; IMAP accounts with an
-# interval hold IDLE), mail left on the server (so runs can repeat); prints
-# its id.
+# add_account KIND PORT [POLL [DELETE]]: an account for USER_ADDR over
+# implicit TLS, polled every POLL seconds (default 0: only on demand; IMAP
+# accounts with an interval hold IDLE), mail left on the server unless
+# DELETE is true (so runs can repeat); prints its id.
 add_account() {
     printf '%s\n' "$USER_PASS" | "$TARGET/postfachctl" --session account add \
         --tenant bench --name "bench $USER_ADDR" --address "$USER_ADDR" \
         --kind "$1" --host 127.0.0.1 --port "$2" --encryption tls \
-        --username "$USER_ADDR" --delete-on-server false --poll-interval "${3:-0}" \
+        --username "$USER_ADDR" --delete-on-server "${4:-false}" --poll-interval "${3:-0}" \
         --password-stdin
 }
 

@@ -92,7 +92,7 @@ set no bouncemail
 poll 127.0.0.1 service $port protocol ${proto^^} auth password
   user "$USER_ADDR" password "$USER_PASS"
   ssl sslcertck sslcertfile "$POSTFACH_TEST_CA" sslcommonname localhost
-  keep fetchall no rewrite
+  ${PEER_DELETE:+no }keep fetchall no rewrite
   mda "f=\$(mktemp -p $dir/md/tmp) && dd of=\$f conv=fsync status=none && mv \$f $dir/md/new/"
 EOF
     )
@@ -129,7 +129,7 @@ user = $owner
 
 [options]
 read_all = true
-delete = false
+delete = ${PEER_DELETE:-false}
 verbose = 0
 message_log_syslog = false
 EOF

@@ -161,6 +161,39 @@ big() {
 scenario_big-imap-tls() { big big-imap-tls imap "$POSTFACH_TEST_IMAPS_PORT"; }
 scenario_big-pop3-tls() { big big-pop3-tls pop3 "$POSTFACH_TEST_POP3S_PORT"; }
 
+# delete_fetch NAME KIND PORT: first fetch with delete-on-server. Every run
+# of every tool gets a fresh user with MAILS mails (seeding is not timed)
+# and must leave that mailbox empty. Peers: fetchmail without keep,
+# getmail6 with delete (mbsync's Pull does not delete on the far side).
+delete_fetch() {
+    local name="$1" kind="$2" port="$3" run dir id tool left
+    for ((run = 1; run <= RUNS; run++)); do
+        for tool in postfach $(peers_for "$kind"); do
+            [[ "$tool" == mbsync* ]] && continue
+            new_user "del$$${kind}${run}$tool"
+            seed_mails "$MAILS"
+            warm_index
+            dir="$WORK/$name-$tool-$run"
+            if [[ "$tool" == postfach ]]; then
+                start_daemon "$dir"
+                id="$(add_account "$kind" "$port" 0 true)"
+                measure_fetch "$MAILS" "$id"
+                stop_daemon
+                record "$name" postfach "$MAILS" mails "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
+            else
+                PEER_DELETE=true run_peer "$tool" "$kind" "$port" "$dir" "$MAILS"
+                record "$name" "$tool" "$MAILS" mails "$WALL" "$PEER_CPU" "$DOVECOT_CPU" "$RSS_KB"
+            fi
+            left="$(find "$USER_MAILDIR"/new "$USER_MAILDIR"/cur -type f | wc -l)"
+            [[ "$left" == 0 ]] || die "$name/$tool: $left mails still on the server"
+            rm -rf "$dir" "$USER_MAILDIR"
+        done
+    done
+}
+
+scenario_delete-imap-tls() { delete_fetch delete-imap-tls imap "$POSTFACH_TEST_IMAPS_PORT"; }
+scenario_delete-pop3-tls() { delete_fetch delete-pop3-tls pop3 "$POSTFACH_TEST_POP3S_PORT"; }
+
 # held_connections PORT: established TCP connections from this host to
 # 127.0.0.1:PORT, counted on the client side (/proc/net/tcp, state 01).
 held_connections() {
