@@ -18,7 +18,10 @@ pub async fn caller(conn: &Connection, header: &Header<'_>) -> Result<Caller> {
     let sender = header.sender().ok_or_else(|| {
         Error::AccessDenied("the call has no sender; peer-to-peer calls are not served".into())
     })?;
-    let proxy = DBusProxy::new(conn)
+    // No property cache: only one method is called on this proxy.
+    let proxy = DBusProxy::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
         .await
         .map_err(|e| Error::AccessDenied(format!("cannot ask the bus who is calling: {e}")))?;
     let creds = proxy

@@ -72,7 +72,7 @@ impl Mailbox {
         user: &str,
     ) -> ApiResult<Visibility> {
         let c = super::caller::caller(conn, hdr).await?;
-        Ok(visibility(&self.ctx.policy()?.viewer(&c, user)?))
+        Ok(visibility(&self.ctx.with_policy(|p| p.viewer(&c, user))?))
     }
 
     /// The message if `viewer` may see it now, else NotFound.

@@ -39,9 +39,8 @@ impl Manager {
     ) -> Result<OwnedObjectPath, ApiError> {
         let caller = self.ctx.admin(conn, &hdr).await?;
         let settings = wire::settings(settings);
-        // Validate once before touching the store, so a bad call never
-        // allocates an id; the store validates again inside its transaction.
-        Account::create("new".into(), &settings)?;
+        // Validated inside the store's transaction: a bad call aborts it, so
+        // it allocates no id and writes nothing.
         let account = self
             .ctx
             .blocking(move |s| s.create_account(|id| Account::create(id, &settings)))

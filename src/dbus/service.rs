@@ -40,7 +40,7 @@ impl Ctx {
         hdr: &zbus::message::Header<'_>,
     ) -> ApiResult<(Caller, Role)> {
         let c = caller(conn, hdr).await?;
-        let role = self.policy()?.require_role(&c)?;
+        let role = self.with_policy(|p| p.require_role(&c))?;
         Ok((c, role))
     }
 
@@ -51,7 +51,7 @@ impl Ctx {
         hdr: &zbus::message::Header<'_>,
     ) -> ApiResult<Caller> {
         let c = caller(conn, hdr).await?;
-        self.policy()?.require_admin(&c)?;
+        self.with_policy(|p| p.require_admin(&c))?;
         Ok(c)
     }
 
@@ -72,11 +72,14 @@ impl Ctx {
         }
     }
 
-    pub fn policy(&self) -> Result<Policy> {
-        self.policy
+    /// Decide with the current access rules, without copying them (every
+    /// method call asks).
+    pub fn with_policy<T>(&self, f: impl FnOnce(&Policy) -> Result<T>) -> Result<T> {
+        let p = self
+            .policy
             .read()
-            .map(|p| p.clone())
-            .map_err(|_| Error::Storage("access policy lock poisoned".into()))
+            .map_err(|_| Error::Storage("access policy lock poisoned".into()))?;
+        f(&p)
     }
 
     pub fn tls(&self) -> Result<TlsContext> {
