@@ -13,12 +13,11 @@ pub async fn tcp(
     port: u16,
     t: &Timeouts,
 ) -> Option<tokio::net::TcpStream> {
-    let addrs = report
+    report
         .step("resolve", resolve(host, port, t), |a: &Vec<String>| {
             format!("{host} is {}", a.join(", "))
         })
         .await?;
-    let _ = addrs;
     report
         .step("connect", net::connect_tcp(host, port, t), |_| {
             format!("connected to {host}:{port}")
