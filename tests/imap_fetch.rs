@@ -39,7 +39,7 @@ fn tls_with_ca() -> TlsContext {
 /// A store in a temp dir with one IMAP account for `user`.
 struct Fixture {
     _dir: tempfile::TempDir,
-    store: Store,
+    store: std::sync::Arc<Store>,
     account: Account,
     password: String,
 }
@@ -57,7 +57,7 @@ fn fixture_with(
     extra: &[(&str, SettingValue)],
 ) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("store");
+    let store = std::sync::Arc::new(Store::open(dir.path()).expect("store"));
     let mut settings: Vec<(String, SettingValue)> = vec![
         ("kind".into(), SettingValue::Str("imap".into())),
         ("host".into(), SettingValue::Str(host.into())),

@@ -14,7 +14,7 @@ use postfach::store::Store;
 
 struct Setup {
     _dir: tempfile::TempDir,
-    store: Store,
+    store: std::sync::Arc<Store>,
     account: Account,
     user: MailUser,
 }
@@ -23,7 +23,7 @@ fn setup(host: &str, port: u16, encryption: &str, extra: &[(&str, SettingValue)]
     let env = Env::get();
     let user = create_user(env, "pop");
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
     let s = |v: &str| SettingValue::Str(v.into());
     let mut settings = vec![
         ("kind".to_string(), s("pop3")),

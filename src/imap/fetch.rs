@@ -21,6 +21,7 @@
 //! stored as they came: no line-ending or dot rewriting (invariant 3).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
@@ -44,7 +45,7 @@ pub const NO_UIDPLUS: &str = "delete on server skipped: the server lacks UIDPLUS
 pub async fn fetch(
     account: &Account,
     password: &str,
-    store: &Store,
+    store: &Arc<Store>,
     tls: &TlsContext,
     t: &Timeouts,
     progress: Progress<'_>,
@@ -95,7 +96,7 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 async fn run(
     session: &mut Session,
     account: &Account,
-    store: &Store,
+    store: &Arc<Store>,
     t: &Timeouts,
     progress: Progress<'_>,
 ) -> Result<FetchReport> {

@@ -9,6 +9,7 @@
 //! crashes and stops in the middle of a fetch.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -50,7 +51,7 @@ impl Default for Limits {
 pub async fn fetch(
     account: &Account,
     password: &str,
-    store: &Store,
+    store: &Arc<Store>,
     tls: &TlsContext,
     t: &Timeouts,
     progress: Progress<'_>,
@@ -134,7 +135,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
     caps: &Capabilities,
     account: &Account,
     password: &str,
-    store: &Store,
+    store: &Arc<Store>,
     progress: Progress<'_>,
     limits: Limits,
 ) -> Result<FetchReport> {

@@ -13,9 +13,9 @@ use crate::error::Error;
 use crate::fetch::FetchReport;
 use crate::store::Store;
 
-fn setup() -> (tempfile::TempDir, Store, Account) {
+fn setup() -> (tempfile::TempDir, std::sync::Arc<Store>, Account) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
     let s = |v: &str| SettingValue::Str(v.into());
     let settings = vec![
         ("kind".to_string(), s("pop3")),
@@ -39,7 +39,7 @@ fn login() -> Vec<Step> {
 
 /// Run one fetch against `steps` (after login) and check the script ran out.
 async fn fetch(
-    store: &Store,
+    store: &std::sync::Arc<Store>,
     account: &Account,
     steps: Vec<Step>,
     limits: Limits,
