@@ -8,7 +8,7 @@
 //!
 //! Without residual filters a page costs O(log n + limit): the total is the
 //! exact sum of bucket counters, a deep offset is found by rank
-//! ([`super::rank::select`]) and only the page's summaries are read. With
+//! ([`super::rank::locate`]) and only the page's summaries are read. With
 //! residual filters the scan reads summaries from the newest entry on until
 //! the page is full, so it costs O(offset + limit) summaries divided by the
 //! share of matches; the total is exact when at most [`TOTAL_SCAN`] entries
@@ -17,8 +17,9 @@
 
 use redb::ReadOnlyTable;
 
+use super::counters::{Counters, Totals};
 use super::messages::{meta_from, INBOX};
-use super::rank::{self, Buckets, Index, Merge, TOP};
+use super::rank::{self, Index, Merge, TOP};
 use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_INDEX};
 use super::views::{account_scope, base, private_class, scoped, SEP};
 use super::{st, MessageMeta, Store};
@@ -91,7 +92,7 @@ fn owner(accounts: &Accounts, id: &str) -> Result<Option<String>> {
 }
 
 /// Every `u␟<owner>` scope under `base` that holds entries.
-fn private_scopes(b: &Buckets, base: &str) -> Result<Vec<String>> {
+fn private_scopes(b: &Totals, base: &str) -> Result<Vec<String>> {
     let prefix = scoped(base, &private_class(""));
     let mut out = Vec::new();
     for row in b
@@ -108,7 +109,7 @@ fn private_scopes(b: &Buckets, base: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn plan(q: &ListQuery, accounts: &Accounts, b: &Buckets) -> Result<Plan> {
+fn plan(q: &ListQuery, accounts: &Accounts, b: &Totals) -> Result<Plan> {
     let folder = if q.folder.is_empty() {
         INBOX
     } else {
@@ -195,16 +196,16 @@ impl Store {
     fn list_scanning(&self, q: &ListQuery, total_scan: u64) -> Result<(Vec<MessageMeta>, u32)> {
         let tx = self.read()?;
         let ix: Index = tx.open_table(VIEW_INDEX).map_err(st("open view index"))?;
-        let b: Buckets = tx.open_table(BUCKETS).map_err(st("open view counters"))?;
+        let c = Counters::open(&tx)?;
         let accounts = tx.open_table(ACCOUNTS).map_err(st("open accounts"))?;
         let messages = tx.open_table(MESSAGES).map_err(st("open messages"))?;
-        let plan = plan(q, &accounts, &b)?;
+        let plan = plan(q, &accounts, &c.totals)?;
         let since = q.since.unwrap_or(i64::MIN);
         let until = q.until.unwrap_or(i64::MAX);
         if since > until || plan.scopes.is_empty() {
             return Ok((Vec::new(), 0));
         }
-        let in_range = rank::count_between(&ix, &b, &plan.scopes, q.since, q.until)?;
+        let in_range = rank::count_between(&ix, &c, &plan.scopes, q.since, q.until)?;
         let mut page = Vec::new();
         let (offset, limit) = (u64::from(q.offset), u64::from(q.limit));
         let Some(residual) = plan.residual else {
@@ -214,10 +215,14 @@ impl Store {
             let (start, skip) = if q.offset <= DIRECT_SKIP {
                 ((until, u64::MAX), offset)
             } else {
-                let upto = rank::count_between(&ix, &b, &plan.scopes, None, q.until)?;
+                // Entries up to `until` (all of them without `since`).
+                let upto = match q.since {
+                    None => in_range,
+                    Some(_) => rank::count_between(&ix, &c, &plan.scopes, None, q.until)?,
+                };
                 let r = upto.saturating_sub(1).saturating_sub(offset);
-                match rank::select(&ix, &b, &plan.scopes, r)? {
-                    Some(p) => (p, 0),
+                match rank::locate(&c, &plan.scopes, r)? {
+                    Some((newest, skip)) => ((newest, u64::MAX), skip),
                     None => return Ok((page, clamp(in_range))),
                 }
             };
@@ -296,7 +301,7 @@ impl Store {
     /// Messages of the account in all folders (index counters; no scan).
     pub fn count_messages(&self, account: &str) -> Result<u64> {
         let tx = self.read()?;
-        let b: Buckets = tx.open_table(BUCKETS).map_err(st("open view counters"))?;
+        let b: Totals = tx.open_table(BUCKETS).map_err(st("open view counters"))?;
         let prefix = format!("a{SEP}{account}{SEP}");
         let mut n = 0u64;
         for row in b

@@ -15,6 +15,7 @@
 //! `list` (paging and visibility checks).
 
 mod accounts;
+mod counters;
 mod list;
 mod messages;
 mod purge;

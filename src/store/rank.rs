@@ -4,30 +4,33 @@
 //! Every scope entry `(date, id)` is counted in one bucket per level:
 //! level `l < TOP` groups dates by `date >> SHIFTS[l]` (17 minutes, 9 hours,
 //! 12 days, 1 year, 34 years), level `TOP` is the scope's total. A parent
-//! bucket holds at most 32 child buckets, so counting the entries up to a
-//! date reads at most 32 counters per level plus the entries of one
-//! 17-minute bucket, and finding the r-th entry walks down the same way.
-//! The cost is O(levels × 32 + entries in one finest bucket) per scope,
-//! whatever the store holds; only mail that shares one 17-minute window in
-//! one scope in large numbers (an import without Date headers) makes the
-//! last step longer.
+//! bucket holds 32 child buckets, stored together as one child array
+//! ([`super::counters`]), so counting the entries up to a date reads one
+//! array per level plus the entries of one 17-minute bucket, and finding
+//! the r-th entry walks down the same way. The cost is O(levels + entries
+//! in one finest bucket) B-tree lookups per scope, whatever the store
+//! holds; only mail that shares one 17-minute window in one scope in large
+//! numbers (an import without Date headers) makes the last step longer.
 
 use std::collections::BTreeMap;
 
 use redb::ReadOnlyTable;
 
+use super::counters::{Counters, Totals, ARRAY_LEVELS, FANOUT};
 use super::st;
 use crate::error::Result;
 
-/// Bucket widths (log2 seconds) of the levels below [`TOP`].
+/// Bucket widths (log2 seconds) of the levels below [`TOP`]; 5 bits apart,
+/// so that a parent has [`FANOUT`] children.
 const SHIFTS: [u32; 5] = [10, 15, 20, 25, 30];
 /// The level whose single bucket 0 holds the scope's total.
 pub(super) const TOP: u8 = 5;
 /// Number of levels, [`TOP`] included.
 pub(super) const LEVELS: u8 = TOP + 1;
+/// log2 of [`FANOUT`].
+const WIDTH: u32 = 5;
 
 pub(super) type Index = ReadOnlyTable<(&'static str, i64, u64), ()>;
-pub(super) type Buckets = ReadOnlyTable<(u8, &'static str, i64), u64>;
 
 /// An index position: (date, id).
 pub(super) type Pos = (i64, u64);
@@ -40,14 +43,14 @@ pub(super) fn bucket(level: u8, date: i64) -> i64 {
     }
 }
 
-/// log2 of the number of `level` buckets in one bucket of `level + 1`.
-fn width(level: u8) -> u32 {
-    let l = usize::from(level);
-    SHIFTS[l + 1] - SHIFTS[l]
+/// Where `date`'s bucket at `level` sits in its parent's child array.
+pub(super) fn slot(level: u8, date: i64) -> usize {
+    // Arithmetic shifts floor, so this is in 0..FANOUT for every date.
+    usize::try_from(bucket(level, date) - (bucket(level + 1, date) << WIDTH)).unwrap_or(0)
 }
 
-/// Sum of the counters of `scope` at `level` for buckets in `lo..=hi`.
-fn sum(b: &Buckets, level: u8, scope: &str, lo: i64, hi: i64) -> Result<u64> {
+/// Sum of the `u64` counters of `scope` at `level` for buckets in `lo..=hi`.
+fn sum(b: &Totals, level: u8, scope: &str, lo: i64, hi: i64) -> Result<u64> {
     if lo > hi {
         return Ok(0);
     }
@@ -62,20 +65,28 @@ fn sum(b: &Buckets, level: u8, scope: &str, lo: i64, hi: i64) -> Result<u64> {
 }
 
 /// Entries of the scope, all dates.
-pub(super) fn total(b: &Buckets, scope: &str) -> Result<u64> {
-    Ok(b.get((TOP, scope, 0))
+pub(super) fn total(c: &Counters, scope: &str) -> Result<u64> {
+    Ok(c.totals
+        .get((TOP, scope, 0))
         .map_err(st("read view counters"))?
         .map_or(0, |g| g.value()))
 }
 
 /// Entries of the scope with `date <= x`.
-pub(super) fn prefix(ix: &Index, b: &Buckets, scope: &str, x: i64) -> Result<u64> {
-    // Whole buckets of the coarsest level before x's, then, level by level,
-    // whole buckets before x's inside x's parent bucket.
-    let mut n = sum(b, TOP - 1, scope, i64::MIN, bucket(TOP - 1, x) - 1)?;
-    for level in (0..TOP - 1).rev() {
-        let first = bucket(level + 1, x) << width(level);
-        n = n.saturating_add(sum(b, level, scope, first, bucket(level, x) - 1)?);
+pub(super) fn prefix(ix: &Index, c: &Counters, scope: &str, x: i64) -> Result<u64> {
+    // Whole 34-year buckets before x's, then, level by level, the children
+    // before x's inside x's parent.
+    let mut n = sum(
+        &c.totals,
+        ARRAY_LEVELS,
+        scope,
+        i64::MIN,
+        bucket(ARRAY_LEVELS, x) - 1,
+    )?;
+    for level in (0..ARRAY_LEVELS).rev() {
+        let children = c.children(level, scope, bucket(level + 1, x))?;
+        let before: u64 = children.iter().take(slot(level, x)).sum();
+        n = n.saturating_add(before);
     }
     let start = bucket(0, x) << SHIFTS[0];
     let rows = ix
@@ -87,7 +98,7 @@ pub(super) fn prefix(ix: &Index, b: &Buckets, scope: &str, x: i64) -> Result<u64
 /// Entries of the union of `scopes` with `since <= date <= until`.
 pub(super) fn count_between(
     ix: &Index,
-    b: &Buckets,
+    c: &Counters,
     scopes: &[String],
     since: Option<i64>,
     until: Option<i64>,
@@ -95,71 +106,67 @@ pub(super) fn count_between(
     let mut n = 0u64;
     for s in scopes {
         let upto = match until {
-            None => total(b, s)?,
-            Some(u) => prefix(ix, b, s, u)?,
+            None => total(c, s)?,
+            Some(u) => prefix(ix, c, s, u)?,
         };
         let before = match since.and_then(|t| t.checked_sub(1)) {
             None => 0,
-            Some(t) => prefix(ix, b, s, t)?,
+            Some(t) => prefix(ix, c, s, t)?,
         };
         n = n.saturating_add(upto.saturating_sub(before));
     }
     Ok(n)
 }
 
-/// The entry with 0-based rank `r` in ascending (date, id) order over the
-/// union of `scopes`; None if there are not that many.
-pub(super) fn select(ix: &Index, b: &Buckets, scopes: &[String], r: u64) -> Result<Option<Pos>> {
+/// Where the entry with 0-based rank `r` (ascending (date, id) order over
+/// the union of `scopes`) is: the newest date of its finest bucket, and how
+/// many entries of that bucket come before it newest first. The caller's
+/// newest-first [`Merge`] starts at that date and skips that many, so the
+/// finest bucket is read once, by the merge that reads the page anyway.
+/// None if there are not that many entries.
+pub(super) fn locate(c: &Counters, scopes: &[String], r: u64) -> Result<Option<(i64, u64)>> {
     let mut r = r;
-    let mut parent: Option<i64> = None;
-    for level in (0..TOP).rev() {
-        let (lo, hi) = match parent {
-            None => (i64::MIN, i64::MAX),
-            Some(p) => {
-                let w = width(level);
-                (p << w, (p << w) | ((1 << w) - 1))
-            }
-        };
-        let mut sums: BTreeMap<i64, u64> = BTreeMap::new();
+    // The 34-year buckets have no parent to bound them: a small map.
+    let mut top: BTreeMap<i64, u64> = BTreeMap::new();
+    for s in scopes {
+        let rows = c
+            .totals
+            .range((ARRAY_LEVELS, s.as_str(), i64::MIN)..=(ARRAY_LEVELS, s.as_str(), i64::MAX))
+            .map_err(st("read view counters"))?;
+        for row in rows {
+            let (k, v) = row.map_err(st("read view counters"))?;
+            *top.entry(k.value().2).or_default() += v.value();
+        }
+    }
+    let Some((mut parent, mut n)) = pick(top.into_iter(), &mut r) else {
+        return Ok(None);
+    };
+    for level in (0..ARRAY_LEVELS).rev() {
+        let mut sums = [0u64; FANOUT];
         for s in scopes {
-            for row in b
-                .range((level, s.as_str(), lo)..=(level, s.as_str(), hi))
-                .map_err(st("read view counters"))?
-            {
-                let (k, v) = row.map_err(st("read view counters"))?;
-                *sums.entry(k.value().2).or_default() += v.value();
+            for (sum, n) in sums.iter_mut().zip(c.children(level, s, parent)?) {
+                *sum += n;
             }
         }
-        let mut chosen = None;
-        for (bk, n) in sums {
-            if r < n {
-                chosen = Some(bk);
-                break;
-            }
-            r -= n;
-        }
-        match chosen {
-            Some(bk) => parent = Some(bk),
+        match pick((parent << WIDTH..).zip(sums), &mut r) {
+            Some(found) => (parent, n) = found,
             None => return Ok(None),
         }
     }
-    let Some(p) = parent else { return Ok(None) };
-    let (lo, hi) = (p << SHIFTS[0], (p << SHIFTS[0]) | ((1 << SHIFTS[0]) - 1));
-    let mut entries = Vec::new();
-    for s in scopes {
-        for row in ix
-            .range((s.as_str(), lo, 0u64)..=(s.as_str(), hi, u64::MAX))
-            .map_err(st("read view index"))?
-        {
-            let (k, _) = row.map_err(st("read view index"))?;
-            let (_, date, id) = k.value();
-            entries.push((date, id));
+    let newest = (parent << SHIFTS[0]) | ((1 << SHIFTS[0]) - 1);
+    Ok(Some((newest, n.saturating_sub(1).saturating_sub(r))))
+}
+
+/// The bucket holding 0-based rank `r` among `(bucket, count)` in
+/// ascending order, with its count; `r` becomes the rank inside it.
+fn pick(buckets: impl Iterator<Item = (i64, u64)>, r: &mut u64) -> Option<(i64, u64)> {
+    for (bk, n) in buckets {
+        if *r < n {
+            return Some((bk, n));
         }
+        *r -= n;
     }
-    entries.sort_unstable();
-    Ok(usize::try_from(r)
-        .ok()
-        .and_then(|i| entries.get(i).copied()))
+    None
 }
 
 /// Newest-first merge of several scopes, starting at `start` (inclusive)

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -38,9 +38,15 @@ pub const MESSAGE_SIDS: TableDefinition<(u64, &str), ()> = TableDefinition::new(
 /// (scope, date, id) -> (): one sorted list per view scope (see
 /// `super::views` for the scopes); a reverse range is newest first.
 pub const VIEW_INDEX: TableDefinition<(&str, i64, u64), ()> = TableDefinition::new("view_index");
-/// (level, scope, date bucket) -> entries of the scope in that bucket; the
-/// order-statistic counters of `super::rank` (skip N entries, exact totals).
+/// (level, scope, date bucket) -> entries of the scope in that bucket, for
+/// the coarsest levels of the order-statistic counters of `super::rank`
+/// (skip N entries, exact totals); see `super::counters`.
 pub const BUCKETS: TableDefinition<(u8, &str, i64), u64> = TableDefinition::new("view_buckets");
+/// (level, scope, parent bucket) -> the counts of the parent's 32 child
+/// buckets at `level`, sparse-encoded: the finer levels of the same
+/// counters (schema 3; see `super::counters`).
+pub const VIEW_COUNTS: TableDefinition<(u8, &str, i64), &[u8]> =
+    TableDefinition::new("view_counts");
 
 /// Schema 1 indexes, replaced in schema 2 by [`VIEW_INDEX`] and [`BUCKETS`];
 /// kept only so that the migration can drop them.
@@ -107,6 +113,7 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(MESSAGE_SIDS).map_err(st("create tables"))?;
     tx.open_table(VIEW_INDEX).map_err(st("create tables"))?;
     tx.open_table(BUCKETS).map_err(st("create tables"))?;
+    tx.open_table(VIEW_COUNTS).map_err(st("create tables"))?;
     Ok(())
 }
 
@@ -116,7 +123,7 @@ type Step = fn(&WriteTransaction) -> Result<()>;
 /// `STEPS[i]` migrates schema `i + 1` to `i + 2`. A new step: append it,
 /// bump [`SCHEMA_VERSION`], add a test that opens a store written by the old
 /// layout.
-const STEPS: &[Step] = &[migrate_1_to_2];
+const STEPS: &[Step] = &[migrate_1_to_2, migrate_2_to_3];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
 /// with order-statistic counters (visibility classes, tenants, accounts) and
@@ -131,6 +138,22 @@ fn migrate_1_to_2(tx: &WriteTransaction) -> Result<()> {
         .map_err(st("drop schema 1 counters"))?;
     create_tables(tx)?;
     super::tracking::rebuild_message_sids(tx)?;
+    super::views::rebuild(tx)
+}
+
+/// Schema 3 keeps the finer levels of the view counters as one child array
+/// per parent bucket ([`VIEW_COUNTS`]) instead of one row per bucket. The
+/// view scopes and their counters are rebuilt from the `messages` table;
+/// nothing else changes.
+fn migrate_2_to_3(tx: &WriteTransaction) -> Result<()> {
+    tx.delete_table(VIEW_INDEX)
+        .map_err(st("drop schema 2 view index"))?;
+    tx.delete_table(BUCKETS)
+        .map_err(st("drop schema 2 view counters"))?;
+    // Absent in a schema 2 file; present when step 1->2 just rebuilt views.
+    tx.delete_table(VIEW_COUNTS)
+        .map_err(st("drop schema 2 view counters"))?;
+    create_tables(tx)?;
     super::views::rebuild(tx)
 }
 
@@ -173,6 +196,7 @@ mod tests {
         }
         tx.delete_table(VIEW_INDEX).unwrap();
         tx.delete_table(BUCKETS).unwrap();
+        tx.delete_table(VIEW_COUNTS).unwrap();
         tx.delete_table(MESSAGE_SIDS).unwrap();
         {
             let messages = tx.open_table(MESSAGES).unwrap();
@@ -242,5 +266,82 @@ mod tests {
         for old in ["folder_index", "account_index", "counts"] {
             assert!(!names.iter().any(|n| n == old), "{old} still there");
         }
+    }
+
+    /// Rewrite a current store file into the schema 2 layout: one counter
+    /// row per bucket at every level, no child arrays.
+    fn downgrade_to_v2(path: &std::path::Path) {
+        let db = Database::open(path).unwrap();
+        let tx = write_txn(&db).unwrap();
+        tx.delete_table(VIEW_COUNTS).unwrap();
+        {
+            let index = tx.open_table(VIEW_INDEX).unwrap();
+            let mut buckets = tx.open_table(BUCKETS).unwrap();
+            for row in index.iter().unwrap() {
+                let (k, _) = row.unwrap();
+                let (scope, date, _) = k.value();
+                for level in 0..crate::store::counters::ARRAY_LEVELS {
+                    let key = (level, scope, crate::store::rank::bucket(level, date));
+                    let n = buckets.get(key).unwrap().map_or(0, |g| g.value());
+                    buckets.insert(key, n + 1).unwrap();
+                }
+            }
+        }
+        put_u64(&tx, KEY_VERSION, 2).unwrap();
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn schema_2_store_is_migrated_to_child_arrays() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = {
+            let store = Store::open(dir.path()).unwrap();
+            let public = account(&store, "t1", "");
+            let private = account(&store, "t1", "alice");
+            // Dates an hour apart over ~8 days: many buckets at every level.
+            let mails: Vec<(i64, String)> = (0..200).map(|i| (i * 3600, format!("m{i}"))).collect();
+            let refs: Vec<(i64, &str)> = mails.iter().map(|(d, s)| (*d, s.as_str())).collect();
+            let mut ids = put(&store, &public, &refs[..150]);
+            ids.extend(put(&store, &private, &refs[150..]));
+            ids
+        };
+        downgrade_to_v2(&dir.path().join(DB_FILE));
+
+        let store = Store::open(dir.path()).unwrap();
+        let page = |viewer: Visibility, offset: u32| -> (Vec<u64>, u32) {
+            let q = ListQuery {
+                offset,
+                limit: 3,
+                ..ListQuery::new(viewer, "inbox")
+            };
+            let (p, n) = store.list_messages(&q).unwrap();
+            (p.into_iter().map(|m| m.id).collect(), n)
+        };
+        // Newest first; offset 100 is found by rank through the new arrays.
+        let all: Vec<u64> = ids.iter().rev().copied().collect();
+        assert_eq!(page(Visibility::All, 100), (all[100..103].to_vec(), 200));
+        let bob: Vec<u64> = ids[..150].iter().rev().copied().collect();
+        assert_eq!(
+            page(Visibility::User("bob".into()), 100),
+            (bob[100..103].to_vec(), 150)
+        );
+        drop(store);
+
+        let db = Database::open(dir.path().join(DB_FILE)).unwrap();
+        let tx = write_txn(&db).unwrap();
+        assert_eq!(get_u64(&tx, KEY_VERSION).unwrap(), Some(SCHEMA_VERSION));
+        let buckets = tx.open_table(BUCKETS).unwrap();
+        let fine = buckets
+            .iter()
+            .unwrap()
+            .filter(|r| r.as_ref().unwrap().0.value().0 < crate::store::counters::ARRAY_LEVELS)
+            .count();
+        assert_eq!(
+            fine, 0,
+            "schema 2 per-bucket rows of the fine levels remain"
+        );
+        assert!(
+            redb::ReadableTableMetadata::len(&tx.open_table(VIEW_COUNTS).unwrap()).unwrap() > 0
+        );
     }
 }

@@ -25,9 +25,10 @@ use std::collections::HashMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
+use super::counters::{decode, encode, ARRAY_LEVELS, FANOUT};
 use super::messages::{meta_from, MessageMeta};
-use super::rank::{bucket, LEVELS};
-use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_INDEX};
+use super::rank::{bucket, slot, LEVELS};
+use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_COUNTS, VIEW_INDEX};
 use super::st;
 use crate::account::Account;
 use crate::error::{Error, Result};
@@ -88,6 +89,7 @@ fn scopes(m: &MessageMeta, owner: Option<&str>) -> [String; 5] {
 pub(super) struct Writer<'tx> {
     index: Table<'tx, (&'static str, i64, u64), ()>,
     buckets: Table<'tx, (u8, &'static str, i64), u64>,
+    arrays: Table<'tx, (u8, &'static str, i64), &'static [u8]>,
 }
 
 impl<'tx> Writer<'tx> {
@@ -95,6 +97,9 @@ impl<'tx> Writer<'tx> {
         Ok(Writer {
             index: tx.open_table(VIEW_INDEX).map_err(st("open view index"))?,
             buckets: tx.open_table(BUCKETS).map_err(st("open view counters"))?,
+            arrays: tx
+                .open_table(VIEW_COUNTS)
+                .map_err(st("open view counters"))?,
         })
     }
 
@@ -148,7 +153,10 @@ impl<'tx> Writer<'tx> {
         if !changed {
             return Ok(());
         }
-        for level in 0..LEVELS {
+        for level in 0..ARRAY_LEVELS {
+            self.child(level, scope, date, present)?;
+        }
+        for level in ARRAY_LEVELS..LEVELS {
             let key = (level, scope, bucket(level, date));
             let n = self
                 .buckets
@@ -168,6 +176,30 @@ impl<'tx> Writer<'tx> {
                     .insert(key, n - 1)
                     .map_err(st("write view counters"))?;
             }
+        }
+        Ok(())
+    }
+
+    /// Count one entry in (or out of) its parent's child array at `level`;
+    /// an array that drops to all zeros is removed.
+    fn child(&mut self, level: u8, scope: &str, date: i64, present: bool) -> Result<()> {
+        let key = (level, scope, bucket(level + 1, date));
+        let mut children = match self.arrays.get(key).map_err(st("read view counters"))? {
+            Some(g) => decode(g.value())?,
+            None => [0; FANOUT],
+        };
+        let n = &mut children[slot(level, date)];
+        *n = if present {
+            n.saturating_add(1)
+        } else {
+            n.saturating_sub(1)
+        };
+        if children.iter().all(|n| *n == 0) {
+            self.arrays.remove(key).map_err(st("write view counters"))?;
+        } else {
+            self.arrays
+                .insert(key, encode(&children).as_slice())
+                .map_err(st("write view counters"))?;
         }
         Ok(())
     }
