@@ -32,7 +32,8 @@ use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::fetch::{FetchReport, Progress};
 use crate::net::{Timeouts, TlsContext};
-use crate::store::{NewMail, Store, Summary};
+use crate::pipeline::{Committed, Committer};
+use crate::store::{NewMail, Store};
 
 /// Sync-state key of the INBOX in the store.
 pub const STATE_KEY: &str = "imap:INBOX";
@@ -149,13 +150,38 @@ async fn run(
     let total = u32::try_from(new.len()).unwrap_or(u32::MAX);
     progress(0, total);
     let mut done = 0u32;
+    let mut on_commit = |c: Option<Committed<u32>>| {
+        if let Some(c) = c {
+            report.new_ids.extend(c.ids);
+            done = done.saturating_add(c.tag);
+            progress(done.min(total), total);
+        }
+    };
+    // Batch N commits on the blocking pool while batch N+1 downloads; see
+    // crate::pipeline for the rules that keep this safe.
+    let sizes: HashMap<u32, u64> = new.iter().copied().collect();
+    let mut committer = Committer::new(store, account);
     for batch in batches(&new) {
-        let mails = fetch_batch(session, t, host, uidvalidity, &batch).await?;
-        let ids = blocking(|| store.commit_batch(account, mails, &summarize))?;
-        report.new_ids.extend(ids);
-        done = done.saturating_add(u32::try_from(batch.len()).unwrap_or(u32::MAX));
-        progress(done.min(total), total);
+        let bytes = batch
+            .iter()
+            .map(|uid| sizes.get(uid).copied().unwrap_or(0))
+            .sum();
+        if committer.must_wait(bytes) {
+            on_commit(committer.wait().await?);
+        }
+        let fetched = fetch_batch(session, t, host, uidvalidity, &batch).await;
+        let mails = match fetched {
+            Ok(mails) => mails,
+            Err(e) => {
+                // Never leave the commit in flight behind a reported error.
+                on_commit(committer.wait().await?);
+                return Err(e);
+            }
+        };
+        let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        on_commit(committer.start(mails, n).await?);
     }
+    on_commit(committer.wait().await?);
 
     if account.delete_on_server {
         if caps.has("UIDPLUS") {
@@ -352,12 +378,6 @@ async fn delete_stored(
         blocking(|| store.forget_server_ids(&account.id, &ids))?;
     }
     Ok(deleted)
-}
-
-/// Header summary for the index; parsing runs after the bytes are kept and
-/// never decides whether a mail is stored (invariant 4).
-fn summarize(raw: &[u8], received: i64) -> Summary {
-    crate::mime::summarize(raw, received)
 }
 
 #[cfg(test)]

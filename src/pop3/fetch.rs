@@ -18,6 +18,7 @@ use crate::account::{Account, Encryption};
 use crate::error::{Error, Result};
 use crate::fetch::{FetchReport, Progress};
 use crate::net::{self, Stream, Timeouts, TlsContext};
+use crate::pipeline::{Committed, Committer};
 use crate::store::{sha256_hex, NewMail, Store};
 
 /// Server id prefix for mails identified by UIDL.
@@ -120,6 +121,13 @@ fn blocking<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
+/// What a batch's commit must hand back once it is durable.
+struct Tag {
+    mails: u32,
+    /// (message number, server id) of the mails in the batch.
+    keys: Vec<(u32, String)>,
+}
+
 /// One mail on the server as this fetch sees it.
 struct Entry {
     n: u32,
@@ -181,9 +189,30 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let mut stored: HashMap<u32, String> = HashMap::new();
     let mut done = 0u32;
     progress(0, total);
+    let mut on_commit = |c: Option<Committed<Tag>>| {
+        if let Some(c) = c {
+            report.new_ids.extend(c.ids);
+            stored.extend(c.tag.keys);
+            done = done.saturating_add(c.tag.mails);
+            progress(done.min(total), total);
+        }
+    };
+    // Batch N commits on the blocking pool while batch N+1's RETRs run; see
+    // crate::pipeline for the rules that keep this safe.
+    let mut committer = Committer::new(store, account);
     for batch in batches(&wanted, &limits) {
+        if committer.must_wait(batch.iter().map(|e| e.size).sum()) {
+            on_commit(committer.wait().await?);
+        }
         let nums: Vec<u32> = batch.iter().map(|e| e.n).collect();
-        let replies = c.retr_many(&nums).await?;
+        let replies = match c.retr_many(&nums).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Never leave the commit in flight behind a reported error.
+                on_commit(committer.wait().await?);
+                return Err(e);
+            }
+        };
         let received = now();
         let mut mails = Vec::with_capacity(replies.len());
         let mut keys = Vec::with_capacity(replies.len());
@@ -207,12 +236,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 )),
             }
         }
-        let ids = blocking(|| store.commit_batch(account, mails, &crate::mime::summarize))?;
-        report.new_ids.extend(ids);
-        stored.extend(keys);
-        done += u32::try_from(batch.len()).unwrap_or(u32::MAX);
-        progress(done.min(total), total);
+        let tag = Tag {
+            mails: u32::try_from(batch.len()).unwrap_or(u32::MAX),
+            keys,
+        };
+        on_commit(committer.start(mails, tag).await?);
     }
+    on_commit(committer.wait().await?);
 
     if account.delete_on_server {
         let mut deleted = Vec::new();
