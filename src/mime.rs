@@ -31,11 +31,19 @@ const MAX_RECIPIENTS: usize = 200;
 /// the sender from `Sender` or `Return-Path` (the envelope sender the final
 /// server recorded, RFC 5321 §4.4) when `From` is missing, and the date
 /// `received` when `Date` is missing or unparsable.
+///
+/// Only the header block is parsed when the top-level headers show a single
+/// text part (see [`single_text_body`]); the whole MIME tree is parsed only
+/// when it can hold attachments. A fetch summarises every mail, and decoding
+/// every body just to learn "no attachments" was most of the parse cost.
 pub fn summarize(raw: &[u8], received: i64) -> Summary {
     let parsed = catch_unwind(AssertUnwindSafe(|| {
-        MessageParser::default()
-            .parse(raw)
-            .map(|m| summary_of(&m, received))
+        let parser = MessageParser::default();
+        let head = parser.parse_headers(raw)?;
+        if single_text_body(&head) {
+            return Some(summary_of(&head, received));
+        }
+        parser.parse(raw).map(|m| summary_of(&m, received))
     }));
     match parsed {
         Ok(Some(s)) => s,
@@ -45,6 +53,26 @@ pub fn summarize(raw: &[u8], received: i64) -> Summary {
             fallback(received)
         }
     }
+}
+
+/// Whether a mail is one text part that mail-parser files as the body,
+/// never as an attachment: a top-level Content-Type of exactly `text/plain`
+/// or `text/html` (or none, which RFC 2045 §5.2 makes text/plain), and no
+/// `Content-Disposition: attachment` (RFC 2183). This mirrors mail-parser's
+/// own classification of a single part (its `mime_type`, compared as it
+/// compares), so the header-only summary equals the full one; anything
+/// else (multipart, other types, an attachment disposition) is parsed whole.
+fn single_text_body(head: &Message<'_>) -> bool {
+    let Some(root) = head.parts.first() else {
+        return false;
+    };
+    let text = match root.content_type() {
+        None => true,
+        Some(ct) => ct.ctype() == "text" && matches!(ct.subtype(), Some("plain" | "html")),
+    };
+    text && root
+        .content_disposition()
+        .is_none_or(|d| !d.is_attachment())
 }
 
 /// What [`summarize`] gives when nothing can be read.
