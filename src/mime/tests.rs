@@ -252,6 +252,11 @@ Date: Tue, 1 Oct 2024 10:00:00 +0200\r\nMessage-ID: <m1@x>\r\n";
         "Content-Disposition: inline\r\n",
         "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n",
         "Content-Type: multipart/mixed; boundary=\"B\"\r\n",
+        "Content-Type: multipart/mixed\r\n",
+        "Content-Type: message/rfc822\r\n",
+        "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n",
+        "Content-Type: image/png\r\nContent-Disposition: inline\r\nContent-ID: <logo>\r\n",
+        "Content-Type: image/png\r\nContent-Disposition: inline\r\n",
     ];
     let body = "--B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment\r\n\r\n\
 JVBERi0=\r\n--B--\r\n";
@@ -263,5 +268,12 @@ JVBERi0=\r\n--B--\r\n";
         attachments += usize::from(s.has_attachments);
     }
     // The look-alikes really are attachments, so the comparison has teeth.
-    assert!(attachments >= 4, "{attachments}");
+    assert!(attachments >= 6, "{attachments}");
+    // Headers only, no empty line, so no body: no attachment, either way.
+    for raw in [
+        format!("{head}Content-Type: application/pdf\r\n"),
+        format!("{head}Content-Type: application/pdf\r\n\r\n"),
+    ] {
+        assert_eq!(sum(raw.as_bytes()), full(raw.as_bytes()), "{raw:?}");
+    }
 }
