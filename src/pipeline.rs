@@ -35,6 +35,53 @@ use crate::store::{NewMail, Store};
 /// the batch being downloaded), as far as it can know them in advance.
 pub const MAX_IN_MEMORY: u64 = 16 * 1024 * 1024;
 
+/// Mails in a fetch's first batch: the first mails of a big fetch are
+/// stored (and visible) soon.
+pub const FIRST_BATCH_MAILS: usize = 100;
+/// Most mails in a later batch; batches double from the first up to this.
+/// Every commit costs two fsyncs (redb's two-phase commit), several
+/// milliseconds on real disks; with the commit overlapping the download,
+/// fewer and larger commits keep the disk from being the bottleneck
+/// (10,000 small mails: 12 commits instead of 100).
+pub const BATCH_MAILS: usize = 1000;
+/// Most bytes per batch (by the server's sizes), so that two batches, the
+/// one committing and the one downloading, fit in [`MAX_IN_MEMORY`]. A
+/// single larger mail is a batch of its own.
+pub const BATCH_BYTES: u64 = MAX_IN_MEMORY / 2;
+
+/// Cuts `items` (in order) into batches: the first of at most
+/// `first_mails`, each later one of at most twice its predecessor's limit
+/// up to `mails`, each of at most `bytes` by `size` unless one item alone
+/// is larger.
+pub fn split<T: Copy>(
+    items: &[T],
+    size: impl Fn(T) -> u64,
+    first_mails: usize,
+    mails: usize,
+    bytes: u64,
+) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    let mut used = 0u64;
+    for &item in items {
+        let n = size(item);
+        let doublings = u32::try_from(out.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        let cap = first_mails
+            .saturating_mul(1usize.checked_shl(doublings.min(20)).unwrap_or(1))
+            .min(mails.max(first_mails));
+        match out.last_mut() {
+            Some(b) if b.len() < cap && used.saturating_add(n) <= bytes => {
+                used = used.saturating_add(n);
+                b.push(item);
+            }
+            _ => {
+                used = n;
+                out.push(vec![item]);
+            }
+        }
+    }
+    out
+}
+
 /// A committed batch: the new message ids (in batch order) and what the
 /// fetcher attached to the batch when it started the commit.
 #[derive(Debug)]
@@ -108,5 +155,24 @@ impl<T> Committer<T> {
             }
         };
         Ok(Some(Committed { ids, tag: f.tag }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn batches_double_from_the_first_and_bytes_bound() {
+        let items: Vec<u64> = vec![1; 25];
+        let sizes: Vec<usize> = split(&items, |s| s, 2, 5, 1000)
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, [2, 4, 5, 5, 5, 4]);
+        // Bytes cut too; an item larger than the bound stands alone.
+        let items = [4u64, 4, 4, 20, 1];
+        let b = split(&items, |s| s, 5, 10, 8);
+        assert_eq!(b, vec![vec![4, 4], vec![4], vec![20], vec![1]]);
     }
 }

@@ -27,12 +27,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 
 use super::session::{self, imap_error, timed, Caps, Session};
-use super::uidset::{self, batches, compress, server_id, COMMAND_UIDS};
+use super::uidset::{self, compress, server_id, COMMAND_UIDS};
 use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::fetch::{FetchReport, Progress};
 use crate::net::{Timeouts, TlsContext};
-use crate::pipeline::{Committed, Committer};
+use crate::pipeline::{self, Committed, Committer};
 use crate::store::{NewMail, Store};
 
 /// Sync-state key of the INBOX in the store.
@@ -159,13 +159,17 @@ async fn run(
     };
     // Batch N commits on the blocking pool while batch N+1 downloads; see
     // crate::pipeline for the rules that keep this safe.
-    let sizes: HashMap<u32, u64> = new.iter().copied().collect();
     let mut committer = Committer::new(store, account);
-    for batch in batches(&new) {
-        let bytes = batch
-            .iter()
-            .map(|uid| sizes.get(uid).copied().unwrap_or(0))
-            .sum();
+    let batches = pipeline::split(
+        &new,
+        |(_, size)| size,
+        pipeline::FIRST_BATCH_MAILS,
+        pipeline::BATCH_MAILS,
+        pipeline::BATCH_BYTES,
+    );
+    for batch in batches {
+        let bytes = batch.iter().map(|(_, size)| size).sum();
+        let batch: Vec<u32> = batch.iter().map(|(uid, _)| *uid).collect();
         if committer.must_wait(bytes) {
             on_commit(committer.wait().await?);
         }

@@ -18,7 +18,7 @@ use crate::account::{Account, Encryption};
 use crate::error::{Error, Result};
 use crate::fetch::{FetchReport, Progress};
 use crate::net::{self, Stream, Timeouts, TlsContext};
-use crate::pipeline::{Committed, Committer};
+use crate::pipeline::{self, Committed, Committer};
 use crate::store::{sha256_hex, NewMail, Store};
 
 /// Server id prefix for mails identified by UIDL.
@@ -28,10 +28,12 @@ pub const UIDL_PREFIX: &str = "pop3:";
 /// is downloaded on every fetch; the fetch says so in its warning.
 pub const NOUIDL_PREFIX: &str = "pop3-nouidl:";
 
-/// Batch bounds for one store transaction (group commit: one fsync per
-/// batch, and at most this much mail held in memory).
+/// Batch bounds for one store transaction (group commit: one durable
+/// commit per batch, and at most this much mail held in memory; see
+/// crate::pipeline). The first batch holds at most `first_batch_mails`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    pub first_batch_mails: usize,
     pub batch_mails: usize,
     pub batch_bytes: u64,
     pub max_mail: usize,
@@ -40,8 +42,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            batch_mails: 100,
-            batch_bytes: 16 * 1024 * 1024,
+            first_batch_mails: pipeline::FIRST_BATCH_MAILS,
+            batch_mails: pipeline::BATCH_MAILS,
+            batch_bytes: pipeline::BATCH_BYTES,
             max_mail: DEFAULT_MAX_MAIL,
         }
     }
@@ -310,24 +313,15 @@ fn entries(
         .collect()
 }
 
-/// Split into batches of at most `batch_mails` mails and (unless one mail
-/// alone is larger) `batch_bytes` bytes by LIST size.
+/// Split into batches by `limits` (the first one no larger than the rest).
 fn batches<'a>(wanted: &[&'a Entry], limits: &Limits) -> Vec<Vec<&'a Entry>> {
-    let mut out: Vec<Vec<&Entry>> = Vec::new();
-    let mut bytes = 0u64;
-    for e in wanted {
-        match out.last_mut() {
-            Some(b) if b.len() < limits.batch_mails && bytes + e.size <= limits.batch_bytes => {
-                bytes += e.size;
-                b.push(e);
-            }
-            _ => {
-                bytes = e.size;
-                out.push(vec![e]);
-            }
-        }
-    }
-    out
+    pipeline::split(
+        wanted,
+        |e| e.size,
+        limits.first_batch_mails.min(limits.batch_mails),
+        limits.batch_mails,
+        limits.batch_bytes,
+    )
 }
 
 fn now() -> i64 {
