@@ -16,6 +16,11 @@
 //! UIDVALIDITY change costs bandwidth once, while a header match can only
 //! ever skip a download after the same content-hash confirmation anyway.
 //!
+//! Batches (crate::pipeline::split: 100 mails, then doubling up to 1,000
+//! or 8 MB) download while the previous batch commits on the blocking pool
+//! (crate::pipeline::Committer); `UID STORE`/`UID EXPUNGE` come after the
+//! last commit completed and re-read the store, as before.
+//!
 //! Bodies are fetched with `BODY.PEEK[]` (RFC 3501 §6.4.5) so that `\Seen`
 //! stays as the user left it for other clients, and the literal bytes are
 //! stored as they came: no line-ending or dot rewriting (invariant 3).

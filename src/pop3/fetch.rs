@@ -7,6 +7,10 @@
 //! is committed. A connection that drops before QUIT deletes nothing (§5:
 //! the server must not enter UPDATE state), which is the safety net for
 //! crashes and stops in the middle of a fetch.
+//!
+//! A batch's RETRs run while the previous batch commits on the blocking pool
+//! (crate::pipeline); a mail counts as stored, and may be DELE'd, only once
+//! its batch's commit has completed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
