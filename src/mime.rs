@@ -31,11 +31,24 @@ const MAX_RECIPIENTS: usize = 200;
 /// the sender from `Sender` or `Return-Path` (the envelope sender the final
 /// server recorded, RFC 5321 §4.4) when `From` is missing, and the date
 /// `received` when `Date` is missing or unparsable.
+///
+/// Only the header block is parsed when the top-level headers show a single
+/// part (see [`single_part_attachments`]); the whole MIME tree is parsed
+/// only when it is multipart or a nested message. A fetch summarises every
+/// mail, and decoding every body (a 10 MB base64 attachment: 7.5 MB decoded
+/// and thrown away) just to learn whether there are attachments was most of
+/// the parse cost and memory.
 pub fn summarize(raw: &[u8], received: i64) -> Summary {
     let parsed = catch_unwind(AssertUnwindSafe(|| {
-        MessageParser::default()
-            .parse(raw)
-            .map(|m| summary_of(&m, received))
+        let parser = MessageParser::default();
+        let head = parser.parse_headers(raw)?;
+        if let Some(has_attachments) = single_part_attachments(&head, raw) {
+            return Some(Summary {
+                has_attachments,
+                ..summary_of(&head, received)
+            });
+        }
+        parser.parse(raw).map(|m| summary_of(&m, received))
     }));
     match parsed {
         Ok(Some(s)) => s,
@@ -45,6 +58,41 @@ pub fn summarize(raw: &[u8], received: i64) -> Summary {
             fallback(received)
         }
     }
+}
+
+/// For a mail that is one part, whether it counts as an attachment, decided
+/// from its headers the way mail-parser's full parse decides it (its
+/// `mime_type`, with the same exact comparisons): `text/plain` or
+/// `text/html` (or untyped, RFC 2045 §5.2) is the body, unless declared an
+/// attachment (RFC 2183), which is left to the full parse (mail-parser
+/// treats a badly encoded one specially); any other single type is an
+/// attachment, by [`is_real_attachment`] — if it has a body at all: a
+/// header block that no empty line ends is, to mail-parser, a mail without
+/// a body and without attachments, so that case gets the full parse too
+/// (it is cheap: there is no body). None: multipart or a nested message,
+/// which need the full parse.
+fn single_part_attachments(head: &Message<'_>, raw: &[u8]) -> Option<bool> {
+    let root = head.parts.first()?;
+    let declared = root
+        .content_disposition()
+        .is_some_and(|d| d.is_attachment());
+    match root.content_type() {
+        None => (!declared).then_some(false),
+        Some(ct) => match ct.ctype() {
+            "multipart" | "message" => None,
+            "text" if matches!(ct.subtype(), Some("plain" | "html")) => {
+                (!declared).then_some(false)
+            }
+            _ => has_empty_line(raw).then(|| is_real_attachment(root)),
+        },
+    }
+}
+
+/// Whether an empty line (LF LF or LF CR LF) ends a header block.
+fn has_empty_line(raw: &[u8]) -> bool {
+    raw.iter().enumerate().any(|(i, &b)| {
+        b == b'\n' && matches!(raw.get(i + 1..), Some([b'\n', ..] | [b'\r', b'\n', ..]))
+    })
 }
 
 /// What [`summarize`] gives when nothing can be read.

@@ -318,7 +318,11 @@ async fn a_thousand_mails_arrive_once_with_progress() {
     let seen = seen.into_inner().expect("lock");
     assert_eq!(seen.first(), Some(&(0, 1000)));
     assert_eq!(seen.last(), Some(&(1000, 1000)));
-    assert!(seen.len() >= 11, "one progress step per batch: {seen:?}");
+    // One step per committed batch: the first batch, then doubling ones.
+    let first = postfach::pipeline::FIRST_BATCH_MAILS as u32;
+    assert_eq!(seen.get(1), Some(&(first, 1000)), "{seen:?}");
+    assert!(seen.len() >= 4, "one progress step per batch: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
     assert!(f.fetch().await.new_ids.is_empty());
     assert_eq!(f.store.count_messages(&f.account.id).expect("count"), 1000);
 }

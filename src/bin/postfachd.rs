@@ -70,6 +70,7 @@ fn main() -> ExitCode {
             .clone()
             .or_else(|| (!args.session).then(|| PathBuf::from(postfach::config::DEFAULT_PATH))),
     };
+    fixed_mmap_threshold();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,3 +90,22 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Big mails (10 MB and more) pass through in a few large buffers. glibc
+/// serves those with mmap and unmaps them on free, but its *dynamic* mmap
+/// threshold rises to the size of the first such buffer freed, after which
+/// later ones come from the per-thread heaps and stay there: the daemon held
+/// 159 MB after 10 mails of 10 MB, 38 MB after one. Setting the threshold
+/// explicitly turns that adjustment off (mallopt(3)), so large buffers go
+/// back to the system when freed (54 MB after 10 mails). The value is
+/// glibc's default starting threshold.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn fixed_mmap_threshold() {
+    use nix::libc::{mallopt, M_MMAP_THRESHOLD};
+    // SAFETY: mallopt only changes allocator tunables; it is called before
+    // the runtime starts any thread.
+    let _ = unsafe { mallopt(M_MMAP_THRESHOLD, 128 * 1024) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fixed_mmap_threshold() {}

@@ -16,6 +16,11 @@
 //! UIDVALIDITY change costs bandwidth once, while a header match can only
 //! ever skip a download after the same content-hash confirmation anyway.
 //!
+//! Batches (crate::pipeline::split: 100 mails, then doubling up to 1,000
+//! or 8 MB) download while the previous batch commits on the blocking pool
+//! (crate::pipeline::Committer); `UID STORE`/`UID EXPUNGE` come after the
+//! last commit completed and re-read the store, as before.
+//!
 //! Bodies are fetched with `BODY.PEEK[]` (RFC 3501 §6.4.5) so that `\Seen`
 //! stays as the user left it for other clients, and the literal bytes are
 //! stored as they came: no line-ending or dot rewriting (invariant 3).
@@ -27,12 +32,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 
 use super::session::{self, imap_error, timed, Caps, Session};
-use super::uidset::{self, batches, compress, server_id, COMMAND_UIDS};
+use super::uidset::{self, compress, server_id, COMMAND_UIDS};
 use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::fetch::{FetchReport, Progress};
 use crate::net::{Timeouts, TlsContext};
-use crate::store::{NewMail, Store, Summary};
+use crate::pipeline::{self, Committed, Committer};
+use crate::store::{NewMail, Store};
 
 /// Sync-state key of the INBOX in the store.
 pub const STATE_KEY: &str = "imap:INBOX";
@@ -149,13 +155,42 @@ async fn run(
     let total = u32::try_from(new.len()).unwrap_or(u32::MAX);
     progress(0, total);
     let mut done = 0u32;
-    for batch in batches(&new) {
-        let mails = fetch_batch(session, t, host, uidvalidity, &batch).await?;
-        let ids = blocking(|| store.commit_batch(account, mails, &summarize))?;
-        report.new_ids.extend(ids);
-        done = done.saturating_add(u32::try_from(batch.len()).unwrap_or(u32::MAX));
-        progress(done.min(total), total);
+    let mut on_commit = |c: Option<Committed<u32>>| {
+        if let Some(c) = c {
+            report.new_ids.extend(c.ids);
+            done = done.saturating_add(c.tag);
+            progress(done.min(total), total);
+        }
+    };
+    // Batch N commits on the blocking pool while batch N+1 downloads; see
+    // crate::pipeline for the rules that keep this safe.
+    let mut committer = Committer::new(store, account);
+    let batches = pipeline::split(
+        &new,
+        |(_, size)| size,
+        pipeline::FIRST_BATCH_MAILS,
+        pipeline::BATCH_MAILS,
+        pipeline::BATCH_BYTES,
+    );
+    for batch in batches {
+        let bytes = batch.iter().map(|(_, size)| size).sum();
+        let batch: Vec<u32> = batch.iter().map(|(uid, _)| *uid).collect();
+        if committer.must_wait(bytes) {
+            on_commit(committer.wait().await?);
+        }
+        let fetched = fetch_batch(session, t, host, uidvalidity, &batch).await;
+        let mails = match fetched {
+            Ok(mails) => mails,
+            Err(e) => {
+                // Never leave the commit in flight behind a reported error.
+                on_commit(committer.wait().await?);
+                return Err(e);
+            }
+        };
+        let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        on_commit(committer.start(mails, n).await?);
     }
+    on_commit(committer.wait().await?);
 
     if account.delete_on_server {
         if caps.has("UIDPLUS") {
@@ -352,12 +387,6 @@ async fn delete_stored(
         blocking(|| store.forget_server_ids(&account.id, &ids))?;
     }
     Ok(deleted)
-}
-
-/// Header summary for the index; parsing runs after the bytes are kept and
-/// never decides whether a mail is stored (invariant 4).
-fn summarize(raw: &[u8], received: i64) -> Summary {
-    crate::mime::summarize(raw, received)
 }
 
 #[cfg(test)]

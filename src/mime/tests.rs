@@ -225,3 +225,55 @@ fn view_of_text_and_broken_mail() {
     let _ = view(&[0xffu8; 1000]);
     let _ = view(&nested_multipart(200));
 }
+
+/// The header-only path of `summarize` must give exactly what a parse of
+/// the whole mail gives, for every single-part form near its boundary:
+/// text parts it takes, and look-alikes (attachment disposition, other
+/// text types, odd case, multipart) it must leave to the full parse.
+#[test]
+fn header_only_summary_equals_the_full_parse() {
+    let full = |raw: &[u8]| {
+        MessageParser::default()
+            .parse(raw)
+            .map(|m| summary_of(&m, RECEIVED))
+            .unwrap_or_else(|| fallback(RECEIVED))
+    };
+    let head = "From: Anna <a@x>\r\nTo: b@y, c@z\r\nSubject: Hallo\r\n\
+Date: Tue, 1 Oct 2024 10:00:00 +0200\r\nMessage-ID: <m1@x>\r\n";
+    let cases = [
+        "",
+        "Content-Type: text/plain; charset=utf-8\r\n",
+        "Content-Type: text/html\r\n",
+        "Content-Type: TEXT/PLAIN\r\n",
+        "Content-Type: text/calendar\r\n",
+        "Content-Type: application/pdf\r\n",
+        "Content-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\n",
+        "Content-Disposition: attachment\r\n",
+        "Content-Disposition: inline\r\n",
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n",
+        "Content-Type: multipart/mixed; boundary=\"B\"\r\n",
+        "Content-Type: multipart/mixed\r\n",
+        "Content-Type: message/rfc822\r\n",
+        "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n",
+        "Content-Type: image/png\r\nContent-Disposition: inline\r\nContent-ID: <logo>\r\n",
+        "Content-Type: image/png\r\nContent-Disposition: inline\r\n",
+    ];
+    let body = "--B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment\r\n\r\n\
+JVBERi0=\r\n--B--\r\n";
+    let mut attachments = 0;
+    for extra in cases {
+        let raw = format!("{head}{extra}\r\n{body}");
+        let s = sum(raw.as_bytes());
+        assert_eq!(s, full(raw.as_bytes()), "{extra:?}");
+        attachments += usize::from(s.has_attachments);
+    }
+    // The look-alikes really are attachments, so the comparison has teeth.
+    assert!(attachments >= 6, "{attachments}");
+    // Headers only, no empty line, so no body: no attachment, either way.
+    for raw in [
+        format!("{head}Content-Type: application/pdf\r\n"),
+        format!("{head}Content-Type: application/pdf\r\n\r\n"),
+    ] {
+        assert_eq!(sum(raw.as_bytes()), full(raw.as_bytes()), "{raw:?}");
+    }
+}

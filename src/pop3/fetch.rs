@@ -7,6 +7,10 @@
 //! is committed. A connection that drops before QUIT deletes nothing (§5:
 //! the server must not enter UPDATE state), which is the safety net for
 //! crashes and stops in the middle of a fetch.
+//!
+//! A batch's RETRs run while the previous batch commits on the blocking pool
+//! (crate::pipeline); a mail counts as stored, and may be DELE'd, only once
+//! its batch's commit has completed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use crate::account::{Account, Encryption};
 use crate::error::{Error, Result};
 use crate::fetch::{FetchReport, Progress};
 use crate::net::{self, Stream, Timeouts, TlsContext};
+use crate::pipeline::{self, Committed, Committer};
 use crate::store::{sha256_hex, NewMail, Store};
 
 /// Server id prefix for mails identified by UIDL.
@@ -27,10 +32,12 @@ pub const UIDL_PREFIX: &str = "pop3:";
 /// is downloaded on every fetch; the fetch says so in its warning.
 pub const NOUIDL_PREFIX: &str = "pop3-nouidl:";
 
-/// Batch bounds for one store transaction (group commit: one fsync per
-/// batch, and at most this much mail held in memory).
+/// Batch bounds for one store transaction (group commit: one durable
+/// commit per batch, and at most this much mail held in memory; see
+/// crate::pipeline). The first batch holds at most `first_batch_mails`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    pub first_batch_mails: usize,
     pub batch_mails: usize,
     pub batch_bytes: u64,
     pub max_mail: usize,
@@ -39,8 +46,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            batch_mails: 100,
-            batch_bytes: 16 * 1024 * 1024,
+            first_batch_mails: pipeline::FIRST_BATCH_MAILS,
+            batch_mails: pipeline::BATCH_MAILS,
+            batch_bytes: pipeline::BATCH_BYTES,
             max_mail: DEFAULT_MAX_MAIL,
         }
     }
@@ -120,6 +128,13 @@ fn blocking<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
+/// What a batch's commit must hand back once it is durable.
+struct Tag {
+    mails: u32,
+    /// (message number, server id) of the mails in the batch.
+    keys: Vec<(u32, String)>,
+}
+
 /// One mail on the server as this fetch sees it.
 struct Entry {
     n: u32,
@@ -181,9 +196,30 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let mut stored: HashMap<u32, String> = HashMap::new();
     let mut done = 0u32;
     progress(0, total);
+    let mut on_commit = |c: Option<Committed<Tag>>| {
+        if let Some(c) = c {
+            report.new_ids.extend(c.ids);
+            stored.extend(c.tag.keys);
+            done = done.saturating_add(c.tag.mails);
+            progress(done.min(total), total);
+        }
+    };
+    // Batch N commits on the blocking pool while batch N+1's RETRs run; see
+    // crate::pipeline for the rules that keep this safe.
+    let mut committer = Committer::new(store, account);
     for batch in batches(&wanted, &limits) {
+        if committer.must_wait(batch.iter().map(|e| e.size).sum()) {
+            on_commit(committer.wait().await?);
+        }
         let nums: Vec<u32> = batch.iter().map(|e| e.n).collect();
-        let replies = c.retr_many(&nums).await?;
+        let replies = match c.retr_many(&nums).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Never leave the commit in flight behind a reported error.
+                on_commit(committer.wait().await?);
+                return Err(e);
+            }
+        };
         let received = now();
         let mut mails = Vec::with_capacity(replies.len());
         let mut keys = Vec::with_capacity(replies.len());
@@ -207,12 +243,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 )),
             }
         }
-        let ids = blocking(|| store.commit_batch(account, mails, &crate::mime::summarize))?;
-        report.new_ids.extend(ids);
-        stored.extend(keys);
-        done += u32::try_from(batch.len()).unwrap_or(u32::MAX);
-        progress(done.min(total), total);
+        let tag = Tag {
+            mails: u32::try_from(batch.len()).unwrap_or(u32::MAX),
+            keys,
+        };
+        on_commit(committer.start(mails, tag).await?);
     }
+    on_commit(committer.wait().await?);
 
     if account.delete_on_server {
         let mut deleted = Vec::new();
@@ -280,24 +317,15 @@ fn entries(
         .collect()
 }
 
-/// Split into batches of at most `batch_mails` mails and (unless one mail
-/// alone is larger) `batch_bytes` bytes by LIST size.
+/// Split into batches by `limits` (the first one no larger than the rest).
 fn batches<'a>(wanted: &[&'a Entry], limits: &Limits) -> Vec<Vec<&'a Entry>> {
-    let mut out: Vec<Vec<&Entry>> = Vec::new();
-    let mut bytes = 0u64;
-    for e in wanted {
-        match out.last_mut() {
-            Some(b) if b.len() < limits.batch_mails && bytes + e.size <= limits.batch_bytes => {
-                bytes += e.size;
-                b.push(e);
-            }
-            _ => {
-                bytes = e.size;
-                out.push(vec![e]);
-            }
-        }
-    }
-    out
+    pipeline::split(
+        wanted,
+        |e| e.size,
+        limits.first_batch_mails.min(limits.batch_mails),
+        limits.batch_mails,
+        limits.batch_bytes,
+    )
 }
 
 fn now() -> i64 {

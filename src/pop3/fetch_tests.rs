@@ -291,3 +291,72 @@ async fn duplicate_uidls_are_keyed_by_content() {
     assert_eq!(report.new_ids.len(), 2);
     assert!(report.warning.unwrap().contains("duplicate UIDL"));
 }
+
+/// The connection drops while batch 2 downloads and batch 1's commit may
+/// still run on the blocking pool: the fetch waits for that commit before
+/// it reports the error, so batch 1 is stored (and known) when `run`
+/// returns, and nothing was DELE'd (the script fails on any DELE or QUIT).
+#[tokio::test]
+async fn drop_during_next_download_keeps_the_batch_in_flight() {
+    let (_dir, store, mut account) = setup();
+    account.delete_on_server = true;
+    let steps = vec![
+        Expect("LIST"),
+        send("+OK\r\n1 3\r\n2 3\r\n.\r\n"),
+        Expect("UIDL"),
+        send("+OK\r\n1 a\r\n2 b\r\n.\r\n"),
+        Expect("RETR 1"),
+        retr(b"m1\r\n.\r\n"),
+        Expect("RETR 2"),
+        Close,
+    ];
+    let limits = Limits {
+        batch_mails: 1,
+        ..Limits::default()
+    };
+    let (r, progress) = fetch(&store, &account, steps, limits).await;
+    assert!(matches!(r, Err(Error::Connection(_))), "{r:?}");
+    assert_eq!(store.count_messages(&account.id).unwrap(), 1);
+    let known = store.known_server_ids(&account.id, "").unwrap();
+    assert!(known.contains("pop3:a") && !known.contains("pop3:b"));
+    assert_eq!(progress, vec![(0, 2), (1, 2)]);
+}
+
+/// Batch 1's commit fails (the account was deleted as the fetch began)
+/// while batch 2 downloads: the fetch ends with that error, after batch 2's
+/// RETR, without a DELE or QUIT for anything (the script fails on either).
+#[tokio::test]
+async fn failed_commit_in_flight_deletes_nothing() {
+    let (_dir, store, mut account) = setup();
+    account.delete_on_server = true;
+    let steps = vec![
+        Expect("LIST"),
+        send("+OK\r\n1 3\r\n2 3\r\n.\r\n"),
+        Expect("UIDL"),
+        send("+OK\r\n1 a\r\n2 b\r\n.\r\n"),
+        Expect("RETR 1"),
+        retr(b"m1\r\n.\r\n"),
+        Expect("RETR 2"),
+        retr(b"m2\r\n.\r\n"),
+        Close,
+    ];
+    let mut all = login();
+    all.extend(steps);
+    let (c, task) = client(all).await;
+    let id = account.id.clone();
+    let gone = std::sync::Arc::clone(&store);
+    let progress = move |done: u32, _: u32| {
+        if done == 0 {
+            gone.delete_account(&id).unwrap();
+        }
+    };
+    let limits = Limits {
+        batch_mails: 1,
+        ..Limits::default()
+    };
+    let caps = Capabilities::default();
+    let r = run(c, &caps, &account, "pw", &store, &progress, limits).await;
+    task.await.unwrap();
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    assert!(store.raw(1).unwrap().is_none());
+}

@@ -9,7 +9,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -90,15 +90,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Write a message's summary and file it under its view scopes.
-fn index(tx: &WriteTransaction, m: &MessageMeta, owner: Option<&str>) -> Result<()> {
-    tx.open_table(MESSAGES)
-        .map_err(st("open messages"))?
-        .insert(m.id, meta_json(m)?.as_slice())
-        .map_err(st("write message"))?;
-    Writer::open(tx)?.add(m, owner)
-}
-
 /// Summarise without letting a panic in the parser escape; a mail that
 /// cannot be summarised is still stored (invariant 4).
 fn safe_summary(summarize: &dyn Fn(&[u8], i64) -> Summary, raw: &[u8], received: i64) -> Summary {
@@ -129,82 +120,93 @@ impl Store {
         };
         let owner = stored.private_owner;
         let acct = account.id.as_str();
+        let first_id = schema::get_u64(&tx, schema::KEY_NEXT_MESSAGE)?.unwrap_or(1);
+        let mut next_id = first_id;
         let mut new_ids = Vec::new();
-        for mail in mails {
-            let NewMail {
-                server_id,
-                raw,
-                received,
-            } = mail;
+        {
+            // Every table is opened once per batch, not once per mail: in
+            // redb each open and close of a table also reads and rewrites
+            // its root in the table directory, which cost more than the
+            // mail's own inserts.
             let mut sids = tx.open_table(SERVER_IDS).map_err(st("open server ids"))?;
-            if sids
-                .get((acct, server_id.as_str()))
-                .map_err(st("read server ids"))?
-                .is_some()
-            {
-                continue;
-            }
-            let sha = sha256_hex(&raw);
             let mut content = tx.open_table(CONTENT).map_err(st("open content"))?;
-            let known = content
-                .get((acct, sha.as_str()))
-                .map_err(st("read content"))?
-                .map(|g| g.value());
-            if known == Some(TOMBSTONE) {
-                // Deleted in the CRM: seen again (e.g. after a UIDVALIDITY
-                // change), it stays deleted.
-                sids.insert((acct, server_id.as_str()), TOMBSTONE)
+            let mut message_sids = tx.open_table(MESSAGE_SIDS).map_err(st("open server ids"))?;
+            let mut raws = tx.open_table(RAW).map_err(st("open raw"))?;
+            let mut messages = tx.open_table(MESSAGES).map_err(st("open messages"))?;
+            let mut views = Writer::open(&tx)?;
+            for mail in mails {
+                let NewMail {
+                    server_id,
+                    raw,
+                    received,
+                } = mail;
+                let sid = (acct, server_id.as_str());
+                if sids.get(sid).map_err(st("read server ids"))?.is_some() {
+                    continue;
+                }
+                let sha = sha256_hex(&raw);
+                let known = content
+                    .get((acct, sha.as_str()))
+                    .map_err(st("read content"))?
+                    .map(|g| g.value());
+                if known == Some(TOMBSTONE) {
+                    // Deleted in the CRM: seen again (e.g. after a UIDVALIDITY
+                    // change), it stays deleted.
+                    sids.insert(sid, TOMBSTONE)
+                        .map_err(st("write server ids"))?;
+                    continue;
+                }
+                if let Some(existing) = known {
+                    sids.insert(sid, existing).map_err(st("write server ids"))?;
+                    message_sids
+                        .insert((existing, server_id.as_str()), ())
+                        .map_err(st("write server ids"))?;
+                    continue;
+                }
+                let id = next_id;
+                next_id = id
+                    .checked_add(1)
+                    .ok_or_else(|| Error::Storage("message id counter overflowed".into()))?;
+                let sum = safe_summary(summarize, &raw, received);
+                let meta = MessageMeta {
+                    id,
+                    account: acct.to_string(),
+                    tenant: account.tenant.clone(),
+                    folder: INBOX.to_string(),
+                    from: sum.from,
+                    to: sum.to,
+                    cc: sum.cc,
+                    subject: sum.subject,
+                    date: sum.date.unwrap_or(received),
+                    received,
+                    size: raw.len() as u64,
+                    read: false,
+                    has_attachments: sum.has_attachments,
+                    contact: String::new(),
+                    message_id: sum.message_id,
+                    sha256: sha.clone(),
+                    account_name: account.name.clone(),
+                    account_address: account.address.clone(),
+                };
+                raws.insert(id, raw.as_slice())
+                    .map_err(st("write raw mail"))?;
+                drop(raw);
+                sids.insert(sid, id).map_err(st("write server ids"))?;
+                content
+                    .insert((acct, sha.as_str()), id)
+                    .map_err(st("write content"))?;
+                message_sids
+                    .insert((id, server_id.as_str()), ())
                     .map_err(st("write server ids"))?;
-                continue;
+                messages
+                    .insert(id, meta_json(&meta)?.as_slice())
+                    .map_err(st("write message"))?;
+                views.add(&meta, Some(&owner))?;
+                new_ids.push(id);
             }
-            if let Some(existing) = known {
-                sids.insert((acct, server_id.as_str()), existing)
-                    .map_err(st("write server ids"))?;
-                tx.open_table(MESSAGE_SIDS)
-                    .map_err(st("open server ids"))?
-                    .insert((existing, server_id.as_str()), ())
-                    .map_err(st("write server ids"))?;
-                continue;
-            }
-            let id = schema::next_counter(&tx, schema::KEY_NEXT_MESSAGE)?;
-            let sum = safe_summary(summarize, &raw, received);
-            let meta = MessageMeta {
-                id,
-                account: acct.to_string(),
-                tenant: account.tenant.clone(),
-                folder: INBOX.to_string(),
-                from: sum.from,
-                to: sum.to,
-                cc: sum.cc,
-                subject: sum.subject,
-                date: sum.date.unwrap_or(received),
-                received,
-                size: raw.len() as u64,
-                read: false,
-                has_attachments: sum.has_attachments,
-                contact: String::new(),
-                message_id: sum.message_id,
-                sha256: sha.clone(),
-                account_name: account.name.clone(),
-                account_address: account.address.clone(),
-            };
-            tx.open_table(RAW)
-                .map_err(st("open raw"))?
-                .insert(id, raw.as_slice())
-                .map_err(st("write raw mail"))?;
-            drop(raw);
-            sids.insert((acct, server_id.as_str()), id)
-                .map_err(st("write server ids"))?;
-            content
-                .insert((acct, sha.as_str()), id)
-                .map_err(st("write content"))?;
-            drop((sids, content));
-            tx.open_table(MESSAGE_SIDS)
-                .map_err(st("open server ids"))?
-                .insert((id, server_id.as_str()), ())
-                .map_err(st("write server ids"))?;
-            index(&tx, &meta, Some(&owner))?;
-            new_ids.push(id);
+        }
+        if next_id != first_id {
+            schema::put_u64(&tx, schema::KEY_NEXT_MESSAGE, next_id)?;
         }
         tx.commit().map_err(st("commit fetched mail"))?;
         Ok(new_ids)
