@@ -29,9 +29,14 @@ new_user() {
     mv "$POSTFACH_TEST_USERS/.$USER_ADDR.tmp" "$POSTFACH_TEST_USERS/$USER_ADDR"
     # The home the static userdb names; Dovecot accepts a maildir it did not
     # make as long as the mail user owns it.
+    # Only this user's tree (and the domain dir): a recursive chown over
+    # the whole domain would race with Dovecot's lock files of the users
+    # whose accounts are already fetching, and grow with every user.
     mkdir -p "$USER_MAILDIR"/{cur,new,tmp}
-    chown -R "$POSTFACH_TEST_MAIL_UID:$POSTFACH_TEST_MAIL_GID" \
+    chown "$POSTFACH_TEST_MAIL_UID:$POSTFACH_TEST_MAIL_GID" \
         "$POSTFACH_TEST_MAILDIR_ROOT/$POSTFACH_TEST_DOMAIN"
+    chown -R "$POSTFACH_TEST_MAIL_UID:$POSTFACH_TEST_MAIL_GID" \
+        "$POSTFACH_TEST_MAILDIR_ROOT/$POSTFACH_TEST_DOMAIN/$1"
 }
 
 # seed_mails N: N distinct mails of about 4 KiB into USER_MAILDIR, the

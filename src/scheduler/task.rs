@@ -104,9 +104,12 @@ impl Task {
             while let Ok(reply) = requests.try_recv() {
                 waiters.push(reply);
             }
+            // Boxed: the fetch's state (about 6 KB) then lives on the heap
+            // only while it runs, instead of in every idling task's future
+            // (1,000 idle accounts: about 6 MB less).
             let (result, back) = tokio::select! {
                 _ = cancel.changed() => return,
-                r = me.fetch(held.take()) => r,
+                r = Box::pin(me.fetch(held.take())) => r,
             };
             let poll = me.account.poll_interval;
             // Keep the session only to idle on it: an account fetched on
