@@ -3,7 +3,9 @@
 # sampling CPU and memory, recording runs and printing the results table.
 # shellcheck shell=bash
 
-TARGET="$ROOT/target/release"
+# BENCH_TARGET: binaries from elsewhere (e.g. a build of another commit,
+# for a before/after comparison); default this tree's release build.
+TARGET="${BENCH_TARGET:-$ROOT/target/release}"
 CLK_TCK="$(getconf CLK_TCK)"
 
 # --- seeding Dovecot --------------------------------------------------------
@@ -118,7 +120,7 @@ add_account() {
 fetch_all() {
     local expect="$1" out
     shift
-    out="$("$ROOT/target/release/examples/bench_fetch" --expect "$expect" "$@")" ||
+    out="$("$TARGET/examples/bench_fetch" --expect "$expect" "$@")" ||
         die "fetch failed: $out"
     WALL="$(sed -n 's/^wall_s=\([0-9.]*\) .*/\1/p' <<<"$out")"
     [[ -n "$WALL" ]] || die "bench_fetch printed no time: $out"
