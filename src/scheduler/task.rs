@@ -104,9 +104,9 @@ impl Task {
             while let Ok(reply) = requests.try_recv() {
                 waiters.push(reply);
             }
-            // Boxed: the fetch's state (about 6 KB) then lives on the heap
-            // only while it runs, instead of in every idling task's future
-            // (1,000 idle accounts: about 6 MB less).
+            // Boxed: the fetch's state then lives on the heap only while it
+            // runs, instead of in every idling task's future (scripts/bench
+            // idle-imap-tls, 1,000 idle accounts: 64 MB RSS before, 45 after).
             let (result, back) = tokio::select! {
                 _ = cancel.changed() => return,
                 r = Box::pin(me.fetch(held.take())) => r,
