@@ -3,7 +3,9 @@
 # sampling CPU and memory, recording runs and printing the results table.
 # shellcheck shell=bash
 
-TARGET="$ROOT/target/release"
+# BENCH_TARGET: binaries from elsewhere (e.g. a build of another commit,
+# for a before/after comparison); default this tree's release build.
+TARGET="${BENCH_TARGET:-$ROOT/target/release}"
 CLK_TCK="$(getconf CLK_TCK)"
 
 # --- seeding Dovecot --------------------------------------------------------
@@ -29,9 +31,14 @@ new_user() {
     mv "$POSTFACH_TEST_USERS/.$USER_ADDR.tmp" "$POSTFACH_TEST_USERS/$USER_ADDR"
     # The home the static userdb names; Dovecot accepts a maildir it did not
     # make as long as the mail user owns it.
+    # Only this user's tree (and the domain dir): a recursive chown over
+    # the whole domain would race with Dovecot's lock files of the users
+    # whose accounts are already fetching, and grow with every user.
     mkdir -p "$USER_MAILDIR"/{cur,new,tmp}
-    chown -R "$POSTFACH_TEST_MAIL_UID:$POSTFACH_TEST_MAIL_GID" \
+    chown "$POSTFACH_TEST_MAIL_UID:$POSTFACH_TEST_MAIL_GID" \
         "$POSTFACH_TEST_MAILDIR_ROOT/$POSTFACH_TEST_DOMAIN"
+    chown -R "$POSTFACH_TEST_MAIL_UID:$POSTFACH_TEST_MAIL_GID" \
+        "$POSTFACH_TEST_MAILDIR_ROOT/$POSTFACH_TEST_DOMAIN/$1"
 }
 
 # seed_mails N: N distinct mails of about 4 KiB into USER_MAILDIR, the
@@ -113,7 +120,7 @@ add_account() {
 fetch_all() {
     local expect="$1" out
     shift
-    out="$("$ROOT/target/release/examples/bench_fetch" --expect "$expect" "$@")" ||
+    out="$("$TARGET/examples/bench_fetch" --expect "$expect" "$@")" ||
         die "fetch failed: $out"
     WALL="$(sed -n 's/^wall_s=\([0-9.]*\) .*/\1/p' <<<"$out")"
     [[ -n "$WALL" ]] || die "bench_fetch printed no time: $out"

@@ -69,11 +69,23 @@ scenario_pop3-tls() { first_fetch pop3-tls pop3 "$POSTFACH_TEST_POP3S_PORT"; }
 
 # poll NAME KIND PORT: for each count in ACCOUNTS (e.g. 200,1000), that
 # many users with one mail each, made accounts through the D-Bus API and
-# fetched once (untimed), as are the peers' multi-account configs; then RUNS
-# rounds, each: a fresh daemon on that store and one FetchNow over all
-# accounts at once, then one round of each peer; nobody may find new mail.
+# fetched once (untimed), as are the peers' multi-account configs. IMAP
+# accounts get a poll interval, so that after their first fetch they idle
+# (IDLE, RFC 2177) on their session, the daemon's normal state; POP3 cannot
+# keep a session (RFC 1939: the maildrop is locked, new mail is only seen by
+# a new session) and is fetched on demand. Then RUNS rounds, each:
+#   NAME-N       warm: the running daemon, one FetchNow over all accounts at
+#                once (IMAP: on the idling sessions, no login)
+#   peers        one round each (a whole process run, as from cron)
+#   NAME-N-cold  a fresh daemon on that store: wall from its start until a
+#                FetchNow over all accounts returned (every account logs in;
+#                IMAP accounts start their first fetch on their own and the
+#                FetchNow queues behind it, so this over-counts a little);
+#                its peer rows repeat the peer runs of the warm row
+# Nobody may find new mail.
 poll() {
-    local name="$1" kind="$2" port="$3" n dir i run t0 tool
+    local name="$1" kind="$2" port="$3" n dir i run t0 tool interval=0
+    [[ "$kind" == imap ]] && interval=3600
     for n in ${ACCOUNTS//,/ }; do
         local ids=() scen="$name-$n"
         dir="$WORK/$scen"
@@ -84,10 +96,16 @@ poll() {
             new_user "poll$$${kind}${n}x$i"
             seed_mails 1
             POLL_ADDRS+=("$USER_ADDR") POLL_PASSES+=("$USER_PASS")
-            ids+=("$(add_account "$kind" "$port")")
+            ids+=("$(add_account "$kind" "$port" "$interval")")
         done
-        fetch_all 1 "${ids[@]}"
-        stop_daemon
+        if [[ "$interval" == 0 ]]; then
+            fetch_all 1 "${ids[@]}"
+        else
+            # Each account fetched its mail by itself; once all idle, a
+            # FetchNow must find nothing new (else the first fetch failed).
+            settle "$port" "$n"
+            fetch_all 0 "${ids[@]}"
+        fi
         for tool in $(poll_peers_for "$kind"); do
             mkdir -p "$dir-$tool"
             "poll_conf_$tool" "$kind" "$port" "$dir-$tool"
@@ -95,19 +113,58 @@ poll() {
         done
         say "$scen: $n accounts set up and fetched once in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
         for ((run = 1; run <= RUNS; run++)); do
-            start_daemon "$dir"
+            [[ "$interval" == 0 ]] || settle "$port" "$n"
             perf_start "$scen" "$run"
             measure_fetch 0 "${ids[@]}"
             perf_stop
-            stop_daemon
             record "$scen" postfach "$n" accounts "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
             for tool in $(poll_peers_for "$kind"); do
                 time_peer "$tool" "$dir-$tool" "$n"
                 record "$scen" "$tool" "$n" accounts "$WALL" "$PEER_CPU" "$DOVECOT_CPU" "$RSS_KB"
+                # The same peer run again under the cold row, for its ratio.
+                printf '%s %s %s %s %s %s %s %s\n' "$scen-cold" "$tool" "$n" accounts "$WALL" \
+                    "$PEER_CPU" "$DOVECOT_CPU" "$RSS_KB" >>"$RESULTS"
             done
+            stop_daemon
+            measure_cold "$dir" "${ids[@]}"
+            record "$scen-cold" postfach "$n" accounts "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
         done
+        stop_daemon
         rm -rf "$dir" "$dir"-*
     done
+}
+
+# settle PORT N: waits (up to 5 minutes) until N sessions to PORT are
+# established, i.e. every IMAP account finished its fetch and idles.
+settle() {
+    local i held
+    for ((i = 0; i < 300; i++)); do
+        held="$(held_connections "$1")"
+        [[ "$held" -ge "$2" ]] && break
+        sleep 1
+    done
+    say "$held of $2 sessions established (after ${i} s)"
+    [[ "$held" -ge "$2" ]] || die "only $held of $2 IMAP sessions came up"
+    # Established is counted at connect; give the last fetches time to end
+    # and their IDLE to start, so the warm round meets idling sessions.
+    sleep 2
+}
+
+# measure_cold DIR ID...: a fresh daemon on DIR's store, then FetchNow on
+# all; WALL from before the daemon's start until the last call returned,
+# CPU the daemon's whole (it is fresh), RSS its peak. Leaves it running.
+measure_cold() {
+    local dir="$1" t0 v0 v1
+    shift
+    v0="$(dovecot_ticks)"
+    t0="$EPOCHREALTIME"
+    start_daemon "$dir"
+    fetch_all 0 "$@"
+    WALL="$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')"
+    v1="$(dovecot_ticks)"
+    DAEMON_CPU="$(ticks_to_s "$(own_ticks "$DAEMON_PID")")"
+    DOVECOT_CPU="$(ticks_to_s $((v1 - v0)))"
+    RSS_KB="$(peak_rss_kb "$DAEMON_PID")"
 }
 
 scenario_poll-imap-tls() { poll poll-imap-tls imap "$POSTFACH_TEST_IMAPS_PORT"; }
@@ -226,7 +283,9 @@ idle() {
         sleep "$IDLE_SECS"
         d1="$(own_ticks "$DAEMON_PID")" v1="$(dovecot_ticks)"
         held="$(held_connections "$port")"
-        record "$scen" postfach "$n" accounts "$IDLE_SECS" "$(ticks_to_s $((d1 - d0)))" \
+        # The count column is the sessions held at the end: the proof
+        # that all of them were really open and idling.
+        record "$scen" postfach "$held" sessions "$IDLE_SECS" "$(ticks_to_s $((d1 - d0)))" \
             "$(ticks_to_s $((v1 - v0)))" "$(awk '/^VmRSS:/ { print $2 }' "/proc/$DAEMON_PID/status")"
         say "$scen: $held connections held; CPU per core $(awk -v t=$((d1 - d0)) -v hz="$CLK_TCK" -v s="$IDLE_SECS" 'BEGIN { printf "%.2f%%", 100 * t / hz / s }')"
     done

@@ -6,6 +6,7 @@
 
 mod verify;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::pin::Pin;
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -55,7 +56,24 @@ pub struct TlsContext {
     /// `None` when no trust anchor at all could be loaded; connections then
     /// only succeed with a pin, and say so.
     webpki: Option<Arc<WebPkiServerVerifier>>,
+    /// One client config per trust, shared by its connections; see [`Configs`].
+    configs: Configs,
 }
+
+/// How many TLS sessions a config remembers: rustls keeps up to 8 TLS 1.3
+/// tickets per server name, so this holds 1,024 servers, enough for the
+/// mail hosts of every account of a large installation.
+const SESSIONS: usize = 8 * 1024;
+
+/// The client configs, one per trust: webpki (key `None`) and one per SPKI
+/// pin. Sharing a config shares its session store, so a later connection
+/// resumes (RFC 8446 §2.2) and skips the server's signature and our chain
+/// check, which makes a round of logins cheaper on both ends; rustls only
+/// resumes a session under the verifier that checked it. A session made
+/// under one pin therefore never stands in for another account's own
+/// verification of the same host name.
+#[derive(Clone, Debug, Default)]
+struct Configs(Arc<Mutex<HashMap<Option<String>, Arc<rustls::ClientConfig>>>>);
 
 impl TlsContext {
     /// Load the system roots and `extra_ca_file`. A missing or unreadable
@@ -132,7 +150,44 @@ impl TlsContext {
                     .map_err(|e| Error::Tls(format!("cannot set up TLS verification: {e}")))?,
             )
         };
-        Ok(TlsContext { provider, webpki })
+        Ok(TlsContext {
+            provider,
+            webpki,
+            configs: Configs::default(),
+        })
+    }
+
+    /// The shared config for this trust (`pin`: that pin alone), made on
+    /// first use.
+    fn config(&self, pin: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
+        let key = pin.map(str::to_string);
+        if let Ok(map) = self.configs.0.lock() {
+            if let Some(c) = map.get(&key) {
+                return Ok(c.clone());
+            }
+        }
+        let trust = match pin {
+            Some(p) => verify::Trust::Pin(p.to_string()),
+            None => verify::Trust::WebPki(self.webpki.clone()),
+        };
+        let verifier = verify::Verifier {
+            trust,
+            provider: self.provider.clone(),
+        };
+        let mut config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(format!("cannot set up TLS: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.resumption =
+            Resumption::in_memory_sessions(if pin.is_some() { 64 } else { SESSIONS });
+        let config = Arc::new(config);
+        // A poisoned map only costs resumption: the config still works.
+        if let Ok(mut map) = self.configs.0.lock() {
+            return Ok(map.entry(key).or_insert(config).clone());
+        }
+        Ok(config)
     }
 }
 
@@ -243,25 +298,18 @@ pub async fn start_tls(
     t: &Timeouts,
 ) -> Result<Stream> {
     let explanation: verify::Explanation = Arc::new(Mutex::new(None));
-    let trust = match pin.filter(|p| !p.is_empty()) {
-        Some(p) => verify::Trust::Pin(p.strip_prefix("sha256/").unwrap_or(p).to_string()),
-        None => verify::Trust::WebPki(ctx.webpki.clone()),
-    };
-    let verifier = verify::Verifier {
-        trust,
-        provider: ctx.provider.clone(),
-        explanation: explanation.clone(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(ctx.provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(format!("cannot set up TLS: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+    let pin = pin
+        .filter(|p| !p.is_empty())
+        .map(|p| p.strip_prefix("sha256/").unwrap_or(p));
+    let config = ctx.config(pin)?;
     let name = ServerName::try_from(host.to_string())
         .map_err(|_| Error::invalid("host", format!("{host:?} is not a valid TLS server name")))?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    match timeout(t.connect, connector.connect(name, tcp)).await {
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let handshake = timeout(t.connect, connector.connect(name, tcp));
+    match verify::EXPLANATION
+        .scope(explanation.clone(), handshake)
+        .await
+    {
         Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
         Ok(Err(e)) => {
             let explained = explanation.lock().ok().and_then(|mut s| s.take());

@@ -135,3 +135,74 @@ async fn set_password_update_and_delete_restart_or_stop_the_task() {
         "a password reached the log"
     );
 }
+
+/// How often Dovecot logged a login of `address` (its imap-login process
+/// logs every successful login at info level into the run's log).
+fn logins(env: &Env, address: &str) -> usize {
+    let log = std::fs::read_to_string(env.dir.join("dovecot/log")).expect("Dovecot's log");
+    let needle = format!("Login: user=<{address}>");
+    log.lines()
+        .filter(|l| l.contains("imap-login") && l.contains(&needle))
+        .count()
+}
+
+/// Connection reuse: an IMAP account with a poll interval fetches, then
+/// idles on the same session; FetchNow ends the IDLE (DONE) and fetches on
+/// it, and mail delivered while idling is still fetched — all with the one
+/// login of the first fetch.
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_now_on_an_idling_imap_account_uses_its_one_session() {
+    let env = Env::get();
+    let user = common::create_user(env, "reuse");
+    common::drop_messages(env, &user, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path(), &config(env));
+    let conn = bus(&d).await;
+    let mgr = ManagerProxy::new(&conn).await.unwrap();
+    let mut s = HashMap::new();
+    s.insert("kind", Variant::from("imap"));
+    s.insert("host", Variant::from("127.0.0.1"));
+    s.insert("port", Variant::from(env.imaps_port));
+    s.insert("encryption", Variant::from("tls"));
+    s.insert("address", Variant::from(user.address.clone()));
+    s.insert("username", Variant::from(user.address.clone()));
+    s.insert("password", Variant::from(user.password.clone()));
+    s.insert("poll_interval", Variant::from(300u32));
+    let path = mgr.create_account(s).await.unwrap();
+    let acc = account(&conn, &path).await;
+    eventually("the first fetch", Duration::from_secs(10), || async {
+        inbox_count(&conn, &path).await == 1
+    })
+    .await;
+
+    // FetchNow on the idling account, several times: nothing new each time.
+    for _ in 0..3 {
+        assert_eq!(acc.fetch_now().await.unwrap(), 0);
+    }
+    // Mail delivered while idling arrives without FetchNow (IDLE news)...
+    common::drop_messages(env, &user, 1);
+    eventually(
+        "the mail delivered while idling",
+        Duration::from_secs(10),
+        || async { inbox_count(&conn, &path).await == 2 },
+    )
+    .await;
+    // ... and a FetchNow right after a delivery still finds it.
+    common::drop_messages(env, &user, 1);
+    let got = acc.fetch_now().await.unwrap();
+    eventually(
+        "the mail delivered before FetchNow",
+        Duration::from_secs(10),
+        || async { inbox_count(&conn, &path).await == 3 },
+    )
+    .await;
+    assert!(got <= 1, "{got}");
+    assert_eq!(acc.fetch_now().await.unwrap(), 0);
+    assert_eq!(acc.state().await.unwrap(), "idle");
+    assert_eq!(
+        logins(env, &user.address),
+        1,
+        "every fetch and IDLE ran on the session of the first login"
+    );
+    assert!(d.stop().success());
+}

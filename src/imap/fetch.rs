@@ -99,7 +99,7 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
-async fn run(
+pub(crate) async fn run(
     session: &mut Session,
     account: &Account,
     store: &Arc<Store>,

@@ -1,16 +1,22 @@
-//! Waiting for new mail with IDLE (RFC 2177), so that the scheduler fetches
-//! when mail arrives instead of on a timer.
+//! Waiting for new mail with IDLE (RFC 2177) on the session the account
+//! task keeps open, so that the scheduler fetches when mail arrives and a
+//! FetchNow costs no new connection, TLS handshake or login.
 //!
-//! One call opens its own connection, EXAMINEs INBOX and idles until new
-//! mail, `max`, or an error. Before idling it compares UIDVALIDITY/UIDNEXT
-//! with the sync state the last fetch left in the store: mail that arrived
-//! between that fetch and this IDLE would otherwise wait for the next
-//! timeout. IDLE is re-issued every [`REISSUE`] because RFC 2177 §3 lets
-//! servers drop an idling client after 30 minutes; Dovecot's `* OK Still
-//! here` keepalives are untagged OK data, which async-imap's idle stream
-//! skips, and which our outer timeout ignores on purpose (they would
-//! otherwise keep a wait alive past `max`).
+//! [`hold`] takes the task's open session ([`Held`]), EXAMINEs INBOX and
+//! compares UIDVALIDITY/UIDNEXT with the sync state the last fetch left in
+//! the store: mail that arrived between that fetch and this IDLE would
+//! otherwise wait for the next timeout. Then it idles until new mail, `max`,
+//! an error, or the caller's wake-up future (a FetchNow) completes. A wake-up
+//! ends IDLE properly with DONE (RFC 2177 §3) and hands the session back, so
+//! the fetch runs on the same connection; cancelling the future instead
+//! would drop the session mid-IDLE. IDLE is re-issued every [`REISSUE`]
+//! because RFC 2177 §3 lets servers drop an idling client after 30 minutes;
+//! Dovecot's `* OK Still here` keepalives are untagged OK data, which
+//! async-imap's idle stream skips, and which our outer timeout ignores on
+//! purpose (they would otherwise keep a wait alive past `max`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
@@ -27,6 +33,40 @@ use crate::store::Store;
 /// Re-issue IDLE before 29 minutes (RFC 2177 §3: "at least every 29 minutes").
 pub const REISSUE: Duration = Duration::from_secs(29 * 60);
 
+/// An authenticated session an account task keeps between fetches.
+#[derive(Debug)]
+pub struct Held {
+    pub session: Session,
+    /// Whether the server offers IDLE, asked once per connection: the
+    /// capabilities of an authenticated session do not change until it ends
+    /// (RFC 3501 §6.1.1 only lists STARTTLS and login as changing them).
+    idle: Option<bool>,
+}
+
+impl Held {
+    pub fn new(session: Session) -> Held {
+        Held {
+            session,
+            idle: None,
+        }
+    }
+}
+
+/// Why [`hold`] returned.
+#[derive(Debug)]
+pub enum Wait<W> {
+    /// INBOX has mail the last fetch did not see: fetch now.
+    NewMail,
+    /// `max` passed without news.
+    Timeout,
+    /// The server lacks IDLE: the caller polls instead.
+    NoIdle,
+    /// The wake-up future completed (with its output); IDLE was ended.
+    Woken(W),
+    /// The session failed; it is not handed back.
+    Failed(Error),
+}
+
 /// Why [`wait_for_change`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleOutcome {
@@ -38,7 +78,8 @@ pub enum IdleOutcome {
     NoIdle,
 }
 
-/// Waits up to `max` for new mail in INBOX; see the module docs.
+/// Waits up to `max` for new mail on a connection of its own, then logs
+/// out: [`hold`] for callers that keep no session (tools, tests).
 pub async fn wait_for_change(
     account: &Account,
     password: &str,
@@ -47,13 +88,96 @@ pub async fn wait_for_change(
     t: &Timeouts,
     max: Duration,
 ) -> Result<IdleOutcome> {
+    let session = session::open(account, password, tls, t).await?;
+    let never = std::future::pending::<std::convert::Infallible>();
+    let (end, held) = hold(Held::new(session), account, store, t, max, never).await;
+    if let Some(h) = held {
+        session::logout(h.session, t).await;
+    }
+    match end {
+        Wait::NewMail => Ok(IdleOutcome::NewMail),
+        Wait::Timeout => Ok(IdleOutcome::Timeout),
+        Wait::NoIdle => Ok(IdleOutcome::NoIdle),
+        Wait::Failed(e) => Err(e),
+        Wait::Woken(never) => match never {},
+    }
+}
+
+/// Idles on `held` for up to `max`, or until `wake` completes; see the
+/// module docs. The session comes back unless it failed; after
+/// [`Wait::NoIdle`] it comes back without INBOX news having been checked.
+pub async fn hold<W: Future>(
+    mut held: Held,
+    account: &Account,
+    store: &Store,
+    t: &Timeouts,
+    max: Duration,
+    wake: W,
+) -> (Wait<W::Output>, Option<Held>) {
     let deadline = Instant::now() + max;
     let host = account.host.as_str();
-    let mut session = session::open(account, password, tls, t).await?;
-    if !Caps::of_session(&mut session, t, host).await?.has("IDLE") {
-        session::logout(session, t).await;
-        return Ok(IdleOutcome::NoIdle);
+    let mut exists = match prepare(&mut held, account, store, t).await {
+        Err(e) => return (Wait::Failed(e), None),
+        Ok(Ready::NoIdle) => return (Wait::NoIdle, Some(held)),
+        Ok(Ready::Missed) => return (Wait::NewMail, Some(held)),
+        Ok(Ready::Exists(n)) => n,
+    };
+    let mut wake = std::pin::pin!(wake);
+    let idle = held.idle;
+    let mut session = held.session;
+    let back = |session| Some(Held { session, idle });
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (Wait::Timeout, back(session));
+        }
+        let slice = left.min(REISSUE);
+        let (ended, s) = idle_once(session, t, host, slice, &mut exists, wake.as_mut()).await;
+        match (ended, s) {
+            (Ended::Quiet, Some(s)) => session = s,
+            (Ended::Quiet, None) => {
+                return (
+                    Wait::Failed(Error::Connection(format!("{host}: IDLE ended"))),
+                    None,
+                )
+            }
+            (Ended::News, s) => return (Wait::NewMail, s.and_then(back)),
+            (Ended::Woken(w), s) => return (Wait::Woken(w), s.and_then(back)),
+            (Ended::Failed(e), _) => return (Wait::Failed(e), None),
+        }
     }
+}
+
+/// What [`prepare`] found.
+enum Ready {
+    NoIdle,
+    /// INBOX changed since the last complete fetch.
+    Missed,
+    /// Ready to idle; INBOX has this many messages.
+    Exists(u32),
+}
+
+/// Asks for IDLE once per connection, EXAMINEs INBOX (read-only, RFC 3501
+/// §6.3.2; a SELECT of the fetch before is left without an expunge) and
+/// compares it with the store's sync state. Unsolicited responses the fetch
+/// left behind are dropped: this EXAMINE tells the truth they were about.
+async fn prepare(held: &mut Held, account: &Account, store: &Store, t: &Timeouts) -> Result<Ready> {
+    let host = account.host.as_str();
+    let idle = match held.idle {
+        Some(idle) => idle,
+        None => {
+            let idle = Caps::of_session(&mut held.session, t, host)
+                .await?
+                .has("IDLE");
+            held.idle = Some(idle);
+            idle
+        }
+    };
+    if !idle {
+        return Ok(Ready::NoIdle);
+    }
+    while held.session.unsolicited_responses.try_recv().is_ok() {}
+    let session = &mut held.session;
     let mailbox = timed(t, host, "examining INBOX", async {
         session
             .examine("INBOX")
@@ -70,23 +194,9 @@ pub async fn wait_for_change(
         mailbox.uid_next,
         mailbox.exists,
     ) {
-        session::logout(session, t).await;
-        return Ok(IdleOutcome::NewMail);
+        return Ok(Ready::Missed);
     }
-    let mut exists = mailbox.exists;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            session::logout(session, t).await;
-            return Ok(IdleOutcome::Timeout);
-        }
-        let (next, news) = idle_once(session, t, host, left.min(REISSUE), &mut exists).await?;
-        session = next;
-        if news {
-            session::logout(session, t).await;
-            return Ok(IdleOutcome::NewMail);
-        }
-    }
+    Ok(Ready::Exists(mailbox.exists))
 }
 
 /// Whether INBOX changed since the last complete fetch: another validity,
@@ -106,61 +216,87 @@ fn missed_mail(
     }
 }
 
-/// One IDLE … DONE round of at most `slice`; returns the session and
-/// whether new mail showed up.
-async fn idle_once(
+/// How one IDLE … DONE round ended.
+enum Ended<W> {
+    Quiet,
+    News,
+    Woken(W),
+    Failed(Error),
+}
+
+/// One IDLE … DONE round of at most `slice`, or until `wake` completes.
+/// Returns the session unless it failed. News and a wake-up still count
+/// when the DONE after them fails: the caller then fetches on a new session.
+async fn idle_once<W: Future>(
     session: Session,
     t: &Timeouts,
     host: &str,
     slice: Duration,
     exists: &mut u32,
-) -> Result<(Session, bool)> {
+    mut wake: Pin<&mut W>,
+) -> (Ended<W::Output>, Option<Session>) {
     let mut handle = session.idle();
-    timed(t, host, "starting IDLE", async {
+    let started = timed(t, host, "starting IDLE", async {
         handle.init().await.map_err(|e| imap_error(host, "IDLE", e))
     })
-    .await?;
+    .await;
+    if let Err(e) = started {
+        return (Ended::Failed(e), None);
+    }
     let end = Instant::now() + slice;
-    let mut news = false;
+    let mut ended = Ended::Quiet;
     loop {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
         let (wait, stop) = handle.wait_with_timeout(left);
-        let got = tokio::time::timeout(left, wait).await;
+        let got = tokio::select! {
+            got = tokio::time::timeout(left, wait) => got,
+            w = wake.as_mut() => {
+                ended = Ended::Woken(w);
+                break;
+            }
+        };
         drop(stop);
         match got {
             Err(_) | Ok(Ok(IdleResponse::Timeout | IdleResponse::ManualInterrupt)) => break,
-            Ok(Err(e)) => return Err(imap_error(host, "IDLE", e)),
+            Ok(Err(e)) => return (Ended::Failed(imap_error(host, "IDLE", e)), None),
             Ok(Ok(IdleResponse::NewData(resp))) => {
                 if let Response::Data {
                     status: Status::Bye,
                     outcome,
                 } = resp.parsed()
                 {
-                    return Err(Error::Connection(format!(
+                    let e = Error::Connection(format!(
                         "{host}: the server ended the IDLE session: {}",
                         outcome.information.as_deref().unwrap_or("BYE")
-                    )));
+                    ));
+                    return (Ended::Failed(e), None);
                 }
                 if is_new_mail(resp.parsed(), exists) {
-                    news = true;
+                    ended = Ended::News;
                     break;
                 }
             }
         }
     }
-    let session = timed(t, host, "ending IDLE (DONE)", async {
+    let done = timed(t, host, "ending IDLE (DONE)", async {
         handle
             .done()
             .await
             .map_err(|e| imap_error(host, "IDLE DONE", e))
     })
-    .await?;
-    Ok((session, news))
+    .await;
+    match (done, ended) {
+        (Ok(s), ended) => (ended, Some(s)),
+        (Err(e), Ended::Quiet) => (Ended::Failed(e), None),
+        (Err(e), ended) => {
+            tracing::debug!(host, error = %e, "DONE failed; the next fetch reconnects");
+            (ended, None)
+        }
+    }
 }
-
 /// EXISTS above the count we know, or RECENT > 0, means new mail (RFC 3501
 /// §7.3.1, §7.3.2); EXPUNGE lowers the count; anything else (flag changes
 /// as FETCH) is not news.

@@ -5,8 +5,8 @@
 //! reads `LastError` in the CRM needs "TLS certificate not trusted:
 //! self-signed, issuer CN=mail.example". [`Verifier`] wraps rustls'
 //! `WebPkiServerVerifier` (so trust decisions stay rustls' own), translates
-//! its failure into such a sentence and leaves it in a slot that
-//! `net::start_tls` reads when the handshake fails. The rustls error itself
+//! its failure into such a sentence and leaves it in a slot (task-local to
+//! the handshake) that `net::start_tls` reads when the handshake fails. The rustls error itself
 //! still aborts the handshake, so the right TLS alert goes to the server.
 
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,14 @@ use crate::error::{Error, Result};
 /// Where the verifier leaves its admin-readable explanation of a rejection.
 pub(super) type Explanation = Arc<Mutex<Option<String>>>;
 
+tokio::task_local! {
+    /// The explanation slot of the handshake being polled: one verifier is
+    /// shared by every connection of a trust (rustls resumes a session only
+    /// under the very verifier that checked it), so the slot cannot live in
+    /// it; `net::start_tls` scopes each handshake future with its own.
+    pub(super) static EXPLANATION: Explanation;
+}
+
 /// How a server certificate is trusted for one connection.
 #[derive(Debug)]
 pub(super) enum Trust {
@@ -38,14 +46,17 @@ pub(super) enum Trust {
 pub(super) struct Verifier {
     pub trust: Trust,
     pub provider: Arc<CryptoProvider>,
-    pub explanation: Explanation,
 }
 
 impl Verifier {
+    /// Leaves `text` in the slot of the handshake being polled (none
+    /// outside `start_tls`: then rustls' own error text is all there is).
     fn explain(&self, text: String) {
-        if let Ok(mut slot) = self.explanation.lock() {
-            *slot = Some(text);
-        }
+        let _ = EXPLANATION.try_with(|slot| {
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Some(text);
+            }
+        });
     }
 }
 

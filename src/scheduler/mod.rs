@@ -11,6 +11,7 @@
 mod backoff;
 mod owner;
 mod task;
+mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
