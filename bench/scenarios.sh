@@ -60,7 +60,9 @@ first_fetch() {
             record "$name" "$tool" "$MAILS" mails "$WALL" "$PEER_CPU" "$DOVECOT_CPU" "$RSS_KB"
             rm -rf "$dir"
         done
-        [[ "$RAW" == 1 ]] && raw_limit "$name"
+        # An `if`, not `&&`: as the loop's last command a false test would
+        # end the script under set -e.
+        if [[ "$RAW" == 1 ]]; then raw_limit "$name"; fi
     done
 }
 

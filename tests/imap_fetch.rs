@@ -383,6 +383,87 @@ async fn uidvalidity_change_neither_duplicates_nor_loses_mail() {
     assert_eq!(f.store.count_messages(&f.account.id).expect("count"), 4);
 }
 
+/// A fetch with no new mail since the last complete one stops after
+/// EXAMINE (same UIDVALIDITY and UIDNEXT as stored); a state whose UIDNEXT
+/// is 0 (an incomplete fetch) makes the next fetch list the mailbox again.
+#[tokio::test]
+async fn unchanged_uidnext_skips_the_listing_and_an_incomplete_state_does_not() {
+    let env = Env::get();
+    let user = common::create_user(env, "imapnext");
+    for n in 0..3 {
+        common::drop_raw(env, &user, &mail(n));
+    }
+    let f = fixture(
+        &user,
+        "127.0.0.1",
+        port("POSTFACH_TEST_IMAPS_PORT"),
+        "tls",
+        false,
+    );
+    assert_eq!(f.fetch().await.new_ids.len(), 3);
+    let state = f
+        .store
+        .sync_state(&f.account.id, imap::fetch::STATE_KEY)
+        .expect("state")
+        .expect("written");
+    let parsed = imap::fetch::SyncState::parse(&state).expect("parses");
+    assert!(
+        parsed.uidnext > 3,
+        "a complete fetch keeps UIDNEXT: {state}"
+    );
+
+    // Lose one server id behind the fetcher's back: with the state unchanged
+    // the shortcut does not even list the mailbox, so nothing comes back ...
+    let known = f
+        .store
+        .known_server_ids(&f.account.id, "imap:INBOX:")
+        .unwrap();
+    let lost: Vec<String> = known.iter().take(1).cloned().collect();
+    f.store.forget_server_ids(&f.account.id, &lost).unwrap();
+    assert!(f.fetch().await.new_ids.is_empty());
+    assert_eq!(
+        f.store
+            .known_server_ids(&f.account.id, "imap:INBOX:")
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // ... while an incomplete state (UIDNEXT 0) lists again and finds it;
+    // the content hash maps it to the mail already stored.
+    let incomplete = imap::fetch::SyncState {
+        uidnext: 0,
+        ..parsed
+    }
+    .render();
+    f.store
+        .set_sync_state(&f.account.id, imap::fetch::STATE_KEY, &incomplete)
+        .unwrap();
+    f.fetch().await;
+    assert_eq!(
+        f.store
+            .known_server_ids(&f.account.id, "imap:INBOX:")
+            .unwrap(),
+        known
+    );
+    assert_eq!(
+        f.store.count_messages(&f.account.id).unwrap(),
+        3,
+        "stored twice"
+    );
+    assert_eq!(
+        f.store
+            .sync_state(&f.account.id, imap::fetch::STATE_KEY)
+            .unwrap(),
+        Some(state),
+        "complete again"
+    );
+
+    // New mail raises UIDNEXT: fetched as usual.
+    common::drop_raw(env, &user, &mail(3));
+    assert_eq!(f.fetch().await.new_ids.len(), 1);
+}
+
 #[tokio::test]
 async fn raw_bytes_are_stored_exactly_including_odd_mails() {
     let env = Env::get();

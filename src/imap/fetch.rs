@@ -4,7 +4,9 @@
 //! Sync state: the store keeps `imap:INBOX` = `<uidvalidity>:<uidnext>` per
 //! account, and one server id `imap:INBOX:<uidvalidity>:<uid>` per stored
 //! mail. Which UIDs are new is decided by those server ids, not by UIDNEXT,
-//! so a fetch that broke off half-way simply continues next time.
+//! so a fetch that broke off half-way simply continues next time. UIDNEXT
+//! only answers "nothing new since the last complete fetch", which lets an
+//! idle account's round end after EXAMINE.
 //!
 //! UIDVALIDITY change (RFC 3501 §2.3.1.1): every UID of the old validity is
 //! meaningless. The old server ids are forgotten (never used to delete
@@ -69,7 +71,9 @@ pub async fn fetch(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncState {
     pub uidvalidity: u32,
-    /// UIDNEXT when the last complete fetch selected the INBOX; 0 = unknown.
+    /// UIDNEXT when the last complete fetch selected the INBOX; 0 = unknown,
+    /// or the last fetch did not store every mail it listed (then the next
+    /// fetch lists the mailbox again instead of trusting UIDNEXT).
     pub uidnext: u32,
 }
 
@@ -136,6 +140,22 @@ pub(crate) async fn run(
         uidvalidity,
         uidnext: mailbox.uid_next.unwrap_or(0),
     };
+    // No new mail since the last complete fetch: UIDNEXT only grows when
+    // mail arrives (RFC 3501 §2.3.1.1), and a state with a UIDNEXT is only
+    // written after a fetch that stored (and, with delete on server,
+    // deleted) everything it listed. An idle account's round then costs
+    // one SELECT/EXAMINE: no listing, no store commit.
+    let previous = blocking(|| store.sync_state(&account.id, STATE_KEY))?
+        .as_deref()
+        .and_then(SyncState::parse);
+    if state.uidnext != 0 && previous == Some(state) {
+        progress(0, 0);
+        let mut report = FetchReport::default();
+        if account.delete_on_server && !caps.has("UIDPLUS") {
+            report.warning = Some(NO_UIDPLUS.to_string());
+        }
+        return Ok(report);
+    }
     let prefix = uidset::prefix(uidvalidity);
     forget_old_validity(store, account, uidvalidity, &prefix)?;
 
@@ -191,6 +211,15 @@ pub(crate) async fn run(
         on_commit(committer.start(mails, n).await?);
     }
     on_commit(committer.wait().await?);
+    // Complete only if every listed mail is now stored: a UID the server
+    // did not return (expunged meanwhile, or a broken reply) must be listed
+    // again next time, which the UIDNEXT shortcut above would skip. Checked
+    // before the deletes, which forget the server ids they remove.
+    let complete = new.is_empty() || {
+        let known = blocking(|| store.known_server_ids(&account.id, &prefix))?;
+        new.iter()
+            .all(|(uid, _)| known.contains(&server_id(uidvalidity, *uid)))
+    };
 
     if account.delete_on_server {
         if caps.has("UIDPLUS") {
@@ -202,7 +231,15 @@ pub(crate) async fn run(
             report.warning = Some(NO_UIDPLUS.to_string());
         }
     }
-    blocking(|| store.set_sync_state(&account.id, STATE_KEY, &state.render()))?;
+    let written = if complete {
+        state
+    } else {
+        SyncState {
+            uidnext: 0,
+            ..state
+        }
+    };
+    blocking(|| store.set_sync_state(&account.id, STATE_KEY, &written.render()))?;
     tracing::info!(
         account = %account.id,
         new = report.new_ids.len(),
