@@ -34,6 +34,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 
 use super::session::{self, imap_error, timed, Caps, Session};
+use super::syncstate;
+pub use super::syncstate::SyncState;
 use super::uidset::{self, compress, server_id, COMMAND_UIDS};
 use crate::account::Account;
 use crate::error::{Error, Result};
@@ -65,30 +67,6 @@ pub async fn fetch(
         session::logout(session, t).await;
     }
     result
-}
-
-/// The parsed `imap:INBOX` sync state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SyncState {
-    pub uidvalidity: u32,
-    /// UIDNEXT when the last complete fetch selected the INBOX; 0 = unknown,
-    /// or the last fetch did not store every mail it listed (then the next
-    /// fetch lists the mailbox again instead of trusting UIDNEXT).
-    pub uidnext: u32,
-}
-
-impl SyncState {
-    pub fn parse(s: &str) -> Option<SyncState> {
-        let (v, n) = s.split_once(':').unwrap_or((s, "0"));
-        Some(SyncState {
-            uidvalidity: v.parse().ok()?,
-            uidnext: n.parse().ok()?,
-        })
-    }
-
-    pub fn render(&self) -> String {
-        format!("{}:{}", self.uidvalidity, self.uidnext)
-    }
 }
 
 /// Runs a blocking store call: `block_in_place` on the multi-threaded
@@ -145,9 +123,7 @@ pub(crate) async fn run(
     // written after a fetch that stored (and, with delete on server,
     // deleted) everything it listed. An idle account's round then costs
     // one SELECT/EXAMINE: no listing, no store commit.
-    let previous = blocking(|| store.sync_state(&account.id, STATE_KEY))?
-        .as_deref()
-        .and_then(SyncState::parse);
+    let previous = syncstate::load(store, account)?;
     if state.uidnext != 0 && previous == Some(state) {
         progress(0, 0);
         let mut report = FetchReport::default();
@@ -157,7 +133,7 @@ pub(crate) async fn run(
         return Ok(report);
     }
     let prefix = uidset::prefix(uidvalidity);
-    forget_old_validity(store, account, uidvalidity, &prefix)?;
+    syncstate::forget_old_validity(store, account, previous, uidvalidity, &prefix)?;
 
     let on_server = if mailbox.exists == 0 {
         Vec::new()
@@ -247,37 +223,6 @@ pub(crate) async fn run(
         "IMAP fetch done"
     );
     Ok(report)
-}
-
-/// After a UIDVALIDITY change, forgets the server ids of the old validity:
-/// they name nothing any more, and if the server ever reused that validity
-/// value for other mail, stale ids would make us skip (lose) new mail.
-fn forget_old_validity(
-    store: &Store,
-    account: &Account,
-    uidvalidity: u32,
-    prefix: &str,
-) -> Result<()> {
-    let previous = blocking(|| store.sync_state(&account.id, STATE_KEY))?
-        .as_deref()
-        .and_then(SyncState::parse);
-    let Some(previous) = previous else {
-        return Ok(());
-    };
-    if previous.uidvalidity == uidvalidity {
-        return Ok(());
-    }
-    tracing::warn!(
-        account = %account.id,
-        old = previous.uidvalidity,
-        new = uidvalidity,
-        "INBOX UIDVALIDITY changed; re-reading the mailbox, stored mails are recognised by content"
-    );
-    let stale: Vec<String> = blocking(|| store.known_server_ids(&account.id, "imap:INBOX:"))?
-        .into_iter()
-        .filter(|id| !id.starts_with(prefix))
-        .collect();
-    blocking(|| store.forget_server_ids(&account.id, &stale))
 }
 
 /// All UIDs in INBOX with their RFC822.SIZE, ascending by UID.
@@ -424,27 +369,4 @@ async fn delete_stored(
         blocking(|| store.forget_server_ids(&account.id, &ids))?;
     }
     Ok(deleted)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sync_state_round_trip_and_legacy_form() {
-        let s = SyncState {
-            uidvalidity: 1700000000,
-            uidnext: 42,
-        };
-        assert_eq!(SyncState::parse(&s.render()), Some(s));
-        assert_eq!(
-            SyncState::parse("77"),
-            Some(SyncState {
-                uidvalidity: 77,
-                uidnext: 0
-            })
-        );
-        assert_eq!(SyncState::parse("x:1"), None);
-        assert_eq!(SyncState::parse(""), None);
-    }
 }

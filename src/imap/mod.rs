@@ -9,6 +9,7 @@
 pub mod fetch;
 pub mod idle;
 pub mod session;
+mod syncstate;
 pub mod trash;
 pub mod uidset;
 
