@@ -61,7 +61,10 @@ pub async fn fetch(
     progress: Progress<'_>,
 ) -> Result<FetchReport> {
     let mut session = session::open(account, password, tls, t).await?;
-    let result = run(&mut session, account, store, t, progress).await;
+    let result = match Caps::of_session(&mut session, t, &account.host).await {
+        Ok(caps) => run(&mut session, &caps, account, store, t, progress).await,
+        Err(e) => Err(e),
+    };
     // After an error the connection may be dead or mid-reply: just drop it.
     if result.is_ok() {
         session::logout(session, t).await;
@@ -83,13 +86,13 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 
 pub(crate) async fn run(
     session: &mut Session,
+    caps: &Caps,
     account: &Account,
     store: &Arc<Store>,
     t: &Timeouts,
     progress: Progress<'_>,
 ) -> Result<FetchReport> {
     let host = account.host.as_str();
-    let caps = Caps::of_session(session, t, host).await?;
     // SELECT only when we will delete: EXAMINE is read-only (RFC 3501
     // §6.3.2) and cannot change \Recent or anything else by accident.
     let mailbox = if account.delete_on_server {

@@ -37,18 +37,29 @@ pub const REISSUE: Duration = Duration::from_secs(29 * 60);
 #[derive(Debug)]
 pub struct Held {
     pub session: Session,
-    /// Whether the server offers IDLE, asked once per connection: the
-    /// capabilities of an authenticated session do not change until it ends
-    /// (RFC 3501 §6.1.1 only lists STARTTLS and login as changing them).
-    idle: Option<bool>,
+    /// The session's capabilities, asked once per connection: those of an
+    /// authenticated session do not change until it ends (RFC 3501 §6.1.1
+    /// only lists STARTTLS and login as changing them), so each fetch and
+    /// IDLE on a kept session saves the CAPABILITY round trip.
+    caps: Option<Caps>,
 }
 
 impl Held {
     pub fn new(session: Session) -> Held {
         Held {
             session,
-            idle: None,
+            caps: None,
         }
+    }
+
+    /// The capabilities, asked from the server on first use.
+    pub async fn caps(&mut self, t: &Timeouts, host: &str) -> Result<Caps> {
+        if let Some(c) = &self.caps {
+            return Ok(c.clone());
+        }
+        let c = Caps::of_session(&mut self.session, t, host).await?;
+        self.caps = Some(c.clone());
+        Ok(c)
     }
 }
 
@@ -123,9 +134,14 @@ pub async fn hold<W: Future>(
         Ok(Ready::Exists(n)) => n,
     };
     let mut wake = std::pin::pin!(wake);
-    let idle = held.idle;
+    let caps = held.caps;
     let mut session = held.session;
-    let back = |session| Some(Held { session, idle });
+    let back = |session| {
+        Some(Held {
+            session,
+            caps: caps.clone(),
+        })
+    };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -163,16 +179,7 @@ enum Ready {
 /// left behind are dropped: this EXAMINE tells the truth they were about.
 async fn prepare(held: &mut Held, account: &Account, store: &Store, t: &Timeouts) -> Result<Ready> {
     let host = account.host.as_str();
-    let idle = match held.idle {
-        Some(idle) => idle,
-        None => {
-            let idle = Caps::of_session(&mut held.session, t, host)
-                .await?
-                .has("IDLE");
-            held.idle = Some(idle);
-            idle
-        }
-    };
+    let idle = held.caps(t, host).await?.has("IDLE");
     if !idle {
         return Ok(Ready::NoIdle);
     }
