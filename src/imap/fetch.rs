@@ -39,7 +39,7 @@ pub use super::syncstate::SyncState;
 use super::uidset::{self, compress, server_id, COMMAND_UIDS};
 use crate::account::Account;
 use crate::error::{Error, Result};
-use crate::fetch::{FetchReport, Progress};
+use crate::fetch::{blocking, FetchReport, Progress};
 use crate::net::{Timeouts, TlsContext};
 use crate::pipeline::{self, Committed, Committer};
 use crate::store::{NewMail, Store};
@@ -70,18 +70,6 @@ pub async fn fetch(
         session::logout(session, t).await;
     }
     result
-}
-
-/// Runs a blocking store call: `block_in_place` on the multi-threaded
-/// runtime (the daemon's), directly on a current-thread runtime (where
-/// `block_in_place` would panic). redb calls are short and bounded by one
-/// batch, so briefly holding a current-thread runtime is acceptable.
-pub(crate) fn blocking<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 pub(crate) async fn run(

@@ -23,7 +23,7 @@ use async_imap::extensions::idle::IdleResponse;
 use async_imap::imap_proto::{MailboxDatum, Response, Status};
 use tokio::time::Instant;
 
-use super::fetch::{blocking, SyncState, STATE_KEY};
+use super::fetch::SyncState;
 use super::session::{self, imap_error, timed, Caps, Session};
 use crate::account::Account;
 use crate::error::{Error, Result};
@@ -192,9 +192,7 @@ async fn prepare(held: &mut Held, account: &Account, store: &Store, t: &Timeouts
             .map_err(|e| imap_error(host, "EXAMINE INBOX", e))
     })
     .await?;
-    let state = blocking(|| store.sync_state(&account.id, STATE_KEY))?
-        .as_deref()
-        .and_then(SyncState::parse);
+    let state = super::syncstate::load(store, account)?;
     if missed_mail(
         state,
         mailbox.uid_validity,

@@ -3,9 +3,10 @@
 //! (see [`super::fetch`] for how fetches use it), and what a change of
 //! UIDVALIDITY means for the server ids already stored.
 
-use super::fetch::{blocking, STATE_KEY};
+use super::fetch::STATE_KEY;
 use crate::account::Account;
 use crate::error::Result;
+use crate::fetch::blocking;
 use crate::store::Store;
 
 /// The parsed `imap:INBOX` sync state.

@@ -1,17 +1,11 @@
-//! UID sets and fetch batches: pure functions, no I/O.
+//! UID sets and server ids: pure functions, no I/O. (Fetch batches are
+//! cut by `crate::pipeline::split`.)
 //!
 //! Why compress: RFC 3501 §9 `sequence-set` allows ranges (`3:7`), and a
 //! command line listing 1,000 single UIDs would be needlessly long; servers
 //! cap line length (Dovecot: 64 KiB, RFC 7162 §4 recommends clients stay
-//! under 8 KiB). Why batch: one durable store transaction per batch (group
-//! commit, DESIGN.md §5) bounds both the memory a batch holds and the work
-//! lost when the connection breaks.
+//! under 8 KiB).
 
-/// Most mails per fetch batch.
-pub const BATCH_MAILS: usize = 100;
-/// Most bytes (by RFC822.SIZE) per fetch batch; a single larger mail still
-/// forms a batch of its own.
-pub const BATCH_BYTES: u64 = 16 * 1024 * 1024;
 /// Most UIDs in one STORE/EXPUNGE command, so that even a worst-case set of
 /// scattered UIDs stays far below the servers' command line limits.
 pub const COMMAND_UIDS: usize = 500;
@@ -44,27 +38,6 @@ pub fn compress(uids: &[u32]) -> String {
     out
 }
 
-/// Splits `(uid, size)` pairs, in the given order, into batches of at most
-/// [`BATCH_MAILS`] mails and [`BATCH_BYTES`] bytes.
-pub fn batches(mails: &[(u32, u64)]) -> Vec<Vec<u32>> {
-    let mut out = Vec::new();
-    let mut cur: Vec<u32> = Vec::new();
-    let mut bytes = 0u64;
-    for &(uid, size) in mails {
-        if !cur.is_empty() && (cur.len() >= BATCH_MAILS || bytes.saturating_add(size) > BATCH_BYTES)
-        {
-            out.push(std::mem::take(&mut cur));
-            bytes = 0;
-        }
-        cur.push(uid);
-        bytes = bytes.saturating_add(size);
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
 /// The server id of an INBOX mail: `imap:INBOX:<uidvalidity>:<uid>`. A
 /// UID means something only together with its UIDVALIDITY (RFC 3501 §2.3.1.1).
 pub fn server_id(uidvalidity: u32, uid: u32) -> String {
@@ -92,27 +65,6 @@ mod tests {
         assert_eq!(compress(&[5]), "5");
         assert_eq!(compress(&[10, 9, 1, 2, 3, 7, 3]), "1:3,7,9:10");
         assert_eq!(compress(&[u32::MAX - 1, u32::MAX]), "4294967294:4294967295");
-    }
-
-    #[test]
-    fn batches_by_count() {
-        let mails: Vec<(u32, u64)> = (1..=250).map(|u| (u, 10)).collect();
-        let b = batches(&mails);
-        assert_eq!(
-            b.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![100, 100, 50]
-        );
-        assert_eq!(b[2][0], 201);
-    }
-
-    #[test]
-    fn batches_by_bytes_and_oversized_alone() {
-        let mb = 1024 * 1024;
-        let mails = vec![(1, 10 * mb), (2, 10 * mb), (3, 40 * mb), (4, 1)];
-        let b = batches(&mails);
-        assert_eq!(b, vec![vec![1], vec![2], vec![3], vec![4]]);
-        let small = vec![(1, 8 * mb), (2, 8 * mb), (3, 1)];
-        assert_eq!(batches(&small), vec![vec![1, 2], vec![3]]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::client::{Capabilities, Client, DEFAULT_MAX_MAIL};
 use crate::account::{Account, Encryption};
 use crate::error::{Error, Result};
-use crate::fetch::{FetchReport, Progress};
+use crate::fetch::{blocking, FetchReport, Progress};
 use crate::net::{self, Stream, Timeouts, TlsContext};
 use crate::pipeline::{self, Committed, Committer};
 use crate::store::{sha256_hex, NewMail, Store};
@@ -117,15 +117,6 @@ async fn greet<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let (mut c, _greeting) = Client::connect(stream, t.read).await?;
     let caps = c.capa().await?;
     Ok((c, caps))
-}
-
-/// Run a blocking store call without stalling the runtime's other tasks.
-fn blocking<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 /// What a batch's commit must hand back once it is durable.
