@@ -12,7 +12,7 @@ use zbus::proxy::CacheProperties;
 use zbus::{Connection, OwnedObjectPath, Variant};
 
 use common::api::bus;
-use common::{Daemon, Env};
+use common::{Daemon, Env, MailUser};
 
 fn config(env: &Env) -> String {
     // Trace level: the test checks that no secret reaches even the most verbose log.
@@ -29,6 +29,26 @@ async fn account<'a>(conn: &'a Connection, path: &OwnedObjectPath) -> AccountPro
         .build()
         .await
         .unwrap()
+}
+
+/// CreateAccount settings of an IMAP account on the test Dovecot over TLS.
+fn imap_settings<'a>(
+    env: &Env,
+    user: &MailUser,
+    login: &str,
+    password: &str,
+    poll_interval: u32,
+) -> HashMap<&'a str, Variant<'static>> {
+    let mut s = HashMap::new();
+    s.insert("kind", Variant::from("imap"));
+    s.insert("host", Variant::from("127.0.0.1"));
+    s.insert("port", Variant::from(env.imaps_port));
+    s.insert("encryption", Variant::from("tls"));
+    s.insert("address", Variant::from(user.address.clone()));
+    s.insert("username", Variant::from(login.to_string()));
+    s.insert("password", Variant::from(password.to_string()));
+    s.insert("poll_interval", Variant::from(poll_interval));
+    s
 }
 
 async fn eventually<F, Fut>(what: &str, limit: Duration, mut f: F)
@@ -61,15 +81,7 @@ async fn set_password_update_and_delete_restart_or_stop_the_task() {
     let mut d = Daemon::start(dir.path(), &config(env));
     let conn = bus(&d).await;
     let mgr = ManagerProxy::new(&conn).await.unwrap();
-    let mut s = HashMap::new();
-    s.insert("kind", Variant::from("imap"));
-    s.insert("host", Variant::from("127.0.0.1"));
-    s.insert("port", Variant::from(env.imaps_port));
-    s.insert("encryption", Variant::from("tls"));
-    s.insert("address", Variant::from(user.address.clone()));
-    s.insert("username", Variant::from(user.name.clone()));
-    s.insert("password", Variant::from("wrong-Pw-4711"));
-    s.insert("poll_interval", Variant::from(1u32));
+    let s = imap_settings(env, &user, &user.name, "wrong-Pw-4711", 1);
     let path = mgr.create_account(s).await.unwrap();
     let acc = account(&conn, &path).await;
 
@@ -159,15 +171,7 @@ async fn fetch_now_on_an_idling_imap_account_uses_its_one_session() {
     let mut d = Daemon::start(dir.path(), &config(env));
     let conn = bus(&d).await;
     let mgr = ManagerProxy::new(&conn).await.unwrap();
-    let mut s = HashMap::new();
-    s.insert("kind", Variant::from("imap"));
-    s.insert("host", Variant::from("127.0.0.1"));
-    s.insert("port", Variant::from(env.imaps_port));
-    s.insert("encryption", Variant::from("tls"));
-    s.insert("address", Variant::from(user.address.clone()));
-    s.insert("username", Variant::from(user.address.clone()));
-    s.insert("password", Variant::from(user.password.clone()));
-    s.insert("poll_interval", Variant::from(300u32));
+    let s = imap_settings(env, &user, &user.address, &user.password, 300);
     let path = mgr.create_account(s).await.unwrap();
     let acc = account(&conn, &path).await;
     eventually("the first fetch", Duration::from_secs(10), || async {
