@@ -2,9 +2,10 @@
 //! the well-known name, and the pump that turns scheduler notices into
 //! signals.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
+use tokio::sync::broadcast;
 use zbus::fdo::Properties;
 use zbus::names::InterfaceName;
 use zbus::object_server::SignalEmitter;
@@ -159,21 +160,54 @@ pub async fn serve(
 async fn pump(conn: Connection, ctx: Arc<Ctx>) {
     let mut rx = ctx.scheduler.subscribe();
     loop {
-        let notice = match rx.recv().await {
-            Ok(n) => n,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(
-                    skipped = n,
-                    "signal pump lagged; some status signals were dropped"
-                );
+        let mut batch = match rx.recv().await {
+            Ok(n) => vec![n],
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                lagged(n);
                 continue;
             }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            Err(broadcast::error::RecvError::Closed) => return,
         };
-        if let Err(e) = announce(&conn, &ctx, notice).await {
-            tracing::debug!(error = %e, "could not emit a signal");
+        while batch.len() < PUMP_BATCH {
+            match rx.try_recv() {
+                Ok(n) => batch.push(n),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => lagged(n),
+                Err(_) => break,
+            }
+        }
+        for notice in coalesce(batch) {
+            if let Err(e) = announce(&conn, &ctx, notice).await {
+                tracing::debug!(error = %e, "could not emit a signal");
+            }
         }
     }
+}
+
+/// Most notices the pump takes at once (see [`coalesce`]).
+const PUMP_BATCH: usize = 256;
+
+fn lagged(n: u64) {
+    tracing::warn!(
+        skipped = n,
+        "signal pump lagged; some status signals were dropped"
+    );
+}
+
+/// One status signal per account and batch, where the first of its status
+/// notices was. A status signal carries the board's values at the time it
+/// is sent, not those of its notice, so later ones of the same batch would
+/// repeat it: a round over 1,000 idle accounts queues three per account
+/// (fetching, progress, idle) faster than the bus takes them, and each
+/// costs a message through the bus daemon. Other notices keep their order.
+fn coalesce(batch: Vec<Notice>) -> Vec<Notice> {
+    let mut seen = HashSet::new();
+    batch
+        .into_iter()
+        .filter(|n| match n {
+            Notice::Status(id) => seen.insert(id.clone()),
+            _ => true,
+        })
+        .collect()
 }
 
 async fn announce(conn: &Connection, ctx: &Ctx, notice: Notice) -> zbus::Result<()> {
@@ -211,5 +245,46 @@ async fn announce(conn: &Connection, ctx: &Ctx, notice: Notice) -> zbus::Result<
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(id: &str) -> Notice {
+        Notice::Status(id.into())
+    }
+
+    fn finished(id: &str) -> Notice {
+        Notice::FetchFinished {
+            account: id.into(),
+            new_ids: vec![],
+            error: String::new(),
+        }
+    }
+
+    #[test]
+    fn one_status_per_account_where_its_first_was() {
+        let batch = vec![
+            status("a"),
+            status("b"),
+            status("a"),
+            finished("a"),
+            status("a"),
+            finished("b"),
+            status("b"),
+        ];
+        let kept: Vec<String> = coalesce(batch)
+            .into_iter()
+            .map(|n| match n {
+                Notice::Status(id) => format!("status {id}"),
+                Notice::FetchFinished { account, .. } => format!("finished {account}"),
+            })
+            .collect();
+        assert_eq!(
+            kept,
+            ["status a", "status b", "finished a", "finished b"].map(String::from)
+        );
     }
 }

@@ -33,6 +33,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 
+use super::kept::Held;
 use super::session::{self, imap_error, timed, Caps, Session};
 use super::syncstate;
 pub use super::syncstate::SyncState;
@@ -60,27 +61,32 @@ pub async fn fetch(
     t: &Timeouts,
     progress: Progress<'_>,
 ) -> Result<FetchReport> {
-    let mut session = session::open(account, password, tls, t).await?;
-    let result = match Caps::of_session(&mut session, t, &account.host).await {
-        Ok(caps) => run(&mut session, &caps, account, store, t, progress).await,
-        Err(e) => Err(e),
-    };
+    let mut held = Held::new(session::open(account, password, tls, t).await?);
+    let result = run(&mut held, account, store, t, progress).await;
     // After an error the connection may be dead or mid-reply: just drop it.
     if result.is_ok() {
-        session::logout(session, t).await;
+        session::logout(held.session, t).await;
     }
     result
 }
 
+/// One fetch on an open session. A kept session whose INBOX is known to
+/// match the store asks with NOOP first and is done when nothing changed
+/// (see imap::kept); else SELECT/EXAMINE and compare, list, download.
 pub(crate) async fn run(
-    session: &mut Session,
-    caps: &Caps,
+    held: &mut Held,
     account: &Account,
     store: &Arc<Store>,
     t: &Timeouts,
     progress: Progress<'_>,
 ) -> Result<FetchReport> {
     let host = account.host.as_str();
+    let caps = held.caps(t, host).await?;
+    if held.unchanged_after_noop(t, host).await? {
+        progress(0, 0);
+        return Ok(unchanged(account, &caps));
+    }
+    let session = &mut held.session;
     // SELECT only when we will delete: EXAMINE is read-only (RFC 3501
     // §6.3.2) and cannot change \Recent or anything else by accident.
     let mailbox = if account.delete_on_server {
@@ -116,12 +122,9 @@ pub(crate) async fn run(
     // one SELECT/EXAMINE: no listing, no store commit.
     let previous = syncstate::load(store, account)?;
     if state.uidnext != 0 && previous == Some(state) {
+        held.inbox = Some(mailbox.exists);
         progress(0, 0);
-        let mut report = FetchReport::default();
-        if account.delete_on_server && !caps.has("UIDPLUS") {
-            report.warning = Some(NO_UIDPLUS.to_string());
-        }
-        return Ok(report);
+        return Ok(unchanged(account, &caps));
     }
     let prefix = uidset::prefix(uidvalidity);
     syncstate::forget_old_validity(store, account, previous, uidvalidity, &prefix)?;
@@ -214,6 +217,15 @@ pub(crate) async fn run(
         "IMAP fetch done"
     );
     Ok(report)
+}
+
+/// The report of a fetch that found nothing new.
+fn unchanged(account: &Account, caps: &Caps) -> FetchReport {
+    let mut report = FetchReport::default();
+    if account.delete_on_server && !caps.has("UIDPLUS") {
+        report.warning = Some(NO_UIDPLUS.to_string());
+    }
+    report
 }
 
 /// All UIDs in INBOX with their RFC822.SIZE, ascending by UID.

@@ -24,7 +24,8 @@ use async_imap::imap_proto::{MailboxDatum, Response, Status};
 use tokio::time::Instant;
 
 use super::fetch::SyncState;
-use super::session::{self, imap_error, timed, Caps, Session};
+pub use super::kept::Held;
+use super::session::{self, imap_error, timed, Session};
 use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::net::{Timeouts, TlsContext};
@@ -32,36 +33,6 @@ use crate::store::Store;
 
 /// Re-issue IDLE before 29 minutes (RFC 2177 §3: "at least every 29 minutes").
 pub const REISSUE: Duration = Duration::from_secs(29 * 60);
-
-/// An authenticated session an account task keeps between fetches.
-#[derive(Debug)]
-pub struct Held {
-    pub session: Session,
-    /// The session's capabilities, asked once per connection: those of an
-    /// authenticated session do not change until it ends (RFC 3501 §6.1.1
-    /// only lists STARTTLS and login as changing them), so each fetch and
-    /// IDLE on a kept session saves the CAPABILITY round trip.
-    caps: Option<Caps>,
-}
-
-impl Held {
-    pub fn new(session: Session) -> Held {
-        Held {
-            session,
-            caps: None,
-        }
-    }
-
-    /// The capabilities, asked from the server on first use.
-    pub async fn caps(&mut self, t: &Timeouts, host: &str) -> Result<Caps> {
-        if let Some(c) = &self.caps {
-            return Ok(c.clone());
-        }
-        let c = Caps::of_session(&mut self.session, t, host).await?;
-        self.caps = Some(c.clone());
-        Ok(c)
-    }
-}
 
 /// Why [`hold`] returned.
 #[derive(Debug)]
@@ -134,18 +105,15 @@ pub async fn hold<W: Future>(
         Ok(Ready::Exists(n)) => n,
     };
     let mut wake = std::pin::pin!(wake);
-    let caps = held.caps;
+    let caps = held.known_caps();
     let mut session = held.session;
-    let back = |session| {
-        Some(Held {
-            session,
-            caps: caps.clone(),
-        })
-    };
+    // Handed back with the count IDLE kept up to date: nothing new was
+    // seen, so the session still matches the store (see imap::kept).
+    let back = |session, inbox| Some(Held::again(session, caps.clone(), inbox));
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return (Wait::Timeout, back(session));
+            return (Wait::Timeout, back(session, Some(exists)));
         }
         let slice = left.min(REISSUE);
         let (ended, s) = idle_once(session, t, host, slice, &mut exists, wake.as_mut()).await;
@@ -157,8 +125,8 @@ pub async fn hold<W: Future>(
                     None,
                 )
             }
-            (Ended::News, s) => return (Wait::NewMail, s.and_then(back)),
-            (Ended::Woken(w), s) => return (Wait::Woken(w), s.and_then(back)),
+            (Ended::News, s) => return (Wait::NewMail, s.and_then(|s| back(s, None))),
+            (Ended::Woken(w), s) => return (Wait::Woken(w), s.and_then(|s| back(s, Some(exists)))),
             (Ended::Failed(e), _) => return (Wait::Failed(e), None),
         }
     }
@@ -173,15 +141,24 @@ enum Ready {
     Exists(u32),
 }
 
-/// Asks for IDLE once per connection, EXAMINEs INBOX (read-only, RFC 3501
+/// Asks for IDLE once per connection. When the fetch just before left
+/// INBOX known to match the store (imap::kept), the unsolicited responses
+/// since then tell whether anything changed, and IDLE starts without
+/// another command. Otherwise it EXAMINEs INBOX (read-only, RFC 3501
 /// §6.3.2; a SELECT of the fetch before is left without an expunge) and
-/// compares it with the store's sync state. Unsolicited responses the fetch
+/// compares it with the store's sync state; unsolicited responses the fetch
 /// left behind are dropped: this EXAMINE tells the truth they were about.
 async fn prepare(held: &mut Held, account: &Account, store: &Store, t: &Timeouts) -> Result<Ready> {
     let host = account.host.as_str();
     let idle = held.caps(t, host).await?.has("IDLE");
     if !idle {
         return Ok(Ready::NoIdle);
+    }
+    if held.inbox.is_some() {
+        return Ok(match held.unchanged_since_known() {
+            Some(exists) => Ready::Exists(exists),
+            None => Ready::Missed,
+        });
     }
     while held.session.unsolicited_responses.try_recv().is_ok() {}
     let session = &mut held.session;
@@ -200,6 +177,11 @@ async fn prepare(held: &mut Held, account: &Account, store: &Store, t: &Timeouts
         mailbox.exists,
     ) {
         return Ok(Ready::Missed);
+    }
+    let seen = mailbox.uid_validity.zip(mailbox.uid_next);
+    if matches!((state, seen), (Some(s), Some((v, n))) if s.uidnext != 0 && s == SyncState { uidvalidity: v, uidnext: n })
+    {
+        held.inbox = Some(mailbox.exists);
     }
     Ok(Ready::Exists(mailbox.exists))
 }

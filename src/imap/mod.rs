@@ -8,6 +8,7 @@
 
 pub mod fetch;
 pub mod idle;
+pub mod kept;
 pub mod session;
 mod syncstate;
 pub mod trash;

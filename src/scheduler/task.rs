@@ -22,7 +22,8 @@ use super::{Notice, State};
 use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::fetch::FetchReport;
-use crate::imap::idle::{self, Held, Wait};
+use crate::imap::idle::{self, Wait};
+use crate::imap::kept::Held;
 use crate::imap::session;
 
 /// Requests for a running task.

@@ -14,7 +14,7 @@ use super::{Notice, Status};
 use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::fetch::FetchReport;
-use crate::imap::idle::Held;
+use crate::imap::kept::Held;
 use crate::imap::session;
 use crate::store::SecretKind;
 
@@ -204,8 +204,8 @@ impl Worker {
     }
 }
 
-/// One IMAP fetch on a held session, with its capabilities asked at most
-/// once per connection.
+/// One IMAP fetch on a held session (capabilities asked at most once per
+/// connection, INBOX rechecked with NOOP when it is known; imap::kept).
 async fn run_imap(
     h: &mut Held,
     a: &Account,
@@ -213,6 +213,5 @@ async fn run_imap(
     t: &crate::net::Timeouts,
     progress: crate::fetch::Progress<'_>,
 ) -> Result<FetchReport> {
-    let caps = h.caps(t, &a.host).await?;
-    crate::imap::fetch::run(&mut h.session, &caps, a, store, t, progress).await
+    crate::imap::fetch::run(h, a, store, t, progress).await
 }
