@@ -105,6 +105,7 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
         policy: RwLock::new(policy(&config, opts.session)),
         tls: RwLock::new(tls.clone()),
         timeouts: timeouts(&config),
+        callers: Default::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let rt = Runtime {

@@ -71,7 +71,7 @@ impl Mailbox {
         hdr: &Header<'_>,
         user: &str,
     ) -> ApiResult<Visibility> {
-        let c = super::caller::caller(conn, hdr).await?;
+        let c = self.ctx.callers.of(conn, hdr).await?;
         Ok(visibility(&self.ctx.with_policy(|p| p.viewer(&c, user))?))
     }
 

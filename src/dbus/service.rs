@@ -12,7 +12,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::{connection, Connection, ObjectPath, Variant};
 
 use super::account::AccountObject;
-use super::caller::caller;
+use super::caller::Callers;
 use super::errors::{ApiError, ApiResult};
 use super::mailbox::Mailbox;
 use super::manager::Manager;
@@ -31,6 +31,8 @@ pub struct Ctx {
     pub policy: RwLock<Policy>,
     pub tls: RwLock<TlsContext>,
     pub timeouts: Timeouts,
+    /// Who called, per bus connection (see dbus::caller).
+    pub callers: Callers,
 }
 
 impl Ctx {
@@ -40,7 +42,7 @@ impl Ctx {
         conn: &Connection,
         hdr: &zbus::message::Header<'_>,
     ) -> ApiResult<(Caller, Role)> {
-        let c = caller(conn, hdr).await?;
+        let c = self.callers.of(conn, hdr).await?;
         let role = self.with_policy(|p| p.require_role(&c))?;
         Ok((c, role))
     }
@@ -51,7 +53,7 @@ impl Ctx {
         conn: &Connection,
         hdr: &zbus::message::Header<'_>,
     ) -> ApiResult<Caller> {
-        let c = caller(conn, hdr).await?;
+        let c = self.callers.of(conn, hdr).await?;
         self.with_policy(|p| p.require_admin(&c))?;
         Ok(c)
     }
