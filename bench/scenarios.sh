@@ -9,7 +9,9 @@ PERF_PID=""
 perf_start() {
     [[ "$PERF" == 1 && "$2" == 1 ]] || return 0
     command -v perf >/dev/null || die "--perf: perf is not installed (Debian: linux-perf)"
-    perf record -g -o "$OUT_DIR/perf-$1.data" -p "$DAEMON_PID" 2>"$OUT_DIR/perf-$1.log" &
+    local target=(-p "$DAEMON_PID")
+    [[ -n "${PERF_ALL:-}" ]] && target=(-a)
+    perf record -g -o "$OUT_DIR/perf-$1.data" "${target[@]}" 2>"$OUT_DIR/perf-$1.log" &
     PERF_PID=$!
     sleep 0.5 # perf attaches asynchronously
 }
