@@ -19,7 +19,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::RootCertStore;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 
@@ -193,10 +193,40 @@ impl TlsContext {
 
 /// A connected stream, plain or TLS. Implements AsyncRead + AsyncWrite +
 /// Unpin + Send + Debug (async-imap needs Debug).
+///
+/// Writes are buffered until a flush: async-imap writes a command as three
+/// pieces (tag, command, CRLF), and without a buffer each became a TLS
+/// record and a segment of its own, which the server then decrypts (a
+/// Dovecot login process) and forwards piece by piece. Every writer here
+/// flushes when a command is complete, as a line protocol must.
 #[derive(Debug)]
 pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Plain(BufWriter<TcpStream>),
+    Tls(Box<BufWriter<tokio_rustls::client::TlsStream<TcpStream>>>),
+}
+
+impl Stream {
+    /// A plain connection.
+    pub fn plain(tcp: TcpStream) -> Stream {
+        Stream::Plain(BufWriter::new(tcp))
+    }
+
+    /// The socket of a plain connection, for STARTTLS/STLS; None for TLS.
+    /// Call it after a flush: unflushed bytes would be lost.
+    pub fn into_plain(self) -> Option<TcpStream> {
+        match self {
+            Stream::Plain(s) => Some(s.into_inner()),
+            Stream::Tls(_) => None,
+        }
+    }
+
+    /// The TLS session of a TLS connection.
+    pub fn tls(&self) -> Option<&tokio_rustls::client::TlsStream<TcpStream>> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => Some(s.get_ref()),
+        }
+    }
 }
 
 impl AsyncRead for Stream {
@@ -310,7 +340,7 @@ pub async fn start_tls(
         .scope(explanation.clone(), handshake)
         .await
     {
-        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(BufWriter::new(tls)))),
         Ok(Err(e)) => {
             let explained = explanation.lock().ok().and_then(|mut s| s.take());
             Err(Error::Tls(match explained {

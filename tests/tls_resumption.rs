@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::Env;
-use postfach::net::{self, Stream, Timeouts, TlsContext};
+use postfach::net::{self, Timeouts, TlsContext};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::HandshakeKind;
@@ -77,10 +77,13 @@ async fn connect(port: u16, tls: &TlsContext, pin: Option<&str>) -> HandshakeKin
     let mut greeting = [0u8; 64];
     let n = stream.read(&mut greeting).await.expect("greeting");
     assert_eq!(&greeting[..n], b"* OK ready\r\n");
-    match &stream {
-        Stream::Tls(s) => s.get_ref().1.handshake_kind().expect("handshake done"),
-        Stream::Plain(_) => panic!("not TLS"),
-    }
+    stream
+        .tls()
+        .expect("a TLS stream")
+        .get_ref()
+        .1
+        .handshake_kind()
+        .expect("handshake done")
 }
 
 #[tokio::test]

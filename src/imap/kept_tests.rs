@@ -53,7 +53,7 @@ async fn session(port: u16) -> Held {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let mut client = async_imap::Client::new(Stream::Plain(tcp));
+    let mut client = async_imap::Client::new(Stream::plain(tcp));
     client.read_response().await.unwrap().unwrap();
     Held::new(
         client

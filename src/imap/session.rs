@@ -140,7 +140,7 @@ pub async fn connect(account: &Account, tls: &TlsContext, t: &Timeouts) -> Resul
     let tcp = net::connect_tcp(host, account.port, t).await?;
     match account.encryption {
         Encryption::None => {
-            let mut client = Client::new(Stream::Plain(tcp));
+            let mut client = Client::new(Stream::plain(tcp));
             greeting(&mut client, t, host).await?;
             Ok(client)
         }

@@ -91,7 +91,7 @@ pub async fn open(
 ) -> Result<(Client<Stream>, Capabilities)> {
     let pin = Some(account.tls_pin.as_str()).filter(|p| !p.is_empty());
     match account.encryption {
-        Encryption::None => greet(Stream::Plain(tcp), t).await,
+        Encryption::None => greet(Stream::plain(tcp), t).await,
         Encryption::Tls => greet(net::start_tls(tcp, &account.host, tls, pin, t).await?, t).await,
         Encryption::Starttls => {
             let (plain, caps) = greet(tcp, t).await?;

@@ -98,7 +98,7 @@ pub async fn test(
         let tcp = net::connect_tcp(host, a.smtp_port, t).await?;
         let stream = match a.smtp_encryption {
             Encryption::Tls => net::start_tls(tcp, host, tls, pin, t).await?,
-            _ => Stream::Plain(tcp),
+            _ => Stream::plain(tcp),
         };
         let mut c = BufReader::new(stream);
         let (code, text) = reply(&mut c, t).await?;
@@ -123,7 +123,7 @@ pub async fn test(
             }
             let (code, text) = command(&mut c, "STARTTLS", t).await?;
             expect(code, 220, "STARTTLS", &text)?;
-            let Stream::Plain(tcp) = c.into_inner() else {
+            let Some(tcp) = c.into_inner().into_plain() else {
                 return Err(Error::Tls("STARTTLS on a TLS connection".into()));
             };
             let mut c2 = BufReader::new(net::start_tls(tcp, host, tls, pin, t).await?);
