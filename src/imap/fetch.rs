@@ -220,7 +220,7 @@ pub(crate) async fn run(
 }
 
 /// The report of a fetch that found nothing new.
-fn unchanged(account: &Account, caps: &Caps) -> FetchReport {
+pub(crate) fn unchanged(account: &Account, caps: &Caps) -> FetchReport {
     let mut report = FetchReport::default();
     if account.delete_on_server && !caps.has("UIDPLUS") {
         report.warning = Some(NO_UIDPLUS.to_string());

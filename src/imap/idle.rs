@@ -2,37 +2,62 @@
 //! task keeps open, so that the scheduler fetches when mail arrives and a
 //! FetchNow costs no new connection, TLS handshake or login.
 //!
-//! [`hold`] takes the task's open session ([`Held`]), EXAMINEs INBOX and
-//! compares UIDVALIDITY/UIDNEXT with the sync state the last fetch left in
-//! the store: mail that arrived between that fetch and this IDLE would
+//! [`hold`] takes the task's open session ([`Held`]) and makes sure INBOX
+//! matches the sync state the last fetch left in the store (see
+//! [`prepare`]): mail that arrived between that fetch and this IDLE would
 //! otherwise wait for the next timeout. Then it idles until new mail, `max`,
-//! an error, or the caller's wake-up future (a FetchNow) completes. A wake-up
-//! ends IDLE properly with DONE (RFC 2177 §3) and hands the session back, so
-//! the fetch runs on the same connection; cancelling the future instead
-//! would drop the session mid-IDLE. IDLE is re-issued every [`REISSUE`]
-//! because RFC 2177 §3 lets servers drop an idling client after 30 minutes;
-//! Dovecot's `* OK Still here` keepalives are untagged OK data, which
-//! async-imap's idle stream skips, and which our outer timeout ignores on
-//! purpose (they would otherwise keep a wait alive past `max`).
+//! an error, or a wake-up ([`Wakes`], a FetchNow). When INBOX is known to
+//! match the store, a FetchNow is answered right here: DONE, NOOP and a new
+//! IDLE go out in one write (imap::idle_wire) and, if the server reports
+//! nothing new, the request gets the report of a fetch that found nothing
+//! and the session idles on. Otherwise — or if the NOOP brought news — IDLE
+//! ends properly with DONE (RFC 2177 §3) and the session goes back to the
+//! task, so the fetch runs on the same connection. IDLE is re-issued every
+//! [`REISSUE`] because RFC 2177 §3 lets servers drop an idling client after
+//! 30 minutes; Dovecot's `* OK Still here` keepalives are ignored, and so
+//! is our outer timeout by them (they would otherwise keep a wait alive
+//! past `max`).
 
 use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
-use async_imap::extensions::idle::IdleResponse;
-use async_imap::imap_proto::{MailboxDatum, Response, Status};
 use tokio::time::Instant;
 
 use super::fetch::SyncState;
+use super::idle_wire::{self, Heard, Idling};
 pub use super::kept::Held;
 use super::session::{self, imap_error, timed, Session};
 use crate::account::Account;
 use crate::error::{Error, Result};
+use crate::fetch::FetchReport;
 use crate::net::{Timeouts, TlsContext};
 use crate::store::Store;
 
 /// Re-issue IDLE before 29 minutes (RFC 2177 §3: "at least every 29 minutes").
 pub const REISSUE: Duration = Duration::from_secs(29 * 60);
+
+/// Who may interrupt an IDLE: the account task's FetchNow requests.
+pub trait Wakes {
+    type Out;
+    /// Completes when someone asks for a fetch (or the asking ends).
+    fn next(&mut self) -> impl Future<Output = Self::Out>;
+    /// Answers `out` with `report` — INBOX was checked and nothing is new —
+    /// and takes it; gives it back if it is no request to answer.
+    fn answer(&mut self, out: Self::Out, report: &FetchReport) -> Option<Self::Out>;
+}
+
+/// Nobody wakes this IDLE.
+struct Never;
+
+impl Wakes for Never {
+    type Out = std::convert::Infallible;
+    fn next(&mut self) -> impl Future<Output = Self::Out> {
+        std::future::pending()
+    }
+    fn answer(&mut self, out: Self::Out, _: &FetchReport) -> Option<Self::Out> {
+        Some(out)
+    }
+}
 
 /// Why [`hold`] returned.
 #[derive(Debug)]
@@ -43,7 +68,7 @@ pub enum Wait<W> {
     Timeout,
     /// The server lacks IDLE: the caller polls instead.
     NoIdle,
-    /// The wake-up future completed (with its output); IDLE was ended.
+    /// A wake-up that needs a fetch (with its output); IDLE was ended.
     Woken(W),
     /// The session failed; it is not handed back.
     Failed(Error),
@@ -71,8 +96,7 @@ pub async fn wait_for_change(
     max: Duration,
 ) -> Result<IdleOutcome> {
     let session = session::open(account, password, tls, t).await?;
-    let never = std::future::pending::<std::convert::Infallible>();
-    let (end, held) = hold(Held::new(session), account, store, t, max, never).await;
+    let (end, held) = hold(Held::new(session), account, store, t, max, &mut Never).await;
     if let Some(h) = held {
         session::logout(h.session, t).await;
     }
@@ -85,17 +109,19 @@ pub async fn wait_for_change(
     }
 }
 
-/// Idles on `held` for up to `max`, or until `wake` completes; see the
-/// module docs. The session comes back unless it failed; after
-/// [`Wait::NoIdle`] it comes back without INBOX news having been checked.
-pub async fn hold<W: Future>(
+/// Idles on `held` for up to `max`, answering or returning wake-ups; see
+/// the module docs. The session comes back unless it failed (a wake-up
+/// whose check failed returns as [`Wait::Woken`] without it: the fetch then
+/// opens a new one); after [`Wait::NoIdle`] it comes back without INBOX
+/// news having been checked.
+pub async fn hold<K: Wakes>(
     mut held: Held,
     account: &Account,
     store: &Store,
     t: &Timeouts,
     max: Duration,
-    wake: W,
-) -> (Wait<W::Output>, Option<Held>) {
+    wakes: &mut K,
+) -> (Wait<K::Out>, Option<Held>) {
     let deadline = Instant::now() + max;
     let host = account.host.as_str();
     let mut exists = match prepare(&mut held, account, store, t).await {
@@ -104,30 +130,45 @@ pub async fn hold<W: Future>(
         Ok(Ready::Missed) => return (Wait::NewMail, Some(held)),
         Ok(Ready::Exists(n)) => n,
     };
-    let mut wake = std::pin::pin!(wake);
-    let caps = held.known_caps();
-    let mut session = held.session;
-    // Handed back with the count IDLE kept up to date: nothing new was
-    // seen, so the session still matches the store (see imap::kept).
-    let back = |session, inbox| Some(Held::again(session, caps.clone(), inbox));
+    // Whether INBOX matches the store: only then may a FetchNow be answered
+    // by a NOOP, and only then does the session go back known.
+    let known = held.inbox.take().is_some();
+    let unchanged = match held.caps(t, host).await {
+        Ok(caps) => super::fetch::unchanged(account, &caps),
+        Err(e) => return (Wait::Failed(e), None),
+    };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return (Wait::Timeout, back(session, Some(exists)));
+            held.inbox = known.then_some(exists);
+            return (Wait::Timeout, Some(held));
         }
         let slice = left.min(REISSUE);
-        let (ended, s) = idle_once(session, t, host, slice, &mut exists, wake.as_mut()).await;
-        match (ended, s) {
-            (Ended::Quiet, Some(s)) => session = s,
-            (Ended::Quiet, None) => {
-                return (
-                    Wait::Failed(Error::Connection(format!("{host}: IDLE ended"))),
-                    None,
-                )
+        let session = &mut held.session;
+        let ended = idle_once(
+            session,
+            t,
+            host,
+            slice,
+            &mut exists,
+            known,
+            wakes,
+            &unchanged,
+        )
+        .await;
+        match ended {
+            Ended::Quiet => {}
+            Ended::News => return (Wait::NewMail, Some(held)),
+            Ended::Woken {
+                out,
+                usable: true,
+                news,
+            } => {
+                held.inbox = (known && !news).then_some(exists);
+                return (Wait::Woken(out), Some(held));
             }
-            (Ended::News, s) => return (Wait::NewMail, s.and_then(|s| back(s, None))),
-            (Ended::Woken(w), s) => return (Wait::Woken(w), s.and_then(|s| back(s, Some(exists)))),
-            (Ended::Failed(e), _) => return (Wait::Failed(e), None),
+            Ended::Woken { out, .. } => return (Wait::Woken(out), None),
+            Ended::Failed(e) => return (Wait::Failed(e), None),
         }
     }
 }
@@ -156,7 +197,10 @@ async fn prepare(held: &mut Held, account: &Account, store: &Store, t: &Timeouts
     }
     if held.inbox.is_some() {
         return Ok(match held.unchanged_since_known() {
-            Some(exists) => Ready::Exists(exists),
+            Some(exists) => {
+                held.inbox = Some(exists);
+                Ready::Exists(exists)
+            }
             None => Ready::Missed,
         });
     }
@@ -205,130 +249,150 @@ fn missed_mail(
 
 /// How one IDLE … DONE round ended.
 enum Ended<W> {
+    /// The slice passed without news; IDLE was ended with DONE.
     Quiet,
+    /// New mail; IDLE was ended.
     News,
-    Woken(W),
+    /// A wake-up that needs a fetch; whether the session is still usable,
+    /// and whether news came (then INBOX no longer matches the store).
+    Woken {
+        out: W,
+        usable: bool,
+        news: bool,
+    },
     Failed(Error),
 }
 
-/// One IDLE … DONE round of at most `slice`, or until `wake` completes.
-/// Returns the session unless it failed. News and a wake-up still count
-/// when the DONE after them fails: the caller then fetches on a new session.
-async fn idle_once<W: Future>(
-    session: Session,
+/// One IDLE … DONE round of at most `slice`. Wake-ups are answered on the
+/// session while INBOX is `known` and the pipelined check finds nothing.
+#[allow(clippy::too_many_arguments)]
+async fn idle_once<K: Wakes>(
+    session: &mut Session,
     t: &Timeouts,
     host: &str,
     slice: Duration,
     exists: &mut u32,
-    mut wake: Pin<&mut W>,
-) -> (Ended<W::Output>, Option<Session>) {
-    let mut handle = session.idle();
-    let started = timed(t, host, "starting IDLE", async {
-        handle.init().await.map_err(|e| imap_error(host, "IDLE", e))
-    })
-    .await;
-    if let Err(e) = started {
-        return (Ended::Failed(e), None);
-    }
+    known: bool,
+    wakes: &mut K,
+    unchanged: &FetchReport,
+) -> Ended<K::Out> {
+    let mut news = false;
+    let mut idling = match idle_wire::start(session, t, host, exists, &mut news).await {
+        Ok(i) => i,
+        Err(e) => return Ended::Failed(e),
+    };
     let end = Instant::now() + slice;
-    let mut ended = Ended::Quiet;
-    loop {
+    let woken = loop {
+        if news {
+            break None;
+        }
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            break;
+            break None;
         }
-        let (wait, stop) = handle.wait_with_timeout(left);
-        let got = tokio::select! {
-            got = tokio::time::timeout(left, wait) => got,
-            w = wake.as_mut() => {
-                ended = Ended::Woken(w);
-                break;
+        let heard = tokio::select! {
+            got = tokio::time::timeout(left, idle_wire::next(session, host, exists)) => got,
+            w = wakes.next() => {
+                if !known {
+                    break Some(w);
+                }
+                let Some(w) = wakes_answered(session, idling, t, host, exists, wakes, w, unchanged).await else {
+                    return Ended::Failed(Error::Connection(format!("{host}: IDLE ended")));
+                };
+                match w {
+                    Recheck::Answered(i) => {
+                        idling = i;
+                        continue;
+                    }
+                    Recheck::News(w, i) => {
+                        idling = i;
+                        news = true;
+                        break Some(w);
+                    }
+                    Recheck::Lost(out) => {
+                        return Ended::Woken {
+                            out,
+                            usable: false,
+                            news: true,
+                        }
+                    }
+                }
             }
         };
-        drop(stop);
-        match got {
-            Err(_) | Ok(Ok(IdleResponse::Timeout | IdleResponse::ManualInterrupt)) => break,
-            Ok(Err(e)) => return (Ended::Failed(imap_error(host, "IDLE", e)), None),
-            Ok(Ok(IdleResponse::NewData(resp))) => {
-                if let Response::Data {
-                    status: Status::Bye,
-                    outcome,
-                } = resp.parsed()
-                {
-                    let e = Error::Connection(format!(
-                        "{host}: the server ended the IDLE session: {}",
-                        outcome.information.as_deref().unwrap_or("BYE")
-                    ));
-                    return (Ended::Failed(e), None);
-                }
-                if is_new_mail(resp.parsed(), exists) {
-                    ended = Ended::News;
-                    break;
-                }
+        match heard {
+            Err(_) => break None,
+            Ok(Ok(Heard::News)) => news = true,
+            Ok(Ok(Heard::Nothing)) => {}
+            Ok(Err(e)) => return Ended::Failed(e),
+        }
+    };
+    match (
+        idle_wire::done(session, idling, t, host, exists).await,
+        woken,
+    ) {
+        (Ok(more), Some(out)) => Ended::Woken {
+            out,
+            usable: true,
+            news: news || more,
+        },
+        (Ok(more), None) if news || more => Ended::News,
+        (Ok(_), None) => Ended::Quiet,
+        (Err(e), Some(out)) => {
+            tracing::debug!(host, error = %e, "DONE failed; the fetch reconnects");
+            Ended::Woken {
+                out,
+                usable: false,
+                news: true,
             }
         }
-    }
-    let done = timed(t, host, "ending IDLE (DONE)", async {
-        handle
-            .done()
-            .await
-            .map_err(|e| imap_error(host, "IDLE DONE", e))
-    })
-    .await;
-    match (done, ended) {
-        (Ok(s), ended) => (ended, Some(s)),
-        (Err(e), Ended::Quiet) => (Ended::Failed(e), None),
-        (Err(e), ended) => {
-            tracing::debug!(host, error = %e, "DONE failed; the next fetch reconnects");
-            (ended, None)
+        (Err(e), None) if news => {
+            tracing::debug!(host, error = %e, "DONE failed; the fetch reconnects");
+            Ended::News
         }
+        (Err(e), None) => Ended::Failed(e),
     }
 }
-/// EXISTS above the count we know, or RECENT > 0, means new mail (RFC 3501
-/// §7.3.1, §7.3.2); EXPUNGE lowers the count; anything else (flag changes
-/// as FETCH) is not news.
-fn is_new_mail(resp: &Response<'_>, exists: &mut u32) -> bool {
-    match resp {
-        Response::MailboxData(MailboxDatum::Exists(n)) => {
-            let grew = *n > *exists;
-            *exists = *n;
-            grew
-        }
-        Response::MailboxData(MailboxDatum::Recent(n)) => *n > 0,
-        Response::Expunge(_) => {
-            *exists = exists.saturating_sub(1);
-            false
-        }
-        _ => false,
-    }
+
+/// What a pipelined check on a wake-up came to.
+enum Recheck<W> {
+    /// Nothing new: the wake-up was answered; idling under this IDLE.
+    Answered(Idling),
+    /// News: the wake-up needs a fetch; idling under this IDLE.
+    News(W, Idling),
+    /// The session failed; the wake-up needs a fetch on a new one.
+    Lost(W),
+}
+
+/// DONE, NOOP, IDLE in one write; answers `w` when nothing is new.
+#[allow(clippy::too_many_arguments)]
+async fn wakes_answered<K: Wakes>(
+    session: &mut Session,
+    idling: Idling,
+    t: &Timeouts,
+    host: &str,
+    exists: &mut u32,
+    wakes: &mut K,
+    w: K::Out,
+    unchanged: &FetchReport,
+) -> Option<Recheck<K::Out>> {
+    Some(
+        match idle_wire::recheck(session, idling, t, host, exists).await {
+            Ok((i, false)) => match wakes.answer(w, unchanged) {
+                None => Recheck::Answered(i),
+                Some(w) => Recheck::News(w, i),
+            },
+            Ok((i, true)) => Recheck::News(w, i),
+            Err(e) => {
+                tracing::debug!(host, error = %e, "the check on the idling session failed");
+                Recheck::Lost(w)
+            }
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exists_growth_is_news_and_expunge_lowers_the_count() {
-        let mut exists = 3;
-        assert!(!is_new_mail(
-            &Response::MailboxData(MailboxDatum::Exists(3)),
-            &mut exists
-        ));
-        assert!(!is_new_mail(&Response::Expunge(1), &mut exists));
-        assert_eq!(exists, 2);
-        assert!(is_new_mail(
-            &Response::MailboxData(MailboxDatum::Exists(3)),
-            &mut exists
-        ));
-        assert!(is_new_mail(
-            &Response::MailboxData(MailboxDatum::Recent(1)),
-            &mut exists
-        ));
-        assert!(!is_new_mail(
-            &Response::MailboxData(MailboxDatum::Recent(0)),
-            &mut exists
-        ));
-    }
 
     #[test]
     fn missed_mail_compares_with_the_last_fetch() {

@@ -50,21 +50,6 @@ impl Held {
         }
     }
 
-    /// The same connection with what it knows, after IDLE handed the
-    /// session back.
-    pub(super) fn again(session: Session, caps: Option<Caps>, inbox: Option<u32>) -> Held {
-        Held {
-            session,
-            caps,
-            inbox,
-        }
-    }
-
-    /// The cached capabilities, if asked already.
-    pub(super) fn known_caps(&self) -> Option<Caps> {
-        self.caps.clone()
-    }
-
     /// The capabilities, asked from the server on first use.
     pub async fn caps(&mut self, t: &Timeouts, host: &str) -> Result<Caps> {
         if let Some(c) = &self.caps {

@@ -27,11 +27,22 @@ async fn server(script: Vec<Step>) -> (u16, tokio::task::JoinHandle<()>) {
     let task = tokio::spawn(async move {
         let (sock, _) = listener.accept().await.unwrap();
         let (r, mut w) = sock.into_split();
-        let mut lines = BufReader::new(r).lines();
+        let mut r = BufReader::new(r);
         w.write_all(b"* OK scripted\r\n").await.unwrap();
         let mut last_tag = String::new();
         for (want, reply) in script {
-            let line = lines.next_line().await.unwrap().expect("a command");
+            // "DONE+": a DONE whose NOOP and IDLE came in the same write.
+            let (want, pipelined) = match want.strip_suffix('+') {
+                Some(w) => (w, true),
+                None => (want, false),
+            };
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            let line = line.trim_end().to_string();
+            if pipelined {
+                let rest = String::from_utf8_lossy(r.buffer()).to_string();
+                assert!(rest.contains("NOOP") && rest.contains("IDLE"), "{rest:?}");
+            }
             let (tag, cmd) = match line.split_once(' ') {
                 Some((tag, cmd)) if line != "DONE" => (tag.to_string(), cmd.to_string()),
                 _ => (last_tag.clone(), line.clone()),
@@ -84,8 +95,33 @@ fn setup() -> (tempfile::TempDir, Arc<Store>, Account) {
 const EXAMINE: &str = "* 1 EXISTS\r\n* OK [UIDVALIDITY 5] v\r\n* OK [UIDNEXT 2] n\r\n\
                        {tag} OK [READ-ONLY] examined\r\n";
 
+/// Wake-ups for [`hold`]: `left` of them at once, then none; counts the
+/// ones answered on the idling session.
+struct Wakes {
+    left: usize,
+    answered: usize,
+}
+
+impl crate::imap::idle::Wakes for Wakes {
+    type Out = ();
+    fn next(&mut self) -> impl std::future::Future<Output = ()> {
+        let now = self.left > 0;
+        self.left = self.left.saturating_sub(1);
+        async move {
+            if !now {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    fn answer(&mut self, _: (), report: &crate::fetch::FetchReport) -> Option<()> {
+        assert!(report.new_ids.is_empty());
+        self.answered += 1;
+        None
+    }
+}
+
 #[tokio::test]
-async fn a_known_inbox_is_checked_with_noop_and_idles_without_examine() {
+async fn a_known_inbox_is_checked_on_the_idling_session_in_one_write() {
     let (_dir, store, account) = setup();
     let (port, script) = server(vec![
         ("LOGIN", "{tag} OK in\r\n"),
@@ -97,17 +133,24 @@ async fn a_known_inbox_is_checked_with_noop_and_idles_without_examine() {
         ("EXAMINE", EXAMINE),
         // IDLE right after it: no command before IDLE.
         ("IDLE", "+ idling\r\n"),
-        ("DONE", "{tag} OK idle done\r\n"),
-        // FetchNow: NOOP only.
+        // FetchNow: DONE, NOOP, IDLE at once; nothing new, answered.
+        ("DONE+", "{tag} OK idle done\r\n"),
         ("NOOP", "* 1 FETCH (FLAGS (\\Seen))\r\n{tag} OK noop\r\n"),
-        // FetchNow: NOOP reports what IDLE did not; the fetch EXAMINEs.
+        ("IDLE", "+ idling\r\n"),
+        // FetchNow: the NOOP reports what IDLE did not: DONE, then a fetch
+        // that EXAMINEs.
+        ("DONE+", "{tag} OK idle done\r\n"),
         ("NOOP", "* 2 EXISTS\r\n{tag} OK noop\r\n"),
-        ("EXAMINE", EXAMINE),
-        // One mail expunged, one arrived: the count is the same, still news.
-        ("NOOP", "* 1 EXPUNGE\r\n* 1 EXISTS\r\n{tag} OK noop\r\n"),
-        ("EXAMINE", EXAMINE),
         ("IDLE", "+ idling\r\n"),
         ("DONE", "{tag} OK idle done\r\n"),
+        ("EXAMINE", EXAMINE),
+        // One mail expunged, one arrived: the count is the same, still news.
+        ("IDLE", "+ idling\r\n"),
+        ("DONE+", "{tag} OK idle done\r\n"),
+        ("NOOP", "* 1 EXPUNGE\r\n* 1 EXISTS\r\n{tag} OK noop\r\n"),
+        ("IDLE", "+ idling\r\n"),
+        ("DONE", "{tag} OK idle done\r\n"),
+        ("EXAMINE", EXAMINE),
     ])
     .await;
     let t = Timeouts::default();
@@ -117,17 +160,28 @@ async fn a_known_inbox_is_checked_with_noop_and_idles_without_examine() {
     let report = run(&mut held, &account, &store, &t, &none).await.unwrap();
     assert!(report.new_ids.is_empty());
     assert_eq!(held.inbox, Some(1), "EXAMINE matched the stored state");
-    let idle = |held| hold(held, &account, &store, &t, Duration::from_secs(5), async {});
-    let (end, back) = idle(held).await;
+    let max = Duration::from_secs(5);
+    let mut wakes = Wakes {
+        left: 2,
+        answered: 0,
+    };
+    let (end, back) = hold(held, &account, &store, &t, max, &mut wakes).await;
     assert!(matches!(end, Wait::Woken(())), "{end:?}");
+    assert_eq!(wakes.answered, 1, "the first check found nothing");
     let mut held = back.expect("the session comes back");
-    for _ in 0..3 {
-        let report = run(&mut held, &account, &store, &t, &none).await.unwrap();
-        assert!(report.new_ids.is_empty());
-        assert_eq!(held.inbox, Some(1));
-    }
-    let (end, _back) = idle(held).await;
+    assert_eq!(held.inbox, None, "the second check found news");
+    run(&mut held, &account, &store, &t, &none).await.unwrap();
+    assert_eq!(held.inbox, Some(1));
+
+    let mut wakes = Wakes {
+        left: 1,
+        answered: 0,
+    };
+    let (end, back) = hold(held, &account, &store, &t, max, &mut wakes).await;
     assert!(matches!(end, Wait::Woken(())), "{end:?}");
+    assert_eq!(wakes.answered, 0);
+    let mut held = back.expect("the session comes back");
+    run(&mut held, &account, &store, &t, &none).await.unwrap();
     script
         .await
         .expect("the server saw exactly the scripted commands");

@@ -65,10 +65,14 @@ impl Task {
             let mut waiters: Vec<Reply> = Vec::new();
             let woke = match (held.take(), next) {
                 (Some(h), Some(delay)) => {
-                    let wake = requests.recv();
+                    let mut wakes = Requests {
+                        rx: &mut requests,
+                        me: &me,
+                    };
+                    let rt = &me.rt;
                     let (end, back) = tokio::select! {
                         _ = cancel.changed() => return,
-                        r = idle::hold(h, &me.account, &me.rt.store, &me.rt.timeouts, idle::REISSUE, wake) => r,
+                        r = idle::hold(h, &me.account, &rt.store, &rt.timeouts, idle::REISSUE, &mut wakes) => r,
                     };
                     held = back;
                     match end {
@@ -122,48 +126,87 @@ impl Task {
                 Some(h) => session::logout(h.session, &me.rt.timeouts).await,
                 None => {}
             }
-            match &result {
-                Ok(report) => {
+            next = match &result {
+                Ok(_) => {
                     backoff.reset();
-                    next = (poll > 0).then(|| Duration::from_secs(u64::from(poll)));
-                    let warning = report.warning.clone().unwrap_or_default();
-                    me.set(|s| {
-                        s.state = State::Idle;
-                        s.last_error = warning;
-                        s.last_fetch_at = now();
-                    });
-                    tracing::info!(account = %id, new = report.new_ids.len(), deleted = report.deleted_on_server, "fetch done");
+                    (poll > 0).then(|| Duration::from_secs(u64::from(poll)))
                 }
-                Err(e) => {
-                    let delay = backoff.fail();
-                    next = (poll > 0).then_some(delay);
-                    let state = match e {
-                        Error::NeedsAuthorization(_) => State::NeedsAuthorization,
-                        _ => State::Error,
-                    };
-                    me.set(|s| {
-                        s.state = state;
-                        s.last_error = e.to_string();
-                    });
-                    tracing::warn!(account = %id, error = %e, retry_in_s = delay.as_secs(), "fetch failed");
-                }
+                Err(_) => (poll > 0).then(|| backoff.fail()),
+            };
+            me.finished(&result, waiters, next);
+        }
+    }
+}
+
+impl Worker {
+    /// Reports a fetch's end: the account's status, the log, the
+    /// FetchFinished notice, and the answer to everyone who asked.
+    fn finished(&self, result: &Result<FetchReport>, waiters: Vec<Reply>, next: Option<Duration>) {
+        let id = &self.account.id;
+        match result {
+            Ok(report) => {
+                let warning = report.warning.clone().unwrap_or_default();
+                self.set(|s| {
+                    s.state = State::Idle;
+                    s.last_error = warning;
+                    s.last_fetch_at = now();
+                });
+                tracing::info!(account = %id, new = report.new_ids.len(), deleted = report.deleted_on_server, "fetch done");
             }
-            me.rt.handle.notify(Notice::FetchFinished {
-                account: id.clone(),
-                new_ids: result
-                    .as_ref()
-                    .map(|r| r.new_ids.clone())
-                    .unwrap_or_default(),
-                error: result
-                    .as_ref()
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default(),
-            });
-            for w in waiters {
-                let _ = w.send(result.clone());
+            Err(e) => {
+                let state = match e {
+                    Error::NeedsAuthorization(_) => State::NeedsAuthorization,
+                    _ => State::Error,
+                };
+                self.set(|s| {
+                    s.state = state;
+                    s.last_error = e.to_string();
+                });
+                let retry_in_s = next.map(|d| d.as_secs());
+                tracing::warn!(account = %id, error = %e, ?retry_in_s, "fetch failed");
             }
         }
+        self.rt.handle.notify(Notice::FetchFinished {
+            account: id.clone(),
+            new_ids: result
+                .as_ref()
+                .map(|r| r.new_ids.clone())
+                .unwrap_or_default(),
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        });
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+/// The task's FetchNow requests as IDLE's wake-ups: a request that a check
+/// on the idling session answers (nothing new) is reported like any fetch
+/// that found nothing, together with every request queued behind it.
+struct Requests<'a> {
+    rx: &'a mut mpsc::UnboundedReceiver<Reply>,
+    me: &'a Worker,
+}
+
+impl idle::Wakes for Requests<'_> {
+    type Out = Option<Reply>;
+
+    fn next(&mut self) -> impl std::future::Future<Output = Self::Out> {
+        self.rx.recv()
+    }
+
+    fn answer(&mut self, out: Self::Out, report: &FetchReport) -> Option<Self::Out> {
+        let first = out?;
+        let mut waiters = vec![first];
+        while let Ok(reply) = self.rx.try_recv() {
+            waiters.push(reply);
+        }
+        self.me.finished(&Ok(report.clone()), waiters, None);
+        None
     }
 }
 
