@@ -8,6 +8,7 @@
 
 pub mod fetch;
 pub mod idle;
+mod idle_round;
 mod idle_wire;
 pub mod kept;
 pub mod session;
