@@ -158,7 +158,7 @@ pub async fn hold<K: Wakes>(
         .await;
         match ended {
             Ended::Quiet => {}
-            Ended::News => return (Wait::NewMail, Some(held)),
+            Ended::News { usable } => return (Wait::NewMail, usable.then_some(held)),
             Ended::Woken {
                 out,
                 usable: true,

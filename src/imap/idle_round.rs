@@ -18,8 +18,10 @@ use crate::net::Timeouts;
 pub(super) enum Ended<W> {
     /// The slice passed without news; IDLE was ended with DONE.
     Quiet,
-    /// New mail; IDLE was ended.
-    News,
+    /// New mail; IDLE was ended (the session is unusable if DONE failed).
+    News {
+        usable: bool,
+    },
     /// A wake-up that needs a fetch; whether the session is still usable,
     /// and whether news came (then INBOX no longer matches the store).
     Woken {
@@ -63,10 +65,7 @@ pub(super) async fn idle_once<K: Wakes>(
                 if !known {
                     break Some(w);
                 }
-                let Some(w) = wakes_answered(session, idling, t, host, exists, wakes, w, unchanged).await else {
-                    return Ended::Failed(Error::Connection(format!("{host}: IDLE ended")));
-                };
-                match w {
+                match wakes_answered(session, idling, t, host, exists, wakes, w, unchanged).await {
                     Recheck::Answered(i) => {
                         idling = i;
                         continue;
@@ -99,7 +98,7 @@ pub(super) async fn idle_once<K: Wakes>(
             usable: true,
             news: news || more,
         },
-        (Ok(more), None) if news || more => Ended::News,
+        (Ok(more), None) if news || more => Ended::News { usable: true },
         (Ok(_), None) => Ended::Quiet,
         (Err(e), Some(out)) => {
             tracing::debug!(host, error = %e, "DONE failed; the fetch reconnects");
@@ -111,7 +110,7 @@ pub(super) async fn idle_once<K: Wakes>(
         }
         (Err(e), None) if news => {
             tracing::debug!(host, error = %e, "DONE failed; the fetch reconnects");
-            Ended::News
+            Ended::News { usable: false }
         }
         (Err(e), None) => Ended::Failed(e),
     }
@@ -138,18 +137,16 @@ async fn wakes_answered<K: Wakes>(
     wakes: &mut K,
     w: K::Out,
     unchanged: &FetchReport,
-) -> Option<Recheck<K::Out>> {
-    Some(
-        match wire::recheck(session, idling, t, host, exists).await {
-            Ok((i, false)) => match wakes.answer(w, unchanged) {
-                None => Recheck::Answered(i),
-                Some(w) => Recheck::News(w, i),
-            },
-            Ok((i, true)) => Recheck::News(w, i),
-            Err(e) => {
-                tracing::debug!(host, error = %e, "the check on the idling session failed");
-                Recheck::Lost(w)
-            }
+) -> Recheck<K::Out> {
+    match wire::recheck(session, idling, t, host, exists).await {
+        Ok((i, false)) => match wakes.answer(w, unchanged) {
+            None => Recheck::Answered(i),
+            Some(w) => Recheck::News(w, i),
         },
-    )
+        Ok((i, true)) => Recheck::News(w, i),
+        Err(e) => {
+            tracing::debug!(host, error = %e, "the check on the idling session failed");
+            Recheck::Lost(w)
+        }
+    }
 }
