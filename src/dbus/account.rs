@@ -221,7 +221,11 @@ impl AccountObject {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u32, ApiError> {
         self.ctx.operator(conn, &hdr).await?;
-        self.current().await?;
+        // No store read first: every stored account has a task, and the
+        // scheduler answers NotFound for one that has none (deleted). A
+        // FetchNow round over 1,000 idle accounts otherwise sent 1,000
+        // reads to the blocking pool at once, which starts a thread for
+        // each that finds none idle.
         let report = self.ctx.scheduler.fetch_now(&self.id).await?;
         Ok(u32::try_from(report.new_ids.len()).unwrap_or(u32::MAX))
     }
