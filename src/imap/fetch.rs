@@ -293,7 +293,7 @@ async fn fetch_batch(
             uid,
             NewMail {
                 server_id: server_id(uidvalidity, uid),
-                raw: body.to_vec(),
+                raw: body.to_vec().into(),
                 received,
             },
         );

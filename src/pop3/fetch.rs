@@ -224,7 +224,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
                     keys.push((e.n, key.clone()));
                     mails.push(NewMail {
                         server_id: key,
-                        raw,
+                        raw: raw.into(),
                         received,
                     });
                 }
