@@ -3,11 +3,13 @@
 //! - [`session`]: TCP/TLS/STARTTLS, greeting, CAPABILITY, LOGIN, timeouts.
 //! - [`fetch`]: INBOX -> store in durable batches -> delete on server.
 //! - [`idle`]: wait for new mail with IDLE (RFC 2177).
+//! - [`partial`]: big mails in pieces into blob files (RFC 3501 §6.4.5).
 //! - [`trash`]: move a deleted mail into the Trash folder (RFC 6851, RFC 4315).
 //! - [`uidset`]: UID sets, batches and server ids (pure).
 
 pub mod fetch;
 pub mod idle;
+pub mod partial;
 pub mod session;
 mod syncstate;
 pub mod trash;
