@@ -3,7 +3,7 @@
 //! A `BODY.PEEK[]` of a 10 MB mail arrives as one 10 MB literal, which
 //! async-imap's read buffer holds whole (and, grown by doubling, keeps at
 //! that size); the fetcher would copy it again into the batch. A mail whose
-//! listed RFC822.SIZE is above [`BLOB_MIN`] is therefore fetched alone with
+//! listed RFC822.SIZE is above [`crate::store::BLOB_MIN`] is therefore fetched alone with
 //! `UID FETCH <uid> (BODY.PEEK[]<offset.PIECE>)`, each piece appended to a
 //! [`crate::store::BlobWriter`] (see `crate::store::blobs`) on the blocking
 //! pool, so that memory holds one piece, never the mail.
@@ -30,28 +30,16 @@ use super::uidset::server_id;
 use crate::error::{Error, Result};
 use crate::fetch::blocking;
 use crate::net::Timeouts;
-use crate::store::{NewMail, Raw, Store, BLOB_MIN};
+use crate::store::{NewMail, Raw, Store};
+
+/// Which mails come here, and what they cost the fetcher's memory budget.
+pub use crate::store::blobs::{held, is_big};
 
 /// Bytes per partial fetch. 1 MiB: the read buffer (grown by doubling to
 /// hold one piece) and the TLS buffers stay a few MB, and a 10 MB mail
 /// costs ten round trips, which against the transfer time of the piece
 /// itself is small even on a distant server.
 pub const PIECE: u32 = 1024 * 1024;
-
-/// Whether a mail of this listed size is fetched in pieces into a blob.
-pub fn is_big(listed_size: u64) -> bool {
-    listed_size > BLOB_MIN
-}
-
-/// What a mail of this listed size holds in memory once downloaded: the
-/// whole mail, or a blob's head. The fetcher's memory budget counts this.
-pub fn held(listed_size: u64) -> u64 {
-    if is_big(listed_size) {
-        crate::store::blobs::HEAD_BYTES as u64
-    } else {
-        listed_size
-    }
-}
 
 /// Downloads mail `uid` in pieces into a staged blob. None: the server
 /// sent no data for a piece (see the module docs); the mail is skipped.

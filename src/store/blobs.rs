@@ -23,6 +23,18 @@
 //!   batch never committed is handed out again, and the rename of the next
 //!   batch replaces such a leftover atomically.
 //!
+//! Summary: a blob mail is summarised by `crate::mime::summarize` from
+//! its first [`HEAD_BYTES`] only (`size` is the blob's length), so the
+//! whole mail is never read back for the index. The header block fits in
+//! practice; when it does not, the headers past the cut are missing (a
+//! `Subject` or `Date` after 64 KiB of `Received:` lines gets the usual
+//! fallbacks: empty subject, the received time), and a header cut in the
+//! middle keeps its first part. A multipart mail's attachments are judged
+//! from the parts that start within the head: a mail whose only attachment
+//! starts after a 64 KiB text part is listed without `has_attachments`
+//! (`GetMessage` parses the whole mail and lists it). Parsing never
+//! decides whether a mail is stored (invariant 4).
+//!
 //! Dropping an unfinished [`BlobWriter`] or an uncommitted [`StagedBlob`]
 //! removes its file, so a failed or skipped download leaves nothing behind
 //! in a long-running daemon.
@@ -46,6 +58,23 @@ use crate::error::{Error, Result};
 /// copies of a mail stay a few MB, large enough that ordinary mail (the
 /// vast majority is under 100 KB) keeps one transaction and no extra files.
 pub const BLOB_MIN: u64 = 1024 * 1024;
+
+/// Whether a mail of this size (as the server lists it: IMAP RFC822.SIZE,
+/// POP3 LIST) is streamed into a blob file by the fetchers.
+pub fn is_big(listed_size: u64) -> bool {
+    listed_size > BLOB_MIN
+}
+
+/// What a mail of this listed size holds in memory once downloaded: the
+/// whole mail, or a blob's head. The fetchers' memory budget
+/// (crate::pipeline) counts this, not the listed size.
+pub fn held(listed_size: u64) -> u64 {
+    if is_big(listed_size) {
+        HEAD_BYTES as u64
+    } else {
+        listed_size
+    }
+}
 
 /// How much of a blob's start is kept in memory for its summary: the
 /// header block of real mail is a few KB, rarely more than 20 KB

@@ -1,9 +1,9 @@
-//! Big mails over IMAP against the real Dovecot (`scripts/test`): fetched
-//! in partial pieces into blob files (src/imap/partial.rs,
-//! src/store/blobs.rs), stored byte-exact next to small mails, the end
-//! found at an exact multiple of the piece size, and the fetch invariants
-//! (each mail once, deleted on the server only after its commit) kept
-//! through kill -9.
+//! Big mails against the real Dovecot (`scripts/test`), streamed into blob
+//! files (src/store/blobs.rs): over IMAP in partial pieces
+//! (src/imap/partial.rs), stored byte-exact next to small mails, the end
+//! found at an exact multiple of the piece size, the fetch invariants (each
+//! mail once, deleted on the server only after its commit) kept through
+//! kill -9; over POP3 RETR'd piece by piece with dot-unstuffing.
 
 mod common;
 mod fetchkit;
@@ -22,7 +22,8 @@ use postfach::store::{Store, BLOB_MIN};
 use rand::Rng;
 
 /// A mail of exactly `size` bytes: headers with `subject` and a unique
-/// Message-ID, then random base64 in CRLF lines of at most 78 bytes.
+/// Message-ID, then random base64 in CRLF lines of at most 78 bytes, with
+/// a line starting with a dot now and then (POP3 stuffs those).
 fn big_mail(subject: &str, size: usize) -> Vec<u8> {
     let tag: u64 = rand::thread_rng().gen();
     let mut m = format!(
@@ -34,8 +35,14 @@ fn big_mail(subject: &str, size: usize) -> Vec<u8> {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut rng = rand::thread_rng();
     assert!(size > m.len() + 2);
+    let mut lines = 0;
     while m.len() < size {
         let room = size - m.len();
+        lines += 1;
+        if lines % 50 == 0 && room >= 78 + 3 + 12 {
+            m.extend_from_slice(b".dot line.\r\n");
+            continue;
+        }
         // A full line, or the last one exactly filling `size` (never a
         // remainder too short for its CRLF).
         let line = if room >= 78 + 3 { 76 } else { room - 2 };
@@ -63,12 +70,16 @@ struct Fixture {
 }
 
 fn fixture(user: &MailUser, delete: bool) -> Fixture {
+    fixture_of("imap", Env::get().imaps_port, user, delete)
+}
+
+fn fixture_of(kind: &str, port: u16, user: &MailUser, delete: bool) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(dir.path()).expect("store"));
     let settings: Vec<(String, SettingValue)> = vec![
-        ("kind".into(), SettingValue::Str("imap".into())),
+        ("kind".into(), SettingValue::Str(kind.into())),
         ("host".into(), SettingValue::Str("127.0.0.1".into())),
-        ("port".into(), SettingValue::U16(Env::get().imaps_port)),
+        ("port".into(), SettingValue::U16(port)),
         ("encryption".into(), SettingValue::Str("tls".into())),
         ("address".into(), SettingValue::Str(user.address.clone())),
         ("username".into(), SettingValue::Str(user.name.clone())),
@@ -92,15 +103,12 @@ impl Fixture {
             read: Duration::from_secs(30),
         };
         let tls = TlsContext::new(Some(&Env::get().ca)).expect("tls context");
-        postfach::imap::fetch::fetch(
-            &self.account,
-            &self.password,
-            &self.store,
-            &tls,
-            &t,
-            &|_, _| {},
-        )
-        .await
+        let (a, p, s) = (&self.account, &self.password, &self.store);
+        if a.kind.as_str() == "pop3" {
+            postfach::pop3::fetch::fetch(a, p, s, &tls, &t, &|_, _| {}).await
+        } else {
+            postfach::imap::fetch::fetch(a, p, s, &tls, &t, &|_, _| {}).await
+        }
         .expect("fetch")
     }
 
@@ -317,4 +325,36 @@ async fn kill9_during_a_big_mail_fetch_loses_nothing() {
         assert!(files(&blobs.join("tmp")).is_empty());
         assert!(!daemon.log().contains("panicked"));
     }
+}
+
+/// POP3: a big mail (with lines the server dot-stuffs) next to small ones
+/// is RETR'd into a blob file and stored exactly as the server's file;
+/// delete on server removes all once stored.
+#[tokio::test]
+async fn pop3_streams_a_big_mail_into_a_blob_file() {
+    let env = Env::get();
+    let user = common::create_user(env, "pop3big");
+    let big = big_mail("pop3 big", 2 * 1024 * 1024 + 99);
+    assert!(big.windows(3).any(|w| w == b"\n.d"));
+    common::drop_raw(env, &user, &small_mail(1));
+    common::drop_raw(env, &user, &big);
+    common::drop_raw(env, &user, &small_mail(2));
+    let f = fixture_of("pop3", env.pop3s_port, &user, true);
+    let report = f.fetch().await;
+    assert_eq!(report.new_ids.len(), 3, "{report:?}");
+    assert_eq!(report.deleted_on_server, 3);
+    assert_eq!(common::message_count(env, &user), 0);
+    let stored = f.stored(&report);
+    let got = stored
+        .get("pop3 big")
+        .expect("big mail stored with its subject");
+    assert!(
+        *got == fetchkit::as_sent(fetchkit::Proto::Pop3, &big),
+        "bytes differ"
+    );
+    assert!(*got == big);
+    assert!(stored.contains_key("small 1") && stored.contains_key("small 2"));
+    let blobs = f.dir.path().join("blobs");
+    assert_eq!(files(&blobs).len(), 2, "one blob file and tmp/");
+    assert!(files(&blobs.join("tmp")).is_empty());
 }
