@@ -28,7 +28,7 @@ use crate::fetch::{blocking, FetchReport, Progress};
 use crate::net::{self, Stream, Timeouts, TlsContext};
 use crate::pipeline::{self, Committed, Committer};
 use crate::store::blobs::{held, is_big};
-use crate::store::{sha256_hex, NewMail, Raw, Store};
+use crate::store::{NewMail, Raw, Store};
 
 /// Server id prefix for mails identified by UIDL.
 pub const UIDL_PREFIX: &str = "pop3:";
@@ -224,13 +224,10 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
         for (e, reply) in small.iter().chain(&big).zip(replies) {
             match reply {
                 Ok(raw) => {
-                    let key = e.key.clone().unwrap_or_else(|| {
-                        let sha = match &raw {
-                            Raw::Bytes(b) => sha256_hex(b),
-                            Raw::Blob(b) => b.sha256().to_string(),
-                        };
-                        format!("{NOUIDL_PREFIX}{sha}")
-                    });
+                    let key = e
+                        .key
+                        .clone()
+                        .unwrap_or_else(|| format!("{NOUIDL_PREFIX}{}", raw.sha256_hex()));
                     keys.push((e.n, key.clone()));
                     mails.push(NewMail {
                         server_id: key,

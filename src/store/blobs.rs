@@ -39,15 +39,17 @@
 //! removes its file, so a failed or skipped download leaves nothing behind
 //! in a long-running daemon.
 
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+mod staging;
+
+use std::fs::{DirBuilder, File};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
-use sha2::{Digest, Sha256};
-
 use redb::{ReadTransaction, ReadableDatabase};
+
+use staging::io_err;
+pub use staging::{BlobWriter, Raw, StagedBlob};
 
 use super::schema::BLOBS;
 use super::{st, Store};
@@ -86,45 +88,6 @@ pub const HEAD_BYTES: usize = 64 * 1024;
 pub const BLOB_DIR: &str = "blobs";
 /// Staging directory inside [`BLOB_DIR`].
 const TMP_DIR: &str = "tmp";
-
-/// The bytes of a fetched mail: in memory, or (above
-/// [`BLOB_MIN`]) streamed into a blob file (see
-/// the module docs for why big mails never pass through redb).
-#[derive(Debug)]
-pub enum Raw {
-    Bytes(Vec<u8>),
-    Blob(StagedBlob),
-}
-
-impl Raw {
-    /// Length of the whole mail.
-    pub fn len(&self) -> u64 {
-        match self {
-            Raw::Bytes(b) => b.len() as u64,
-            Raw::Blob(b) => b.len(),
-        }
-    }
-
-    /// Whether the mail is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Bytes of it held in memory (a blob keeps only its head): what a
-    /// fetcher counts against its memory budget.
-    pub fn in_memory(&self) -> u64 {
-        match self {
-            Raw::Bytes(b) => b.len() as u64,
-            Raw::Blob(b) => b.head().len() as u64,
-        }
-    }
-}
-
-impl From<Vec<u8>> for Raw {
-    fn from(bytes: Vec<u8>) -> Raw {
-        Raw::Bytes(bytes)
-    }
-}
 
 /// The `blobs/` directory of a store.
 #[derive(Debug)]
@@ -183,30 +146,14 @@ impl BlobDir {
             .try_fill_bytes(&mut name)
             .map_err(|e| Error::storage("no randomness for a blob file name", e))?;
         let name: String = name.iter().map(|b| format!("{b:02x}")).collect();
-        let path = self.dir.join(TMP_DIR).join(name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| io_err("cannot create", &path, e))?;
-        Ok(BlobWriter {
-            file: Some(file),
-            path,
-            len: 0,
-            hasher: Sha256::new(),
-            head: Vec::new(),
-        })
+        BlobWriter::create(self.dir.join(TMP_DIR).join(name))
     }
 
     /// Moves a staged blob to `blobs/<id>` (replacing a leftover of an
-    /// uncommitted batch) and returns the new path. Not durable until
+    /// uncommitted batch). Not durable until
     /// [`BlobDir::sync`].
-    pub(crate) fn commit_file(&self, mut blob: StagedBlob, id: u64) -> Result<PathBuf> {
-        let to = self.path(id);
-        std::fs::rename(&blob.path, &to).map_err(|e| io_err("cannot move blob to", &to, e))?;
-        blob.path = PathBuf::new();
-        Ok(to)
+    pub(crate) fn commit_file(&self, blob: StagedBlob, id: u64) -> Result<()> {
+        blob.move_to(&self.path(id))
     }
 
     /// fsync of `blobs/`: makes the renames into it durable.
@@ -227,139 +174,6 @@ impl BlobDir {
                     tracing::warn!(path = %path.display(), "cannot remove blob of a deleted mail: {e}");
                 }
             }
-        }
-    }
-}
-
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::storage(&format!("{what} {}", path.display()), e)
-}
-
-/// Lower-case hex of a digest.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Streams one mail into a staging file; see the module docs. Blocking
-/// I/O: async callers run it on the blocking pool.
-pub struct BlobWriter {
-    /// None once finished.
-    file: Option<File>,
-    path: PathBuf,
-    len: u64,
-    hasher: Sha256,
-    head: Vec<u8>,
-}
-
-impl std::fmt::Debug for BlobWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobWriter")
-            .field("path", &self.path)
-            .field("len", &self.len)
-            .finish()
-    }
-}
-
-impl BlobWriter {
-    /// Appends `buf`, exactly as received (invariant 3).
-    pub fn write(&mut self, buf: &[u8]) -> Result<()> {
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| Error::Storage("blob written after it was finished".into()))?;
-        file.write_all(buf)
-            .map_err(|e| io_err("cannot write", &self.path, e))?;
-        self.hasher.update(buf);
-        self.len = self.len.saturating_add(buf.len() as u64);
-        let room = HEAD_BYTES.saturating_sub(self.head.len());
-        self.head
-            .extend_from_slice(buf.get(..room.min(buf.len())).unwrap_or_default());
-        Ok(())
-    }
-
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether nothing was written yet.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// fsyncs the file and hands it over for [`Store::commit_batch`](super::Store::commit_batch).
-    pub fn finish(mut self) -> Result<StagedBlob> {
-        let file = self
-            .file
-            .take()
-            .ok_or_else(|| Error::Storage("blob finished twice".into()))?;
-        file.sync_all()
-            .map_err(|e| io_err("cannot sync", &self.path, e))?;
-        drop(file);
-        let hasher = std::mem::take(&mut self.hasher);
-        Ok(StagedBlob {
-            path: std::mem::take(&mut self.path),
-            len: self.len,
-            sha256: hex(&hasher.finalize()),
-            head: std::mem::take(&mut self.head),
-        })
-    }
-}
-
-impl Drop for BlobWriter {
-    fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// A finished, fsynced blob waiting in `tmp/` for its commit; dropped
-/// uncommitted (a known mail, a failed batch), it removes its file.
-pub struct StagedBlob {
-    path: PathBuf,
-    len: u64,
-    sha256: String,
-    head: Vec<u8>,
-}
-
-impl StagedBlob {
-    /// Length of the whole mail.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether the mail is empty (never, for a blob, in practice).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// SHA-256 of the whole mail, as `super::sha256_hex` of its bytes.
-    pub fn sha256(&self) -> &str {
-        &self.sha256
-    }
-
-    /// The first [`HEAD_BYTES`] of the mail, for its summary.
-    pub fn head(&self) -> &[u8] {
-        &self.head
-    }
-}
-
-impl std::fmt::Debug for StagedBlob {
-    /// Path, length and hash; never the mail's content.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StagedBlob")
-            .field("path", &self.path)
-            .field("len", &self.len)
-            .field("sha256", &self.sha256)
-            .finish()
-    }
-}
-
-impl Drop for StagedBlob {
-    fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.path);
         }
     }
 }

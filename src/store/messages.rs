@@ -114,22 +114,42 @@ impl Store {
         summarize: &dyn Fn(&[u8], i64) -> Summary,
     ) -> Result<Vec<u64>> {
         let mut moved = Vec::new();
-        let result = self.commit_batch_with(account, mails, summarize, &mut moved);
-        if result.is_err() {
-            // Blob files moved to `blobs/<id>` for a batch that did not
-            // commit: their ids will be handed out again.
-            self.blobs.remove(&moved);
-        }
-        result
+        let prepared = self.prepare_batch(account, mails, summarize, &mut moved);
+        let prepared = prepared.and_then(|p| {
+            if !moved.is_empty() {
+                // The renames must be durable before the rows that point
+                // to them (invariant 1: the server copy may go after this
+                // commit).
+                self.blobs.sync()?;
+            }
+            Ok(p)
+        });
+        let (tx, new_ids) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                // The transaction is dropped uncommitted: the files moved
+                // to `blobs/<id>` belong to nothing, and the ids will be
+                // handed out again.
+                self.blobs.remove(&moved);
+                return Err(e);
+            }
+        };
+        // A failed commit may still have reached the disk (an fsync error
+        // after the commit slot was written), so its files stay; the next
+        // open removes those that no row points to.
+        tx.commit().map_err(st("commit fetched mail"))?;
+        Ok(new_ids)
     }
 
-    fn commit_batch_with(
+    /// Everything of [`Store::commit_batch`] but the commit; `moved`
+    /// collects the ids whose blob file is already in `blobs/`.
+    fn prepare_batch(
         &self,
         account: &Account,
         mails: Vec<NewMail>,
         summarize: &dyn Fn(&[u8], i64) -> Summary,
         moved: &mut Vec<u64>,
-    ) -> Result<Vec<u64>> {
+    ) -> Result<(redb::WriteTransaction, Vec<u64>)> {
         let tx = self.write()?;
         // The stored account, not the caller's copy, decides the visibility
         // class: an owner change committed meanwhile must not be undone.
@@ -163,10 +183,7 @@ impl Store {
                 if sids.get(sid).map_err(st("read server ids"))?.is_some() {
                     continue;
                 }
-                let sha = match &raw {
-                    Raw::Bytes(b) => sha256_hex(b),
-                    Raw::Blob(b) => b.sha256().to_string(),
-                };
+                let sha = raw.sha256_hex();
                 let known = content
                     .get((acct, sha.as_str()))
                     .map_err(st("read content"))?
@@ -189,11 +206,8 @@ impl Store {
                 next_id = id
                     .checked_add(1)
                     .ok_or_else(|| Error::Storage("message id counter overflowed".into()))?;
-                // A blob is summarised from its head (see crate::mime::summarize).
-                let sum = match &raw {
-                    Raw::Bytes(b) => safe_summary(summarize, b, received),
-                    Raw::Blob(b) => safe_summary(summarize, b.head(), received),
-                };
+                // A blob is summarised from its head (see super::blobs).
+                let sum = safe_summary(summarize, raw.summary_bytes(), received);
                 let meta = MessageMeta {
                     id,
                     account: acct.to_string(),
@@ -243,13 +257,7 @@ impl Store {
         if next_id != first_id {
             schema::put_u64(&tx, schema::KEY_NEXT_MESSAGE, next_id)?;
         }
-        if !moved.is_empty() {
-            // The renames must be durable before the rows that point to
-            // them (invariant 1: the server copy may go after this commit).
-            self.blobs.sync()?;
-        }
-        tx.commit().map_err(st("commit fetched mail"))?;
-        Ok(new_ids)
+        Ok((tx, new_ids))
     }
 
     /// The bytes exactly as received: the `raw` row, or the blob file.
