@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{Env, MailUser};
 use postfach::account::{Account, SettingValue};
 use postfach::fetch::FetchReport;
-use postfach::imap::partial::PIECE;
+use postfach::imap::partial::{self, PIECE};
 use postfach::net::{Timeouts, TlsContext};
 use postfach::store::{Store, BLOB_MIN};
 use rand::Rng;
@@ -357,4 +357,44 @@ async fn pop3_streams_a_big_mail_into_a_blob_file() {
     let blobs = f.dir.path().join("blobs");
     assert_eq!(files(&blobs).len(), 2, "one blob file and tmp/");
     assert!(files(&blobs.join("tmp")).is_empty());
+}
+
+/// A UID that is not (or no longer) on the server gives no piece: the mail
+/// is skipped (None, nothing staged is left), and the session goes on to
+/// fetch the next big mail.
+#[tokio::test]
+async fn a_vanished_uid_is_skipped_and_leaves_no_file() {
+    let env = Env::get();
+    let user = common::create_user(env, "imapgone");
+    let big = big_mail("still here", 1_300_000);
+    common::drop_raw(env, &user, &big);
+    let f = fixture(&user, false);
+    let t = Timeouts {
+        connect: Duration::from_secs(10),
+        read: Duration::from_secs(30),
+    };
+    let tls = TlsContext::new(Some(&env.ca)).expect("tls context");
+    let mut session = postfach::imap::session::open(&f.account, &f.password, &tls, &t)
+        .await
+        .expect("login");
+    let mailbox = session.examine("INBOX").await.expect("EXAMINE");
+    let validity = mailbox.uid_validity.expect("UIDVALIDITY");
+    let next = mailbox.uid_next.expect("UIDNEXT");
+    let (store, host) = (&f.store, "127.0.0.1");
+    let gone = partial::fetch(&mut session, store, &t, host, validity, next + 10, 5)
+        .await
+        .expect("no error for a missing UID");
+    assert!(gone.is_none());
+    assert!(files(&f.dir.path().join("blobs").join("tmp")).is_empty());
+    let here = partial::fetch(&mut session, store, &t, host, validity, next - 1, 5)
+        .await
+        .expect("fetch")
+        .expect("the mail");
+    assert_eq!(here.raw.len(), big.len() as u64);
+    let ids = f
+        .store
+        .commit_batch(&f.account, vec![here], &postfach::mime::summarize)
+        .expect("commit");
+    assert!(f.store.raw(ids[0]).expect("raw").expect("stored") == big);
+    postfach::imap::session::logout(session, &t).await;
 }
