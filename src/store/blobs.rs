@@ -21,15 +21,20 @@
 //! - `blobs/<id>` without a row (crash between rename and commit, or between
 //!   a deletion's commit and its unlink): removed at open. An id whose
 //!   batch never committed is handed out again, and the rename of the next
-//!   batch replaces such a leftover atomically.
+//!   batch replaces such a leftover atomically. A commit that itself
+//!   failed keeps its files (it may have reached the disk all the same);
+//!   the same sweep removes them if no row points to them.
+//!
+//! A backup of the store must copy `blobs/` with the redb file, and a
+//! restore must replace both (Backup/Restore are not written yet).
 //!
 //! Summary: a blob mail is summarised by `crate::mime::summarize` from
 //! its first [`HEAD_BYTES`] only (`size` is the blob's length), so the
 //! whole mail is never read back for the index. The header block fits in
 //! practice; when it does not, the headers past the cut are missing (a
 //! `Subject` or `Date` after 64 KiB of `Received:` lines gets the usual
-//! fallbacks: empty subject, the received time), and a header cut in the
-//! middle keeps its first part. A multipart mail's attachments are judged
+//! fallbacks: empty subject, the received time), and the header cut in
+//! the middle is kept truncated or dropped. A multipart mail's attachments are judged
 //! from the parts that start within the head: a mail whose only attachment
 //! starts after a 64 KiB text part is listed without `has_attachments`
 //! (`GetMessage` parses the whole mail and lists it). Parsing never
@@ -80,8 +85,8 @@ pub fn held(listed_size: u64) -> u64 {
 
 /// How much of a blob's start is kept in memory for its summary: the
 /// header block of real mail is a few KB, rarely more than 20 KB
-/// (long `Received:` chains); see `crate::mime::summarize` for what
-/// happens when it does not fit.
+/// (long `Received:` chains); the module docs say what happens when it
+/// does not fit.
 pub const HEAD_BYTES: usize = 64 * 1024;
 
 /// Directory name of the blobs inside the state directory.

@@ -281,3 +281,28 @@ fn schema_3_store_is_migrated_and_takes_blobs() {
         .unwrap()
         .any(|t| t.name() == schema::BLOBS.name()));
 }
+
+#[test]
+fn headers_beyond_the_head_get_fallbacks_and_the_mail_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = store.create_account(|id| pop3(id, None)).unwrap();
+    // 70 KiB of Received: lines push Subject and Date past the head.
+    let mut raw = Vec::new();
+    while raw.len() < HEAD_BYTES + 6 * 1024 {
+        raw.extend_from_slice(b"Received: from relay.example.org by mx.example.org; hop\r\n");
+    }
+    raw.extend_from_slice(b"Subject: late\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\n");
+    raw.extend_from_slice(&big_mail("inner", 6, 1_100_000));
+    let ids = store
+        .commit_batch(
+            &a,
+            vec![blob_mail(&store, "pop3:1", &raw)],
+            &crate::mime::summarize,
+        )
+        .unwrap();
+    let m = store.message(ids[0]).unwrap().unwrap();
+    assert_eq!((m.subject.as_str(), m.date), ("", 1_700_000_000));
+    assert_eq!(m.size, raw.len() as u64);
+    assert!(store.raw(ids[0]).unwrap().unwrap() == raw);
+}
