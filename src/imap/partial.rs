@@ -38,7 +38,10 @@ pub use crate::store::blobs::{held, is_big};
 /// Bytes per partial fetch. 1 MiB: the read buffer (grown by doubling to
 /// hold one piece) and the TLS buffers stay a few MB, and a 10 MB mail
 /// costs ten round trips, which against the transfer time of the piece
-/// itself is small even on a distant server.
+/// itself is small even on a distant server. Measured with
+/// `scripts/bench --only big-imap-tls` (100 mails of 10 MB): 2 and 4 MiB
+/// pieces were no faster and Dovecot's CPU stayed the same, while the peak
+/// RSS grew from 14.5 to 15.7 and 17.7 MB.
 pub const PIECE: u32 = 1024 * 1024;
 
 /// Downloads mail `uid` in pieces into a staged blob. None: the server
