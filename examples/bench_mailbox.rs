@@ -162,7 +162,7 @@ fn fill(dir: &Path, mails: usize, body: usize) -> Res<Store> {
                 let date = T0 - (x % SPAN as u64) as i64;
                 NewMail {
                     server_id: format!("imap:INBOX:1:{}", stored + i),
-                    raw: mail(stored + i, date, body),
+                    raw: mail(stored + i, date, body).into(),
                     received: T0,
                 }
             })

@@ -125,7 +125,7 @@ impl<T> Committer<T> {
     /// result is returned (so the caller never has two in flight).
     pub async fn start(&mut self, mails: Vec<NewMail>, tag: T) -> Result<Option<Committed<T>>> {
         let before = self.wait().await?;
-        let bytes = mails.iter().map(|m| m.raw.len() as u64).sum();
+        let bytes = mails.iter().map(|m| m.raw.in_memory()).sum();
         let store = Arc::clone(&self.store);
         let account = self.account.clone();
         let handle = tokio::task::spawn_blocking(move || {

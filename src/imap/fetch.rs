@@ -23,6 +23,10 @@
 //! (crate::pipeline::Committer); `UID STORE`/`UID EXPUNGE` come after the
 //! last commit completed and re-read the store, as before.
 //!
+//! Mails above `crate::store::BLOB_MIN` (by the listed RFC822.SIZE) are
+//! fetched alone in pieces into blob files (crate::imap::partial), so that
+//! no big mail is ever held whole in memory.
+//!
 //! Bodies are fetched with `BODY.PEEK[]` (RFC 3501 §6.4.5) so that `\Seen`
 //! stays as the user left it for other clients, and the literal bytes are
 //! stored as they came: no line-ending or dot rewriting (invariant 3).
@@ -34,6 +38,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 
 use super::kept::Held;
+use super::partial;
 use super::session::{self, imap_error, timed, Caps, Session};
 use super::syncstate;
 pub use super::syncstate::SyncState;
@@ -163,12 +168,11 @@ pub(crate) async fn run(
         pipeline::BATCH_BYTES,
     );
     for batch in batches {
-        let bytes = batch.iter().map(|(_, size)| size).sum();
-        let batch: Vec<u32> = batch.iter().map(|(uid, _)| *uid).collect();
+        let bytes = batch.iter().map(|(_, size)| partial::held(*size)).sum();
         if committer.must_wait(bytes) {
             on_commit(committer.wait().await?);
         }
-        let fetched = fetch_batch(session, t, host, uidvalidity, &batch).await;
+        let fetched = fetch_batch(session, store, t, host, uidvalidity, &batch).await;
         let mails = match fetched {
             Ok(mails) => mails,
             Err(e) => {
@@ -252,7 +256,12 @@ async fn list_uids(session: &mut Session, t: &Timeouts, host: &str) -> Result<Ve
 
 /// One stream item under the read timeout: a slow but steady server (a
 /// 25 MB mail) is fine, a silent one is not.
-async fn next<S, T>(stream: &mut S, t: &Timeouts, host: &str, what: &str) -> Result<Option<T>>
+pub(super) async fn next<S, T>(
+    stream: &mut S,
+    t: &Timeouts,
+    host: &str,
+    what: &str,
+) -> Result<Option<T>>
 where
     S: futures::Stream<Item = async_imap::error::Result<T>> + Unpin,
 {
@@ -267,17 +276,38 @@ where
     }
 }
 
-/// Downloads one batch. A UID that vanished meanwhile (another client
-/// expunged it) is simply absent from the result; unsolicited FETCH
-/// responses for other messages (flag changes) are ignored.
+/// Downloads one batch of (UID, listed size): big mails one by one in
+/// pieces into blob files (crate::imap::partial), the others with one
+/// `UID FETCH`. A UID that vanished meanwhile (another client expunged it)
+/// is simply absent from the result; unsolicited FETCH responses for other
+/// messages (flag changes) are ignored.
 async fn fetch_batch(
     session: &mut Session,
+    store: &Store,
     t: &Timeouts,
     host: &str,
     uidvalidity: u32,
-    uids: &[u32],
+    batch: &[(u32, u64)],
 ) -> Result<Vec<NewMail>> {
-    let set = compress(uids);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let mut got: HashMap<u32, NewMail> = HashMap::new();
+    for &(uid, _) in batch.iter().filter(|(_, size)| partial::is_big(*size)) {
+        if let Some(m) = partial::fetch(session, store, t, host, uidvalidity, uid, now).await? {
+            got.insert(uid, m);
+        }
+    }
+    let uids: Vec<u32> = batch
+        .iter()
+        .filter(|(_, size)| !partial::is_big(*size))
+        .map(|(uid, _)| *uid)
+        .collect();
+    if uids.is_empty() {
+        return Ok(in_uid_order(got));
+    }
+    let set = compress(&uids);
     let wanted: HashSet<u32> = uids.iter().copied().collect();
     let what = "downloading mail (UID FETCH BODY.PEEK[])";
     let stream = timed(t, host, what, async {
@@ -288,11 +318,6 @@ async fn fetch_batch(
     })
     .await?;
     let mut stream = std::pin::pin!(stream);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let mut got: HashMap<u32, NewMail> = HashMap::new();
     while let Some(item) = next(&mut stream, t, host, what).await? {
         let Some(uid) = item.uid.filter(|u| wanted.contains(u)) else {
             continue;
@@ -305,14 +330,18 @@ async fn fetch_batch(
             uid,
             NewMail {
                 server_id: server_id(uidvalidity, uid),
-                raw: body.to_vec(),
+                raw: body.to_vec().into(),
                 received,
             },
         );
     }
+    Ok(in_uid_order(got))
+}
+
+fn in_uid_order(got: HashMap<u32, NewMail>) -> Vec<NewMail> {
     let mut mails: Vec<(u32, NewMail)> = got.into_iter().collect();
     mails.sort_unstable_by_key(|(uid, _)| *uid);
-    Ok(mails.into_iter().map(|(_, m)| m).collect())
+    mails.into_iter().map(|(_, m)| m).collect()
 }
 
 /// Deletes from the server exactly those of `on_server` whose server id the

@@ -2,7 +2,10 @@
 //!
 //! - [`session`]: TCP/TLS/STARTTLS, greeting, CAPABILITY, LOGIN, timeouts.
 //! - [`fetch`]: INBOX -> store in durable batches -> delete on server.
-//! - [`idle`]: wait for new mail with IDLE (RFC 2177).
+//! - [`idle`]: wait for new mail with IDLE (RFC 2177); `idle_round` and
+//!   `idle_wire` are one IDLE round and its commands.
+//! - [`kept`]: the session an account keeps between fetches, and NOOP.
+//! - [`partial`]: big mails in pieces into blob files (RFC 3501 §6.4.5).
 //! - [`trash`]: move a deleted mail into the Trash folder (RFC 6851, RFC 4315).
 //! - [`uidset`]: UID sets, batches and server ids (pure).
 
@@ -11,6 +14,7 @@ pub mod idle;
 mod idle_round;
 mod idle_wire;
 pub mod kept;
+pub mod partial;
 pub mod session;
 mod syncstate;
 pub mod trash;

@@ -12,7 +12,9 @@ use base64::Engine;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::time::timeout;
 
-use super::wire::{parse_listing, read_line, read_multiline, server_text, status};
+use super::wire::{
+    parse_listing, read_line, read_multiline, read_multiline_to, server_text, status,
+};
 use crate::error::{Error, Result};
 
 /// Default cap for one mail; larger mails are refused, not truncated.
@@ -312,6 +314,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         self.simple(&["RETR", &n.to_string()], &format!("RETR {n}"))
             .await?;
         self.read_mail(n).await
+    }
+
+    /// RETR one message into `sink` piece by piece (a big mail: see
+    /// [`read_multiline_to`]); returns its length. Ok(Err(server text)):
+    /// the server refused this message, as in [`Client::retr_many`], and
+    /// the session goes on.
+    pub async fn retr_to(
+        &mut self,
+        n: u32,
+        sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
+    ) -> Result<std::result::Result<u64, String>> {
+        self.command(&["RETR", &n.to_string()]).await?;
+        if let Err(text) = self.status().await? {
+            return Ok(Err(text));
+        }
+        let what = format!("message {n}");
+        let len = read_multiline_to(&mut self.io, self.read, self.max_mail, &what, sink).await?;
+        Ok(Ok(len))
     }
 
     async fn read_mail(&mut self, n: u32) -> Result<Vec<u8>> {

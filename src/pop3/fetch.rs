@@ -8,6 +8,10 @@
 //! the server must not enter UPDATE state), which is the safety net for
 //! crashes and stops in the middle of a fetch.
 //!
+//! A mail above `crate::store::BLOB_MIN` (by its LIST size) is RETR'd on
+//! its own and streamed, dot-unstuffed piece by piece, into a blob file
+//! (crate::store::blobs), so no big mail is ever whole in memory.
+//!
 //! A batch's RETRs run while the previous batch commits on the blocking pool
 //! (crate::pipeline); a mail counts as stored, and may be DELE'd, only once
 //! its batch's commit has completed.
@@ -23,7 +27,8 @@ use crate::error::{Error, Result};
 use crate::fetch::{blocking, FetchReport, Progress};
 use crate::net::{self, Stream, Timeouts, TlsContext};
 use crate::pipeline::{self, Committed, Committer};
-use crate::store::{sha256_hex, NewMail, Store};
+use crate::store::blobs::{held, is_big};
+use crate::store::{NewMail, Raw, Store};
 
 /// Server id prefix for mails identified by UIDL.
 pub const UIDL_PREFIX: &str = "pop3:";
@@ -199,11 +204,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
     // crate::pipeline for the rules that keep this safe.
     let mut committer = Committer::new(store, account);
     for batch in batches(&wanted, &limits) {
-        if committer.must_wait(batch.iter().map(|e| e.size).sum()) {
+        if committer.must_wait(batch.iter().map(|e| held(e.size)).sum()) {
             on_commit(committer.wait().await?);
         }
-        let nums: Vec<u32> = batch.iter().map(|e| e.n).collect();
-        let replies = match c.retr_many(&nums).await {
+        // Big mails are RETR'd one by one straight into blob files.
+        let (big, small): (Vec<&Entry>, Vec<&Entry>) = batch.iter().partition(|e| is_big(e.size));
+        let nums: Vec<u32> = small.iter().map(|e| e.n).collect();
+        let replies = match retr_all(&mut c, store, &nums, &big).await {
             Ok(r) => r,
             Err(e) => {
                 // Never leave the commit in flight behind a reported error.
@@ -214,13 +221,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
         let received = now();
         let mut mails = Vec::with_capacity(replies.len());
         let mut keys = Vec::with_capacity(replies.len());
-        for (e, reply) in batch.iter().zip(replies) {
+        for (e, reply) in small.iter().chain(&big).zip(replies) {
             match reply {
                 Ok(raw) => {
                     let key = e
                         .key
                         .clone()
-                        .unwrap_or_else(|| format!("{NOUIDL_PREFIX}{}", sha256_hex(&raw)));
+                        .unwrap_or_else(|| format!("{NOUIDL_PREFIX}{}", raw.sha256_hex()));
                     keys.push((e.n, key.clone()));
                     mails.push(NewMail {
                         server_id: key,
@@ -275,6 +282,34 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
         report.warning = Some(warnings.join("; "));
     }
     Ok(report)
+}
+
+/// One reply per mail: `small` (message numbers) pipelined into memory,
+/// then each of `big` streamed into a blob file (crate::store::blobs), in
+/// that order. Err(server text) for a mail the server refused.
+async fn retr_all<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    c: &mut Client<S>,
+    store: &Store,
+    small: &[u32],
+    big: &[&Entry],
+) -> Result<Vec<std::result::Result<Raw, String>>> {
+    let mut out: Vec<std::result::Result<Raw, String>> = c
+        .retr_many(small)
+        .await?
+        .into_iter()
+        .map(|r| r.map(Raw::Bytes))
+        .collect();
+    for e in big {
+        let mut w = blocking(|| store.blob_writer())?;
+        let got = c
+            .retr_to(e.n, &mut |piece| blocking(|| w.write(piece)))
+            .await?;
+        out.push(match got {
+            Ok(_) => Ok(Raw::Blob(blocking(|| w.finish())?)),
+            Err(text) => Err(text),
+        });
+    }
+    Ok(out)
 }
 
 /// Pair LIST sizes with UIDL ids. A UIDL seen twice in one listing breaks

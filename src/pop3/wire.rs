@@ -94,22 +94,70 @@ pub async fn read_multiline<R: AsyncBufRead + Unpin>(
     loop {
         let buf = fill(r, read).await?;
         if buf.is_empty() {
-            return Err(Error::Connection(format!(
-                "POP3 server closed the connection in the middle of {what}"
-            )));
+            return Err(closed_in(what));
         }
         let (used, done) = unstuff(buf, &mut state, &mut out);
         r.consume(used);
         if out.len() > cap {
-            return Err(Error::Connection(format!(
-                "{what} is larger than the limit of {} MB",
-                cap / 1_000_000
-            )));
+            return Err(too_large(what, cap));
         }
         if done {
             return Ok(out);
         }
     }
+}
+
+/// Bytes [`read_multiline_to`] collects before it hands them on.
+pub const SINK_PIECE: usize = 256 * 1024;
+
+/// [`read_multiline`] for a big mail: the unstuffed bytes go to `sink` in
+/// pieces of about [`SINK_PIECE`] (e.g. into a blob file, see
+/// crate::store::blobs), so the mail is never whole in memory. The
+/// unstuffing state carries over from piece to piece, so a stuffed dot or
+/// the terminator split across reads is handled as in one pass. Returns
+/// the total length.
+pub async fn read_multiline_to<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    read: Duration,
+    cap: usize,
+    what: &str,
+    sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
+) -> Result<u64> {
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    let mut state = State::LineStart;
+    loop {
+        let buf = fill(r, read).await?;
+        if buf.is_empty() {
+            return Err(closed_in(what));
+        }
+        let (used, done) = unstuff(buf, &mut state, &mut out);
+        r.consume(used);
+        if total.saturating_add(out.len()) > cap {
+            return Err(too_large(what, cap));
+        }
+        if done || out.len() >= SINK_PIECE {
+            total = total.saturating_add(out.len());
+            sink(&out)?;
+            out.clear();
+        }
+        if done {
+            return Ok(total as u64);
+        }
+    }
+}
+
+fn closed_in(what: &str) -> Error {
+    Error::Connection(format!(
+        "POP3 server closed the connection in the middle of {what}"
+    ))
+}
+
+fn too_large(what: &str, cap: usize) -> Error {
+    Error::Connection(format!(
+        "{what} is larger than the limit of {} MB",
+        cap / 1_000_000
+    ))
 }
 
 /// Run the state machine over `input`, appending kept bytes to `out`.
@@ -269,6 +317,47 @@ mod tests {
         assert!(done);
         assert_eq!(out, b"x\r\n");
         assert_eq!(used, 6);
+    }
+
+    /// A stuffed mail of several sink pieces, read through a tiny buffer:
+    /// the pieces join to what the one-pass reader gives, none is much
+    /// larger than SINK_PIECE, and the bytes after the terminator stay.
+    #[tokio::test]
+    async fn streamed_reading_gives_the_same_bytes_in_bounded_pieces() {
+        let mut wire = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..60_000 {
+            let line = format!(".{i} line, stuffed when it starts with a dot\r\n");
+            wire.extend_from_slice(b".");
+            wire.extend_from_slice(line.as_bytes());
+            want.extend_from_slice(line.as_bytes());
+        }
+        wire.extend_from_slice(b".\r\n+OK next\r\n");
+        assert!(want.len() > 3 * SINK_PIECE);
+        let read = Duration::from_secs(5);
+        let mut r = tokio::io::BufReader::with_capacity(1000, wire.as_slice());
+        let mut pieces: Vec<usize> = Vec::new();
+        let mut got = Vec::new();
+        let len = read_multiline_to(&mut r, read, usize::MAX, "m", &mut |p| {
+            pieces.push(p.len());
+            got.extend_from_slice(p);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(len, want.len() as u64);
+        assert!(got == want);
+        assert!(pieces.len() > 3, "{pieces:?}");
+        assert!(pieces.iter().all(|p| *p < SINK_PIECE + 1000), "{pieces:?}");
+        assert_eq!(read_line(&mut r, read).await.unwrap(), b"+OK next");
+        let mut r = tokio::io::BufReader::with_capacity(1000, wire.as_slice());
+        assert!(read_multiline(&mut r, read, usize::MAX, "m").await.unwrap() == want);
+        // The cap counts the whole mail, not one piece.
+        let mut r = tokio::io::BufReader::with_capacity(1000, wire.as_slice());
+        let err = read_multiline_to(&mut r, read, SINK_PIECE * 2, "m", &mut |_| Ok(()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("larger than the limit"), "{err}");
     }
 
     #[test]

@@ -206,8 +206,10 @@ impl Store {
                     .map_err(st("remove sync state"))?;
             }
         }
-        super::purge::delete_account_messages(&tx, &account)?;
-        tx.commit().map_err(st("commit account deletion"))
+        let blobs = super::purge::delete_account_messages(&tx, &account)?;
+        tx.commit().map_err(st("commit account deletion"))?;
+        self.blobs.remove(&blobs);
+        Ok(())
     }
 }
 

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::accounts::{account_in, no_account};
-use super::schema::{self, CONTENT, MESSAGES, MESSAGE_SIDS, RAW, SERVER_IDS};
+pub use super::blobs::Raw;
+use super::schema::{self, BLOBS, CONTENT, MESSAGES, MESSAGE_SIDS, RAW, SERVER_IDS};
 use super::views::{meta_in, owner_in, Writer};
 use super::{st, Store};
 use crate::account::Account;
@@ -24,11 +25,11 @@ use crate::error::{Error, Result};
 pub const INBOX: &str = "inbox";
 
 /// One mail as a fetcher received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct NewMail {
     /// Opaque, chosen by the fetcher: `pop3:<uidl>`, `imap:INBOX:<uidvalidity>:<uid>`.
     pub server_id: String,
-    pub raw: Vec<u8>,
+    pub raw: Raw,
     /// Unix seconds when it was received.
     pub received: i64,
 }
@@ -112,6 +113,43 @@ impl Store {
         mails: Vec<NewMail>,
         summarize: &dyn Fn(&[u8], i64) -> Summary,
     ) -> Result<Vec<u64>> {
+        let mut moved = Vec::new();
+        let prepared = self.prepare_batch(account, mails, summarize, &mut moved);
+        let prepared = prepared.and_then(|p| {
+            if !moved.is_empty() {
+                // The renames must be durable before the rows that point
+                // to them (invariant 1: the server copy may go after this
+                // commit).
+                self.blobs.sync()?;
+            }
+            Ok(p)
+        });
+        let (tx, new_ids) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                // The transaction is dropped uncommitted: the files moved
+                // to `blobs/<id>` belong to nothing, and the ids will be
+                // handed out again.
+                self.blobs.remove(&moved);
+                return Err(e);
+            }
+        };
+        // A failed commit may still have reached the disk (an fsync error
+        // after the commit slot was written), so its files stay; the next
+        // open removes those that no row points to.
+        tx.commit().map_err(st("commit fetched mail"))?;
+        Ok(new_ids)
+    }
+
+    /// Everything of [`Store::commit_batch`] but the commit; `moved`
+    /// collects the ids whose blob file is already in `blobs/`.
+    fn prepare_batch(
+        &self,
+        account: &Account,
+        mails: Vec<NewMail>,
+        summarize: &dyn Fn(&[u8], i64) -> Summary,
+        moved: &mut Vec<u64>,
+    ) -> Result<(redb::WriteTransaction, Vec<u64>)> {
         let tx = self.write()?;
         // The stored account, not the caller's copy, decides the visibility
         // class: an owner change committed meanwhile must not be undone.
@@ -132,6 +170,7 @@ impl Store {
             let mut content = tx.open_table(CONTENT).map_err(st("open content"))?;
             let mut message_sids = tx.open_table(MESSAGE_SIDS).map_err(st("open server ids"))?;
             let mut raws = tx.open_table(RAW).map_err(st("open raw"))?;
+            let mut blob_rows = tx.open_table(BLOBS).map_err(st("open blobs"))?;
             let mut messages = tx.open_table(MESSAGES).map_err(st("open messages"))?;
             let mut views = Writer::open(&tx)?;
             for mail in mails {
@@ -144,7 +183,7 @@ impl Store {
                 if sids.get(sid).map_err(st("read server ids"))?.is_some() {
                     continue;
                 }
-                let sha = sha256_hex(&raw);
+                let sha = raw.sha256_hex();
                 let known = content
                     .get((acct, sha.as_str()))
                     .map_err(st("read content"))?
@@ -167,7 +206,8 @@ impl Store {
                 next_id = id
                     .checked_add(1)
                     .ok_or_else(|| Error::Storage("message id counter overflowed".into()))?;
-                let sum = safe_summary(summarize, &raw, received);
+                // A blob is summarised from its head (see super::blobs).
+                let sum = safe_summary(summarize, raw.summary_bytes(), received);
                 let meta = MessageMeta {
                     id,
                     account: acct.to_string(),
@@ -179,7 +219,7 @@ impl Store {
                     subject: sum.subject,
                     date: sum.date.unwrap_or(received),
                     received,
-                    size: raw.len() as u64,
+                    size: raw.len(),
                     read: false,
                     has_attachments: sum.has_attachments,
                     contact: String::new(),
@@ -188,9 +228,18 @@ impl Store {
                     account_name: account.name.clone(),
                     account_address: account.address.clone(),
                 };
-                raws.insert(id, raw.as_slice())
-                    .map_err(st("write raw mail"))?;
-                drop(raw);
+                match raw {
+                    Raw::Bytes(b) => {
+                        raws.insert(id, b.as_slice())
+                            .map_err(st("write raw mail"))?;
+                    }
+                    Raw::Blob(b) => {
+                        let len = b.len();
+                        self.blobs.commit_file(b, id)?;
+                        moved.push(id);
+                        blob_rows.insert(id, len).map_err(st("write blob row"))?;
+                    }
+                }
                 sids.insert(sid, id).map_err(st("write server ids"))?;
                 content
                     .insert((acct, sha.as_str()), id)
@@ -208,16 +257,23 @@ impl Store {
         if next_id != first_id {
             schema::put_u64(&tx, schema::KEY_NEXT_MESSAGE, next_id)?;
         }
-        tx.commit().map_err(st("commit fetched mail"))?;
-        Ok(new_ids)
+        Ok((tx, new_ids))
     }
 
-    /// The bytes exactly as received.
+    /// The bytes exactly as received: the `raw` row, or the blob file.
     pub fn raw(&self, id: u64) -> Result<Option<Vec<u8>>> {
-        let tx = self.read()?;
-        let t = tx.open_table(RAW).map_err(st("open raw"))?;
-        let v = t.get(id).map_err(st("read raw mail"))?;
-        Ok(v.map(|g| g.value().to_vec()))
+        let blob_len = {
+            let tx = self.read()?;
+            let t = tx.open_table(RAW).map_err(st("open raw"))?;
+            if let Some(v) = t.get(id).map_err(st("read raw mail"))? {
+                return Ok(Some(v.value().to_vec()));
+            }
+            super::blobs::blob_len(&tx, id)?
+        };
+        match blob_len {
+            None => Ok(None),
+            Some(len) => self.read_blob(id, len),
+        }
     }
 
     pub fn message(&self, id: u64) -> Result<Option<MessageMeta>> {
@@ -293,6 +349,12 @@ impl Store {
             .map_err(st("open raw"))?
             .remove(id)
             .map_err(st("remove raw mail"))?;
+        let had_blob = tx
+            .open_table(BLOBS)
+            .map_err(st("open blobs"))?
+            .remove(id)
+            .map_err(st("remove blob row"))?
+            .is_some();
         let acct = m.account.as_str();
         // Tombstones, not removal: a mail deleted only here may still be on
         // the server (no Trash folder, delete-on-server off), and the next
@@ -320,6 +382,9 @@ impl Store {
             }
         }
         tx.commit().map_err(st("commit message deletion"))?;
+        if had_blob {
+            self.blobs.remove(&[id]);
+        }
         Ok(Some((m.account, sids)))
     }
 }

@@ -9,12 +9,14 @@
 //!
 //! Files: [`schema`] (tables, meta, migrations), [`secret`] (encryption at
 //! rest), `accounts` (accounts and secrets), `messages` (fetched mail),
+//! [`blobs`] (big mails as files in `blobs/`, see there why),
 //! `tracking` (server ids, content hashes, sync state), `purge` (what an
 //! account deletion removes), `views` (visibility classes and the scopes a
 //! message is listed in), `rank` (counts and deep offsets in O(log n)),
 //! `list` (paging and visibility checks).
 
 mod accounts;
+pub mod blobs;
 mod counters;
 mod list;
 mod messages;
@@ -35,6 +37,7 @@ use nix::fcntl::{Flock, FlockArg};
 use rand::RngCore;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
+pub use blobs::{BlobWriter, Raw, StagedBlob, BLOB_MIN};
 pub use list::{ListQuery, Visibility};
 pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
 pub use secret::{Secret, SecretKind};
@@ -65,6 +68,8 @@ pub struct Store {
     /// None when `secret.key` is missing: old secrets are unreadable, a new
     /// secret creates a new key.
     key: Mutex<Option<SecretKey>>,
+    /// `blobs/` next to the database: mails above [`BLOB_MIN`].
+    blobs: blobs::BlobDir,
     /// Held for the life of the store; dropping it releases the flock.
     _lock: Flock<File>,
 }
@@ -90,6 +95,8 @@ impl Store {
         let path = state_dir.join(DB_FILE);
         let db = open_db(&path)?;
         let (installation_id, has_secrets) = init_schema(&db, &path)?;
+        let blobs = blobs::BlobDir::open(state_dir)?;
+        blobs::remove_orphans(&db, &blobs)?;
         let key_path = state_dir.join(secret::KEY_FILE);
         let key = match SecretKey::load(&key_path)? {
             Some(k) => Some(k),
@@ -108,6 +115,7 @@ impl Store {
             path,
             installation_id,
             key: Mutex::new(key),
+            blobs,
             _lock: lock,
         })
     }

@@ -7,7 +7,7 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::messages::{meta_from, meta_json};
-use super::schema::{CONTENT, MESSAGES, RAW, SERVER_IDS};
+use super::schema::{BLOBS, CONTENT, MESSAGES, RAW, SERVER_IDS};
 use super::st;
 use super::tracking::take_message_sids;
 use super::views::Writer;
@@ -17,13 +17,19 @@ use crate::error::Result;
 /// Part of `delete_account`, in its transaction: remove the account's
 /// unassigned messages (raw, summary, view entries) and all its server ids
 /// and content hashes; assigned messages stay with the account's last name
-/// and address. Reads only the account's own index entries.
-pub(super) fn delete_account_messages(tx: &WriteTransaction, account: &Account) -> Result<()> {
+/// and address. Reads only the account's own index entries. Returns the
+/// ids whose blob files the caller removes after the commit.
+pub(super) fn delete_account_messages(
+    tx: &WriteTransaction,
+    account: &Account,
+) -> Result<Vec<u64>> {
     let acct = account.id.as_str();
     let mut w = Writer::open(tx)?;
     let ids = w.account_ids(acct, None)?;
     let mut messages = tx.open_table(MESSAGES).map_err(st("open messages"))?;
     let mut raw = tx.open_table(RAW).map_err(st("open raw"))?;
+    let mut blob_rows = tx.open_table(BLOBS).map_err(st("open blobs"))?;
+    let mut blobs = Vec::new();
     for id in ids {
         let Some(mut m) = messages
             .get(id)
@@ -38,6 +44,13 @@ pub(super) fn delete_account_messages(tx: &WriteTransaction, account: &Account) 
             w.remove(&m, Some(&account.private_owner))?;
             messages.remove(id).map_err(st("remove message"))?;
             raw.remove(id).map_err(st("remove raw mail"))?;
+            if blob_rows
+                .remove(id)
+                .map_err(st("remove blob row"))?
+                .is_some()
+            {
+                blobs.push(id);
+            }
         } else {
             m.account_name = account.name.clone();
             m.account_address = account.address.clone();
@@ -62,7 +75,7 @@ pub(super) fn delete_account_messages(tx: &WriteTransaction, account: &Account) 
                 .map_err(st("remove server id"))?;
         }
     }
-    Ok(())
+    Ok(blobs)
 }
 
 #[cfg(test)]
@@ -139,7 +152,7 @@ mod removal_tests {
         // The same bytes seen under a second server id map to the message.
         let again = NewMail {
             server_id: "imap:INBOX:9:1".into(),
-            raw: raw.clone(),
+            raw: raw.clone().into(),
             received: 1,
         };
         let summary = crate::store::list::tests::summary;
@@ -184,7 +197,7 @@ mod removal_tests {
         for sid in ["imap:INBOX:9:1", "imap:INBOX:10:1"] {
             let back = NewMail {
                 server_id: sid.into(),
-                raw: raw.clone(),
+                raw: raw.clone().into(),
                 received: 1,
             };
             assert!(store

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -25,6 +25,10 @@ pub const SECRETS: TableDefinition<(&str, u8), &[u8]> = TableDefinition::new("se
 pub const SYNC: TableDefinition<(&str, &str), &str> = TableDefinition::new("sync_state");
 /// Message id -> raw bytes exactly as received (invariant 3).
 pub const RAW: TableDefinition<u64, &[u8]> = TableDefinition::new("raw");
+/// Message id -> length of its file `blobs/<id>`: a mail above
+/// `super::blobs::BLOB_MIN`, stored as a file instead of a [`RAW`] row
+/// (schema 4; see `super::blobs`).
+pub const BLOBS: TableDefinition<u64, u64> = TableDefinition::new("blobs");
 /// Message id -> JSON of [`super::MessageMeta`].
 pub const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
 /// (account id, server id) -> message id: what was already fetched (invariant 2).
@@ -107,6 +111,7 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SECRETS).map_err(st("create tables"))?;
     tx.open_table(SYNC).map_err(st("create tables"))?;
     tx.open_table(RAW).map_err(st("create tables"))?;
+    tx.open_table(BLOBS).map_err(st("create tables"))?;
     tx.open_table(MESSAGES).map_err(st("create tables"))?;
     tx.open_table(SERVER_IDS).map_err(st("create tables"))?;
     tx.open_table(CONTENT).map_err(st("create tables"))?;
@@ -123,7 +128,7 @@ type Step = fn(&WriteTransaction) -> Result<()>;
 /// `STEPS[i]` migrates schema `i + 1` to `i + 2`. A new step: append it,
 /// bump [`SCHEMA_VERSION`], add a test that opens a store written by the old
 /// layout.
-const STEPS: &[Step] = &[migrate_1_to_2, migrate_2_to_3];
+const STEPS: &[Step] = &[migrate_1_to_2, migrate_2_to_3, migrate_3_to_4];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
 /// with order-statistic counters (visibility classes, tenants, accounts) and
@@ -155,6 +160,14 @@ fn migrate_2_to_3(tx: &WriteTransaction) -> Result<()> {
         .map_err(st("drop schema 2 view counters"))?;
     create_tables(tx)?;
     super::views::rebuild(tx)
+}
+
+/// Schema 4 stores big mails as files with a row in [`BLOBS`]; the step
+/// only creates that table. The version bump is what matters: an older
+/// daemon would not know the blob rows and would see those mails without
+/// their bytes, so it must refuse the store.
+fn migrate_3_to_4(tx: &WriteTransaction) -> Result<()> {
+    create_tables(tx)
 }
 
 /// Bring a store written at schema `from` (>= 1) up to [`SCHEMA_VERSION`]

@@ -67,7 +67,8 @@ pub(crate) fn put(store: &Store, a: &Account, mails: &[(i64, &str)]) -> Vec<u64>
                     "From: Sender {seq} <s{seq}@example.org>\r\nTo: crm@example.org\r\n\
                      Subject: {subject}\r\nX-Epoch: {date}\r\n\r\nbody {seq}\r\n"
                 )
-                .into_bytes(),
+                .into_bytes()
+                .into(),
                 received: T0,
             }
         })

@@ -5,7 +5,9 @@ use crate::store::ListQuery;
 pub(crate) fn mail(server_id: &str, body: &str) -> NewMail {
     NewMail {
         server_id: server_id.into(),
-        raw: format!("Subject: {body}\r\n\r\n{body}\r\n").into_bytes(),
+        raw: format!("Subject: {body}\r\n\r\n{body}\r\n")
+            .into_bytes()
+            .into(),
         received: 1_700_000_000,
     }
 }
@@ -39,12 +41,12 @@ fn stores_exact_bytes_durably() {
         let batch = vec![
             NewMail {
                 server_id: "pop3:odd".into(),
-                raw: odd.clone(),
+                raw: odd.clone().into(),
                 received: 5,
             },
             NewMail {
                 server_id: "pop3:big".into(),
-                raw: big.clone(),
+                raw: big.clone().into(),
                 received: 6,
             },
         ];
