@@ -198,17 +198,23 @@ impl TlsContext {
 /// pieces (tag, command, CRLF), and without a buffer each became a TLS
 /// record and a segment of its own, which the server then decrypts (a
 /// Dovecot login process) and forwards piece by piece. Every writer here
-/// flushes when a command is complete, as a line protocol must.
+/// flushes when a command is complete, as a line protocol must. The buffer
+/// is [`WRITE_BUFFER`] bytes, not tokio's default 8 KiB: a daemon holds a
+/// stream per idling account (1,000 idle accounts: 8 MB of buffers at the
+/// default), and a longer write (a UID set, a literal) bypasses the buffer.
 #[derive(Debug)]
 pub enum Stream {
     Plain(BufWriter<TcpStream>),
     Tls(Box<BufWriter<tokio_rustls::client::TlsStream<TcpStream>>>),
 }
 
+/// Bytes a [`Stream`] buffers before writing; see there.
+pub const WRITE_BUFFER: usize = 1024;
+
 impl Stream {
     /// A plain connection.
     pub fn plain(tcp: TcpStream) -> Stream {
-        Stream::Plain(BufWriter::new(tcp))
+        Stream::Plain(BufWriter::with_capacity(WRITE_BUFFER, tcp))
     }
 
     /// The socket of a plain connection, for STARTTLS/STLS; None for TLS.
@@ -340,7 +346,10 @@ pub async fn start_tls(
         .scope(explanation.clone(), handshake)
         .await
     {
-        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(BufWriter::new(tls)))),
+        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(BufWriter::with_capacity(
+            WRITE_BUFFER,
+            tls,
+        )))),
         Ok(Err(e)) => {
             let explained = explanation.lock().ok().and_then(|mut s| s.take());
             Err(Error::Tls(match explained {
