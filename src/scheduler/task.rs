@@ -2,9 +2,12 @@
 //! a backoff after a failure), fetch, report, repeat — until cancelled.
 //!
 //! IMAP accounts that IDLE keep one session: fetch, then IDLE on the same
-//! connection; a FetchNow ends the IDLE with DONE and fetches on it (see
-//! `imap::idle::hold`), so a round over idle accounts costs no TLS handshake
-//! or login. Any error drops the session; the next fetch reconnects.
+//! connection. A FetchNow while INBOX is known to match the store is
+//! answered by `imap::idle::hold` itself (DONE, NOOP, IDLE in one write;
+//! reported through `Requests` like any fetch that found nothing);
+//! otherwise it ends the IDLE with DONE and fetches on the same session. So
+//! a round over idle accounts costs no TLS handshake or login. Any error
+//! drops the session; the next fetch reconnects.
 //!
 //! A cancel drops the fetch future at its next await point. That is safe by
 //! construction of the fetchers: a batch is deleted on the server only after
