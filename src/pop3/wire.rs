@@ -89,22 +89,15 @@ pub async fn read_multiline<R: AsyncBufRead + Unpin>(
     cap: usize,
     what: &str,
 ) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut state = State::LineStart;
-    loop {
-        let buf = fill(r, read).await?;
-        if buf.is_empty() {
-            return Err(closed_in(what));
-        }
-        let (used, done) = unstuff(buf, &mut state, &mut out);
-        r.consume(used);
-        if out.len() > cap {
-            return Err(too_large(what, cap));
-        }
-        if done {
-            return Ok(out);
-        }
-    }
+    // One reader for both: a reply under SINK_PIECE (every ordinary mail,
+    // every listing) reaches the sink once, so this costs one copy of it.
+    let mut all = Vec::new();
+    let mut keep = |piece: &[u8]| {
+        all.extend_from_slice(piece);
+        Ok(())
+    };
+    read_multiline_to(r, read, cap, what, &mut keep).await?;
+    Ok(all)
 }
 
 /// Bytes [`read_multiline_to`] collects before it hands them on.
