@@ -197,10 +197,7 @@ async fn prepare(held: &mut Held, account: &Account, store: &Store, t: &Timeouts
     }
     if held.inbox.is_some() {
         return Ok(match held.unchanged_since_known() {
-            Some(exists) => {
-                held.inbox = Some(exists);
-                Ready::Exists(exists)
-            }
+            Some(exists) => Ready::Exists(exists),
             None => Ready::Missed,
         });
     }

@@ -15,7 +15,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use async_imap::imap_proto::{MailboxDatum, Response, Status};
+use async_imap::imap_proto::{Response, Status};
 use tokio::io::AsyncWriteExt;
 
 use super::session::{timed, Session};
@@ -174,34 +174,23 @@ async fn until(
     .await
 }
 
-/// EXISTS above the count or RECENT > 0 is news (RFC 3501 §7.3.1,
-/// §7.3.2); EXPUNGE lowers the count (§7.4.1); BYE ends the session.
+/// BYE ends the session; anything else is judged by
+/// [`super::kept::is_news_for`], the rule a kept session uses too.
 fn classify(r: &Response<'_>, host: &str, exists: &mut u32) -> Result<Heard> {
-    Ok(match r {
-        Response::Data {
-            status: Status::Bye,
-            outcome,
-        } => {
-            return Err(Error::Connection(format!(
-                "{host}: the server ended the IDLE session: {}",
-                outcome.information.as_deref().unwrap_or("BYE")
-            )))
-        }
-        Response::MailboxData(MailboxDatum::Exists(n)) => {
-            let grew = *n > *exists;
-            *exists = *n;
-            if grew {
-                Heard::News
-            } else {
-                Heard::Nothing
-            }
-        }
-        Response::MailboxData(MailboxDatum::Recent(n)) if *n > 0 => Heard::News,
-        Response::Expunge(_) => {
-            *exists = exists.saturating_sub(1);
-            Heard::Nothing
-        }
-        _ => Heard::Nothing,
+    if let Response::Data {
+        status: Status::Bye,
+        outcome,
+    } = r
+    {
+        return Err(Error::Connection(format!(
+            "{host}: the server ended the IDLE session: {}",
+            outcome.information.as_deref().unwrap_or("BYE")
+        )));
+    }
+    Ok(if super::kept::is_news_for(r, exists) {
+        Heard::News
+    } else {
+        Heard::Nothing
     })
 }
 
@@ -242,6 +231,7 @@ async fn send(session: &mut Session, t: &Timeouts, host: &str, wire: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_imap::imap_proto::MailboxDatum;
 
     #[test]
     fn exists_growth_after_expunge_is_news() {

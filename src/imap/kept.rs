@@ -22,7 +22,7 @@
 //! full channel of unsolicited responses (async-imap drops what does not fit)
 //! — forgets the count, and the fetch then EXAMINEs as before.
 
-use async_imap::imap_proto::{Response, ResponseCode};
+use async_imap::imap_proto::{MailboxDatum, Response, ResponseCode};
 use async_imap::types::UnsolicitedResponse;
 
 use super::session::{imap_error, timed, Caps, Session};
@@ -68,10 +68,7 @@ impl Held {
     /// NOOP. Keeps the (updated) count when unchanged; forgets it
     /// otherwise, or when nothing was known (then the caller EXAMINEs).
     pub async fn unchanged_after_noop(&mut self, t: &Timeouts, host: &str) -> Result<bool> {
-        let Some(mut exists) = self.inbox.take() else {
-            return Ok(false);
-        };
-        if self.news_since(&mut exists) {
+        if self.unchanged_since_known().is_none() {
             return Ok(false);
         }
         let session = &mut self.session;
@@ -82,19 +79,20 @@ impl Held {
                 .map_err(|e| imap_error(host, "NOOP", e))
         })
         .await?;
-        if self.news_since(&mut exists) {
-            return Ok(false);
-        }
-        self.inbox = Some(exists);
-        Ok(true)
+        Ok(self.unchanged_since_known().is_some())
     }
 
-    /// Whether INBOX is unchanged since it was last known to match the
-    /// store, judged by the unsolicited responses alone (no command); for
-    /// IDLE, which starts right after a fetch that just looked.
+    /// INBOX's count if it is unchanged since it was last known to match
+    /// the store, judged by the unsolicited responses alone (no command;
+    /// for IDLE, which starts right after a fetch that just looked). Keeps
+    /// the updated count; forgets it on news.
     pub(super) fn unchanged_since_known(&mut self) -> Option<u32> {
         let mut exists = self.inbox.take()?;
-        (!self.news_since(&mut exists)).then_some(exists)
+        if self.news_since(&mut exists) {
+            return None;
+        }
+        self.inbox = Some(exists);
+        Some(exists)
     }
 
     /// Drains the unsolicited responses; true if any could mean new mail.
@@ -110,25 +108,38 @@ impl Held {
     }
 }
 
-/// EXISTS above the count (after EXPUNGEs lowered it), RECENT > 0 (RFC 3501
+/// An unsolicited response judged by [`is_news_for`].
+fn is_news(r: &UnsolicitedResponse, exists: &mut u32) -> bool {
+    let r = match r {
+        UnsolicitedResponse::Exists(n) => Response::MailboxData(MailboxDatum::Exists(*n)),
+        UnsolicitedResponse::Recent(n) => Response::MailboxData(MailboxDatum::Recent(*n)),
+        UnsolicitedResponse::Expunge(n) => Response::Expunge(*n),
+        UnsolicitedResponse::Other(data) => return is_news_for(data.parsed(), exists),
+        _ => return false,
+    };
+    is_news_for(&r, exists)
+}
+
+/// Whether a response means INBOX no longer matches the count `exists`
+/// (updated as it goes), for a kept session and for IDLE alike: EXISTS
+/// above the count (after EXPUNGEs lowered it), RECENT > 0 (RFC 3501
 /// §7.3.1, §7.3.2, §7.4.1), or a new UIDVALIDITY (§2.3.1.1) mean news;
 /// flag changes and status lines do not.
-fn is_news(r: &UnsolicitedResponse, exists: &mut u32) -> bool {
+pub(super) fn is_news_for(r: &Response<'_>, exists: &mut u32) -> bool {
     match r {
-        UnsolicitedResponse::Exists(n) => {
+        Response::MailboxData(MailboxDatum::Exists(n)) => {
             let grew = *n > *exists;
             *exists = *n;
             grew
         }
-        UnsolicitedResponse::Recent(n) => *n > 0,
-        UnsolicitedResponse::Expunge(_) => {
+        Response::MailboxData(MailboxDatum::Recent(n)) => *n > 0,
+        Response::Expunge(_) => {
             *exists = exists.saturating_sub(1);
             false
         }
-        UnsolicitedResponse::Other(data) => matches!(
-            data.parsed(),
-            Response::Data { outcome, .. } if matches!(outcome.code, Some(ResponseCode::UidValidity(_)))
-        ),
+        Response::Data { outcome, .. } => {
+            matches!(outcome.code, Some(ResponseCode::UidValidity(_)))
+        }
         _ => false,
     }
 }

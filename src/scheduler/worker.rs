@@ -90,7 +90,7 @@ impl Worker {
         };
         let store = &self.rt.store;
         let t = &self.rt.timeouts;
-        match run_imap(&mut h, a, store, t, &progress).await {
+        match crate::imap::fetch::run(&mut h, a, store, t, &progress).await {
             Ok(r) => (Ok(r), Some(h)),
             Err(Error::Connection(e)) if reused => {
                 tracing::debug!(account = %a.id, error = %e, "the kept session failed; reconnecting");
@@ -99,7 +99,7 @@ impl Worker {
                     Ok(h) => h,
                     Err(e) => return (Err(e), None),
                 };
-                match run_imap(&mut h, a, store, t, &progress).await {
+                match crate::imap::fetch::run(&mut h, a, store, t, &progress).await {
                     Ok(r) => (Ok(r), Some(h)),
                     Err(e) => (Err(e), None),
                 }
@@ -202,16 +202,4 @@ impl Worker {
                 .notify(Notice::Status(self.account.id.clone()));
         }
     }
-}
-
-/// One IMAP fetch on a held session (capabilities asked at most once per
-/// connection, INBOX rechecked with NOOP when it is known; imap::kept).
-async fn run_imap(
-    h: &mut Held,
-    a: &Account,
-    store: &std::sync::Arc<crate::store::Store>,
-    t: &crate::net::Timeouts,
-    progress: crate::fetch::Progress<'_>,
-) -> Result<FetchReport> {
-    crate::imap::fetch::run(h, a, store, t, progress).await
 }
