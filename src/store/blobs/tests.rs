@@ -51,6 +51,16 @@ fn blob_mail(store: &Store, sid: &str, raw: &[u8]) -> NewMail {
     }
 }
 
+/// `n` blob mails of about `size` bytes, committed in one batch.
+fn committed(store: &Store, a: &crate::account::Account, n: u32, size: usize) -> Vec<u64> {
+    let batch = (0..n)
+        .map(|i| blob_mail(store, &format!("pop3:{i}"), &big_mail("b", i, size)))
+        .collect();
+    store
+        .commit_batch(a, batch, &crate::mime::summarize)
+        .unwrap()
+}
+
 fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -134,12 +144,7 @@ fn deleting_a_message_or_its_account_removes_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let a = store.create_account(|id| pop3(id, None)).unwrap();
-    let batch = (0..3)
-        .map(|i| blob_mail(&store, &format!("pop3:{i}"), &big_mail("b", i, 1_200_000)))
-        .collect();
-    let ids = store
-        .commit_batch(&a, batch, &crate::mime::summarize)
-        .unwrap();
+    let ids = committed(&store, &a, 3, 1_200_000);
     let path = |id: u64| blob_dir(dir.path()).join(id.to_string());
     assert!(ids.iter().all(|id| path(*id).exists()));
 
@@ -215,12 +220,7 @@ fn a_missing_or_truncated_file_is_a_storage_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let a = store.create_account(|id| pop3(id, None)).unwrap();
-    let batch = (0..2)
-        .map(|i| blob_mail(&store, &format!("pop3:{i}"), &big_mail("b", i, 1_100_000)))
-        .collect();
-    let ids = store
-        .commit_batch(&a, batch, &crate::mime::summarize)
-        .unwrap();
+    let ids = committed(&store, &a, 2, 1_100_000);
     std::fs::remove_file(blob_dir(dir.path()).join(ids[0].to_string())).unwrap();
     let err = store.raw(ids[0]).unwrap_err();
     assert!(
