@@ -44,6 +44,17 @@ struct Fixture {
     password: String,
 }
 
+/// The user's INBOX over implicit TLS on the test Dovecot.
+fn imaps(user: &MailUser, delete: bool) -> Fixture {
+    fixture(
+        user,
+        "127.0.0.1",
+        port("POSTFACH_TEST_IMAPS_PORT"),
+        "tls",
+        delete,
+    )
+}
+
 fn fixture(user: &MailUser, host: &str, port: u16, encryption: &str, delete: bool) -> Fixture {
     fixture_with(user, host, port, encryption, delete, &[])
 }
@@ -165,13 +176,7 @@ async fn fetches_in_clear_text_on_loopback() {
 async fn wrong_password_is_an_authentication_error_without_the_password() {
     let env = Env::get();
     let user = common::create_user(env, "imapbadpw");
-    let mut f = fixture(
-        &user,
-        "127.0.0.1",
-        port("POSTFACH_TEST_IMAPS_PORT"),
-        "tls",
-        false,
-    );
+    let mut f = imaps(&user, false);
     f.password = "not-the-Pa55word".into();
     match f.fetch_with(&tls_with_ca()).await {
         Err(Error::Authentication(msg)) => {
@@ -260,13 +265,7 @@ async fn delete_on_server_removes_exactly_the_stored_mail() {
     for n in 0..5 {
         common::drop_raw(env, &user, &mail(n));
     }
-    let keep = fixture(
-        &user,
-        "127.0.0.1",
-        port("POSTFACH_TEST_IMAPS_PORT"),
-        "tls",
-        false,
-    );
+    let keep = imaps(&user, false);
     assert_eq!(keep.fetch().await.new_ids.len(), 5);
     assert_eq!(
         common::message_count(env, &user),
@@ -274,13 +273,7 @@ async fn delete_on_server_removes_exactly_the_stored_mail() {
         "delete off must keep mail"
     );
 
-    let del = fixture(
-        &user,
-        "127.0.0.1",
-        port("POSTFACH_TEST_IMAPS_PORT"),
-        "tls",
-        true,
-    );
+    let del = imaps(&user, true);
     let report = del.fetch().await;
     assert_eq!(report.new_ids.len(), 5);
     assert_eq!(report.deleted_on_server, 5);
@@ -294,13 +287,7 @@ async fn a_thousand_mails_arrive_once_with_progress() {
     let env = Env::get();
     let user = common::create_user(env, "imapbulk");
     common::drop_messages(env, &user, 1000);
-    let f = fixture(
-        &user,
-        "127.0.0.1",
-        port("POSTFACH_TEST_IMAPS_PORT"),
-        "tls",
-        false,
-    );
+    let f = imaps(&user, false);
     let seen = Mutex::new(Vec::new());
     let progress = |done: u32, total: u32| seen.lock().expect("lock").push((done, total));
     let started = Instant::now();
@@ -334,13 +321,7 @@ async fn uidvalidity_change_neither_duplicates_nor_loses_mail() {
     for n in 0..3 {
         common::drop_raw(env, &user, &mail(n));
     }
-    let mut f = fixture(
-        &user,
-        "127.0.0.1",
-        port("POSTFACH_TEST_IMAPS_PORT"),
-        "tls",
-        false,
-    );
+    let mut f = imaps(&user, false);
     assert_eq!(f.fetch().await.new_ids.len(), 3);
 
     common::set_uidvalidity(env, &user, 4242);
@@ -393,13 +374,7 @@ async fn unchanged_uidnext_skips_the_listing_and_an_incomplete_state_does_not() 
     for n in 0..3 {
         common::drop_raw(env, &user, &mail(n));
     }
-    let f = fixture(
-        &user,
-        "127.0.0.1",
-        port("POSTFACH_TEST_IMAPS_PORT"),
-        "tls",
-        false,
-    );
+    let f = imaps(&user, false);
     assert_eq!(f.fetch().await.new_ids.len(), 3);
     let state = f
         .store
@@ -478,13 +453,7 @@ async fn raw_bytes_are_stored_exactly_including_odd_mails() {
     for m in &odd {
         common::drop_raw(env, &user, m);
     }
-    let f = fixture(
-        &user,
-        "127.0.0.1",
-        port("POSTFACH_TEST_IMAPS_PORT"),
-        "tls",
-        false,
-    );
+    let f = imaps(&user, false);
     let report = f.fetch().await;
     assert_eq!(report.new_ids.len(), odd.len());
     // Dovecot numbers maildir files in its own order: compare as sets.
@@ -521,13 +490,7 @@ async fn an_empty_mail_is_stored() {
     let env = Env::get();
     let user = common::create_user(env, "imapempty");
     common::drop_raw(env, &user, b"");
-    let f = fixture(
-        &user,
-        "127.0.0.1",
-        port("POSTFACH_TEST_IMAPS_PORT"),
-        "tls",
-        false,
-    );
+    let f = imaps(&user, false);
     let report = f.fetch().await;
     assert_eq!(report.new_ids.len(), 1);
     assert_eq!(f.raws(&report.new_ids), vec![Vec::<u8>::new()]);
@@ -538,13 +501,7 @@ async fn idle_wakes_on_new_mail_and_times_out_without() {
     let env = Env::get();
     let user = common::create_user(env, "imapidle");
     common::drop_raw(env, &user, &mail(0));
-    let f = fixture(
-        &user,
-        "127.0.0.1",
-        port("POSTFACH_TEST_IMAPS_PORT"),
-        "tls",
-        false,
-    );
+    let f = imaps(&user, false);
     let tls = tls_with_ca();
     let t = timeouts();
     let wait = |max| imap::wait_for_change(&f.account, &f.password, &f.store, &tls, &t, max);
