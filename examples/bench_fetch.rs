@@ -13,6 +13,7 @@
 //! Prints one line `wall_s=<seconds> new=<sum of new_messages> calls=<n>`.
 //! With `--expect N` every call must report exactly N new mails: a bench
 //! that silently timed a failed or partial fetch would be worthless.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 use std::process::ExitCode;
 use std::time::Instant;

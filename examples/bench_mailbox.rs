@@ -20,6 +20,7 @@
 //! fetch path, with the real MIME summary) in batches of 5,000.
 //! Each timed call asks for a different user's inbox (round robin), so
 //! p99 covers every view, not one warm one.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};

@@ -17,6 +17,7 @@
 //!   100 mails, the batch size a durable store commit would use.
 //!
 //! Only ever pointed at 127.0.0.1 by the bench.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

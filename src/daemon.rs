@@ -89,11 +89,11 @@ fn timeouts(config: &Config) -> Timeouts {
 /// Run the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
     let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(|e| Error::Storage(format!("cannot install signal handlers: {e}")))?;
+        .map_err(|e| Error::storage_msg(format!("cannot install signal handlers: {e}")))?;
     let dir = opts.state_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&dir))
         .await
-        .map_err(|e| Error::Storage(format!("store task failed: {e}")))??;
+        .map_err(|e| Error::storage_msg(format!("store task failed: {e}")))??;
     let store = Arc::new(store);
     tracing::info!(path = %store.path().display(), installation = store.installation_id(), "store open");
 

@@ -8,6 +8,7 @@
 //! replies, never from passwords or tokens.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -24,9 +25,14 @@ pub enum Error {
     /// The caller may not do this.
     #[error("{0}")]
     AccessDenied(String),
-    /// The server could not be reached or the connection broke.
-    #[error("{0}")]
-    Connection(String),
+    /// The server could not be reached or the connection broke; `source`
+    /// is the I/O or protocol error behind it, when there is one.
+    #[error("{message}")]
+    Connection {
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
     /// TLS failed: untrusted certificate, pin mismatch, no STARTTLS.
     #[error("{0}")]
     Tls(String),
@@ -42,9 +48,14 @@ pub enum Error {
     /// Another operation holds what this one needs.
     #[error("{0}")]
     Busy(String),
-    /// The store failed (I/O, corruption, full disk).
-    #[error("{0}")]
-    Storage(String),
+    /// The store failed (I/O, corruption, full disk); `source` is redb's or
+    /// the file system's error, when there is one.
+    #[error("{message}")]
+    Storage {
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
 }
 
 impl Error {
@@ -56,9 +67,39 @@ impl Error {
         }
     }
 
-    /// A store failure with context.
-    pub fn storage(context: &str, err: impl fmt::Display) -> Self {
-        Error::Storage(format!("{context}: {err}"))
+    /// A store failure with context, keeping `err` as its [`source`](std::error::Error::source).
+    pub fn storage(context: &str, err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Storage {
+            message: format!("{context}: {err}"),
+            source: Some(Cause::new(err)),
+        }
+    }
+
+    /// A store failure that has no underlying error (a check we made).
+    pub fn storage_msg(message: String) -> Self {
+        Error::Storage {
+            message,
+            source: None,
+        }
+    }
+
+    /// A connection failure that has no underlying error (a reply we refuse).
+    pub fn connection(message: String) -> Self {
+        Error::Connection {
+            message,
+            source: None,
+        }
+    }
+
+    /// A connection failure caused by `err` (kept as its source).
+    pub fn connection_by(
+        message: impl Into<String>,
+        err: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Connection {
+            message: message.into(),
+            source: Some(Cause::new(err)),
+        }
     }
 
     /// The D-Bus error name suffix, e.g. `InvalidArgument`.
@@ -67,13 +108,82 @@ impl Error {
             Error::InvalidArgument { .. } => "InvalidArgument",
             Error::NotFound(_) => "NotFound",
             Error::AccessDenied(_) => "AccessDenied",
-            Error::Connection(_) => "Connection",
+            Error::Connection { .. } => "Connection",
             Error::Tls(_) => "Tls",
             Error::Authentication(_) => "Authentication",
             Error::NeedsAuthorization(_) => "NeedsAuthorization",
             Error::FolderUnknown(_) => "FolderUnknown",
             Error::Busy(_) => "Busy",
-            Error::Storage(_) => "Storage",
+            Error::Storage { .. } => "Storage",
         }
+    }
+}
+
+/// The original error behind a [`Error::Storage`] or [`Error::Connection`]:
+/// shared, so that an error can be cloned to every caller waiting for the
+/// same fetch (the redb `error.rs` shape: the cause stays reachable through
+/// `source()` instead of being flattened into the message only).
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Cause {
+    pub fn new(err: impl std::error::Error + Send + Sync + 'static) -> Cause {
+        Cause(Arc::new(err))
+    }
+}
+
+/// Two causes are equal when they say the same: errors compare by what
+/// they tell a caller.
+impl PartialEq for Cause {
+    fn eq(&self, other: &Cause) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Cause {}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Adds what we were doing to a store or file-system error, keeping the
+/// error as the cause: `tx.open_table(META).context("open meta")?`.
+pub trait Context<T> {
+    fn context(self, what: &str) -> Result<T>;
+}
+
+impl<T, E> Context<T> for std::result::Result<T, E>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn context(self, what: &str) -> Result<T> {
+        self.map_err(|e| Error::storage(what, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn context_keeps_the_cause() {
+        let io: std::result::Result<(), _> = Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "disk full",
+        ));
+        let e = io.context("committing a batch").unwrap_err();
+        assert_eq!(e.to_string(), "committing a batch: disk full");
+        assert_eq!(e.name(), "Storage");
+        let cause = e.source().expect("a source");
+        assert_eq!(cause.to_string(), "disk full");
     }
 }

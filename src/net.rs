@@ -282,15 +282,20 @@ pub async fn connect_tcp(host: &str, port: u16, t: &Timeouts) -> Result<TcpStrea
     let secs = t.connect.as_secs();
     let addrs: Vec<_> = match timeout(t.connect, tokio::net::lookup_host((host, port))).await {
         Ok(Ok(addrs)) => addrs.collect(),
-        Ok(Err(e)) => return Err(Error::Connection(format!("cannot resolve {host}: {e}"))),
+        Ok(Err(e)) => {
+            return Err(Error::connection_by(
+                format!("cannot resolve {host}: {e}"),
+                e,
+            ))
+        }
         Err(_) => {
-            return Err(Error::Connection(format!(
+            return Err(Error::connection(format!(
                 "cannot resolve {host}: timed out after {secs} s"
             )))
         }
     };
     if addrs.is_empty() {
-        return Err(Error::Connection(format!(
+        return Err(Error::connection(format!(
             "cannot resolve {host}: no addresses"
         )));
     }
@@ -303,23 +308,25 @@ pub async fn connect_tcp(host: &str, port: u16, t: &Timeouts) -> Result<TcpStrea
                 return Ok(tcp);
             }
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                last = Some(Error::Connection(format!(
-                    "connection refused by {host}:{port}"
-                )));
+                last = Some(Error::connection_by(
+                    format!("connection refused by {host}:{port}"),
+                    e,
+                ));
             }
             Ok(Err(e)) => {
-                last = Some(Error::Connection(format!(
-                    "cannot connect to {host}:{port} ({addr}): {e}"
-                )));
+                last = Some(Error::connection_by(
+                    format!("cannot connect to {host}:{port} ({addr}): {e}"),
+                    e,
+                ));
             }
             Err(_) => {
-                return Err(Error::Connection(format!(
+                return Err(Error::connection(format!(
                     "timed out connecting to {host}:{port} after {secs} s"
                 )))
             }
         }
     }
-    Err(last.unwrap_or_else(|| Error::Connection(format!("cannot connect to {host}:{port}"))))
+    Err(last.unwrap_or_else(|| Error::connection(format!("cannot connect to {host}:{port}"))))
 }
 
 /// TLS handshake on a connected socket (implicit TLS, or after

@@ -144,7 +144,7 @@ impl<T> Committer<T> {
         let ids = match f.handle.await {
             Ok(r) => r?,
             Err(e) => {
-                return Err(Error::Storage(format!(
+                return Err(Error::storage_msg(format!(
                     "storing fetched mail failed: the commit task {}",
                     if e.is_panic() {
                         "panicked"

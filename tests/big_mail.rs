@@ -4,6 +4,7 @@
 //! found at an exact multiple of the piece size, the fetch invariants (each
 //! mail once, deleted on the server only after its commit) kept through
 //! kill -9; over POP3 RETR'd piece by piece with dot-unstuffing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 mod fetchkit;

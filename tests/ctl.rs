@@ -1,5 +1,6 @@
 //! postfachctl against a real postfachd on a private bus: every account
 //! command, `--json`, and how daemon errors reach the admin.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 /// fetch, inbox, raw and the connection test (a file of its own for size).

@@ -1,6 +1,7 @@
 //! The daemon's life: sd_notify READY=1 only once the store is open and the
 //! bus name owned; SIGHUP reloads the config (a bad file is reported and
 //! the old one kept); SIGTERM stops cleanly.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The account API over a real dbus-daemon: create, read back, update,
 //! passwords, delete, restart, and bad input that must change nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! At least 25 bad D-Bus calls: each gets its typed error and changes
 //! nothing — neither what the daemon shows nor, after a restart, what the
 //! store holds.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `dbus/org.postfach.Postfach1.xml` is the API's contract for frontends;
 //! this test holds it equal to what the live daemon serves.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Proves the test environment itself (scripts/testenv, tests/common): every
 //! server answers where the other tests expect it, TLS is offered exactly
 //! where it should be, and the helpers do what they promise.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 

@@ -3,6 +3,9 @@
 //! recovery every dropped mail must be in the store exactly once and gone
 //! from the server (invariants 1, 2 and 7).
 
+// Helpers outside #[test] functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod fetchkit;
 

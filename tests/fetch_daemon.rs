@@ -3,6 +3,7 @@
 //! what was stored, a rejected login, one bad account beside a good one
 //! (invariant 5) and a UIDVALIDITY change (invariant 2). The protocol
 //! details themselves are tested in imap_fetch.rs and pop3_fetch.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 mod fetchkit;

@@ -2,6 +2,7 @@
 //! fixtures in tests/fixtures/, a 300-level multipart and a 25 MB mail are
 //! fetched over IMAP and POP3, stored byte for byte, listed with fallbacks,
 //! and the daemon keeps running with its memory in bounds.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 mod fetchkit;

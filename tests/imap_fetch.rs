@@ -1,6 +1,7 @@
 //! IMAP fetch against the real Dovecot of the test environment
 //! (`scripts/test`): encryption modes, TLS trust, login errors, delete on
 //! server, volume, UIDVALIDITY change, byte-exact storage and IDLE.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 

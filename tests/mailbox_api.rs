@@ -4,6 +4,7 @@
 //! on the server, account deletion keeping exactly the assigned mail, and
 //! stable paging with `until` while new mail arrives. Who may see what is
 //! tested in visibility.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 mod fetchkit;

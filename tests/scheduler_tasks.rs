@@ -1,6 +1,7 @@
 //! The account tasks react to configuration at once: SetPassword and Update
 //! restart a task, Delete stops it, and polling picks up new mail — all
 //! through the D-Bus API against the real Dovecot.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 

@@ -8,6 +8,7 @@
 //! ticket key, so whether it resumes depends on which process accepts — a
 //! fact about the server, not about our client. (The bench shows what the
 //! test Dovecot makes of it.)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 

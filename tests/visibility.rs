@@ -6,6 +6,7 @@
 //! the bus, so the daemon decides from true credentials. A listener running
 //! as bob records every signal and must see opaque ids only. Changing the
 //! account's PrivateOwner takes effect at once.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 mod fetchkit;

@@ -31,13 +31,13 @@ impl From<Error> for ApiError {
             Error::InvalidArgument { .. } => ApiError::InvalidArgument(msg),
             Error::NotFound(_) => ApiError::NotFound(msg),
             Error::AccessDenied(_) => ApiError::AccessDenied(msg),
-            Error::Connection(_) => ApiError::Connection(msg),
+            Error::Connection { .. } => ApiError::Connection(msg),
             Error::Tls(_) => ApiError::Tls(msg),
             Error::Authentication(_) => ApiError::Authentication(msg),
             Error::NeedsAuthorization(_) => ApiError::NeedsAuthorization(msg),
             Error::FolderUnknown(_) => ApiError::FolderUnknown(msg),
             Error::Busy(_) => ApiError::Busy(msg),
-            Error::Storage(_) => ApiError::Storage(msg),
+            Error::Storage { .. } => ApiError::Storage(msg),
         }
     }
 }

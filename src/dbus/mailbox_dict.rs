@@ -66,8 +66,9 @@ pub fn sealed_memfd(bytes: &[u8]) -> Result<StdOwnedFd> {
     use nix::fcntl::{fcntl, FcntlArg, SealFlag};
     use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
     use std::io::{Seek, SeekFrom, Write};
-    let err =
-        |e: &dyn std::fmt::Display| Error::Storage(format!("cannot hand out the raw mail: {e}"));
+    let err = |e: &dyn std::fmt::Display| {
+        Error::storage_msg(format!("cannot hand out the raw mail: {e}"))
+    };
     let fd = memfd_create(
         c"postfach-raw",
         MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,

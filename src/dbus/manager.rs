@@ -63,8 +63,9 @@ impl Manager {
             .map_err(ApiError::ZBus)?;
         self.ctx.scheduler.reload(&id);
         tracing::info!(account = %id, kind = account.kind.as_str(), host = %account.host, uid = caller.uid, "account created");
-        OwnedObjectPath::try_from(path)
-            .map_err(|e| Error::Storage(format!("account id is not a path element: {e}")).into())
+        OwnedObjectPath::try_from(path).map_err(|e| {
+            Error::storage_msg(format!("account id is not a path element: {e}")).into()
+        })
     }
 
     /// Test unsaved settings step by step; nothing is saved. The password

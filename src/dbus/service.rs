@@ -81,7 +81,7 @@ impl Ctx {
         let p = self
             .policy
             .read()
-            .map_err(|_| Error::Storage("access policy lock poisoned".into()))?;
+            .map_err(|_| Error::storage_msg("access policy lock poisoned".into()))?;
         f(&p)
     }
 
@@ -89,7 +89,7 @@ impl Ctx {
         self.tls
             .read()
             .map(|t| t.clone())
-            .map_err(|_| Error::Storage("TLS context lock poisoned".into()))
+            .map_err(|_| Error::storage_msg("TLS context lock poisoned".into()))
     }
 
     /// Run a blocking store operation off the async threads.
@@ -101,7 +101,7 @@ impl Ctx {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(&store))
             .await
-            .map_err(|e| ApiError::from(Error::Storage(format!("store task failed: {e}"))))?
+            .map_err(|e| ApiError::from(Error::storage_msg(format!("store task failed: {e}"))))?
             .map_err(ApiError::from)
     }
 }
@@ -127,7 +127,7 @@ pub async fn serve(
     let store = ctx.store.clone();
     let accounts = tokio::task::spawn_blocking(move || store.accounts())
         .await
-        .map_err(|e| Error::Storage(format!("store task failed: {e}")))??;
+        .map_err(|e| Error::storage_msg(format!("store task failed: {e}")))??;
     for a in accounts {
         let has_password = ctx
             .store
@@ -138,7 +138,7 @@ pub async fn serve(
     let conn = builder
         .build()
         .await
-        .map_err(|e| Error::Connection(format!("cannot connect to the D-Bus {bus} bus: {e}")))?;
+        .map_err(|e| Error::connection(format!("cannot connect to the D-Bus {bus} bus: {e}")))?;
     match conn.request_name(BUS_NAME).await {
         Ok(()) => {}
         Err(zbus::Error::NameTaken) => {

@@ -112,7 +112,7 @@ pub(crate) async fn run(
         .await?
     };
     let uidvalidity = mailbox.uid_validity.ok_or_else(|| {
-        Error::Connection(format!(
+        Error::connection(format!(
             "{host}: the server sent no UIDVALIDITY for INBOX (RFC 3501 requires it)"
         ))
     })?;
@@ -266,7 +266,7 @@ where
     S: futures::Stream<Item = async_imap::error::Result<T>> + Unpin,
 {
     match tokio::time::timeout(t.read, stream.next()).await {
-        Err(_) => Err(Error::Connection(format!(
+        Err(_) => Err(Error::connection(format!(
             "{host}: no answer within {} s while {what}",
             t.read.as_secs()
         ))),

@@ -72,7 +72,7 @@ pub(super) async fn start(
 /// ended the IDLE) and when the connection closes.
 pub(super) async fn next(session: &mut Session, host: &str, exists: &mut u32) -> Result<Heard> {
     read(session, host, "IDLE", |r| match r {
-        Response::Done { status, .. } => Err(Error::Connection(format!(
+        Response::Done { status, .. } => Err(Error::connection(format!(
             "{host}: the server ended IDLE ({status:?})"
         ))),
         r => classify(r, host, exists),
@@ -152,12 +152,12 @@ async fn until(
                 (Response::Done { tag, status, .. }, End::Tagged(want)) if tag.0 == *want => {
                     match status {
                         Status::Ok => Ok(true),
-                        other => Err(Error::Connection(format!(
+                        other => Err(Error::connection(format!(
                             "{host}: server refused {what}: {other:?}"
                         ))),
                     }
                 }
-                (Response::Done { .. } | Response::Continue(_), _) => Err(Error::Connection(
+                (Response::Done { .. } | Response::Continue(_), _) => Err(Error::connection(
                     format!("{host}: unexpected reply while {what}"),
                 )),
                 (r, _) => {
@@ -182,7 +182,7 @@ fn classify(r: &Response<'_>, host: &str, exists: &mut u32) -> Result<Heard> {
         outcome,
     } = r
     {
-        return Err(Error::Connection(format!(
+        return Err(Error::connection(format!(
             "{host}: the server ended the IDLE session: {}",
             outcome.information.as_deref().unwrap_or("BYE")
         )));
@@ -204,10 +204,10 @@ async fn read<T>(
 ) -> Result<T> {
     match session.read_response().await {
         Ok(Some(r)) => Ok(f(r.parsed())),
-        Ok(None) => Err(Error::Connection(format!(
+        Ok(None) => Err(Error::connection(format!(
             "{host}: the server closed the connection during {what}"
         ))),
-        Err(e) => Err(Error::Connection(format!(
+        Err(e) => Err(Error::connection(format!(
             "{host}: connection failed during {what}: {e}"
         ))),
     }
@@ -223,7 +223,7 @@ async fn send(session: &mut Session, t: &Timeouts, host: &str, wire: &str) -> Re
     timed(t, host, "sending to the server", async {
         write
             .await
-            .map_err(|e| Error::Connection(format!("{host}: connection failed while writing: {e}")))
+            .map_err(|e| Error::connection(format!("{host}: connection failed while writing: {e}")))
     })
     .await
 }

@@ -60,7 +60,7 @@ pub async fn fetch(
     let mut received = None;
     loop {
         let offset = u32::try_from(writer.len()).map_err(|_| {
-            Error::Connection(format!(
+            Error::connection(format!(
                 "{host}: mail UID {uid} is larger than an IMAP partial fetch can address"
             ))
         })?;
@@ -88,7 +88,7 @@ pub async fn fetch(
                 return Ok(None);
             }
             Some(n) if n > PIECE as usize => {
-                return Err(Error::Connection(format!(
+                return Err(Error::connection(format!(
                     "{host}: asked for {PIECE} bytes of mail UID {uid}, got {n}: the server \
                      ignores partial fetches"
                 )))

@@ -83,7 +83,7 @@ pub async fn timed<T>(
 ) -> Result<T> {
     match tokio::time::timeout(t.read, fut).await {
         Ok(r) => r,
-        Err(_) => Err(Error::Connection(format!(
+        Err(_) => Err(Error::connection(format!(
             "{host}: no answer within {} s while {what}",
             t.read.as_secs()
         ))),
@@ -95,15 +95,17 @@ pub async fn timed<T>(
 pub fn imap_error(host: &str, what: &str, e: async_imap::error::Error) -> Error {
     use async_imap::error::Error as E;
     match e {
-        E::No(text) | E::Bad(text) => Error::Connection(format!(
+        E::No(text) | E::Bad(text) => Error::connection(format!(
             "{host}: server refused {what}: {}",
             server_text(&text)
         )),
-        E::ConnectionLost => Error::Connection(format!(
+        E::ConnectionLost => Error::connection(format!(
             "{host}: the server closed the connection during {what}"
         )),
-        E::Io(io) => Error::Connection(format!("{host}: connection failed during {what}: {io}")),
-        other => Error::Connection(format!("{host}: protocol error during {what}: {other}")),
+        E::Io(io) => {
+            Error::connection_by(format!("{host}: connection failed during {what}: {io}"), io)
+        }
+        other => Error::connection(format!("{host}: protocol error during {what}: {other}")),
     }
 }
 
@@ -191,9 +193,9 @@ where
         let resp = client
             .read_response()
             .await
-            .map_err(|e| Error::Connection(format!("{host}: reading the greeting failed: {e}")))?
+            .map_err(|e| Error::connection(format!("{host}: reading the greeting failed: {e}")))?
             .ok_or_else(|| {
-                Error::Connection(format!(
+                Error::connection(format!(
                     "{host}: the server closed the connection before its greeting"
                 ))
             })?;
@@ -208,11 +210,11 @@ where
             Response::Data {
                 status: Status::Bye,
                 outcome,
-            } => Err(Error::Connection(format!(
+            } => Err(Error::connection(format!(
                 "{host}: the server refused the connection: {}",
                 outcome.information.as_deref().unwrap_or("BYE")
             ))),
-            _ => Err(Error::Connection(format!(
+            _ => Err(Error::connection(format!(
                 "{host}: the server did not greet like an IMAP server"
             ))),
         }
@@ -235,7 +237,7 @@ where
     timed(t, host, &format!("sending {command}"), async {
         let line = format!("{tag} {command}\r\n");
         let io =
-            |e: std::io::Error| Error::Connection(format!("{host}: sending {command} failed: {e}"));
+            |e: std::io::Error| Error::connection(format!("{host}: sending {command} failed: {e}"));
         client
             .get_mut()
             .write_all(line.as_bytes())
@@ -248,12 +250,12 @@ where
                 .read_response()
                 .await
                 .map_err(|e| {
-                    Error::Connection(format!(
+                    Error::connection(format!(
                         "{host}: reading the reply to {command} failed: {e}"
                     ))
                 })?
                 .ok_or_else(|| {
-                    Error::Connection(format!(
+                    Error::connection(format!(
                         "{host}: the server closed the connection after {command}"
                     ))
                 })?;
@@ -271,7 +273,7 @@ where
                     return Err(if command == "STARTTLS" {
                         Error::Tls(format!("{host}: server refused STARTTLS: {text}"))
                     } else {
-                        Error::Connection(format!("{host}: server refused {command}: {text}"))
+                        Error::connection(format!("{host}: server refused {command}: {text}"))
                     });
                 }
                 _ => {}
@@ -302,7 +304,7 @@ pub async fn login(
     }
     let attempt = tokio::time::timeout(t.read, client.login(user, password)).await;
     match attempt {
-        Err(_) => Err(Error::Connection(format!(
+        Err(_) => Err(Error::connection(format!(
             "{host}: no answer to LOGIN within {} s",
             t.read.as_secs()
         ))),

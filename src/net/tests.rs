@@ -173,7 +173,7 @@ async fn refused_connection_is_worded() {
         .unwrap_err();
     assert_eq!(
         e,
-        Error::Connection(format!("connection refused by 127.0.0.1:{port}"))
+        Error::connection(format!("connection refused by 127.0.0.1:{port}"))
     );
 }
 

@@ -58,7 +58,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let line = read_line(&mut c.io, read).await?;
         match status(&line)? {
             Ok(greeting) => Ok((c, greeting)),
-            Err(text) => Err(Error::Connection(format!(
+            Err(text) => Err(Error::connection(format!(
                 "POP3 server refused the connection: {text}"
             ))),
         }
@@ -92,10 +92,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         };
         match timeout(self.read, write).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Error::Connection(format!(
+            Ok(Err(e)) => Err(Error::connection(format!(
                 "POP3 connection broke while sending: {e}"
             ))),
-            Err(_) => Err(Error::Connection(format!(
+            Err(_) => Err(Error::connection(format!(
                 "POP3 server did not accept data within {} s",
                 self.read.as_secs()
             ))),
@@ -132,7 +132,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         self.command(parts).await?;
         self.status()
             .await?
-            .map_err(|text| Error::Connection(format!("POP3 server refused {what}: {text}")))
+            .map_err(|text| Error::connection(format!("POP3 server refused {what}: {text}")))
     }
 
     /// CAPA (RFC 2449 §5). A server without CAPA answers -ERR: no extensions.
@@ -168,7 +168,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             return Err(Error::Tls(format!("POP3 server refused STLS: {text}")));
         }
         if !self.io.buffer().is_empty() {
-            return Err(Error::Connection(
+            return Err(Error::connection(
                 "POP3 server sent data after its +OK to STLS; refusing the TLS upgrade".into(),
             ));
         }
@@ -238,7 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
         match status(&line)? {
             Err(text) => Err(rejected(&text)),
-            Ok(text) => Err(Error::Connection(format!(
+            Ok(text) => Err(Error::connection(format!(
                 "POP3 server sent +OK {text:?} where a SASL challenge belongs"
             ))),
         }

@@ -10,6 +10,4 @@ pub use client::{Capabilities, Client};
 pub use fetch::fetch;
 
 #[cfg(test)]
-mod fetch_tests;
-#[cfg(test)]
-mod tests;
+pub(crate) mod tests;

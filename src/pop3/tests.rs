@@ -166,7 +166,7 @@ async fn pipelining_window_is_bounded() {
 
 fn conn_err<T: std::fmt::Debug>(r: crate::error::Result<T>) -> String {
     match r {
-        Err(Error::Connection(m)) => m,
+        Err(Error::Connection { message: m, .. }) => m,
         other => panic!("expected a connection error, got {other:?}"),
     }
 }

@@ -38,10 +38,11 @@ enum State {
 async fn fill<R: AsyncBufRead + Unpin>(r: &mut R, read: Duration) -> Result<&[u8]> {
     match timeout(read, r.fill_buf()).await {
         Ok(Ok(buf)) => Ok(buf),
-        Ok(Err(e)) => Err(Error::Connection(format!(
-            "POP3 connection broke while reading: {e}"
-        ))),
-        Err(_) => Err(Error::Connection(format!(
+        Ok(Err(e)) => Err(Error::connection_by(
+            format!("POP3 connection broke while reading: {e}"),
+            e,
+        )),
+        Err(_) => Err(Error::connection(format!(
             "POP3 server did not answer within {} s",
             read.as_secs()
         ))),
@@ -54,7 +55,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, read: Duration) -> Re
     loop {
         let buf = fill(r, read).await?;
         if buf.is_empty() {
-            return Err(Error::Connection(
+            return Err(Error::connection(
                 "POP3 server closed the connection".into(),
             ));
         }
@@ -63,7 +64,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, read: Duration) -> Re
             None => (buf.len(), false),
         };
         if line.len() + take > MAX_LINE + 2 {
-            return Err(Error::Connection(format!(
+            return Err(Error::connection(format!(
                 "POP3 server sent a reply line longer than {} KiB",
                 MAX_LINE / 1024
             )));
@@ -141,13 +142,13 @@ pub async fn read_multiline_to<R: AsyncBufRead + Unpin>(
 }
 
 fn closed_in(what: &str) -> Error {
-    Error::Connection(format!(
+    Error::connection(format!(
         "POP3 server closed the connection in the middle of {what}"
     ))
 }
 
 fn too_large(what: &str, cap: usize) -> Error {
-    Error::Connection(format!(
+    Error::connection(format!(
         "{what} is larger than the limit of {} MB",
         cap / 1_000_000
     ))
@@ -234,7 +235,7 @@ pub fn status(line: &[u8]) -> Result<std::result::Result<String, String>> {
     } else if line.starts_with(b"-ERR") {
         Ok(Err(rest(4)))
     } else {
-        Err(Error::Connection(format!(
+        Err(Error::connection(format!(
             "POP3 server sent {:?} where +OK or -ERR belongs",
             server_text(line)
         )))
@@ -262,7 +263,7 @@ pub fn parse_listing<T>(
         match parsed {
             Some(entry) => out.push(entry),
             None => {
-                return Err(Error::Connection(format!(
+                return Err(Error::connection(format!(
                     "POP3 server sent a malformed {what} line: {:?}",
                     server_text(line)
                 )))

@@ -30,15 +30,15 @@ async fn resolve(host: &str, port: u16, t: &Timeouts) -> Result<Vec<String>> {
         Ok(Ok(addrs)) => {
             let v: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
             if v.is_empty() {
-                Err(Error::Connection(format!(
+                Err(Error::connection(format!(
                     "cannot resolve {host}: no addresses"
                 )))
             } else {
                 Ok(v)
             }
         }
-        Ok(Err(e)) => Err(Error::Connection(format!("cannot resolve {host}: {e}"))),
-        Err(_) => Err(Error::Connection(format!(
+        Ok(Err(e)) => Err(Error::connection(format!("cannot resolve {host}: {e}"))),
+        Err(_) => Err(Error::connection(format!(
             "cannot resolve {host}: timed out"
         ))),
     }
@@ -106,7 +106,7 @@ pub async fn imap(
                 "EXAMINE INBOX",
                 e,
             )),
-            Err(_) => Err(Error::Connection(format!(
+            Err(_) => Err(Error::connection(format!(
                 "{}: no answer to EXAMINE INBOX",
                 a.host
             ))),

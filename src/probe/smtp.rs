@@ -26,13 +26,13 @@ async fn reply(c: &mut Conn, t: &Timeouts) -> Result<(u16, Vec<String>)> {
                 .await;
         match read {
             Err(_) => {
-                return Err(Error::Connection(
+                return Err(Error::connection(
                     "SMTP server did not answer in time".into(),
                 ))
             }
-            Ok(Err(e)) => return Err(Error::Connection(format!("SMTP connection broke: {e}"))),
+            Ok(Err(e)) => return Err(Error::connection(format!("SMTP connection broke: {e}"))),
             Ok(Ok(0)) => {
-                return Err(Error::Connection(
+                return Err(Error::connection(
                     "SMTP server closed the connection".into(),
                 ))
             }
@@ -41,7 +41,7 @@ async fn reply(c: &mut Conn, t: &Timeouts) -> Result<(u16, Vec<String>)> {
         let line = String::from_utf8_lossy(&buf).trim_end().to_string();
         let code = line.get(..3).and_then(|c| c.parse::<u16>().ok());
         let Some(code) = code else {
-            return Err(Error::Connection(format!(
+            return Err(Error::connection(format!(
                 "SMTP server sent garbage: {:?}",
                 line.chars().take(80).collect::<String>()
             )));
@@ -58,13 +58,13 @@ async fn command(c: &mut Conn, line: &str, t: &Timeouts) -> Result<(u16, Vec<Str
     let w = c.get_mut();
     w.write_all(line.as_bytes())
         .await
-        .map_err(|e| Error::Connection(format!("SMTP write failed: {e}")))?;
+        .map_err(|e| Error::connection(format!("SMTP write failed: {e}")))?;
     w.write_all(b"\r\n")
         .await
-        .map_err(|e| Error::Connection(format!("SMTP write failed: {e}")))?;
+        .map_err(|e| Error::connection(format!("SMTP write failed: {e}")))?;
     w.flush()
         .await
-        .map_err(|e| Error::Connection(format!("SMTP write failed: {e}")))?;
+        .map_err(|e| Error::connection(format!("SMTP write failed: {e}")))?;
     reply(c, t).await
 }
 
@@ -72,7 +72,7 @@ fn expect(code: u16, want: u16, what: &str, text: &[String]) -> Result<()> {
     if code == want {
         Ok(())
     } else {
-        Err(Error::Connection(format!(
+        Err(Error::connection(format!(
             "SMTP server answered {what} with {code} {}",
             text.join(" ")
         )))

@@ -92,7 +92,7 @@ impl Worker {
         let t = &self.rt.timeouts;
         match crate::imap::fetch::run(&mut h, a, store, t, &progress).await {
             Ok(r) => (Ok(r), Some(h)),
-            Err(Error::Connection(e)) if reused => {
+            Err(Error::Connection { message: e, .. }) if reused => {
                 tracing::debug!(account = %a.id, error = %e, "the kept session failed; reconnecting");
                 drop(h);
                 let mut h = match self.open_imap(&slot).await {
@@ -157,7 +157,7 @@ impl Worker {
         let id = self.account.id.clone();
         tokio::task::spawn_blocking(move || store.secret(&id, SecretKind::Password))
             .await
-            .map_err(|e| Error::Storage(format!("store task failed: {e}")))??
+            .map_err(|e| Error::storage_msg(format!("store task failed: {e}")))??
             .ok_or_else(|| {
                 Error::Authentication("no password set for this account (use SetPassword)".into())
             })

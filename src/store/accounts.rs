@@ -9,22 +9,23 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::schema::{self, ACCOUNTS, SECRETS, SYNC};
 use super::secret::{SecretKey, KEY_FILE};
-use super::{st, Secret, SecretKind, Store};
+use super::{Secret, SecretKind, Store};
 use crate::account::{Account, SecretChanges};
+use crate::error::Context;
 use crate::error::{Error, Result};
 
 fn to_json(a: &Account) -> Result<Vec<u8>> {
-    serde_json::to_vec(a).map_err(st("encode account"))
+    serde_json::to_vec(a).context("encode account")
 }
 
 fn from_json(bytes: &[u8]) -> Result<Account> {
-    serde_json::from_slice(bytes).map_err(st("stored account is unreadable"))
+    serde_json::from_slice(bytes).context("stored account is unreadable")
 }
 
 /// Read one account inside a write transaction.
 pub(super) fn account_in(tx: &WriteTransaction, id: &str) -> Result<Option<Account>> {
-    let t = tx.open_table(ACCOUNTS).map_err(st("open accounts"))?;
-    let v = t.get(id).map_err(st("read account"))?;
+    let t = tx.open_table(ACCOUNTS).context("open accounts")?;
+    let v = t.get(id).context("read account")?;
     v.map(|g| from_json(g.value())).transpose()
 }
 
@@ -47,7 +48,7 @@ impl Store {
         // The id is ours, whatever the closure did with it.
         account.id = id;
         self.put_account(&tx, &account, &secrets)?;
-        tx.commit().map_err(st("commit new account"))?;
+        tx.commit().context("commit new account")?;
         Ok(account)
     }
 
@@ -65,16 +66,16 @@ impl Store {
         next.id = current.id.clone();
         super::views::owner_changed(&tx, &current, &next)?;
         self.put_account(&tx, &next, &secrets)?;
-        tx.commit().map_err(st("commit account update"))?;
+        tx.commit().context("commit account update")?;
         Ok(next)
     }
 
     fn put_account(&self, tx: &WriteTransaction, a: &Account, s: &SecretChanges) -> Result<()> {
         let json = to_json(a)?;
         tx.open_table(ACCOUNTS)
-            .map_err(st("open accounts"))?
+            .context("open accounts")?
             .insert(a.id.as_str(), json.as_slice())
-            .map_err(st("write account"))?;
+            .context("write account")?;
         let changes = [
             (SecretKind::Password, &s.password),
             (SecretKind::SmtpPassword, &s.smtp_password),
@@ -89,18 +90,18 @@ impl Store {
 
     pub fn account(&self, id: &str) -> Result<Option<Account>> {
         let tx = self.read()?;
-        let t = tx.open_table(ACCOUNTS).map_err(st("open accounts"))?;
-        let v = t.get(id).map_err(st("read account"))?;
+        let t = tx.open_table(ACCOUNTS).context("open accounts")?;
+        let v = t.get(id).context("read account")?;
         v.map(|g| from_json(g.value())).transpose()
     }
 
     /// Every account, oldest first.
     pub fn accounts(&self) -> Result<Vec<Account>> {
         let tx = self.read()?;
-        let t = tx.open_table(ACCOUNTS).map_err(st("open accounts"))?;
+        let t = tx.open_table(ACCOUNTS).context("open accounts")?;
         let mut out = Vec::new();
-        for row in t.iter().map_err(st("read accounts"))? {
-            let (_, v) = row.map_err(st("read accounts"))?;
+        for row in t.iter().context("read accounts")? {
+            let (_, v) = row.context("read accounts")?;
             out.push(from_json(v.value())?);
         }
         out.sort_by(creation_order);
@@ -114,7 +115,7 @@ impl Store {
             return Err(no_account(account));
         }
         self.put_secret(&tx, account, kind, value)?;
-        tx.commit().map_err(st("commit secret"))
+        tx.commit().context("commit secret")
     }
 
     fn put_secret(
@@ -124,11 +125,10 @@ impl Store {
         kind: SecretKind,
         value: Option<&str>,
     ) -> Result<()> {
-        let mut t = tx.open_table(SECRETS).map_err(st("open secrets"))?;
+        let mut t = tx.open_table(SECRETS).context("open secrets")?;
         match value {
             None => {
-                t.remove((account, kind.code()))
-                    .map_err(st("remove secret"))?;
+                t.remove((account, kind.code())).context("remove secret")?;
             }
             Some(clear) => {
                 let mut key = self.key.lock().map_err(|_| poisoned())?;
@@ -141,7 +141,7 @@ impl Store {
                     None => return Err(poisoned()),
                 };
                 t.insert((account, kind.code()), sealed.as_slice())
-                    .map_err(st("write secret"))?;
+                    .context("write secret")?;
             }
         }
         Ok(())
@@ -150,9 +150,9 @@ impl Store {
     /// Whether a secret is stored (readable or not); what `HasPassword` shows.
     pub fn has_secret(&self, account: &str, kind: SecretKind) -> Result<bool> {
         let tx = self.read()?;
-        let t = tx.open_table(SECRETS).map_err(st("open secrets"))?;
+        let t = tx.open_table(SECRETS).context("open secrets")?;
         Ok(t.get((account, kind.code()))
-            .map_err(st("read secret"))?
+            .context("read secret")?
             .is_some())
     }
 
@@ -160,14 +160,14 @@ impl Store {
     /// missing or was replaced.
     pub fn secret(&self, account: &str, kind: SecretKind) -> Result<Option<Secret>> {
         let tx = self.read()?;
-        let t = tx.open_table(SECRETS).map_err(st("open secrets"))?;
-        let Some(sealed) = t.get((account, kind.code())).map_err(st("read secret"))? else {
+        let t = tx.open_table(SECRETS).context("open secrets")?;
+        let Some(sealed) = t.get((account, kind.code())).context("read secret")? else {
             return Ok(None);
         };
         let key = self.key.lock().map_err(|_| poisoned())?;
         match key.as_ref() {
             Some(k) => k.open(account, kind, sealed.value()).map(Some),
-            None => Err(Error::Storage(format!(
+            None => Err(Error::storage_msg(format!(
                 "the secret key {} is missing, so the stored {kind:?} of account {account} \
                  cannot be read; set it again",
                 self.dir.join(KEY_FILE).display()
@@ -181,20 +181,20 @@ impl Store {
         let tx = self.write()?;
         let account = account_in(&tx, id)?.ok_or_else(|| no_account(id))?;
         tx.open_table(ACCOUNTS)
-            .map_err(st("open accounts"))?
+            .context("open accounts")?
             .remove(id)
-            .map_err(st("remove account"))?;
+            .context("remove account")?;
         {
-            let mut t = tx.open_table(SECRETS).map_err(st("open secrets"))?;
+            let mut t = tx.open_table(SECRETS).context("open secrets")?;
             for kind in SecretKind::ALL {
-                t.remove((id, kind.code())).map_err(st("remove secret"))?;
+                t.remove((id, kind.code())).context("remove secret")?;
             }
         }
         {
-            let mut t = tx.open_table(SYNC).map_err(st("open sync state"))?;
+            let mut t = tx.open_table(SYNC).context("open sync state")?;
             let mut keys = Vec::new();
-            for row in t.range((id, "")..).map_err(st("read sync state"))? {
-                let (k, _) = row.map_err(st("read sync state"))?;
+            for row in t.range((id, "")..).context("read sync state")? {
+                let (k, _) = row.context("read sync state")?;
                 let (acct, key) = k.value();
                 if acct != id {
                     break;
@@ -202,12 +202,11 @@ impl Store {
                 keys.push(key.to_string());
             }
             for k in &keys {
-                t.remove((id, k.as_str()))
-                    .map_err(st("remove sync state"))?;
+                t.remove((id, k.as_str())).context("remove sync state")?;
             }
         }
         let blobs = super::purge::delete_account_messages(&tx, &account)?;
-        tx.commit().map_err(st("commit account deletion"))?;
+        tx.commit().context("commit account deletion")?;
         self.blobs.remove(&blobs);
         Ok(())
     }
@@ -218,7 +217,7 @@ pub(super) fn no_account(id: &str) -> Error {
 }
 
 fn poisoned() -> Error {
-    Error::Storage("secret key lock poisoned".into())
+    Error::storage_msg("secret key lock poisoned".into())
 }
 
 #[cfg(test)]
@@ -350,7 +349,7 @@ mod tests {
         assert!(store.has_secret(&id, SecretKind::Password).unwrap());
         let err = store.secret(&id, SecretKind::Password).unwrap_err();
         assert!(
-            matches!(&err, Error::Storage(m) if m.contains("missing")),
+            matches!(&err, Error::Storage { message: m, .. } if m.contains("missing")),
             "{err:?}"
         );
         // Setting it again works under a new key.

@@ -57,7 +57,8 @@ use staging::io_err;
 pub use staging::{BlobWriter, Raw, StagedBlob};
 
 use super::schema::BLOBS;
-use super::{st, Store};
+use super::Store;
+use crate::error::Context;
 use crate::error::{Error, Result};
 
 /// Mails larger than this (by the server's announced size) are streamed
@@ -185,8 +186,8 @@ impl BlobDir {
 
 /// The length the `blobs` table records for message `id`, if it is a blob.
 pub(super) fn blob_len(tx: &ReadTransaction, id: u64) -> Result<Option<u64>> {
-    let t = tx.open_table(BLOBS).map_err(st("open blobs"))?;
-    let v = t.get(id).map_err(st("read blob row"))?;
+    let t = tx.open_table(BLOBS).context("open blobs")?;
+    let v = t.get(id).context("read blob row")?;
     Ok(v.map(|g| g.value()))
 }
 
@@ -205,7 +206,7 @@ impl Store {
         let path = self.blobs.path(id);
         match std::fs::read(&path) {
             Ok(bytes) if bytes.len() as u64 == len => Ok(Some(bytes)),
-            Ok(bytes) => Err(Error::Storage(format!(
+            Ok(bytes) => Err(Error::storage_msg(format!(
                 "the file of message {id} ({}) has {} bytes, the store recorded {len}",
                 path.display(),
                 bytes.len()
@@ -214,7 +215,7 @@ impl Store {
                 if blob_len(&self.read()?, id)?.is_none() {
                     return Ok(None);
                 }
-                Err(Error::Storage(format!(
+                Err(Error::storage_msg(format!(
                     "the file of message {id} ({}) is missing",
                     path.display()
                 )))
@@ -231,7 +232,7 @@ pub(super) fn remove_orphans(db: &redb::Database, dir: &BlobDir) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    let tx = db.begin_read().map_err(st("begin read"))?;
+    let tx = db.begin_read().context("begin read")?;
     let mut orphans = Vec::new();
     for id in ids {
         if blob_len(&tx, id)?.is_none() {

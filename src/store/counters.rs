@@ -19,7 +19,7 @@
 use redb::{ReadOnlyTable, ReadTransaction};
 
 use super::schema::{BUCKETS, VIEW_COUNTS};
-use super::st;
+use crate::error::Context;
 use crate::error::{Error, Result};
 
 /// Children per parent bucket (the rank levels are 2^5 apart).
@@ -44,10 +44,8 @@ pub(super) struct Counters {
 impl Counters {
     pub(super) fn open(tx: &ReadTransaction) -> Result<Counters> {
         Ok(Counters {
-            totals: tx.open_table(BUCKETS).map_err(st("open view counters"))?,
-            arrays: tx
-                .open_table(VIEW_COUNTS)
-                .map_err(st("open view counters"))?,
+            totals: tx.open_table(BUCKETS).context("open view counters")?,
+            arrays: tx.open_table(VIEW_COUNTS).context("open view counters")?,
         })
     }
 
@@ -56,7 +54,7 @@ impl Counters {
         match self
             .arrays
             .get((level, scope, parent))
-            .map_err(st("read view counters"))?
+            .context("read view counters")?
         {
             Some(g) => decode(g.value()),
             None => Ok([0; FANOUT]),
@@ -85,7 +83,7 @@ pub(super) fn encode(children: &Children) -> Vec<u8> {
 /// Inverse of [`encode`]; a malformed value is a storage error, never a
 /// silently wrong count.
 pub(super) fn decode(bytes: &[u8]) -> Result<Children> {
-    let bad = || Error::Storage("the view counters are damaged (bad child array)".into());
+    let bad = || Error::storage_msg("the view counters are damaged (bad child array)".into());
     let mut out = [0u64; FANOUT];
     let mut it = bytes.iter();
     while let Some(&slot) = it.next() {

@@ -22,8 +22,9 @@ use super::messages::{meta_from, INBOX};
 use super::rank::{self, Index, Merge, TOP};
 use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_INDEX};
 use super::views::{account_scope, base, private_class, scoped, SEP};
-use super::{st, MessageMeta, Store};
+use super::{MessageMeta, Store};
 use crate::account::Account;
+use crate::error::Context;
 use crate::error::Result;
 
 /// Entries scanned past a filtered page to count the total before estimating.
@@ -84,9 +85,9 @@ type Accounts = ReadOnlyTable<&'static str, &'static [u8]>;
 
 /// The current private owner of an account; None if it was deleted.
 fn owner(accounts: &Accounts, id: &str) -> Result<Option<String>> {
-    let v = accounts.get(id).map_err(st("read account"))?;
+    let v = accounts.get(id).context("read account")?;
     let a: Option<Account> = v
-        .map(|g| serde_json::from_slice(g.value()).map_err(st("stored account is unreadable")))
+        .map(|g| serde_json::from_slice(g.value()).context("stored account is unreadable"))
         .transpose()?;
     Ok(a.map(|a| a.private_owner))
 }
@@ -97,9 +98,9 @@ fn private_scopes(b: &Totals, base: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for row in b
         .range((TOP, prefix.as_str(), 0i64)..)
-        .map_err(st("read view counters"))?
+        .context("read view counters")?
     {
-        let (k, _) = row.map_err(st("read view counters"))?;
+        let (k, _) = row.context("read view counters")?;
         let (level, scope, _) = k.value();
         if level != TOP || !scope.starts_with(&prefix) {
             break;
@@ -172,7 +173,7 @@ fn plan(q: &ListQuery, accounts: &Accounts, b: &Totals) -> Result<Plan> {
 }
 
 fn meta(messages: &ReadOnlyTable<u64, &'static [u8]>, id: u64) -> Result<Option<MessageMeta>> {
-    match messages.get(id).map_err(st("read message"))? {
+    match messages.get(id).context("read message")? {
         Some(g) => meta_from(g.value()).map(Some),
         None => {
             tracing::warn!("view index names message {id}, which is missing");
@@ -195,10 +196,10 @@ impl Store {
 
     fn list_scanning(&self, q: &ListQuery, total_scan: u64) -> Result<(Vec<MessageMeta>, u32)> {
         let tx = self.read()?;
-        let ix: Index = tx.open_table(VIEW_INDEX).map_err(st("open view index"))?;
+        let ix: Index = tx.open_table(VIEW_INDEX).context("open view index")?;
         let c = Counters::open(&tx)?;
-        let accounts = tx.open_table(ACCOUNTS).map_err(st("open accounts"))?;
-        let messages = tx.open_table(MESSAGES).map_err(st("open messages"))?;
+        let accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
+        let messages = tx.open_table(MESSAGES).context("open messages")?;
         let plan = plan(q, &accounts, &c.totals)?;
         let since = q.since.unwrap_or(i64::MIN);
         let until = q.until.unwrap_or(i64::MAX);
@@ -278,10 +279,10 @@ impl Store {
     /// NotFound in both None cases, so existence does not leak.
     pub fn visible_message(&self, id: u64, viewer: &Visibility) -> Result<Option<MessageMeta>> {
         let tx = self.read()?;
-        let messages = tx.open_table(MESSAGES).map_err(st("open messages"))?;
+        let messages = tx.open_table(MESSAGES).context("open messages")?;
         let Some(m) = messages
             .get(id)
-            .map_err(st("read message"))?
+            .context("read message")?
             .map(|g| meta_from(g.value()))
             .transpose()?
         else {
@@ -293,7 +294,7 @@ impl Store {
         if !m.contact.is_empty() {
             return Ok(Some(m));
         }
-        let accounts = tx.open_table(ACCOUNTS).map_err(st("open accounts"))?;
+        let accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
         let visible = owner(&accounts, &m.account)?.is_some_and(|o| o.is_empty() || &o == u);
         Ok(visible.then_some(m))
     }
@@ -301,14 +302,14 @@ impl Store {
     /// Messages of the account in all folders (index counters; no scan).
     pub fn count_messages(&self, account: &str) -> Result<u64> {
         let tx = self.read()?;
-        let b: Totals = tx.open_table(BUCKETS).map_err(st("open view counters"))?;
+        let b: Totals = tx.open_table(BUCKETS).context("open view counters")?;
         let prefix = format!("a{SEP}{account}{SEP}");
         let mut n = 0u64;
         for row in b
             .range((TOP, prefix.as_str(), 0i64)..)
-            .map_err(st("read view counters"))?
+            .context("read view counters")?
         {
-            let (k, v) = row.map_err(st("read view counters"))?;
+            let (k, v) = row.context("read view counters")?;
             let (level, scope, _) = k.value();
             if level != TOP || !scope.starts_with(&prefix) {
                 break;

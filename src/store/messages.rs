@@ -17,8 +17,9 @@ use super::accounts::{account_in, no_account};
 pub use super::blobs::Raw;
 use super::schema::{self, BLOBS, CONTENT, MESSAGES, MESSAGE_SIDS, RAW, SERVER_IDS};
 use super::views::{meta_in, owner_in, Writer};
-use super::{st, Store};
+use super::Store;
 use crate::account::Account;
+use crate::error::Context;
 use crate::error::{Error, Result};
 
 /// The folder fetched mail is filed in.
@@ -72,11 +73,11 @@ pub struct Summary {
 }
 
 pub(super) fn meta_json(m: &MessageMeta) -> Result<Vec<u8>> {
-    serde_json::to_vec(m).map_err(st("encode message summary"))
+    serde_json::to_vec(m).context("encode message summary")
 }
 
 pub(super) fn meta_from(bytes: &[u8]) -> Result<MessageMeta> {
-    serde_json::from_slice(bytes).map_err(st("stored message summary is unreadable"))
+    serde_json::from_slice(bytes).context("stored message summary is unreadable")
 }
 
 /// Lower-case hex SHA-256 of raw bytes: the content key of [`Store::has_content`].
@@ -137,7 +138,7 @@ impl Store {
         // A failed commit may still have reached the disk (an fsync error
         // after the commit slot was written), so its files stay; the next
         // open removes those that no row points to.
-        tx.commit().map_err(st("commit fetched mail"))?;
+        tx.commit().context("commit fetched mail")?;
         Ok(new_ids)
     }
 
@@ -166,12 +167,12 @@ impl Store {
             // redb each open and close of a table also reads and rewrites
             // its root in the table directory, which cost more than the
             // mail's own inserts.
-            let mut sids = tx.open_table(SERVER_IDS).map_err(st("open server ids"))?;
-            let mut content = tx.open_table(CONTENT).map_err(st("open content"))?;
-            let mut message_sids = tx.open_table(MESSAGE_SIDS).map_err(st("open server ids"))?;
-            let mut raws = tx.open_table(RAW).map_err(st("open raw"))?;
-            let mut blob_rows = tx.open_table(BLOBS).map_err(st("open blobs"))?;
-            let mut messages = tx.open_table(MESSAGES).map_err(st("open messages"))?;
+            let mut sids = tx.open_table(SERVER_IDS).context("open server ids")?;
+            let mut content = tx.open_table(CONTENT).context("open content")?;
+            let mut message_sids = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
+            let mut raws = tx.open_table(RAW).context("open raw")?;
+            let mut blob_rows = tx.open_table(BLOBS).context("open blobs")?;
+            let mut messages = tx.open_table(MESSAGES).context("open messages")?;
             let mut views = Writer::open(&tx)?;
             for mail in mails {
                 let NewMail {
@@ -180,32 +181,31 @@ impl Store {
                     received,
                 } = mail;
                 let sid = (acct, server_id.as_str());
-                if sids.get(sid).map_err(st("read server ids"))?.is_some() {
+                if sids.get(sid).context("read server ids")?.is_some() {
                     continue;
                 }
                 let sha = raw.sha256_hex();
                 let known = content
                     .get((acct, sha.as_str()))
-                    .map_err(st("read content"))?
+                    .context("read content")?
                     .map(|g| g.value());
                 if known == Some(TOMBSTONE) {
                     // Deleted in the CRM: seen again (e.g. after a UIDVALIDITY
                     // change), it stays deleted.
-                    sids.insert(sid, TOMBSTONE)
-                        .map_err(st("write server ids"))?;
+                    sids.insert(sid, TOMBSTONE).context("write server ids")?;
                     continue;
                 }
                 if let Some(existing) = known {
-                    sids.insert(sid, existing).map_err(st("write server ids"))?;
+                    sids.insert(sid, existing).context("write server ids")?;
                     message_sids
                         .insert((existing, server_id.as_str()), ())
-                        .map_err(st("write server ids"))?;
+                        .context("write server ids")?;
                     continue;
                 }
                 let id = next_id;
                 next_id = id
                     .checked_add(1)
-                    .ok_or_else(|| Error::Storage("message id counter overflowed".into()))?;
+                    .ok_or_else(|| Error::storage_msg("message id counter overflowed".into()))?;
                 // A blob is summarised from its head (see super::blobs).
                 let sum = safe_summary(summarize, raw.summary_bytes(), received);
                 let meta = MessageMeta {
@@ -230,26 +230,25 @@ impl Store {
                 };
                 match raw {
                     Raw::Bytes(b) => {
-                        raws.insert(id, b.as_slice())
-                            .map_err(st("write raw mail"))?;
+                        raws.insert(id, b.as_slice()).context("write raw mail")?;
                     }
                     Raw::Blob(b) => {
                         let len = b.len();
                         self.blobs.commit_file(b, id)?;
                         moved.push(id);
-                        blob_rows.insert(id, len).map_err(st("write blob row"))?;
+                        blob_rows.insert(id, len).context("write blob row")?;
                     }
                 }
-                sids.insert(sid, id).map_err(st("write server ids"))?;
+                sids.insert(sid, id).context("write server ids")?;
                 content
                     .insert((acct, sha.as_str()), id)
-                    .map_err(st("write content"))?;
+                    .context("write content")?;
                 message_sids
                     .insert((id, server_id.as_str()), ())
-                    .map_err(st("write server ids"))?;
+                    .context("write server ids")?;
                 messages
                     .insert(id, meta_json(&meta)?.as_slice())
-                    .map_err(st("write message"))?;
+                    .context("write message")?;
                 views.add(&meta, Some(&owner))?;
                 new_ids.push(id);
             }
@@ -264,8 +263,8 @@ impl Store {
     pub fn raw(&self, id: u64) -> Result<Option<Vec<u8>>> {
         let blob_len = {
             let tx = self.read()?;
-            let t = tx.open_table(RAW).map_err(st("open raw"))?;
-            if let Some(v) = t.get(id).map_err(st("read raw mail"))? {
+            let t = tx.open_table(RAW).context("open raw")?;
+            if let Some(v) = t.get(id).context("read raw mail")? {
                 return Ok(Some(v.value().to_vec()));
             }
             super::blobs::blob_len(&tx, id)?
@@ -278,8 +277,8 @@ impl Store {
 
     pub fn message(&self, id: u64) -> Result<Option<MessageMeta>> {
         let tx = self.read()?;
-        let t = tx.open_table(MESSAGES).map_err(st("open messages"))?;
-        let v = t.get(id).map_err(st("read message"))?;
+        let t = tx.open_table(MESSAGES).context("open messages")?;
+        let v = t.get(id).context("read message")?;
         v.map(|g| meta_from(g.value())).transpose()
     }
 
@@ -298,11 +297,11 @@ impl Store {
             let owner = owner_in(&tx, &before.account)?;
             Writer::open(&tx)?.refile(&before, owner.as_deref(), &after, owner.as_deref())?;
             tx.open_table(MESSAGES)
-                .map_err(st("open messages"))?
+                .context("open messages")?
                 .insert(id, meta_json(&after)?.as_slice())
-                .map_err(st("write message"))?;
+                .context("write message")?;
         }
-        tx.commit().map_err(st("commit message change"))
+        tx.commit().context("commit message change")
     }
 
     /// Assign to a CRM contact ("" = unassign). An assigned message outlives
@@ -342,18 +341,18 @@ impl Store {
         let owner = owner_in(&tx, &m.account)?;
         Writer::open(&tx)?.remove(&m, owner.as_deref())?;
         tx.open_table(MESSAGES)
-            .map_err(st("open messages"))?
+            .context("open messages")?
             .remove(id)
-            .map_err(st("remove message"))?;
+            .context("remove message")?;
         tx.open_table(RAW)
-            .map_err(st("open raw"))?
+            .context("open raw")?
             .remove(id)
-            .map_err(st("remove raw mail"))?;
+            .context("remove raw mail")?;
         let had_blob = tx
             .open_table(BLOBS)
-            .map_err(st("open blobs"))?
+            .context("open blobs")?
             .remove(id)
-            .map_err(st("remove blob row"))?
+            .context("remove blob row")?
             .is_some();
         let acct = m.account.as_str();
         // Tombstones, not removal: a mail deleted only here may still be on
@@ -362,26 +361,26 @@ impl Store {
         // a UIDVALIDITY change, by its content. They go with the account,
         // or when the fetcher forgets the server id after a server delete.
         {
-            let mut content = tx.open_table(CONTENT).map_err(st("open content"))?;
+            let mut content = tx.open_table(CONTENT).context("open content")?;
             let ours = content
                 .get((acct, m.sha256.as_str()))
-                .map_err(st("read content"))?
+                .context("read content")?
                 .is_some_and(|g| g.value() == id);
             if ours {
                 content
                     .insert((acct, m.sha256.as_str()), TOMBSTONE)
-                    .map_err(st("write content"))?;
+                    .context("write content")?;
             }
         }
         let sids = super::tracking::take_message_sids(&tx, id)?;
         {
-            let mut t = tx.open_table(SERVER_IDS).map_err(st("open server ids"))?;
+            let mut t = tx.open_table(SERVER_IDS).context("open server ids")?;
             for sid in &sids {
                 t.insert((acct, sid.as_str()), TOMBSTONE)
-                    .map_err(st("write server id"))?;
+                    .context("write server id")?;
             }
         }
-        tx.commit().map_err(st("commit message deletion"))?;
+        tx.commit().context("commit message deletion")?;
         if had_blob {
             self.blobs.remove(&[id]);
         }

@@ -42,7 +42,7 @@ pub use list::{ListQuery, Visibility};
 pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
 pub use secret::{Secret, SecretKind};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use schema::{KEY_INSTALLATION, KEY_VERSION, META, SCHEMA_VERSION};
 use secret::SecretKey;
 
@@ -52,11 +52,6 @@ pub const DB_FILE: &str = "postfach.redb";
 pub const LOCK_FILE: &str = "postfachd.lock";
 /// The first bytes of every redb file; anything else is not ours to open.
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
-
-/// Map a redb (or I/O) error to `Error::Storage` with what we were doing.
-pub(crate) fn st<E: std::fmt::Display>(context: &'static str) -> impl Fn(E) -> Error {
-    move |e| Error::storage(context, e)
-}
 
 /// The store. Send + Sync; the daemon shares one `Arc<Store>`. Every method
 /// blocks on disk I/O, so async callers run it in `spawn_blocking`.
@@ -137,14 +132,14 @@ impl Store {
     }
 
     pub(crate) fn read(&self) -> Result<redb::ReadTransaction> {
-        self.db.begin_read().map_err(st("begin read"))
+        self.db.begin_read().context("begin read")
     }
 }
 
 fn write_txn(db: &Database) -> Result<WriteTransaction> {
-    let mut tx = db.begin_write().map_err(st("begin write"))?;
+    let mut tx = db.begin_write().context("begin write")?;
     tx.set_durability(Durability::Immediate)
-        .map_err(st("set durability"))?;
+        .context("set durability")?;
     tx.set_two_phase_commit(true);
     Ok(tx)
 }
@@ -190,7 +185,7 @@ fn take_lock(dir: &Path) -> Result<Flock<File>> {
 /// damaged file becomes an error.
 fn open_db(path: &Path) -> Result<Database> {
     let refuse = |why: &dyn std::fmt::Display| {
-        Error::Storage(format!(
+        Error::storage_msg(format!(
             "{} is not a usable postfach store ({why}); it was left untouched — restore a \
              backup or move it away",
             path.display()
@@ -242,7 +237,7 @@ fn init_schema(db: &Database, path: &Path) -> Result<(String, bool)> {
     let tx = write_txn(db)?;
     let tables: Vec<String> = tx
         .list_tables()
-        .map_err(st("list tables"))?
+        .context("list tables")?
         .map(|t| t.name().to_string())
         .collect();
     let version = if tables.iter().any(|t| t == META.name()) {
@@ -252,7 +247,7 @@ fn init_schema(db: &Database, path: &Path) -> Result<(String, bool)> {
     };
     match version {
         None if !tables.is_empty() => {
-            return Err(Error::Storage(format!(
+            return Err(Error::storage_msg(format!(
                 "{} is a redb database but not a postfach store (no schema version); it was \
                  left untouched",
                 path.display()
@@ -266,12 +261,12 @@ fn init_schema(db: &Database, path: &Path) -> Result<(String, bool)> {
                 .try_fill_bytes(&mut raw)
                 .map_err(|e| Error::storage("no randomness for the installation id", e))?;
             let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            let mut meta = tx.open_table(META).map_err(st("open meta"))?;
+            let mut meta = tx.open_table(META).context("open meta")?;
             meta.insert(KEY_INSTALLATION, id.as_bytes())
-                .map_err(st("write meta"))?;
+                .context("write meta")?;
         }
         Some(v) if v > SCHEMA_VERSION => {
-            return Err(Error::Storage(format!(
+            return Err(Error::storage_msg(format!(
                 "{} has store schema {v}, newer than this postfachd knows ({SCHEMA_VERSION}); \
                  run the newer postfachd or restore a backup",
                 path.display()
@@ -281,17 +276,19 @@ fn init_schema(db: &Database, path: &Path) -> Result<(String, bool)> {
         Some(_) => {}
     }
     let (id, has_secrets) = {
-        let meta = tx.open_table(META).map_err(st("open meta"))?;
+        let meta = tx.open_table(META).context("open meta")?;
         let id = meta
             .get(KEY_INSTALLATION)
-            .map_err(st("read meta"))?
+            .context("read meta")?
             .map(|g| String::from_utf8_lossy(g.value()).into_owned())
-            .ok_or_else(|| Error::Storage(format!("{} has no installation id", path.display())))?;
-        let secrets = tx.open_table(schema::SECRETS).map_err(st("open secrets"))?;
-        let any = secrets.iter().map_err(st("read secrets"))?.next().is_some();
+            .ok_or_else(|| {
+                Error::storage_msg(format!("{} has no installation id", path.display()))
+            })?;
+        let secrets = tx.open_table(schema::SECRETS).context("open secrets")?;
+        let any = secrets.iter().context("read secrets")?.next().is_some();
         (id, any)
     };
-    tx.commit().map_err(st("commit schema"))?;
+    tx.commit().context("commit schema")?;
     Ok((id, has_secrets))
 }
 

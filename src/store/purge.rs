@@ -8,10 +8,10 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::messages::{meta_from, meta_json};
 use super::schema::{BLOBS, CONTENT, MESSAGES, RAW, SERVER_IDS};
-use super::st;
 use super::tracking::take_message_sids;
 use super::views::Writer;
 use crate::account::Account;
+use crate::error::Context;
 use crate::error::Result;
 
 /// Part of `delete_account`, in its transaction: remove the account's
@@ -26,14 +26,14 @@ pub(super) fn delete_account_messages(
     let acct = account.id.as_str();
     let mut w = Writer::open(tx)?;
     let ids = w.account_ids(acct, None)?;
-    let mut messages = tx.open_table(MESSAGES).map_err(st("open messages"))?;
-    let mut raw = tx.open_table(RAW).map_err(st("open raw"))?;
-    let mut blob_rows = tx.open_table(BLOBS).map_err(st("open blobs"))?;
+    let mut messages = tx.open_table(MESSAGES).context("open messages")?;
+    let mut raw = tx.open_table(RAW).context("open raw")?;
+    let mut blob_rows = tx.open_table(BLOBS).context("open blobs")?;
     let mut blobs = Vec::new();
     for id in ids {
         let Some(mut m) = messages
             .get(id)
-            .map_err(st("read message"))?
+            .context("read message")?
             .map(|g| meta_from(g.value()))
             .transpose()?
         else {
@@ -42,13 +42,9 @@ pub(super) fn delete_account_messages(
         take_message_sids(tx, id)?;
         if m.contact.is_empty() {
             w.remove(&m, Some(&account.private_owner))?;
-            messages.remove(id).map_err(st("remove message"))?;
-            raw.remove(id).map_err(st("remove raw mail"))?;
-            if blob_rows
-                .remove(id)
-                .map_err(st("remove blob row"))?
-                .is_some()
-            {
+            messages.remove(id).context("remove message")?;
+            raw.remove(id).context("remove raw mail")?;
+            if blob_rows.remove(id).context("remove blob row")?.is_some() {
                 blobs.push(id);
             }
         } else {
@@ -56,14 +52,14 @@ pub(super) fn delete_account_messages(
             m.account_address = account.address.clone();
             messages
                 .insert(id, meta_json(&m)?.as_slice())
-                .map_err(st("write message"))?;
+                .context("write message")?;
         }
     }
     for table in [SERVER_IDS, CONTENT] {
-        let mut t = tx.open_table(table).map_err(st("open server ids"))?;
+        let mut t = tx.open_table(table).context("open server ids")?;
         let mut keys = Vec::new();
-        for row in t.range((acct, "")..).map_err(st("read server ids"))? {
-            let (k, _) = row.map_err(st("read server ids"))?;
+        for row in t.range((acct, "")..).context("read server ids")? {
+            let (k, _) = row.context("read server ids")?;
             let (a, key) = k.value();
             if a != acct {
                 break;
@@ -71,8 +67,7 @@ pub(super) fn delete_account_messages(
             keys.push(key.to_string());
         }
         for k in &keys {
-            t.remove((acct, k.as_str()))
-                .map_err(st("remove server id"))?;
+            t.remove((acct, k.as_str())).context("remove server id")?;
         }
     }
     Ok(blobs)

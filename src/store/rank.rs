@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use redb::ReadOnlyTable;
 
 use super::counters::{Counters, Totals, ARRAY_LEVELS, FANOUT};
-use super::st;
+use crate::error::Context;
 use crate::error::Result;
 
 /// Bucket widths (log2 seconds) of the levels below [`TOP`]; 5 bits apart,
@@ -57,9 +57,9 @@ fn sum(b: &Totals, level: u8, scope: &str, lo: i64, hi: i64) -> Result<u64> {
     let mut n = 0u64;
     for row in b
         .range((level, scope, lo)..=(level, scope, hi))
-        .map_err(st("read view counters"))?
+        .context("read view counters")?
     {
-        n = n.saturating_add(row.map_err(st("read view counters"))?.1.value());
+        n = n.saturating_add(row.context("read view counters")?.1.value());
     }
     Ok(n)
 }
@@ -68,7 +68,7 @@ fn sum(b: &Totals, level: u8, scope: &str, lo: i64, hi: i64) -> Result<u64> {
 pub(super) fn total(c: &Counters, scope: &str) -> Result<u64> {
     Ok(c.totals
         .get((TOP, scope, 0))
-        .map_err(st("read view counters"))?
+        .context("read view counters")?
         .map_or(0, |g| g.value()))
 }
 
@@ -91,7 +91,7 @@ pub(super) fn prefix(ix: &Index, c: &Counters, scope: &str, x: i64) -> Result<u6
     let start = bucket(0, x) << SHIFTS[0];
     let rows = ix
         .range((scope, start, 0u64)..=(scope, x, u64::MAX))
-        .map_err(st("read view index"))?;
+        .context("read view index")?;
     Ok(n.saturating_add(rows.count() as u64))
 }
 
@@ -132,9 +132,9 @@ pub(super) fn locate(c: &Counters, scopes: &[String], r: u64) -> Result<Option<(
         let rows = c
             .totals
             .range((ARRAY_LEVELS, s.as_str(), i64::MIN)..=(ARRAY_LEVELS, s.as_str(), i64::MAX))
-            .map_err(st("read view counters"))?;
+            .context("read view counters")?;
         for row in rows {
-            let (k, v) = row.map_err(st("read view counters"))?;
+            let (k, v) = row.context("read view counters")?;
             *top.entry(k.value().2).or_default() += v.value();
         }
     }
@@ -191,7 +191,7 @@ impl Merge {
         for s in scopes {
             let it = ix
                 .range((s.as_str(), since, 0u64)..=(s.as_str(), start.0, start.1))
-                .map_err(st("read view index"))?;
+                .context("read view index")?;
             m.iters.push(it);
             m.heads.push(None);
         }
@@ -205,7 +205,7 @@ impl Merge {
         self.heads[i] = match self.iters[i].next_back() {
             None => None,
             Some(row) => {
-                let (k, _) = row.map_err(st("read view index"))?;
+                let (k, _) = row.context("read view index")?;
                 let (_, date, id) = k.value();
                 Some((date, id)).filter(|p| p.0 >= self.since)
             }

@@ -7,7 +7,7 @@
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
-use super::st;
+use crate::error::Context;
 use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
@@ -73,24 +73,23 @@ pub const KEY_NEXT_MESSAGE: &str = "next_message";
 
 /// Read a number from `meta`; absent = None.
 pub fn get_u64(tx: &WriteTransaction, key: &str) -> Result<Option<u64>> {
-    let t = tx.open_table(META).map_err(st("open meta"))?;
-    let v = t.get(key).map_err(st("read meta"))?;
+    let t = tx.open_table(META).context("open meta")?;
+    let v = t.get(key).context("read meta")?;
     match v {
         None => Ok(None),
         Some(g) => {
-            let b: [u8; 8] = g
-                .value()
-                .try_into()
-                .map_err(|_| Error::Storage(format!("meta value {key} is not an 8-byte number")))?;
+            let b: [u8; 8] = g.value().try_into().map_err(|_| {
+                Error::storage_msg(format!("meta value {key} is not an 8-byte number"))
+            })?;
             Ok(Some(u64::from_be_bytes(b)))
         }
     }
 }
 
 pub fn put_u64(tx: &WriteTransaction, key: &str, value: u64) -> Result<()> {
-    let mut t = tx.open_table(META).map_err(st("open meta"))?;
+    let mut t = tx.open_table(META).context("open meta")?;
     t.insert(key, value.to_be_bytes().as_slice())
-        .map_err(st("write meta"))?;
+        .context("write meta")?;
     Ok(())
 }
 
@@ -99,26 +98,26 @@ pub fn next_counter(tx: &WriteTransaction, key: &str) -> Result<u64> {
     let n = get_u64(tx, key)?.unwrap_or(1);
     let next = n
         .checked_add(1)
-        .ok_or_else(|| Error::Storage(format!("counter {key} overflowed")))?;
+        .ok_or_else(|| Error::storage_msg(format!("counter {key} overflowed")))?;
     put_u64(tx, key, next)?;
     Ok(n)
 }
 
 /// Create every table, so that readers never meet a missing one.
 pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
-    tx.open_table(META).map_err(st("create tables"))?;
-    tx.open_table(ACCOUNTS).map_err(st("create tables"))?;
-    tx.open_table(SECRETS).map_err(st("create tables"))?;
-    tx.open_table(SYNC).map_err(st("create tables"))?;
-    tx.open_table(RAW).map_err(st("create tables"))?;
-    tx.open_table(BLOBS).map_err(st("create tables"))?;
-    tx.open_table(MESSAGES).map_err(st("create tables"))?;
-    tx.open_table(SERVER_IDS).map_err(st("create tables"))?;
-    tx.open_table(CONTENT).map_err(st("create tables"))?;
-    tx.open_table(MESSAGE_SIDS).map_err(st("create tables"))?;
-    tx.open_table(VIEW_INDEX).map_err(st("create tables"))?;
-    tx.open_table(BUCKETS).map_err(st("create tables"))?;
-    tx.open_table(VIEW_COUNTS).map_err(st("create tables"))?;
+    tx.open_table(META).context("create tables")?;
+    tx.open_table(ACCOUNTS).context("create tables")?;
+    tx.open_table(SECRETS).context("create tables")?;
+    tx.open_table(SYNC).context("create tables")?;
+    tx.open_table(RAW).context("create tables")?;
+    tx.open_table(BLOBS).context("create tables")?;
+    tx.open_table(MESSAGES).context("create tables")?;
+    tx.open_table(SERVER_IDS).context("create tables")?;
+    tx.open_table(CONTENT).context("create tables")?;
+    tx.open_table(MESSAGE_SIDS).context("create tables")?;
+    tx.open_table(VIEW_INDEX).context("create tables")?;
+    tx.open_table(BUCKETS).context("create tables")?;
+    tx.open_table(VIEW_COUNTS).context("create tables")?;
     Ok(())
 }
 
@@ -136,11 +135,11 @@ const STEPS: &[Step] = &[migrate_1_to_2, migrate_2_to_3, migrate_3_to_4];
 /// `messages` and `server_ids` tables, which schema 1 already had.
 fn migrate_1_to_2(tx: &WriteTransaction) -> Result<()> {
     tx.delete_table(v1::FOLDER_INDEX)
-        .map_err(st("drop schema 1 index"))?;
+        .context("drop schema 1 index")?;
     tx.delete_table(v1::ACCOUNT_INDEX)
-        .map_err(st("drop schema 1 index"))?;
+        .context("drop schema 1 index")?;
     tx.delete_table(v1::COUNTS)
-        .map_err(st("drop schema 1 counters"))?;
+        .context("drop schema 1 counters")?;
     create_tables(tx)?;
     super::tracking::rebuild_message_sids(tx)?;
     super::views::rebuild(tx)
@@ -152,12 +151,12 @@ fn migrate_1_to_2(tx: &WriteTransaction) -> Result<()> {
 /// nothing else changes.
 fn migrate_2_to_3(tx: &WriteTransaction) -> Result<()> {
     tx.delete_table(VIEW_INDEX)
-        .map_err(st("drop schema 2 view index"))?;
+        .context("drop schema 2 view index")?;
     tx.delete_table(BUCKETS)
-        .map_err(st("drop schema 2 view counters"))?;
+        .context("drop schema 2 view counters")?;
     // Absent in a schema 2 file; present when step 1->2 just rebuilt views.
     tx.delete_table(VIEW_COUNTS)
-        .map_err(st("drop schema 2 view counters"))?;
+        .context("drop schema 2 view counters")?;
     create_tables(tx)?;
     super::views::rebuild(tx)
 }
@@ -179,7 +178,7 @@ pub fn migrate(tx: &WriteTransaction, from: u64) -> Result<()> {
             .checked_sub(1)
             .and_then(|i| STEPS.get(usize::try_from(i).ok()?))
             .ok_or_else(|| {
-                Error::Storage(format!(
+                Error::storage_msg(format!(
                     "no migration from store schema {version} to {}",
                     version + 1
                 ))

@@ -133,7 +133,7 @@ impl SecretKey {
             .map_err(|e| Error::storage(&format!("cannot read {}", path.display()), e))
             .and_then(|n| match n {
                 0 => Ok(()),
-                _ => Err(Error::Storage(format!(
+                _ => Err(Error::storage_msg(format!(
                     "{} is not a {KEY_LEN}-byte secret key",
                     path.display()
                 ))),
@@ -189,7 +189,7 @@ impl SecretKey {
                     aad: &aad,
                 },
             )
-            .map_err(|_| Error::Storage("cannot encrypt a secret".into()))?;
+            .map_err(|_| Error::storage_msg("cannot encrypt a secret".into()))?;
         let mut out = Vec::with_capacity(1 + ID_LEN + NONCE_LEN + ct.len());
         out.push(FORMAT);
         out.extend_from_slice(&self.id);
@@ -204,12 +204,13 @@ impl SecretKey {
     }
 
     pub(crate) fn open(&self, account: &str, kind: SecretKind, sealed: &[u8]) -> Result<Secret> {
-        let damaged = || Error::Storage(format!("stored {kind:?} of account {account} is damaged"));
+        let damaged =
+            || Error::storage_msg(format!("stored {kind:?} of account {account} is damaged"));
         if sealed.first() != Some(&FORMAT) || sealed.len() < 1 + ID_LEN + NONCE_LEN {
             return Err(damaged());
         }
         if !self.sealed_by_me(sealed) {
-            return Err(Error::Storage(format!(
+            return Err(Error::storage_msg(format!(
                 "stored {kind:?} of account {account} was encrypted with a secret key that is \
                  missing or was replaced ({KEY_FILE}); set the password again"
             )));

@@ -77,7 +77,7 @@ fn garbage_file_is_refused_and_left_untouched() {
     std::fs::write(&path, &garbage).unwrap();
     let err = Store::open(dir.path()).unwrap_err();
     assert!(
-        matches!(&err, Error::Storage(m) if m.contains(DB_FILE)),
+        matches!(&err, Error::Storage { message: m, .. } if m.contains(DB_FILE)),
         "{err:?}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), garbage);
@@ -85,7 +85,10 @@ fn garbage_file_is_refused_and_left_untouched() {
     let mut fake = REDB_MAGIC.to_vec();
     fake.extend_from_slice(&garbage);
     std::fs::write(&path, &fake).unwrap();
-    assert!(matches!(Store::open(dir.path()), Err(Error::Storage(_))));
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(Error::Storage { .. })
+    ));
     assert_eq!(std::fs::read(&path).unwrap(), fake);
 }
 
@@ -101,7 +104,7 @@ fn newer_schema_is_refused() {
     }
     let err = Store::open(dir.path()).unwrap_err();
     assert!(
-        matches!(&err, Error::Storage(m) if m.contains("newer") && m.contains(DB_FILE)),
+        matches!(&err, Error::Storage { message: m, .. } if m.contains("newer") && m.contains(DB_FILE)),
         "{err:?}"
     );
 }
@@ -118,7 +121,7 @@ fn foreign_redb_file_is_refused() {
     }
     let err = Store::open(dir.path()).unwrap_err();
     assert!(
-        matches!(&err, Error::Storage(m) if m.contains("not a postfach store")),
+        matches!(&err, Error::Storage { message: m, .. } if m.contains("not a postfach store")),
         "{err:?}"
     );
 }

@@ -12,16 +12,17 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::accounts::{account_in, no_account};
 use super::schema::{CONTENT, MESSAGE_SIDS, SERVER_IDS, SYNC};
-use super::{st, Store};
+use super::Store;
+use crate::error::Context;
 use crate::error::Result;
 
 /// Remove and return the server ids mapped to message `id` (the reverse
 /// map only; the caller removes the `server_ids` rows).
 pub(super) fn take_message_sids(tx: &WriteTransaction, id: u64) -> Result<Vec<String>> {
-    let mut t = tx.open_table(MESSAGE_SIDS).map_err(st("open server ids"))?;
+    let mut t = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
     let mut sids = Vec::new();
-    for row in t.range((id, "")..).map_err(st("read server ids"))? {
-        let (k, _) = row.map_err(st("read server ids"))?;
+    for row in t.range((id, "")..).context("read server ids")? {
+        let (k, _) = row.context("read server ids")?;
         let (mid, sid) = k.value();
         if mid != id {
             break;
@@ -29,20 +30,19 @@ pub(super) fn take_message_sids(tx: &WriteTransaction, id: u64) -> Result<Vec<St
         sids.push(sid.to_string());
     }
     for sid in &sids {
-        t.remove((id, sid.as_str()))
-            .map_err(st("remove server id"))?;
+        t.remove((id, sid.as_str())).context("remove server id")?;
     }
     Ok(sids)
 }
 
 /// Build the message -> server ids map from `server_ids` (migration).
 pub(super) fn rebuild_message_sids(tx: &WriteTransaction) -> Result<()> {
-    let sids = tx.open_table(SERVER_IDS).map_err(st("open server ids"))?;
-    let mut back = tx.open_table(MESSAGE_SIDS).map_err(st("open server ids"))?;
-    for row in sids.iter().map_err(st("read server ids"))? {
-        let (k, v) = row.map_err(st("read server ids"))?;
+    let sids = tx.open_table(SERVER_IDS).context("open server ids")?;
+    let mut back = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
+    for row in sids.iter().context("read server ids")? {
+        let (k, v) = row.context("read server ids")?;
         back.insert((v.value(), k.value().1), ())
-            .map_err(st("write server ids"))?;
+            .context("write server ids")?;
     }
     Ok(())
 }
@@ -52,13 +52,10 @@ impl Store {
     /// `imap:INBOX:<uidvalidity>:`), to decide what to fetch.
     pub fn known_server_ids(&self, account: &str, prefix: &str) -> Result<HashSet<String>> {
         let tx = self.read()?;
-        let t = tx.open_table(SERVER_IDS).map_err(st("open server ids"))?;
+        let t = tx.open_table(SERVER_IDS).context("open server ids")?;
         let mut out = HashSet::new();
-        for row in t
-            .range((account, prefix)..)
-            .map_err(st("read server ids"))?
-        {
-            let (k, _) = row.map_err(st("read server ids"))?;
+        for row in t.range((account, prefix)..).context("read server ids")? {
+            let (k, _) = row.context("read server ids")?;
             let (a, sid) = k.value();
             if a != account || !sid.starts_with(prefix) {
                 break;
@@ -73,20 +70,20 @@ impl Store {
     pub fn forget_server_ids(&self, account: &str, ids: &[String]) -> Result<()> {
         let tx = self.write()?;
         {
-            let mut t = tx.open_table(SERVER_IDS).map_err(st("open server ids"))?;
-            let mut back = tx.open_table(MESSAGE_SIDS).map_err(st("open server ids"))?;
+            let mut t = tx.open_table(SERVER_IDS).context("open server ids")?;
+            let mut back = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
             for sid in ids {
                 let gone = t
                     .remove((account, sid.as_str()))
-                    .map_err(st("remove server id"))?
+                    .context("remove server id")?
                     .map(|g| g.value());
                 if let Some(id) = gone {
                     back.remove((id, sid.as_str()))
-                        .map_err(st("remove server id"))?;
+                        .context("remove server id")?;
                 }
             }
         }
-        tx.commit().map_err(st("commit forgotten server ids"))
+        tx.commit().context("commit forgotten server ids")
     }
 
     /// The message already stored for the account with this content hash.
@@ -94,10 +91,10 @@ impl Store {
     /// move it to Trash on the server.
     pub fn server_ids(&self, id: u64) -> Result<Vec<String>> {
         let tx = self.read()?;
-        let t = tx.open_table(MESSAGE_SIDS).map_err(st("open server ids"))?;
+        let t = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
         let mut out = Vec::new();
-        for row in t.range((id, "")..).map_err(st("read server ids"))? {
-            let (k, _) = row.map_err(st("read server ids"))?;
+        for row in t.range((id, "")..).context("read server ids")? {
+            let (k, _) = row.context("read server ids")?;
             let (mid, sid) = k.value();
             if mid != id {
                 break;
@@ -109,15 +106,15 @@ impl Store {
 
     pub fn has_content(&self, account: &str, sha256_hex: &str) -> Result<Option<u64>> {
         let tx = self.read()?;
-        let t = tx.open_table(CONTENT).map_err(st("open content"))?;
-        let v = t.get((account, sha256_hex)).map_err(st("read content"))?;
+        let t = tx.open_table(CONTENT).context("open content")?;
+        let v = t.get((account, sha256_hex)).context("read content")?;
         Ok(v.map(|g| g.value()))
     }
 
     pub fn sync_state(&self, account: &str, key: &str) -> Result<Option<String>> {
         let tx = self.read()?;
-        let t = tx.open_table(SYNC).map_err(st("open sync state"))?;
-        let v = t.get((account, key)).map_err(st("read sync state"))?;
+        let t = tx.open_table(SYNC).context("open sync state")?;
+        let v = t.get((account, key)).context("read sync state")?;
         Ok(v.map(|g| g.value().to_string()))
     }
 
@@ -127,10 +124,10 @@ impl Store {
             return Err(no_account(account));
         }
         tx.open_table(SYNC)
-            .map_err(st("open sync state"))?
+            .context("open sync state")?
             .insert((account, key), value)
-            .map_err(st("write sync state"))?;
-        tx.commit().map_err(st("commit sync state"))
+            .context("write sync state")?;
+        tx.commit().context("commit sync state")
     }
 }
 

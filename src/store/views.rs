@@ -29,8 +29,8 @@ use super::counters::{decode, encode, ARRAY_LEVELS, FANOUT};
 use super::messages::{meta_from, MessageMeta};
 use super::rank::{bucket, slot, LEVELS};
 use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_COUNTS, VIEW_INDEX};
-use super::st;
 use crate::account::Account;
+use crate::error::Context;
 use crate::error::{Error, Result};
 
 /// Separator of scope parts (see module docs).
@@ -95,11 +95,9 @@ pub(super) struct Writer<'tx> {
 impl<'tx> Writer<'tx> {
     pub(super) fn open(tx: &'tx WriteTransaction) -> Result<Writer<'tx>> {
         Ok(Writer {
-            index: tx.open_table(VIEW_INDEX).map_err(st("open view index"))?,
-            buckets: tx.open_table(BUCKETS).map_err(st("open view counters"))?,
-            arrays: tx
-                .open_table(VIEW_COUNTS)
-                .map_err(st("open view counters"))?,
+            index: tx.open_table(VIEW_INDEX).context("open view index")?,
+            buckets: tx.open_table(BUCKETS).context("open view counters")?,
+            arrays: tx.open_table(VIEW_COUNTS).context("open view counters")?,
         })
     }
 
@@ -145,10 +143,10 @@ impl<'tx> Writer<'tx> {
     fn entry(&mut self, scope: &str, date: i64, id: u64, present: bool) -> Result<()> {
         let changed = if present {
             let old = self.index.insert((scope, date, id), ());
-            old.map_err(st("write view index"))?.is_none()
+            old.context("write view index")?.is_none()
         } else {
             let old = self.index.remove((scope, date, id));
-            old.map_err(st("write view index"))?.is_some()
+            old.context("write view index")?.is_some()
         };
         if !changed {
             return Ok(());
@@ -161,20 +159,18 @@ impl<'tx> Writer<'tx> {
             let n = self
                 .buckets
                 .get(key)
-                .map_err(st("read view counters"))?
+                .context("read view counters")?
                 .map_or(0, |g| g.value());
             if present {
                 self.buckets
                     .insert(key, n.saturating_add(1))
-                    .map_err(st("write view counters"))?;
+                    .context("write view counters")?;
             } else if n <= 1 {
-                self.buckets
-                    .remove(key)
-                    .map_err(st("write view counters"))?;
+                self.buckets.remove(key).context("write view counters")?;
             } else {
                 self.buckets
                     .insert(key, n - 1)
-                    .map_err(st("write view counters"))?;
+                    .context("write view counters")?;
             }
         }
         Ok(())
@@ -184,7 +180,7 @@ impl<'tx> Writer<'tx> {
     /// an array that drops to all zeros is removed.
     fn child(&mut self, level: u8, scope: &str, date: i64, present: bool) -> Result<()> {
         let key = (level, scope, bucket(level + 1, date));
-        let mut children = match self.arrays.get(key).map_err(st("read view counters"))? {
+        let mut children = match self.arrays.get(key).context("read view counters")? {
             Some(g) => decode(g.value())?,
             None => [0; FANOUT],
         };
@@ -195,11 +191,11 @@ impl<'tx> Writer<'tx> {
             n.saturating_sub(1)
         };
         if children.iter().all(|n| *n == 0) {
-            self.arrays.remove(key).map_err(st("write view counters"))?;
+            self.arrays.remove(key).context("write view counters")?;
         } else {
             self.arrays
                 .insert(key, encode(&children).as_slice())
-                .map_err(st("write view counters"))?;
+                .context("write view counters")?;
         }
         Ok(())
     }
@@ -210,8 +206,8 @@ impl<'tx> Writer<'tx> {
         let prefix = format!("a{SEP}{account}{SEP}");
         let mut out = Vec::new();
         let rows = self.index.range((prefix.as_str(), i64::MIN, 0u64)..);
-        for row in rows.map_err(st("read view index"))? {
-            let (k, _) = row.map_err(st("read view index"))?;
+        for row in rows.context("read view index")? {
+            let (k, _) = row.context("read view index")?;
             let (scope, _, id) = k.value();
             if !scope.starts_with(&prefix) {
                 break;
@@ -233,8 +229,8 @@ pub(super) fn owner_in(tx: &WriteTransaction, account: &str) -> Result<Option<St
 
 /// Read one message's summary inside a write transaction.
 pub(super) fn meta_in(tx: &WriteTransaction, id: u64) -> Result<Option<MessageMeta>> {
-    let t = tx.open_table(MESSAGES).map_err(st("open messages"))?;
-    let v = t.get(id).map_err(st("read message"))?;
+    let t = tx.open_table(MESSAGES).context("open messages")?;
+    let v = t.get(id).context("read message")?;
     v.map(|g| meta_from(g.value())).transpose()
 }
 
@@ -248,8 +244,9 @@ pub(super) fn owner_changed(tx: &WriteTransaction, old: &Account, new: &Account)
     }
     let mut w = Writer::open(tx)?;
     for id in w.account_ids(&old.id, Some(false))? {
-        let m = meta_in(tx, id)?
-            .ok_or_else(|| Error::Storage(format!("index names message {id}, which is missing")))?;
+        let m = meta_in(tx, id)?.ok_or_else(|| {
+            Error::storage_msg(format!("index names message {id}, which is missing"))
+        })?;
         w.refile(&m, Some(&old.private_owner), &m, Some(&new.private_owner))?;
     }
     Ok(())
@@ -258,20 +255,20 @@ pub(super) fn owner_changed(tx: &WriteTransaction, old: &Account, new: &Account)
 /// Build every view scope from the `messages` table (schema migration).
 pub(super) fn rebuild(tx: &WriteTransaction) -> Result<()> {
     let owners: HashMap<String, String> = {
-        let t = tx.open_table(ACCOUNTS).map_err(st("open accounts"))?;
+        let t = tx.open_table(ACCOUNTS).context("open accounts")?;
         let mut out = HashMap::new();
-        for row in t.iter().map_err(st("read accounts"))? {
-            let (_, v) = row.map_err(st("read accounts"))?;
+        for row in t.iter().context("read accounts")? {
+            let (_, v) = row.context("read accounts")?;
             let a: Account =
-                serde_json::from_slice(v.value()).map_err(st("stored account is unreadable"))?;
+                serde_json::from_slice(v.value()).context("stored account is unreadable")?;
             out.insert(a.id, a.private_owner);
         }
         out
     };
-    let messages = tx.open_table(MESSAGES).map_err(st("open messages"))?;
+    let messages = tx.open_table(MESSAGES).context("open messages")?;
     let mut w = Writer::open(tx)?;
-    for row in messages.iter().map_err(st("read messages"))? {
-        let (_, v) = row.map_err(st("read messages"))?;
+    for row in messages.iter().context("read messages")? {
+        let (_, v) = row.context("read messages")?;
         let m = meta_from(v.value())?;
         w.add(&m, owners.get(&m.account).map(String::as_str))?;
     }

@@ -12,6 +12,8 @@
 //! server" (invariant 3) therefore means the bytes of the IMAP/POP3 answer,
 //! not the file.
 #![allow(dead_code)] // each test binary uses a different subset
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod api;
 pub mod daemon;

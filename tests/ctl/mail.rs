@@ -1,6 +1,7 @@
 //! postfachctl's mail commands against a real postfachd and the run's
 //! Dovecot: `account test` (saved and unsaved settings), `fetch`, `inbox`
 //! and `raw`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 use serde_json::Value;
 

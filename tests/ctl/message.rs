@@ -1,6 +1,7 @@
 //! postfachctl's one-mail commands against a real postfachd and mail
 //! fetched from the run's Dovecot: `show`, `assign`, `unassign`, `read`,
 //! `delete` (with the Trash move on the server), and the empty `outbox`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 use base64::Engine;
 use serde_json::Value;

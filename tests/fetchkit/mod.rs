@@ -3,6 +3,8 @@
 //! D-Bus, and reading back what the store holds through `ListMessages` and
 //! `GetRaw` — the way the CRM sees it, not the store directly.
 #![allow(dead_code)] // each test binary uses a different subset
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;

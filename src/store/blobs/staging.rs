@@ -121,7 +121,7 @@ impl BlobWriter {
         let file = self
             .file
             .as_mut()
-            .ok_or_else(|| Error::Storage("blob written after it was finished".into()))?;
+            .ok_or_else(|| Error::storage_msg("blob written after it was finished".into()))?;
         file.write_all(buf)
             .map_err(|e| io_err("cannot write", &self.path, e))?;
         self.hasher.update(buf);
@@ -147,7 +147,7 @@ impl BlobWriter {
         let file = self
             .file
             .take()
-            .ok_or_else(|| Error::Storage("blob finished twice".into()))?;
+            .ok_or_else(|| Error::storage_msg("blob finished twice".into()))?;
         file.sync_all()
             .map_err(|e| io_err("cannot sync", &self.path, e))?;
         drop(file);

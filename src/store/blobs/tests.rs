@@ -224,13 +224,13 @@ fn a_missing_or_truncated_file_is_a_storage_error() {
     std::fs::remove_file(blob_dir(dir.path()).join(ids[0].to_string())).unwrap();
     let err = store.raw(ids[0]).unwrap_err();
     assert!(
-        matches!(&err, Error::Storage(m) if m.contains("missing")),
+        matches!(&err, Error::Storage { message: m, .. } if m.contains("missing")),
         "{err:?}"
     );
     std::fs::write(blob_dir(dir.path()).join(ids[1].to_string()), b"short").unwrap();
     let err = store.raw(ids[1]).unwrap_err();
     assert!(
-        matches!(&err, Error::Storage(m) if m.contains("5 bytes")),
+        matches!(&err, Error::Storage { message: m, .. } if m.contains("5 bytes")),
         "{err:?}"
     );
 }

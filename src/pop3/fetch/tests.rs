@@ -5,9 +5,9 @@
 
 use std::sync::Mutex;
 
-use super::client::Capabilities;
-use super::fetch::{run, Limits, NOUIDL_PREFIX, UIDL_PREFIX};
-use super::tests::{client, retr, send, Close, Expect, Step};
+use crate::pop3::client::Capabilities;
+use super::{run, Limits, NOUIDL_PREFIX, UIDL_PREFIX};
+use crate::pop3::tests::{client, retr, send, Close, Expect, Step};
 use crate::account::{Account, SettingValue};
 use crate::error::Error;
 use crate::fetch::FetchReport;
@@ -150,7 +150,7 @@ async fn dropped_connection_before_quit_keeps_server_ids() {
         Close,
     ];
     let (r, _) = fetch(&store, &account, steps, Limits::default()).await;
-    assert!(matches!(r, Err(Error::Connection(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Connection { .. })), "{r:?}");
     // Stored, and still known: the next fetch neither loses nor duplicates it.
     assert_eq!(store.count_messages(&account.id).unwrap(), 1);
     assert!(store
@@ -315,7 +315,7 @@ async fn drop_during_next_download_keeps_the_batch_in_flight() {
         ..Limits::default()
     };
     let (r, progress) = fetch(&store, &account, steps, limits).await;
-    assert!(matches!(r, Err(Error::Connection(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Connection { .. })), "{r:?}");
     assert_eq!(store.count_messages(&account.id).unwrap(), 1);
     let known = store.known_server_ids(&account.id, "").unwrap();
     assert!(known.contains("pop3:a") && !known.contains("pop3:b"));
