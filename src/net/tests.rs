@@ -171,9 +171,16 @@ async fn refused_connection_is_worded() {
     let e = connect_tcp("127.0.0.1", port, &Timeouts::default())
         .await
         .unwrap_err();
+    assert_eq!(e.name(), "Connection");
     assert_eq!(
-        e,
-        Error::connection(format!("connection refused by 127.0.0.1:{port}"))
+        e.to_string(),
+        format!("connection refused by 127.0.0.1:{port}")
+    );
+    // The I/O error stays reachable as the cause.
+    let cause = std::error::Error::source(&e).expect("the refusal as source");
+    assert!(
+        cause.to_string().to_lowercase().contains("refused"),
+        "{cause}"
     );
 }
 

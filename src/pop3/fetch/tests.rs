@@ -5,12 +5,12 @@
 
 use std::sync::Mutex;
 
-use crate::pop3::client::Capabilities;
 use super::{run, Limits, NOUIDL_PREFIX, UIDL_PREFIX};
-use crate::pop3::tests::{client, retr, send, Close, Expect, Step};
 use crate::account::{Account, SettingValue};
 use crate::error::Error;
 use crate::fetch::FetchReport;
+use crate::pop3::client::Capabilities;
+use crate::pop3::tests::{client, retr, send, Close, Expect, Step};
 use crate::store::Store;
 
 fn setup() -> (tempfile::TempDir, std::sync::Arc<Store>, Account) {
