@@ -206,8 +206,10 @@ impl Store {
             }
         }
         let blobs = super::purge::delete_account_messages(&tx, &account)?;
+        super::blobs::drain(&tx, &self.blobs)?;
+        super::blobs::trash(&tx, &blobs)?;
         tx.commit().context("commit account deletion")?;
-        self.blobs.remove(&blobs);
+        self.blobs.unlink_deleted(&blobs);
         Ok(())
     }
 }

@@ -131,7 +131,7 @@ impl Store {
                 // The transaction is dropped uncommitted: the files moved
                 // to `blobs/<id>` belong to nothing, and the ids will be
                 // handed out again.
-                self.blobs.remove(&moved);
+                self.blobs.discard(&moved);
                 return Err(e);
             }
         };
@@ -380,9 +380,13 @@ impl Store {
                     .context("write server id")?;
             }
         }
+        if had_blob {
+            super::blobs::drain(&tx, &self.blobs)?;
+            super::blobs::trash(&tx, &[id])?;
+        }
         tx.commit().context("commit message deletion")?;
         if had_blob {
-            self.blobs.remove(&[id]);
+            self.blobs.unlink_deleted(&[id]);
         }
         Ok(Some((m.account, sids)))
     }

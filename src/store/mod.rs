@@ -24,6 +24,7 @@ mod purge;
 mod rank;
 pub mod schema;
 mod secret;
+mod snapshot;
 mod tracking;
 mod views;
 
@@ -41,6 +42,7 @@ pub use blobs::{BlobWriter, Raw, StagedBlob, BLOB_MIN};
 pub use list::{ListQuery, Visibility};
 pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
 pub use secret::{Secret, SecretKind};
+pub use snapshot::Snapshot;
 
 use crate::error::{Context, Error, Result};
 use schema::{KEY_INSTALLATION, KEY_VERSION, META, SCHEMA_VERSION};
@@ -91,7 +93,7 @@ impl Store {
         let db = open_db(&path)?;
         let (installation_id, has_secrets) = init_schema(&db, &path)?;
         let blobs = blobs::BlobDir::open(state_dir)?;
-        blobs::remove_orphans(&db, &blobs)?;
+        blobs::sweep(&db, &blobs)?;
         let key_path = state_dir.join(secret::KEY_FILE);
         let key = match SecretKey::load(&key_path)? {
             Some(k) => Some(k),
