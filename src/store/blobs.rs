@@ -24,12 +24,13 @@
 //!   the batch never committed, or the deletion did). An id whose batch
 //!   never committed is handed out again, and the rename of the next batch
 //!   replaces such a leftover atomically. A commit that itself failed
-//!   keeps its files (it may have reached the disk all the same); the sweep
-//!   after the next open removes them if the commit did not happen.
+//!   keeps its files (it may have reached the disk all the same): the store
+//!   reopens before its next call (`super::health`) and sweeps them if the
+//!   commit did not happen.
 //!
 //! A backup reads a [`super::Snapshot`], which pins the files of mails
 //! deleted while it lives; a restore must replace the redb file and
-//! `blobs/` together.
+//! `blobs/` together ([`super::Store::swap`]).
 //!
 //! Summary: a blob mail is summarised by `crate::mime::summarize` from
 //! its first [`HEAD_BYTES`] only (`size` is the blob's length), so the
@@ -255,7 +256,7 @@ impl Store {
                 bytes.len()
             ))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if blob_len(&self.read()?, id)?.is_none() {
+                if blob_len(&*self.read()?, id)?.is_none() {
                     return Ok(None);
                 }
                 Err(Error::storage_msg(format!(

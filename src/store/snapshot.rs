@@ -7,7 +7,8 @@
 //! rewritten (message ids are not reused once committed), so those files
 //! stay what the snapshot saw, except for deletion: a snapshot pins the
 //! blobs, and the files of mails deleted while it lives stay until it is
-//! dropped (`super::blobs::sweep`).
+//! dropped (`super::blobs::sweep`). A swap of the database
+//! (`super::Store::swap`) waits until the snapshot is dropped, or gives up.
 
 use std::path::PathBuf;
 
@@ -15,12 +16,12 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::blobs::{BlobDir, Pin};
 use super::schema::BLOBS;
-use super::Store;
+use super::{ReadTx, Store};
 use crate::error::{Context, Result};
 
-/// See the module docs.
+/// See the module docs. Not Send: it lives on the thread that took it.
 pub struct Snapshot<'a> {
-    tx: ReadTransaction,
+    tx: ReadTx<'a>,
     blobs: &'a BlobDir,
     _pin: Pin<'a>,
 }
@@ -34,14 +35,16 @@ impl std::fmt::Debug for Snapshot<'_> {
 impl Store {
     /// A snapshot of the tables and the blob files they name.
     pub fn snapshot(&self) -> Result<Snapshot<'_>> {
-        // Pinned before the transaction starts: a deletion that commits
-        // after the start leaves its file in place.
-        let pin = self.blobs.pin();
-        let tx = self.read()?;
-        Ok(Snapshot {
-            tx,
-            blobs: &self.blobs,
-            _pin: pin,
+        self.call("take a snapshot", || {
+            // Pinned before the transaction starts: a deletion that
+            // commits after the start leaves its file in place.
+            let pin = self.blobs.pin();
+            let tx = self.read()?;
+            Ok(Snapshot {
+                tx,
+                blobs: &self.blobs,
+                _pin: pin,
+            })
         })
     }
 }

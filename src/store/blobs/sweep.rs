@@ -17,11 +17,11 @@
 //! copy of a mail. Files in `tmp/` are staging files no row can name
 //! (`super::BlobDir::open` empties it at start).
 //!
-//! The sweep runs after every open of the database; the trash is also
-//! drained by each later deletion, so it stays small. While a snapshot
-//! pins the blobs, files of deleted mails stay (their trash entries too)
-//! so that the snapshot can still read them; the next drain after it ends
-//! removes them.
+//! The sweep runs after every open of the database (start and reopen,
+//! `super::super::health`); the trash is also drained by each later
+//! deletion, so it stays small. While a snapshot pins the blobs, files of
+//! deleted mails stay (their trash entries too) so that the snapshot can
+//! still read them; the next drain after it ends removes them.
 
 use std::collections::BTreeSet;
 
