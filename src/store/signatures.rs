@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::schema::{EMPLOYEES, EMPLOYEE_IMAGES, SIGNATURES};
