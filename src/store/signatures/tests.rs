@@ -1,4 +1,4 @@
-use redb::{Database, TableHandle};
+use redb::{Database, ReadableTable, TableHandle};
 
 use super::*;
 use crate::account::SettingValue;
