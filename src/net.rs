@@ -2,7 +2,9 @@
 //!
 //! Shared by the IMAP and POP3 sessions and the connection test, so that
 //! every protocol resolves, connects, verifies certificates and words its
-//! failures the same way. Certificate checks live in [`verify`].
+//! failures the same way. Certificate checks live in [`verify`]; the
+//! connected [`Stream`] and the guards in its read path (a fetch's
+//! deadline, IMAP literals above the size limit: [`literal`]) in `stream`.
 
 pub mod literal;
 mod stream;

@@ -5,6 +5,10 @@
 //! `tokio::io::duplex`. After STLS the session is over: [`Client::stls`]
 //! hands back the raw stream for `net::start_tls`, and the caller builds a
 //! new client on the TLS stream (RFC 2595 §4: all state is discarded).
+//!
+//! Every read and write runs under the session's [`Wait`]: the read
+//! timeout for each, and one deadline for the whole session
+//! (crate::fetch::deadline), which goes on across STLS.
 
 use base64::Engine;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
