@@ -22,8 +22,9 @@
 //! `tracking` (server ids, content hashes, sync state), `purge` (what an
 //! account deletion removes), `views` (visibility classes and the scopes a
 //! message is listed in), `rank` (counts and deep offsets in O(log n)),
-//! `list` (paging and visibility checks), `backend` (how redb reaches the
-//! file), `opening`, `health`, `swap`, `snapshot` (what a backup reads).
+//! `list` (paging and visibility checks), `signatures` (signatures and
+//! employees per tenant), `backend` (how redb reaches the file),
+//! `opening`, `health`, `swap`, `snapshot` (what a backup reads).
 
 mod accounts;
 mod backend;
@@ -37,6 +38,7 @@ mod purge;
 mod rank;
 pub mod schema;
 mod secret;
+mod signatures;
 mod snapshot;
 mod swap;
 mod tracking;
