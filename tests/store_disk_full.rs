@@ -12,16 +12,18 @@ mod fetchkit;
 #[path = "common/tmpfs.rs"]
 mod tmpfs;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use postfach::account::{Account, SettingValue};
+use postfach::dbus::proxy::ManagerProxy;
 use postfach::error::Error;
 use postfach::store::{NewMail, Raw, Store};
 
 use common::Env;
 use fetchkit::Proto;
 use tmpfs::Tmpfs;
+use zbus::Variant;
 
 fn account(store: &Store) -> Account {
     let settings = [
@@ -286,13 +288,41 @@ async fn fetch_through_a_full_disk(proto: Proto) {
         "{proto:?}: LastError {last:?}"
     );
     // Nothing left the server that is not stored; reads still work.
-    let stored = fetchkit::list_all(&mb, &path).await.len();
+    let listed = fetchkit::list_all(&mb, &path).await;
+    let stored = listed.len();
     let on_server = server_ids(env, &user).len();
     assert!(stored < n as usize, "{proto:?}: everything fitted");
     assert!(
         stored + on_server >= n as usize,
         "{proto:?}: {stored} stored + {on_server} on the server < {n}"
     );
+
+    // What a CRM sees meanwhile: stored mail is listed and read back, and
+    // a write fails with the same clear Storage error (unless it fits in
+    // the pages the failed batch left free).
+    if let Some(first) = listed.first() {
+        let bytes = fetchkit::raw(&mb, fetchkit::get::<u64>(first, "id")).await;
+        assert!(bytes.starts_with(b"From: a@example.test"), "{proto:?}");
+    }
+    let mut s = HashMap::new();
+    s.insert("kind", Variant::from("pop3"));
+    s.insert("host", Variant::from("127.0.0.1"));
+    s.insert("address", Variant::from("other@example.org"));
+    s.insert("tenant", Variant::from("mandant1"));
+    let manager = ManagerProxy::new(&conn).await.unwrap();
+    let created = manager.create_account(s).await;
+    eprintln!("{proto:?}: CreateAccount while full: {created:?}");
+    if let Err(e) = created {
+        assert_eq!(
+            fetchkit::error_name(&e),
+            "org.postfach.Postfach1.Error.Storage",
+            "{proto:?}: {e}"
+        );
+        assert!(
+            e.to_string().contains("no space left for the store"),
+            "{proto:?}: {e}"
+        );
+    }
 
     std::fs::remove_file(ballast).unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
