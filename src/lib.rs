@@ -29,5 +29,6 @@ pub mod net;
 pub mod pipeline;
 pub mod pop3;
 pub mod probe;
+pub mod redact;
 pub mod scheduler;
 pub mod store;
