@@ -31,4 +31,5 @@ pub mod pop3;
 pub mod probe;
 pub mod redact;
 pub mod scheduler;
+pub mod signature;
 pub mod store;

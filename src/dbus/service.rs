@@ -165,7 +165,8 @@ pub async fn serve(
     let mut builder = builder
         .serve_at(ROOT_PATH, ObjectManager::new(ctx.clone()))
         .serve_at(ROOT_PATH, Manager::new(ctx.clone()))
-        .serve_at(ROOT_PATH, Mailbox::new(ctx.clone()));
+        .serve_at(ROOT_PATH, Mailbox::new(ctx.clone()))
+        .serve_at(ROOT_PATH, super::signatures::Signatures::new(ctx.clone()));
     let store = ctx.store.clone();
     let accounts = tokio::task::spawn_blocking(move || store.accounts())
         .await
