@@ -173,6 +173,10 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
         .object_server()
         .remove::<crate::dbus::mailbox::Mailbox, _>(crate::dbus::ROOT_PATH)
         .await;
+    let _ = conn
+        .object_server()
+        .remove::<crate::dbus::signatures::Signatures, _>(crate::dbus::ROOT_PATH)
+        .await;
     for a in store.accounts().unwrap_or_default() {
         let path = crate::dbus::account_path(&a.id);
         let _ = conn

@@ -17,7 +17,7 @@ use zbus::{Connection, OwnedObjectPath, Variant};
 use common::api::error_parts;
 use common::sysbus::{SysDaemon, SystemBus, NAME};
 use common::Env;
-use postfach::dbus::proxy::{AccountProxy, MailboxProxy, ManagerProxy};
+use postfach::dbus::proxy::{AccountProxy, MailboxProxy, ManagerProxy, SignaturesProxy};
 
 const ROOT: &str = "/org/postfach/Postfach1";
 const ACCOUNT: &str = "org.postfach.Postfach1.Account";
@@ -437,6 +437,7 @@ async fn huge_arguments_leave_the_daemon_on_the_bus() {
     let acc = account(&conn, &path).await;
     let mgr = ManagerProxy::new(&conn).await.unwrap();
     let mb = MailboxProxy::new(&conn).await.unwrap();
+    let sig = SignaturesProxy::new(&conn).await.unwrap();
     let huge = huge();
     let no_filter = || HashMap::<&str, Variant<'_>>::new();
     let filter = |k: &'static str, v: &str| {
@@ -506,6 +507,18 @@ async fn huge_arguments_leave_the_daemon_on_the_bus() {
         ("Update key", acc.update(big_key()).await),
         ("SetPassword", acc.set_password(&huge).await),
         ("SetSmtpPassword", acc.set_smtp_password(&huge).await),
+        (
+            "SetSignature user",
+            sig.set_signature("t", &huge, "", "").await,
+        ),
+        (
+            "GetSignature tenant",
+            sig.get_signature(&huge, "").await.map(drop),
+        ),
+        (
+            "SetEmployee field key",
+            sig.set_employee("t", "alice", big_key(), &[]).await,
+        ),
     ];
     for (case, result) in cases {
         let (name, msg) = error_parts(result.expect_err(case));

@@ -23,7 +23,17 @@ pub const MAX_KEY: usize = 32;
 /// A dict with more entries than there are keys, or a key longer than any
 /// known one, is refused before it is sorted or echoed in an error.
 pub fn settings(dict: HashMap<String, OwnedVariant>) -> Result<Vec<(String, SettingValue)>> {
-    check_keys("settings", dict.keys(), dict.len(), MAX_KEYS)?;
+    values("settings", dict, MAX_KEYS)
+}
+
+/// [`settings`] for any `a{sv}` argument named `what` with at most `max`
+/// known keys.
+pub fn values(
+    what: &str,
+    dict: HashMap<String, OwnedVariant>,
+    max: usize,
+) -> Result<Vec<(String, SettingValue)>> {
+    check_keys(what, dict.keys(), dict.len(), max)?;
     let mut out: Vec<(String, SettingValue)> = dict
         .into_iter()
         .map(|(k, v)| {
