@@ -266,7 +266,7 @@ async fn announce(conn: &Connection, ctx: &Ctx, notice: Notice) -> zbus::Result<
                 has_password: snap.has_password,
                 status,
             };
-            let changes = props::changes(&view(&before), &view(&now));
+            let changes = props::status_changes(&view(&before), &view(&now));
             if changes.is_empty() {
                 return Ok(());
             }

@@ -164,3 +164,28 @@ fn introspection_lists_every_property() {
             .count()
     );
 }
+
+#[test]
+fn status_properties_are_those_read_from_the_status() {
+    let a = account();
+    let idle = Status::default();
+    let busy = Status {
+        state: State::Fetching,
+        last_error: "x".into(),
+        last_fetch_at: 1,
+        progress: (1, 1),
+    };
+    let view = |status| View {
+        account: &a,
+        has_password: true,
+        status,
+    };
+    let all = changes(&view(&idle), &view(&busy));
+    let mut named: Vec<&str> = all.invalidated.clone();
+    named.extend(all.values.keys());
+    named.sort_unstable();
+    assert_eq!(named, STATUS);
+    let fast = status_changes(&view(&idle), &view(&busy));
+    assert_eq!(fast.values, all.values);
+    assert_eq!(fast.invalidated, all.invalidated);
+}
