@@ -32,8 +32,9 @@ pub const BLOBS: TableDefinition<u64, u64> = TableDefinition::new("blobs");
 /// Message id -> (): a blob whose row a committed deletion removed; its
 /// file may still exist until the unlink after the commit (or, while a
 /// snapshot pins the blobs, until a later sweep). The sweep removes files
-/// of these ids only (see `super::blobs`). Created on first use in a
-/// schema 4 store: an older daemon has no use for it and ignores it.
+/// of these ids only (see `super::blobs`). Created with the tables (and by
+/// the step to schema 5), else on first use; it needs no schema step of its
+/// own, since a daemon without it has no use for it and ignores it.
 pub const BLOB_TRASH: TableDefinition<u64, ()> = TableDefinition::new("blob_trash");
 /// Message id -> JSON of [`super::MessageMeta`].
 pub const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
