@@ -397,5 +397,5 @@ async fn a_vanished_uid_is_skipped_and_leaves_no_file() {
         .commit_batch(&f.account, vec![here], &postfach::mime::summarize)
         .expect("commit");
     assert!(f.store.raw(ids[0]).expect("raw").expect("stored") == big);
-    postfach::imap::session::logout(session, &t).await;
+    postfach::imap::session::logout(session, postfach::imap::LOGOUT_WAIT).await;
 }

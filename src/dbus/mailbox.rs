@@ -222,8 +222,11 @@ impl Mailbox {
             .await
     }
 
-    /// Delete the mail; on an IMAP account with a Trash folder it is moved
-    /// there on the server first, and kept if that fails.
+    /// Delete the mail: the server side first, then the store. On an IMAP
+    /// account with a Trash folder the account's task moves it there
+    /// (scheduler `Request::Trash`); only when that succeeded is the mail
+    /// deleted here, so a broken connection, a wrong password or a missing
+    /// folder leave everything as it was and the caller can retry.
     async fn delete_message(
         &self,
         user: &str,
@@ -233,7 +236,17 @@ impl Mailbox {
     ) -> Result<(), ApiError> {
         let viewer = self.viewer(conn, &hdr, user).await?;
         let m = self.visible(&viewer, id).await?;
-        super::mailbox_delete::delete(&self.ctx, &m).await?;
+        self.ctx.scheduler.trash(&m.account, id).await?;
+        if self
+            .ctx
+            .blocking(move |s| s.delete_message(id))
+            .await?
+            .is_none()
+        {
+            // Deleted by another call meanwhile: to this caller it is gone.
+            return Err(not_found(id).into());
+        }
+        tracing::info!(message = id, account = %m.account, "message deleted");
         announce_changed(conn, id).await;
         Ok(())
     }
