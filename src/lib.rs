@@ -30,4 +30,5 @@ pub mod pipeline;
 pub mod pop3;
 pub mod probe;
 pub mod scheduler;
+pub mod signature;
 pub mod store;

@@ -84,8 +84,8 @@ async fn introspection_xml_matches_the_live_daemon() {
     }
     assert_eq!(
         committed.len(),
-        3,
-        "Manager, Mailbox and Account are in the file"
+        4,
+        "Manager, Mailbox, Signatures and Account are in the file"
     );
     assert_eq!(
         live, committed,

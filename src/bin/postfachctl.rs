@@ -6,8 +6,10 @@
 
 use clap::{Parser, Subcommand};
 use postfach::ctl::commands::Ctl;
+use postfach::ctl::employee::EmployeeCommand;
 use postfach::ctl::inbox::InboxArgs;
 use postfach::ctl::settings::SettingsArgs;
+use postfach::ctl::signature::SignatureCommand;
 use postfach::ctl::CtlError;
 
 #[derive(Parser, Debug)]
@@ -122,6 +124,12 @@ enum Command {
         #[arg(long, default_value = "")]
         user: String,
     },
+    /// Signatures per tenant: the general one and per-user ones.
+    #[command(subcommand)]
+    Signature(SignatureCommand),
+    /// Employees whose data fills the signatures' placeholders.
+    #[command(subcommand)]
+    Employee(EmployeeCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -241,6 +249,8 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Read { id, unread, user } => ctl.mark_read(id, !unread, &user).await,
         Command::Delete { id, user } => ctl.delete_message(id, &user).await,
         Command::Raw { id, user } => ctl.raw(id, &user).await,
+        Command::Signature(cmd) => ctl.signature(cmd).await,
+        Command::Employee(cmd) => ctl.employee(cmd).await,
     }
 }
 

@@ -6,12 +6,14 @@
 //! printing tables and JSON ([`output`]), and the commands: accounts
 //! ([`commands`]), the connection test ([`conntest`]), fetching with a
 //! progress bar ([`fetch`]), listing mail ([`inbox`], its columns in [`table`], times in [`dates`]),
-//! one mail's view and changes ([`message`], HTML bodies via [`html`]).
+//! one mail's view and changes ([`message`], HTML bodies via [`html`]),
+//! signatures ([`signature`]) and the employees that fill them ([`employee`]).
 //! Every failure becomes one [`CtlError`] line on stderr.
 
 pub mod commands;
 pub mod conntest;
 pub mod dates;
+pub mod employee;
 pub mod fetch;
 pub mod html;
 pub mod inbox;
@@ -19,6 +21,7 @@ pub mod message;
 pub mod output;
 pub mod password;
 pub mod settings;
+pub mod signature;
 pub mod table;
 
 use std::fmt;

@@ -15,11 +15,12 @@ pub mod mailbox_dict;
 pub mod manager;
 pub mod proxy;
 pub mod service;
+pub mod signatures;
 pub mod wire;
 
 /// The well-known bus name.
 pub const BUS_NAME: &str = "org.postfach.Postfach1";
-/// The root object: ObjectManager, Manager, Mailbox.
+/// The root object: ObjectManager, Manager, Mailbox, Signatures.
 pub const ROOT_PATH: &str = "/org/postfach/Postfach1";
 /// Interface names.
 pub const MANAGER_IFACE: &str = "org.postfach.Postfach1.Manager";

@@ -135,3 +135,25 @@ pub async fn connect(session: bool) -> zbus::Result<zbus::Connection> {
         zbus::Connection::system().await
     }
 }
+
+#[proxy(
+    interface = "org.postfach.Postfach1.Signatures",
+    default_service = "org.postfach.Postfach1",
+    default_path = "/org/postfach/Postfach1"
+)]
+pub trait Signatures {
+    fn set_signature(&self, tenant: &str, user: &str, text: &str, html: &str) -> zbus::Result<()>;
+    fn get_signature(&self, tenant: &str, user: &str) -> zbus::Result<(String, String)>;
+    fn remove_signature(&self, tenant: &str, user: &str) -> zbus::Result<()>;
+    fn set_employee(
+        &self,
+        tenant: &str,
+        user: &str,
+        fields: HashMap<&str, Variant<'_>>,
+        images: &[(&str, &[u8])],
+    ) -> zbus::Result<()>;
+    fn remove_employee(&self, tenant: &str, user: &str) -> zbus::Result<()>;
+    fn placeholders(&self) -> zbus::Result<Vec<String>>;
+    fn preview_signature(&self, tenant: &str, user: &str)
+        -> zbus::Result<(String, String, String)>;
+}

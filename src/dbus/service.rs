@@ -122,7 +122,8 @@ pub async fn serve(
     let mut builder = builder
         .serve_at(ROOT_PATH, zbus::fdo::ObjectManager)
         .serve_at(ROOT_PATH, Manager::new(ctx.clone()))
-        .serve_at(ROOT_PATH, Mailbox::new(ctx.clone()));
+        .serve_at(ROOT_PATH, Mailbox::new(ctx.clone()))
+        .serve_at(ROOT_PATH, super::signatures::Signatures::new(ctx.clone()));
     let store = ctx.store.clone();
     let accounts = tokio::task::spawn_blocking(move || store.accounts())
         .await

@@ -13,7 +13,8 @@
 //! `tracking` (server ids, content hashes, sync state), `purge` (what an
 //! account deletion removes), `views` (visibility classes and the scopes a
 //! message is listed in), `rank` (counts and deep offsets in O(log n)),
-//! `list` (paging and visibility checks).
+//! `list` (paging and visibility checks), `signatures` (signatures and
+//! employees per tenant).
 
 mod accounts;
 pub mod blobs;
@@ -24,6 +25,7 @@ mod purge;
 mod rank;
 pub mod schema;
 mod secret;
+mod signatures;
 mod tracking;
 mod views;
 

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -51,6 +51,16 @@ pub const BUCKETS: TableDefinition<(u8, &str, i64), u64> = TableDefinition::new(
 /// counters (schema 3; see `super::counters`).
 pub const VIEW_COUNTS: TableDefinition<(u8, &str, i64), &[u8]> =
     TableDefinition::new("view_counts");
+
+/// (tenant, user) -> JSON of [`crate::signature::Signature`]; user "" is
+/// the tenant's general signature (schema 5; see `super::signatures`).
+pub const SIGNATURES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("signatures");
+/// (tenant, user) -> JSON of an employee's fields and picture types
+/// (schema 5).
+pub const EMPLOYEES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("employees");
+/// (tenant, user, order) -> an employee's picture file (schema 5).
+pub const EMPLOYEE_IMAGES: TableDefinition<(&str, &str, u32), &[u8]> =
+    TableDefinition::new("employee_images");
 
 /// Schema 1 indexes, replaced in schema 2 by [`VIEW_INDEX`] and [`BUCKETS`];
 /// kept only so that the migration can drop them.
@@ -118,6 +128,9 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(VIEW_INDEX).context("create tables")?;
     tx.open_table(BUCKETS).context("create tables")?;
     tx.open_table(VIEW_COUNTS).context("create tables")?;
+    tx.open_table(SIGNATURES).context("create tables")?;
+    tx.open_table(EMPLOYEES).context("create tables")?;
+    tx.open_table(EMPLOYEE_IMAGES).context("create tables")?;
     Ok(())
 }
 
@@ -127,7 +140,12 @@ type Step = fn(&WriteTransaction) -> Result<()>;
 /// `STEPS[i]` migrates schema `i + 1` to `i + 2`. A new step: append it,
 /// bump [`SCHEMA_VERSION`], add a test that opens a store written by the old
 /// layout.
-const STEPS: &[Step] = &[migrate_1_to_2, migrate_2_to_3, migrate_3_to_4];
+const STEPS: &[Step] = &[
+    migrate_1_to_2,
+    migrate_2_to_3,
+    migrate_3_to_4,
+    migrate_4_to_5,
+];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
 /// with order-statistic counters (visibility classes, tenants, accounts) and
@@ -166,6 +184,13 @@ fn migrate_2_to_3(tx: &WriteTransaction) -> Result<()> {
 /// daemon would not know the blob rows and would see those mails without
 /// their bytes, so it must refuse the store.
 fn migrate_3_to_4(tx: &WriteTransaction) -> Result<()> {
+    create_tables(tx)
+}
+
+/// Schema 5 adds signatures and employees ([`SIGNATURES`], [`EMPLOYEES`],
+/// [`EMPLOYEE_IMAGES`]); the step only creates them. An older daemon would
+/// not back them up or show them, so it must refuse the store.
+fn migrate_4_to_5(tx: &WriteTransaction) -> Result<()> {
     create_tables(tx)
 }
 
