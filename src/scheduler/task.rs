@@ -33,9 +33,9 @@ use tokio::task::JoinHandle;
 use super::backoff::Backoff;
 use super::board::State;
 use super::request::{Queue, Reply, Request};
-use super::worker::{off_thread, Worker};
+use super::worker::Worker;
 use super::Runtime;
-use crate::fetch::FetchReport;
+use crate::fetch::{blocking, FetchReport};
 use crate::imap::{self, idle::REISSUE, Connection, Outcome, Wake};
 
 /// Why a task is told to stop.
@@ -78,9 +78,9 @@ impl Task {
         let mut queue = Queue::new(requests);
         let board = rt.handle.board().clone();
         let work = async {
-            let store = rt.store.clone();
-            let key = id.clone();
-            match off_thread(move || store.account(&key)).await {
+            // In place, not on the blocking pool: a daemon start loads every
+            // account at once, and a thread for each would stay behind.
+            match blocking(|| rt.store.account(&id)) {
                 Ok(Some(account)) => {
                     let me = Worker { account, rt, done };
                     serve(&me, &mut queue).await;

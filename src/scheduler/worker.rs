@@ -13,7 +13,7 @@ use super::request::Reply;
 use super::Runtime;
 use crate::account::Account;
 use crate::error::{Error, Result};
-use crate::fetch::FetchReport;
+use crate::fetch::{blocking, FetchReport};
 use crate::imap::{self, Connection};
 use crate::store::SecretKind;
 
@@ -74,7 +74,7 @@ impl Worker {
         };
         if !a.kind.is_imap() {
             let fetch = async {
-                let secret = self.secret().await?.ok_or_else(no_password)?;
+                let secret = self.secret()?.ok_or_else(no_password)?;
                 crate::pop3::fetch::fetch(
                     a,
                     secret.expose(),
@@ -108,9 +108,8 @@ impl Worker {
         if !a.kind.is_imap() || a.trash_folder.is_empty() {
             return (Ok(()), kept);
         }
-        let store = self.rt.store.clone();
-        let id = a.id.clone();
-        let place = off_thread(move || imap::syncstate::locate(&store, &id, message)).await;
+        let store = &self.rt.store;
+        let place = blocking(|| imap::syncstate::locate(store, &a.id, message));
         let (validity, uid) = match place {
             Ok(Some(place)) => place,
             Ok(None) => return (Ok(()), kept),
@@ -180,7 +179,7 @@ impl Worker {
         no_password: &(dyn Fn() -> Error + Sync),
     ) -> Result<Connection> {
         let open = async {
-            let secret = self.secret().await?.ok_or_else(no_password)?;
+            let secret = self.secret()?.ok_or_else(no_password)?;
             let (a, rt) = (&self.account, &self.rt);
             Connection::open(a, secret.expose(), &rt.tls, &rt.timeouts).await
         };
@@ -210,11 +209,9 @@ impl Worker {
         fut.await
     }
 
-    /// The account's password, read from the store off the runtime threads.
-    async fn secret(&self) -> Result<Option<crate::store::Secret>> {
-        let store = self.rt.store.clone();
-        let id = self.account.id.clone();
-        off_thread(move || store.secret(&id, SecretKind::Password)).await
+    /// The account's password.
+    fn secret(&self) -> Result<Option<crate::store::Secret>> {
+        blocking(|| self.rt.store.secret(&self.account.id, SecretKind::Password))
     }
 
     /// Sends LOGOUT off on its own task, bounded by `imap::LOGOUT_WAIT`,
@@ -352,13 +349,4 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// A store call on the blocking pool, off the runtime threads.
-pub(super) async fn off_thread<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::storage_msg(format!("store task failed: {e}")))?
 }
