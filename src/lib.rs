@@ -29,6 +29,7 @@ pub mod net;
 pub mod pipeline;
 pub mod pop3;
 pub mod probe;
+pub mod redact;
 pub mod scheduler;
 pub mod signature;
 pub mod store;

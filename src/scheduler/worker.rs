@@ -229,7 +229,11 @@ impl Worker {
     }
 
     /// Reports a fetch's end: the account's status, the log, the
-    /// FetchFinished notice, and the answer to everyone who asked.
+    /// FetchFinished notice, and the answer to everyone who asked. An
+    /// error is shown only scrubbed of the account's secrets and capped
+    /// (crate::redact): servers echo passwords and whole buffers.
+    /// FetchFinished, which every listener on the bus sees, names only
+    /// the error's kind.
     pub fn finished(
         &self,
         result: &Result<FetchReport>,
@@ -237,9 +241,25 @@ impl Worker {
         next: Option<Duration>,
     ) {
         let id = &self.account.id;
+        let scrubbed;
+        let result = match result {
+            Err(e) => {
+                scrubbed = Err(crate::redact::account_error(
+                    &self.rt.store,
+                    &self.account,
+                    e,
+                ));
+                &scrubbed
+            }
+            ok => ok,
+        };
         match result {
             Ok(report) => {
-                let warning = report.warning.clone().unwrap_or_default();
+                let warning = report
+                    .warning
+                    .as_deref()
+                    .map(crate::redact::cap)
+                    .unwrap_or_default();
                 self.set(|s| {
                     s.state = State::Idle;
                     s.last_error = warning;
@@ -262,7 +282,7 @@ impl Worker {
         }
         let (new_ids, error) = match result {
             Ok(r) => (r.new_ids.clone(), String::new()),
-            Err(e) => (Vec::new(), e.to_string()),
+            Err(e) => (Vec::new(), e.name().to_string()),
         };
         self.rt.handle.notifier().fetch_finished(id, new_ids, error);
         for w in waiters {
