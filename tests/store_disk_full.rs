@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
-mod fetchkit;
+
 #[path = "common/tmpfs.rs"]
 mod tmpfs;
 
@@ -21,6 +21,7 @@ use postfach::error::Error;
 use postfach::store::{NewMail, Raw, Store};
 
 use common::Env;
+use common::fetch as fetchkit;
 use fetchkit::Proto;
 use tmpfs::Tmpfs;
 use zbus::Variant;
