@@ -14,13 +14,15 @@
 //! account deletion removes), `views` (visibility classes and the scopes a
 //! message is listed in), `rank` (counts and deep offsets in O(log n)),
 //! `list` (paging and visibility checks), `signatures` (signatures and
-//! employees per tenant).
+//! employees per tenant), `outbox` (mails being sent and their queue
+//! records).
 
 mod accounts;
 pub mod blobs;
 mod counters;
 mod list;
 mod messages;
+mod outbox;
 mod purge;
 mod rank;
 pub mod schema;
@@ -42,6 +44,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableHandle, W
 pub use blobs::{BlobWriter, Raw, StagedBlob, BLOB_MIN};
 pub use list::{ListQuery, Visibility};
 pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
+pub use outbox::{OutboxRecord, OutboxState, Pending, OUTBOX};
 pub use secret::{Secret, SecretKind};
 
 use crate::error::{Context, Error, Result};
