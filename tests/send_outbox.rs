@@ -10,6 +10,7 @@ mod sendkit;
 
 use mail_parser::MessageParser;
 use postfach::account::{Encryption, SettingValue};
+use postfach::error::Error;
 use postfach::send::message::MessageValue;
 use postfach::send::policy::{self, NOT_RESENT};
 use postfach::send::queue::unix_now;
@@ -291,4 +292,48 @@ async fn a_signature_error_refuses_the_mail_before_it_is_queued() {
     ]);
     queue_mail(&kit.store, &a, &sender(), d).await.unwrap();
     assert_eq!(outbox_total(), 1);
+}
+
+/// `smtp_host` emptied, as an admin may do after accounts were created.
+fn clear_smtp_host(kit: &Kit, id: &str) {
+    kit.store
+        .update_account(id, |cur| {
+            let mut next = cur.clone();
+            next.smtp_host = String::new();
+            Ok((next, Default::default()))
+        })
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_without_smtp_server_cannot_send() {
+    let env = Env::get();
+    let kit = Kit::new(env);
+    let from = create_user(env, "sender");
+    let a = kit.account(&from, Encryption::None, plain_port(), false, &[]);
+    // Queued while it had a server, then the server was cleared: the
+    // mail waits, queued, for the server to be set again.
+    let id = queue_mail(&kit.store, &a, &sender(), simple("x@example.com", "x"))
+        .await
+        .unwrap();
+    clear_smtp_host(&kit, &a.id);
+    let Outcome::Retry(_, e) = deliver(&kit.store, &kit.transport, id).await.unwrap() else {
+        panic!("not retried")
+    };
+    assert!(e.contains("no SMTP server is set"), "{e}");
+    assert_eq!(
+        kit.store.outbox_record(id).unwrap().unwrap().state,
+        OutboxState::Queued
+    );
+    // A new mail is refused before it is queued.
+    let a = kit.store.account(&a.id).unwrap().unwrap();
+    let e = queue_mail(&kit.store, &a, &sender(), simple("x@example.com", "y"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument { key, .. } if key == "smtp_host"),
+        "{e:?}"
+    );
+    let q = ListQuery::new(Visibility::All, OUTBOX);
+    assert_eq!(kit.store.list_messages(&q).unwrap().1, 1, "only the first");
 }

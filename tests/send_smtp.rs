@@ -303,3 +303,55 @@ async fn starttls_is_required_and_no_password_goes_out_in_clear() {
         "an address literal: {heard:?}"
     );
 }
+
+/// A server on loopback that greets with `line` again and again, a
+/// `pause` apart, for as long as the client listens.
+async fn endless_greeting(line: &'static [u8], pause: std::time::Duration) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        while sock.write_all(line).await.is_ok() {
+            tokio::time::sleep(pause).await;
+        }
+    });
+    port
+}
+
+/// One delivery to a hostile server: it must end (the guard only turns a
+/// hang into a failure) and keep the mail queued.
+async fn deliver_to_hostile(port: u16, read: std::time::Duration) -> String {
+    let env = Env::get();
+    let mut kit = Kit::new(env);
+    kit.transport.timeouts.read = read;
+    let from = create_user(env, "sender");
+    let a = kit.account(&from, Encryption::None, port, false, &[]);
+    let id = queue_mail(&kit.store, &a, &sender(), simple("x@example.com", "x"))
+        .await
+        .unwrap();
+    let guard = std::time::Duration::from_secs(300);
+    let outcome = tokio::time::timeout(guard, deliver(&kit.store, &kit.transport, id))
+        .await
+        .expect("the delivery ended")
+        .unwrap();
+    let Outcome::Retry(_, e) = outcome else {
+        panic!("not retried: {outcome:?}")
+    };
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_reply_ends_the_session() {
+    let line: &'static [u8] = Box::leak(format!("220-{}\r\n", "x".repeat(1000)).into_bytes().into_boxed_slice());
+    let port = endless_greeting(line, std::time::Duration::ZERO).await;
+    let e = deliver_to_hostile(port, std::time::Duration::from_secs(60)).await;
+    assert!(e.contains("a reply of more than"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dripping_reply_times_out_as_a_whole() {
+    // Every line comes well within the read timeout; the reply never ends.
+    let port = endless_greeting(b"220-a\r\n", std::time::Duration::from_millis(100)).await;
+    let e = deliver_to_hostile(port, std::time::Duration::from_secs(2)).await;
+    assert!(e.contains("no complete answer from the SMTP server"), "{e}");
+}

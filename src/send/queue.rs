@@ -63,6 +63,7 @@ pub async fn queue_mail(
     draft: Draft,
 ) -> Result<u64> {
     draft.check_sendable()?;
+    check_has_server(account)?;
     let parent = match draft.in_reply_to.clone() {
         None => None,
         Some(InReplyTo::MessageId(id)) => Some(Parent::by_id(&id)),
@@ -110,6 +111,18 @@ pub async fn queue_mail(
         s.add_outbox(&account, composed.raw, summary, record)
     })
     .await
+}
+
+/// An account without `smtp_host` cannot send (IMAP and POP3 accounts
+/// set it separately; Office 365 gets its default).
+fn check_has_server(account: &Account) -> Result<()> {
+    if account.smtp_host.is_empty() {
+        return Err(Error::invalid(
+            "smtp_host",
+            "no SMTP server is set for this account",
+        ));
+    }
+    Ok(())
 }
 
 /// The user's signature rendered for a mail, None when the tenant has
@@ -228,6 +241,9 @@ async fn attempt(
     raw: &[u8],
 ) -> std::result::Result<(Session, String), AttemptError> {
     let smtp_err = |f| AttemptError::Smtp(f, sending.clone());
+    // Checked when queued too; an admin may have cleared it since. Transient:
+    // the mail goes once the server is set again.
+    check_has_server(account).map_err(|e| smtp_err(Failure::Transient(e)))?;
     let a = account.id.clone();
     let secret = blocking(store, move |s| {
         Ok(match s.secret(&a, SecretKind::SmtpPassword)? {

@@ -19,9 +19,12 @@
 //!   (RFC 5321 §4.1.4), as Thunderbird does: always well-formed, and it
 //!   tells the server nothing it does not already see.
 //! - Timeouts: `[fetch] connect_timeout` for TCP and TLS, `read_timeout`
-//!   for every read or write that makes no progress; the reply to the
-//!   body's final dot is waited for 10 minutes (RFC 5321 §4.5.3.2.6), since
-//!   giving up early is what makes a delivery uncertain.
+//!   for each whole reply (a server dripping bytes cannot stretch it) and
+//!   for every write that makes no progress; the reply to the body's
+//!   final dot is waited for 10 minutes (RFC 5321 §4.5.3.2.6), since
+//!   giving up early is what makes a delivery uncertain. A reply longer
+//!   than `wire::MAX_REPLY` (400 KiB) ends the session: lettre would
+//!   collect it in memory without bound.
 //!
 //! A submission is three calls, so that the caller can record what
 //! happened in between: [`Session::open`] (connect, TLS, EHLO, AUTH),
