@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::fetch::deadline::Budget;
+use crate::fetch::DEFAULT_MAX_MESSAGE_SIZE;
 
 /// Where `postfachd --system` looks when no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/postfach/postfach.toml";
@@ -52,6 +54,11 @@ pub struct FetchConfig {
     pub max_concurrent_connects: usize,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// Largest mail fetched; larger ones are refused and stay on the server.
+    pub max_message_size: u64,
+    /// `deadline_floor` and `deadline_min_rate`: how long one fetch may
+    /// take (crate::fetch::deadline).
+    pub deadline: Budget,
 }
 
 impl Default for AccessConfig {
@@ -70,6 +77,8 @@ impl Default for FetchConfig {
             max_concurrent_connects: 8,
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(60),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            deadline: Budget::default(),
         }
     }
 }
@@ -113,11 +122,23 @@ struct RawFetch {
     max_concurrent_connects: Option<u64>,
     connect_timeout: Option<u64>,
     read_timeout: Option<u64>,
+    max_message_size: Option<u64>,
+    deadline_floor: Option<u64>,
+    deadline_min_rate: Option<u64>,
 }
 
 /// Upper bounds that catch unit mistakes (milliseconds typed as seconds).
 const MAX_CONNECTS: u64 = 1024;
 const MAX_TIMEOUT_SECS: u64 = 3600;
+/// `max_message_size` bounds: below 1 MiB ordinary mail with an
+/// attachment would be refused; 4 GiB - 1 is the largest IMAP literal
+/// async-imap's parser reads (a u32).
+const MESSAGE_SIZE: (u64, u64) = (1024 * 1024, u32::MAX as u64);
+/// `deadline_floor`: up to a day.
+const MAX_FLOOR_SECS: u64 = 86_400;
+/// `deadline_min_rate` bounds in bytes per second: 1 KiB/s is slower than
+/// any mail link; above 1 GiB/s no link delivers.
+const MIN_RATE: (u64, u64) = (1024, 1024 * 1024 * 1024);
 
 impl Config {
     /// Read and validate the file at `path`. A missing file is an error: the
@@ -268,6 +289,31 @@ fn validate(raw: RawConfig) -> Result<Config> {
         MAX_TIMEOUT_SECS,
     )?;
 
+    let fetch = FetchConfig {
+        max_concurrent_connects: connects as usize,
+        connect_timeout: Duration::from_secs(connect_timeout),
+        read_timeout: Duration::from_secs(read_timeout),
+        max_message_size: within(
+            "fetch.max_message_size",
+            raw.fetch.max_message_size,
+            defaults.fetch.max_message_size,
+            MESSAGE_SIZE,
+        )?,
+        deadline: Budget {
+            floor: Duration::from_secs(bounded(
+                "fetch.deadline_floor",
+                raw.fetch.deadline_floor,
+                defaults.fetch.deadline.floor.as_secs(),
+                MAX_FLOOR_SECS,
+            )?),
+            min_rate: within(
+                "fetch.deadline_min_rate",
+                raw.fetch.deadline_min_rate,
+                defaults.fetch.deadline.min_rate,
+                MIN_RATE,
+            )?,
+        },
+    };
     Ok(Config {
         log_level,
         access: AccessConfig {
@@ -276,11 +322,7 @@ fn validate(raw: RawConfig) -> Result<Config> {
             users,
         },
         tls: TlsConfig { extra_ca_file },
-        fetch: FetchConfig {
-            max_concurrent_connects: connects as usize,
-            connect_timeout: Duration::from_secs(connect_timeout),
-            read_timeout: Duration::from_secs(read_timeout),
-        },
+        fetch,
     })
 }
 
@@ -314,12 +356,16 @@ fn check_name(key: &str, name: &str) -> Result<()> {
 }
 
 fn bounded(key: &str, value: Option<u64>, default: u64, max: u64) -> Result<u64> {
+    within(key, value, default, (1, max))
+}
+
+fn within(key: &str, value: Option<u64>, default: u64, (min, max): (u64, u64)) -> Result<u64> {
     match value {
         None => Ok(default),
-        Some(v) if (1..=max).contains(&v) => Ok(v),
+        Some(v) if (min..=max).contains(&v) => Ok(v),
         Some(v) => Err(Error::invalid(
             key,
-            format!("{v} is out of range: allowed are 1 to {max}"),
+            format!("{v} is out of range: allowed are {min} to {max}"),
         )),
     }
 }

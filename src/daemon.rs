@@ -83,6 +83,8 @@ fn timeouts(config: &Config) -> Timeouts {
     Timeouts {
         connect: config.fetch.connect_timeout,
         read: config.fetch.read_timeout,
+        deadline: config.fetch.deadline,
+        max_message_size: config.fetch.max_message_size,
     }
 }
 

@@ -2,6 +2,14 @@
 //! scheduler, so that neither protocol module depends on the other or on the
 //! scheduler.
 
+pub mod deadline;
+
+/// Default of `[fetch] max_message_size`: mails above it are refused and
+/// left on the server. 100 MiB is above the limits of common providers
+/// (25–50 MB); Exchange Online accepts up to 150 MB, so an installation
+/// whose users receive such mail raises it.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 100 * 1024 * 1024;
+
 /// The outcome of one fetch of one account.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchReport {
@@ -12,6 +20,40 @@ pub struct FetchReport {
     /// Something the admin should know that did not fail the fetch, e.g.
     /// "delete on server skipped: the server has no UIDPLUS".
     pub warning: Option<String>,
+}
+
+impl FetchReport {
+    /// Adds a warning to the report's (one line, "; " between them).
+    pub fn warn(&mut self, text: String) {
+        self.warning = Some(match self.warning.take() {
+            Some(before) => format!("{before}; {text}"),
+            None => text,
+        });
+    }
+}
+
+/// Mails listed at most this often in a warning about refused mails; the
+/// rest are counted.
+const NAMED: usize = 5;
+
+/// The warning about mails refused for their size: (how the server names
+/// the mail, its size in bytes). Names and sizes only, never content.
+pub fn too_large_warning(mails: impl IntoIterator<Item = (String, u64)>, limit: u64) -> String {
+    let mails: Vec<(String, u64)> = mails.into_iter().collect();
+    let named: Vec<String> = mails
+        .iter()
+        .take(NAMED)
+        .map(|(name, size)| format!("{name}, {size} bytes"))
+        .collect();
+    let more = match mails.len().saturating_sub(NAMED) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "{} mail(s) larger than [fetch] max_message_size ({limit} bytes) refused and left          on the server: {}{more}",
+        mails.len(),
+        named.join("; ")
+    )
 }
 
 /// Progress callback: (fetched so far, total to fetch in this run).
@@ -27,5 +69,26 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> crate::error::Result<T>) -> crate:
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_add_up_and_name_refused_mails_by_id_and_size() {
+        let mut r = FetchReport::default();
+        r.warn("first".into());
+        r.warn("second".into());
+        assert_eq!(r.warning.as_deref(), Some("first; second"));
+        let mails = (1..=7).map(|i| (format!("UID {i}"), 2_000_000 + i));
+        let text = too_large_warning(mails, 1_048_576);
+        assert!(
+            text.starts_with("7 mail(s) larger than [fetch] max_message_size (1048576 bytes)"),
+            "{text}"
+        );
+        assert!(text.contains("UID 1, 2000001 bytes; UID 2"), "{text}");
+        assert!(text.ends_with("UID 5, 2000005 bytes and 2 more"), "{text}");
     }
 }

@@ -2,16 +2,18 @@
 //!
 //! Shared by the IMAP and POP3 sessions and the connection test, so that
 //! every protocol resolves, connects, verifies certificates and words its
-//! failures the same way. Certificate checks live in [`verify`].
+//! failures the same way. Certificate checks live in [`verify`]; the
+//! connected [`Stream`] and the guards in its read path (a fetch's
+//! deadline, IMAP literals above the size limit: [`literal`]) in `stream`.
 
+pub mod literal;
+mod stream;
 mod verify;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::client::{Resumption, WebPkiServerVerifier};
@@ -19,22 +21,31 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::RootCertStore;
-use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 
 use crate::account::{Account, Encryption};
 use crate::error::{Error, Result};
+use crate::fetch::deadline::Budget;
+use crate::fetch::DEFAULT_MAX_MESSAGE_SIZE;
 
+pub use stream::{Stream, WRITE_BUFFER};
 pub use verify::spki_pin;
 
-/// How long to wait for a server before calling it unreachable.
+/// How long to wait for a server before calling it unreachable, and how
+/// much one fetch may take from it: the `[fetch]` limits every session
+/// obeys, handed down together so that no session is opened without them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Resolve + TCP connect + TLS handshake.
     pub connect: Duration,
     /// One read of a server reply.
     pub read: Duration,
+    /// The deadline of a whole fetch (crate::fetch::deadline).
+    pub deadline: Budget,
+    /// Largest mail a fetch takes; also the largest IMAP literal a
+    /// session reads ([`literal`]).
+    pub max_message_size: u64,
 }
 
 impl Default for Timeouts {
@@ -42,6 +53,8 @@ impl Default for Timeouts {
         Timeouts {
             connect: Duration::from_secs(15),
             read: Duration::from_secs(60),
+            deadline: Budget::default(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 }
@@ -191,90 +204,6 @@ impl TlsContext {
     }
 }
 
-/// A connected stream, plain or TLS. Implements AsyncRead + AsyncWrite +
-/// Unpin + Send + Debug (async-imap needs Debug).
-///
-/// Writes are buffered until a flush: async-imap writes a command as three
-/// pieces (tag, command, CRLF), and without a buffer each became a TLS
-/// record and a segment of its own, which the server then decrypts (a
-/// Dovecot login process) and forwards piece by piece. Every writer here
-/// flushes when a command is complete, as a line protocol must. The buffer
-/// is [`WRITE_BUFFER`] bytes, not tokio's default 8 KiB: a daemon holds a
-/// stream per idling account (1,000 idle accounts: 8 MB of buffers at the
-/// default), and a longer write (a UID set, a literal) bypasses the buffer.
-#[derive(Debug)]
-pub enum Stream {
-    Plain(BufWriter<TcpStream>),
-    Tls(Box<BufWriter<tokio_rustls::client::TlsStream<TcpStream>>>),
-}
-
-/// Bytes a [`Stream`] buffers before writing; see there.
-pub const WRITE_BUFFER: usize = 1024;
-
-impl Stream {
-    /// A plain connection.
-    pub fn plain(tcp: TcpStream) -> Stream {
-        Stream::Plain(BufWriter::with_capacity(WRITE_BUFFER, tcp))
-    }
-
-    /// The socket of a plain connection, for STARTTLS/STLS; None for TLS.
-    /// Call it after a flush: unflushed bytes would be lost.
-    pub fn into_plain(self) -> Option<TcpStream> {
-        match self {
-            Stream::Plain(s) => Some(s.into_inner()),
-            Stream::Tls(_) => None,
-        }
-    }
-
-    /// The TLS session of a TLS connection.
-    pub fn tls(&self) -> Option<&tokio_rustls::client::TlsStream<TcpStream>> {
-        match self {
-            Stream::Plain(_) => None,
-            Stream::Tls(s) => Some(s.get_ref()),
-        }
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
 /// Resolve `host` and connect to the first address that answers, all
 /// within `t.connect`.
 pub async fn connect_tcp(host: &str, port: u16, t: &Timeouts) -> Result<TcpStream> {
@@ -353,10 +282,7 @@ pub async fn start_tls(
         .scope(explanation.clone(), handshake)
         .await
     {
-        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(BufWriter::with_capacity(
-            WRITE_BUFFER,
-            tls,
-        )))),
+        Ok(Ok(tls)) => Ok(Stream::tls_stream(tls)),
         Ok(Err(e)) => {
             let explained = explanation.lock().ok().and_then(|mut s| s.take());
             Err(Error::Tls(match explained {

@@ -102,6 +102,7 @@ impl Fixture {
         let t = Timeouts {
             connect: Duration::from_secs(10),
             read: Duration::from_secs(30),
+            ..Timeouts::default()
         };
         let tls = TlsContext::new(Some(&Env::get().ca)).expect("tls context");
         let (a, p, s) = (&self.account, &self.password, &self.store);
@@ -373,6 +374,7 @@ async fn a_vanished_uid_is_skipped_and_leaves_no_file() {
     let t = Timeouts {
         connect: Duration::from_secs(10),
         read: Duration::from_secs(30),
+        ..Timeouts::default()
     };
     let tls = TlsContext::new(Some(&env.ca)).expect("tls context");
     let mut session = postfach::imap::session::open(&f.account, &f.password, &tls, &t)

@@ -29,6 +29,7 @@ fn timeouts() -> Timeouts {
     Timeouts {
         connect: Duration::from_secs(10),
         read: Duration::from_secs(30),
+        ..Timeouts::default()
     }
 }
 

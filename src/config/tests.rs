@@ -17,6 +17,9 @@ fn empty_file_gives_defaults() {
     assert_eq!(c.fetch.max_concurrent_connects, 8);
     assert_eq!(c.fetch.connect_timeout, Duration::from_secs(15));
     assert_eq!(c.fetch.read_timeout, Duration::from_secs(60));
+    assert_eq!(c.fetch.max_message_size, 100 * 1024 * 1024);
+    assert_eq!(c.fetch.deadline.floor, Duration::from_secs(120));
+    assert_eq!(c.fetch.deadline.min_rate, 16 * 1024);
 }
 
 #[test]
@@ -41,6 +44,9 @@ extra_ca_file = "/etc/postfach/ca.pem"
 max_concurrent_connects = 3
 connect_timeout = 5
 read_timeout = 120
+max_message_size = 26214400
+deadline_floor = 300
+deadline_min_rate = 4096
 "#,
     )
     .unwrap();
@@ -56,6 +62,9 @@ read_timeout = 120
     assert_eq!(c.fetch.max_concurrent_connects, 3);
     assert_eq!(c.fetch.connect_timeout, Duration::from_secs(5));
     assert_eq!(c.fetch.read_timeout, Duration::from_secs(120));
+    assert_eq!(c.fetch.max_message_size, 25 * 1024 * 1024);
+    assert_eq!(c.fetch.deadline.floor, Duration::from_secs(300));
+    assert_eq!(c.fetch.deadline.min_rate, 4096);
 }
 
 #[test]
@@ -101,6 +110,37 @@ fn out_of_range_values_are_rejected() {
         "fetch.max_concurrent_connects"
     );
     assert_eq!(err("[fetch]\nread_timeout = -1\n").0, "fetch.read_timeout");
+}
+
+/// A limit below 1 MiB would refuse ordinary mail with an attachment, a
+/// rate of 0 would never end a fetch: both name the key and the range.
+#[test]
+fn fetch_limits_have_sane_bounds() {
+    let (key, msg) = err("[fetch]\nmax_message_size = 100000\n");
+    assert_eq!(key, "fetch.max_message_size");
+    assert!(msg.contains("allowed are 1048576 to 4294967295"), "{msg}");
+    assert_eq!(
+        err("[fetch]\nmax_message_size = 5000000000\n").0,
+        "fetch.max_message_size"
+    );
+    assert_eq!(
+        err("[fetch]\ndeadline_floor = 0\n").0,
+        "fetch.deadline_floor"
+    );
+    assert_eq!(
+        err("[fetch]\ndeadline_floor = 100000\n").0,
+        "fetch.deadline_floor"
+    );
+    let (key, msg) = err("[fetch]\ndeadline_min_rate = 0\n");
+    assert_eq!(key, "fetch.deadline_min_rate");
+    assert!(msg.contains("allowed are 1024 to"), "{msg}");
+    assert_eq!(
+        Config::parse("[fetch]\nmax_message_size = 1048576\n")
+            .unwrap()
+            .fetch
+            .max_message_size,
+        1024 * 1024
+    );
 }
 
 #[test]
@@ -182,4 +222,5 @@ fn packaged_example_is_valid() {
     assert_eq!(c.log_level.as_deref(), Some("info"));
     assert_eq!(c.access.users.len(), 1);
     assert!(c.tls.extra_ca_file.is_some());
+    assert_eq!(c.fetch, FetchConfig::default());
 }

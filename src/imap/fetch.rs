@@ -45,13 +45,20 @@ pub use super::syncstate::SyncState;
 use super::uidset::{self, compress, server_id, COMMAND_UIDS};
 use crate::account::Account;
 use crate::error::{Error, Result};
-use crate::fetch::{blocking, FetchReport, Progress};
+use crate::fetch::deadline::Deadline;
+use crate::fetch::{blocking, too_large_warning, FetchReport, Progress};
 use crate::net::{Timeouts, TlsContext};
 use crate::pipeline::{self, Committed, Committer};
 use crate::store::{NewMail, Store};
 
 /// Sync-state key of the INBOX in the store.
 pub const STATE_KEY: &str = "imap:INBOX";
+
+/// Deadline work (bytes) allowed before INBOX is open (CAPABILITY, NOOP,
+/// SELECT), and per mail for its line of the UID listing and the FETCH
+/// around its body.
+const PREAMBLE_WORK: u64 = 64 * 1024;
+const LISTED_WORK: u64 = 128;
 
 /// Reported when delete on server is on but the server lacks UIDPLUS.
 pub const NO_UIDPLUS: &str = "delete on server skipped: the server lacks UIDPLUS, \
@@ -86,6 +93,12 @@ pub(crate) async fn run(
     progress: Progress<'_>,
 ) -> Result<FetchReport> {
     let host = account.host.as_str();
+    // The fetch's deadline (crate::fetch::deadline), on the stream since
+    // async-imap's reader is not ours; work counts only as far as INBOX
+    // justifies it, since that reader takes any number of untagged lines.
+    let deadline = Deadline::start(t.deadline);
+    deadline.cap_more(PREAMBLE_WORK);
+    held.session.get_mut().watch(&deadline);
     let caps = held.caps(t, host).await?;
     if held.unchanged_after_noop(t, host).await? {
         progress(0, 0);
@@ -131,6 +144,7 @@ pub(crate) async fn run(
         progress(0, 0);
         return Ok(unchanged(account, &caps));
     }
+    deadline.cap_more(u64::from(mailbox.exists).saturating_mul(LISTED_WORK));
     let prefix = uidset::prefix(uidvalidity);
     syncstate::forget_old_validity(store, account, previous, uidvalidity, &prefix)?;
 
@@ -140,11 +154,12 @@ pub(crate) async fn run(
         list_uids(session, t, host).await?
     };
     let known = blocking(|| store.known_server_ids(&account.id, &prefix))?;
-    let new: Vec<(u32, u64)> = on_server
+    let (new, too_big): (Vec<_>, Vec<_>) = on_server
         .iter()
         .copied()
         .filter(|(uid, _)| !known.contains(&server_id(uidvalidity, *uid)))
-        .collect();
+        .partition(|(_, size)| *size <= t.max_message_size);
+    deadline.cap_more(new.iter().map(|(_, size)| size + LISTED_WORK).sum());
 
     let mut report = FetchReport::default();
     let total = u32::try_from(new.len()).unwrap_or(u32::MAX);
@@ -189,11 +204,14 @@ pub(crate) async fn run(
     // did not return (expunged meanwhile, or a broken reply) must be listed
     // again next time, which the UIDNEXT shortcut above would skip. Checked
     // before the deletes, which forget the server ids they remove.
-    let complete = new.is_empty() || {
-        let known = blocking(|| store.known_server_ids(&account.id, &prefix))?;
-        new.iter()
-            .all(|(uid, _)| known.contains(&server_id(uidvalidity, *uid)))
-    };
+    // A mail refused for its size keeps the fetch incomplete too, so that
+    // it is listed (and reported) again, and fetched once the limit allows.
+    let complete = too_big.is_empty()
+        && (new.is_empty() || {
+            let known = blocking(|| store.known_server_ids(&account.id, &prefix))?;
+            new.iter()
+                .all(|(uid, _)| known.contains(&server_id(uidvalidity, *uid)))
+        });
 
     if account.delete_on_server {
         if caps.has("UIDPLUS") {
@@ -204,6 +222,14 @@ pub(crate) async fn run(
             tracing::warn!(account = %account.id, host, "{NO_UIDPLUS}");
             report.warning = Some(NO_UIDPLUS.to_string());
         }
+    }
+    if !too_big.is_empty() {
+        let listed = too_big
+            .iter()
+            .map(|(uid, size)| (format!("UID {uid}"), *size));
+        let text = too_large_warning(listed, t.max_message_size);
+        tracing::warn!(account = %account.id, host, "{text}");
+        report.warn(text);
     }
     let written = if complete {
         state

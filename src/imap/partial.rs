@@ -94,6 +94,17 @@ pub async fn fetch(
                 )))
             }
             Some(n) if n < PIECE as usize => break,
+            // Listed below the limit, it goes on past it: skipped like a
+            // mail without data, so that no server fills the disk.
+            Some(_) if writer.len() > t.max_message_size => {
+                tracing::warn!(
+                    host,
+                    uid,
+                    bytes = writer.len(),
+                    "a big mail passed [fetch] max_message_size; skipped"
+                );
+                return Ok(None);
+            }
             Some(_) => {}
         }
     }

@@ -142,13 +142,13 @@ pub async fn connect(account: &Account, tls: &TlsContext, t: &Timeouts) -> Resul
     let tcp = net::connect_tcp(host, account.port, t).await?;
     match account.encryption {
         Encryption::None => {
-            let mut client = Client::new(Stream::plain(tcp));
+            let mut client = Client::new(guarded(Stream::plain(tcp), t));
             greeting(&mut client, t, host).await?;
             Ok(client)
         }
         Encryption::Tls => {
             let stream = net::start_tls(tcp, host, tls, pin, t).await?;
-            let mut client = Client::new(stream);
+            let mut client = Client::new(guarded(stream, t));
             greeting(&mut client, t, host).await?;
             Ok(client)
         }
@@ -156,7 +156,7 @@ pub async fn connect(account: &Account, tls: &TlsContext, t: &Timeouts) -> Resul
             let tcp = starttls_dialogue(tcp, t, host).await?;
             let stream = net::start_tls(tcp, host, tls, pin, t).await?;
             // No greeting after the handshake (RFC 3501 §6.2.1).
-            Ok(Client::new(stream))
+            Ok(Client::new(guarded(stream, t)))
         }
     }
 }
@@ -164,7 +164,7 @@ pub async fn connect(account: &Account, tls: &TlsContext, t: &Timeouts) -> Resul
 /// Greeting, CAPABILITY, STARTTLS in clear text; returns the bare TCP stream
 /// ready for the TLS handshake, dropping anything buffered after the OK.
 async fn starttls_dialogue(tcp: TcpStream, t: &Timeouts, host: &str) -> Result<TcpStream> {
-    let mut client = async_imap::Client::new(tcp);
+    let mut client = async_imap::Client::new(guarded(Stream::plain(tcp), t));
     if greeting(&mut client, t, host).await? {
         return Err(Error::Tls(format!(
             "{host}: server sent PREAUTH before STARTTLS; refusing the connection, \
@@ -180,7 +180,16 @@ async fn starttls_dialogue(tcp: TcpStream, t: &Timeouts, host: &str) -> Result<T
         )));
     }
     pre_auth(&mut client, t, host, "pftls", "STARTTLS").await?;
-    Ok(client.into_inner())
+    client
+        .into_inner()
+        .into_plain()
+        .ok_or_else(|| Error::Tls(format!("{host}: STARTTLS on a connection that is TLS")))
+}
+
+/// Every IMAP stream refuses literals above the largest mail before
+/// async-imap's reader buffers them (crate::net::literal).
+fn guarded(stream: Stream, t: &Timeouts) -> Stream {
+    stream.guard_imap_literals(t.max_message_size)
 }
 
 /// Reads the server greeting (RFC 3501 §7.1): OK or PREAUTH (returns true);

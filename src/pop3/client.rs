@@ -5,20 +5,20 @@
 //! `tokio::io::duplex`. After STLS the session is over: [`Client::stls`]
 //! hands back the raw stream for `net::start_tls`, and the caller builds a
 //! new client on the TLS stream (RFC 2595 §4: all state is discarded).
-
-use std::time::Duration;
+//!
+//! Every read and write runs under the session's [`Wait`]: the read
+//! timeout for each, and one deadline for the whole session
+//! (crate::fetch::deadline), which goes on across STLS.
 
 use base64::Engine;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::time::timeout;
 
 use super::wire::{
-    parse_listing, read_line, read_multiline, read_multiline_to, server_text, status,
+    parse_listing, read_line, read_multiline, read_multiline_to, server_text, status, Body, Cap,
+    Wait,
 };
 use crate::error::{Error, Result};
-
-/// Default cap for one mail; larger mails are refused, not truncated.
-pub const DEFAULT_MAX_MAIL: usize = 100 * 1024 * 1024;
+use crate::fetch::DEFAULT_MAX_MESSAGE_SIZE;
 /// Cap for UIDL and LIST listings (100 000 mails × ~80 bytes fit easily).
 const MAX_LISTING: usize = 64 * 1024 * 1024;
 /// RFC 2449 §4: commands are at most 255 octets including CRLF.
@@ -42,20 +42,46 @@ impl Capabilities {
     }
 }
 
+/// The reply to one RETR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retr {
+    /// The mail went to its sink: its length.
+    Mail(u64),
+    /// The mail was longer than the limit ([`Client::set_max_mail`]):
+    /// read to its end and dropped after the first pieces; its length.
+    TooLarge(u64),
+    /// The server refused this message (e.g. deleted by another
+    /// session); the session goes on.
+    Refused(String),
+}
+
+/// Where the mails of [`Client::retr_each`] go, and whether it may send
+/// more RETRs.
+pub trait Mails {
+    /// Whether to send RETRs beyond those in flight; false lets those in
+    /// flight finish and ends the call.
+    fn more(&self) -> bool;
+    /// The next piece of the mail at `i` (in the order asked).
+    fn piece(&mut self, i: usize, bytes: &[u8]) -> Result<()>;
+    /// The mail at `i` is over.
+    fn done(&mut self, i: usize, reply: Retr) -> Result<()>;
+}
+
 /// One POP3 session over `S`.
 #[derive(Debug)]
 pub struct Client<S> {
     io: BufReader<S>,
-    read: Duration,
+    wait: Wait,
     max_mail: usize,
     pipelining: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
-    /// Wrap a connected stream and read the greeting (RFC 1939 §4).
-    pub async fn connect(stream: S, read: Duration) -> Result<(Client<S>, String)> {
-        let mut c = Client::resume(stream, read);
-        let line = read_line(&mut c.io, read).await?;
+    /// Wrap a connected stream and read the greeting (RFC 1939 §4), within
+    /// the limits of `wait`, which hold for the whole session.
+    pub async fn connect(stream: S, wait: Wait) -> Result<(Client<S>, String)> {
+        let mut c = Client::resume(stream, wait);
+        let line = read_line(&mut c.io, &c.wait).await?;
         match status(&line)? {
             Ok(greeting) => Ok((c, greeting)),
             Err(text) => Err(Error::connection(format!(
@@ -66,13 +92,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 
     /// Continue on a stream that carries no greeting: the TLS stream after
     /// STLS (RFC 2595 §4). Call [`Client::capa`] again before anything else.
-    pub fn resume(stream: S, read: Duration) -> Client<S> {
+    pub fn resume(stream: S, wait: Wait) -> Client<S> {
         Client {
             io: BufReader::new(stream),
-            read,
-            max_mail: DEFAULT_MAX_MAIL,
+            wait,
+            max_mail: usize::try_from(DEFAULT_MAX_MESSAGE_SIZE).unwrap_or(usize::MAX),
             pipelining: false,
         }
+    }
+
+    /// The session's limits (its deadline goes on after STLS).
+    pub fn wait(&self) -> &Wait {
+        &self.wait
     }
 
     /// Refuse mails larger than `bytes`.
@@ -85,21 +116,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         self.pipelining
     }
 
-    async fn send(&mut self, line: &[u8]) -> Result<()> {
-        let write = async {
-            self.io.get_mut().write_all(line).await?;
-            self.io.get_mut().flush().await
-        };
-        match timeout(self.read, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Error::connection(format!(
-                "POP3 connection broke while sending: {e}"
-            ))),
-            Err(_) => Err(Error::connection(format!(
-                "POP3 server did not accept data within {} s",
-                self.read.as_secs()
-            ))),
+    /// Send command lines (one write); each counts as a round trip of
+    /// the deadline's work.
+    async fn send(&mut self, lines: &[u8]) -> Result<()> {
+        for _ in lines.iter().filter(|&&b| b == b'\n') {
+            self.wait.deadline.command();
         }
+        let io = self.io.get_mut();
+        let write = async {
+            io.write_all(lines).await?;
+            io.flush().await
+        };
+        self.wait.run("sending", write).await
     }
 
     /// Send a command built from `parts`; arguments must not smuggle a line
@@ -123,7 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     async fn status(&mut self) -> Result<std::result::Result<String, String>> {
-        let line = read_line(&mut self.io, self.read).await?;
+        let line = read_line(&mut self.io, &self.wait).await?;
         status(&line)
     }
 
@@ -142,7 +170,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         if self.status().await?.is_err() {
             return Ok(caps);
         }
-        let body = read_multiline(&mut self.io, self.read, MAX_LISTING, "the CAPA list").await?;
+        let body = read_multiline(&mut self.io, &self.wait, MAX_LISTING, "the CAPA list").await?;
         for line in body.split(|&b| b == b'\n') {
             let line = String::from_utf8_lossy(line);
             let mut words = line.split_ascii_whitespace();
@@ -215,7 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         self.expect_continuation().await?;
         let blob = b64(format!("user={user}\x01auth=Bearer {token}\x01\x01").as_bytes());
         self.send(format!("{blob}\r\n").as_bytes()).await?;
-        let line = read_line(&mut self.io, self.read).await?;
+        let line = read_line(&mut self.io, &self.wait).await?;
         if let Some(challenge) = line.strip_prefix(b"+") {
             let detail = base64::engine::general_purpose::STANDARD
                 .decode(challenge.trim_ascii())
@@ -232,7 +260,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     async fn expect_continuation(&mut self) -> Result<()> {
-        let line = read_line(&mut self.io, self.read).await?;
+        let line = read_line(&mut self.io, &self.wait).await?;
         if line.starts_with(b"+ ") || line == b"+" {
             return Ok(());
         }
@@ -245,7 +273,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     async fn auth_result(&mut self) -> Result<()> {
-        let line = read_line(&mut self.io, self.read).await?;
+        let line = read_line(&mut self.io, &self.wait).await?;
         if line.starts_with(b"+ ") || line == b"+" {
             // An unexpected challenge: cancel the exchange (RFC 5034 §4).
             self.send(b"*\r\n").await?;
@@ -262,7 +290,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         if self.status().await?.is_err() {
             return Ok(None);
         }
-        let body = read_multiline(&mut self.io, self.read, MAX_LISTING, "the UIDL list").await?;
+        let body = read_multiline(&mut self.io, &self.wait, MAX_LISTING, "the UIDL list").await?;
         parse_listing(&body, "UIDL", |s| {
             // RFC 1939: 1 to 70 characters in 0x21..=0x7E.
             (!s.is_empty() && s.len() <= 70 && s.bytes().all(|b| (0x21..=0x7e).contains(&b)))
@@ -274,69 +302,59 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// LIST (RFC 1939 §5): (message number, size in octets).
     pub async fn list(&mut self) -> Result<Vec<(u32, u64)>> {
         self.simple(&["LIST"], "LIST").await?;
-        let body = read_multiline(&mut self.io, self.read, MAX_LISTING, "the LIST list").await?;
+        let body = read_multiline(&mut self.io, &self.wait, MAX_LISTING, "the LIST list").await?;
         parse_listing(&body, "LIST", |s| s.parse::<u64>().ok())
     }
 
-    /// RETR the given messages, pipelined in a window of
-    /// [`PIPELINE_WINDOW`] when CAPA offered PIPELINING (RFC 2449 §6.6).
-    /// Replies come back in command order; a per-message -ERR (e.g. deleted
-    /// by another session) is returned as Err(server text) for that message
-    /// and does not end the session.
-    pub async fn retr_many(
+    /// RETR the given messages in order, pipelined in a window of
+    /// [`PIPELINE_WINDOW`] when CAPA offered PIPELINING (RFC 2449 §6.6):
+    /// each mail's pieces and end go to `mails`, which also says when to
+    /// stop sending (then those in flight finish). Returns how many of
+    /// `msgs` were answered; a per-message -ERR does not end the session.
+    pub async fn retr_each(
         &mut self,
         msgs: &[u32],
-    ) -> Result<Vec<std::result::Result<Vec<u8>, String>>> {
+        mails: &mut (impl Mails + Send),
+    ) -> Result<usize> {
         let window = if self.pipelining { PIPELINE_WINDOW } else { 1 };
-        let mut out = Vec::with_capacity(msgs.len());
-        let mut sent = 0;
-        while out.len() < msgs.len() {
-            if sent < msgs.len() && sent - out.len() < window {
-                let end = msgs.len().min(out.len() + window);
-                let mut cmds = String::new();
-                for n in &msgs[sent..end] {
-                    cmds.push_str(&format!("RETR {n}\r\n"));
-                }
+        let cap = Cap::mail(self.max_mail);
+        let (mut sent, mut done) = (0, 0);
+        loop {
+            if sent < msgs.len() && sent - done < window && (sent == 0 || mails.more()) {
+                let end = msgs.len().min(done + window);
+                let cmds: String = msgs[sent..end]
+                    .iter()
+                    .map(|n| format!("RETR {n}\r\n"))
+                    .collect();
                 self.send(cmds.as_bytes()).await?;
                 sent = end;
             }
-            let n = msgs[out.len()];
-            out.push(match self.status().await? {
-                Ok(_) => Ok(self.read_mail(n).await?),
-                Err(text) => Err(text),
-            });
+            let Some(&n) = msgs.get(done).filter(|_| done < sent) else {
+                return Ok(done);
+            };
+            let reply = match self.status().await? {
+                Err(text) => Retr::Refused(text),
+                Ok(_) => {
+                    let what = format!("message {n}");
+                    let mut sink = |piece: &[u8]| mails.piece(done, piece);
+                    match read_multiline_to(&mut self.io, &self.wait, cap, &what, &mut sink).await?
+                    {
+                        Body::Whole(len) => Retr::Mail(len),
+                        Body::TooLarge(len) => Retr::TooLarge(len),
+                    }
+                }
+            };
+            mails.done(done, reply)?;
+            done += 1;
         }
-        Ok(out)
     }
 
-    /// RETR one message.
+    /// RETR one message into memory; a mail above the limit is an error.
     pub async fn retr(&mut self, n: u32) -> Result<Vec<u8>> {
         self.simple(&["RETR", &n.to_string()], &format!("RETR {n}"))
             .await?;
-        self.read_mail(n).await
-    }
-
-    /// RETR one message into `sink` piece by piece (a big mail: see
-    /// [`read_multiline_to`]); returns its length. Ok(Err(server text)):
-    /// the server refused this message, as in [`Client::retr_many`], and
-    /// the session goes on.
-    pub async fn retr_to(
-        &mut self,
-        n: u32,
-        sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
-    ) -> Result<std::result::Result<u64, String>> {
-        self.command(&["RETR", &n.to_string()]).await?;
-        if let Err(text) = self.status().await? {
-            return Ok(Err(text));
-        }
         let what = format!("message {n}");
-        let len = read_multiline_to(&mut self.io, self.read, self.max_mail, &what, sink).await?;
-        Ok(Ok(len))
-    }
-
-    async fn read_mail(&mut self, n: u32) -> Result<Vec<u8>> {
-        let what = format!("message {n}");
-        read_multiline(&mut self.io, self.read, self.max_mail, &what).await
+        read_multiline(&mut self.io, &self.wait, self.max_mail, &what).await
     }
 
     /// DELE (RFC 1939 §5): marks only; QUIT commits.
@@ -351,7 +369,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     pub async fn quit(mut self) -> Result<()> {
         self.simple(&["QUIT"], "QUIT (deleting marked messages)")
             .await?;
-        let _ = timeout(self.read, self.io.get_mut().shutdown()).await;
+        let _ = tokio::time::timeout(self.wait.read, self.io.get_mut().shutdown()).await;
         Ok(())
     }
 }

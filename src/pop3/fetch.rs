@@ -8,27 +8,41 @@
 //! the server must not enter UPDATE state), which is the safety net for
 //! crashes and stops in the middle of a fetch.
 //!
-//! A mail above `crate::store::BLOB_MIN` (by its LIST size) is RETR'd on
-//! its own and streamed, dot-unstuffed piece by piece, into a blob file
-//! (crate::store::blobs), so no big mail is ever whole in memory.
+//! A mail is streamed, dot-unstuffed piece by piece, into a blob file
+//! (crate::store::blobs) once the bytes that arrive pass
+//! `crate::store::BLOB_MIN`, whatever LIST said, and a batch stops asking
+//! for mail once it holds its share of memory (super::batch); so no big
+//! mail is ever whole in memory, even from a server whose sizes lie.
+//!
+//! Mails above `[fetch] max_message_size` are refused and stay on the
+//! server: by their LIST size before any RETR, or, when LIST said less,
+//! once they pass the limit (the rest is read and dropped, so the other
+//! mails of the fetch are still stored). The fetch's warning (the
+//! account's `LastError`) names each by number, UIDL and size; the next
+//! fetch sees it again, and fetches it once the limit allows.
+//!
+//! Every read and write runs under the read timeout and the fetch's
+//! deadline (crate::fetch::deadline), from the greeting to QUIT.
 //!
 //! A batch's RETRs run while the previous batch commits on the blocking pool
 //! (crate::pipeline); a mail counts as stored, and may be DELE'd, only once
 //! its batch's commit has completed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::client::{Capabilities, Client, DEFAULT_MAX_MAIL};
+use super::batch::{Download, Got};
+use super::client::{Capabilities, Client};
+use super::wire::Wait;
 use crate::account::{Account, Encryption};
 use crate::error::{Error, Result};
-use crate::fetch::{blocking, FetchReport, Progress};
+use crate::fetch::{blocking, too_large_warning, FetchReport, Progress, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::net::{self, Stream, Timeouts, TlsContext};
 use crate::pipeline::{self, Committed, Committer};
-use crate::store::blobs::{held, is_big};
-use crate::store::{NewMail, Raw, Store};
+use crate::store::blobs::held;
+use crate::store::{NewMail, Store};
 
 /// Server id prefix for mails identified by UIDL.
 pub const UIDL_PREFIX: &str = "pop3:";
@@ -54,7 +68,7 @@ impl Default for Limits {
             first_batch_mails: pipeline::FIRST_BATCH_MAILS,
             batch_mails: pipeline::BATCH_MAILS,
             batch_bytes: pipeline::BATCH_BYTES,
-            max_mail: DEFAULT_MAX_MAIL,
+            max_mail: usize::try_from(DEFAULT_MAX_MESSAGE_SIZE).unwrap_or(usize::MAX),
         }
     }
 }
@@ -72,22 +86,18 @@ pub async fn fetch(
     net::check_plaintext_auth(account)?;
     let tcp = net::connect_tcp(&account.host, account.port, t).await?;
     let (client, caps) = open(tcp, account, tls, t).await?;
-    run(
-        client,
-        &caps,
-        account,
-        password,
-        store,
-        progress,
-        Limits::default(),
-    )
-    .await
+    let limits = Limits {
+        max_mail: usize::try_from(t.max_message_size).unwrap_or(usize::MAX),
+        ..Limits::default()
+    };
+    run(client, &caps, account, password, store, progress, limits).await
 }
 
 /// TLS, STLS or clear text per the account, then the greeting and CAPA,
 /// on a connected socket. A STARTTLS account on a server without STLS is an
 /// error, never a fall-back to clear text; after STLS no new greeting comes
 /// and CAPA is asked again (RFC 2595 §4). Shared with the connection test.
+/// The session's deadline starts here.
 pub async fn open(
     tcp: tokio::net::TcpStream,
     account: &Account,
@@ -95,11 +105,15 @@ pub async fn open(
     t: &Timeouts,
 ) -> Result<(Client<Stream>, Capabilities)> {
     let pin = Some(account.tls_pin.as_str()).filter(|p| !p.is_empty());
+    let wait = Wait::new(t.read, t.deadline);
     match account.encryption {
-        Encryption::None => greet(Stream::plain(tcp), t).await,
-        Encryption::Tls => greet(net::start_tls(tcp, &account.host, tls, pin, t).await?, t).await,
+        Encryption::None => greet(Stream::plain(tcp), wait).await,
+        Encryption::Tls => {
+            let stream = net::start_tls(tcp, &account.host, tls, pin, t).await?;
+            greet(stream, wait).await
+        }
         Encryption::Starttls => {
-            let (plain, caps) = greet(tcp, t).await?;
+            let (plain, caps) = greet(tcp, wait.clone()).await?;
             if !caps.stls {
                 return Err(Error::Tls(format!(
                     "{}: server does not offer STARTTLS (STLS); refusing to continue without TLS",
@@ -108,7 +122,7 @@ pub async fn open(
             }
             let tcp = plain.stls().await?;
             let stream = net::start_tls(tcp, &account.host, tls, pin, t).await?;
-            let mut c = Client::resume(stream, t.read);
+            let mut c = Client::resume(stream, wait);
             let caps = c.capa().await?;
             Ok((c, caps))
         }
@@ -117,9 +131,9 @@ pub async fn open(
 
 async fn greet<S: AsyncRead + AsyncWrite + Unpin + Send>(
     stream: S,
-    t: &Timeouts,
+    wait: Wait,
 ) -> Result<(Client<S>, Capabilities)> {
-    let (mut c, _greeting) = Client::connect(stream, t.read).await?;
+    let (mut c, _greeting) = Client::connect(stream, wait).await?;
     let caps = c.capa().await?;
     Ok((c, caps))
 }
@@ -132,11 +146,26 @@ struct Tag {
 }
 
 /// One mail on the server as this fetch sees it.
-struct Entry {
-    n: u32,
-    size: u64,
+#[derive(Debug)]
+pub(super) struct Entry {
+    pub n: u32,
+    /// Its LIST size, which may lie.
+    pub size: u64,
     /// Server id, when known before RETR (UIDL); None: keyed by content.
-    key: Option<String>,
+    pub key: Option<String>,
+}
+
+impl Entry {
+    /// How warnings name it: number, server id, and the LIST size when
+    /// the mail turned out to be another.
+    fn label(&self, actual: u64) -> String {
+        let id = self.key.as_deref().unwrap_or("no UIDL");
+        if actual == self.size {
+            format!("message {} ({id})", self.n)
+        } else {
+            format!("message {} ({id}, listed as {} bytes)", self.n, self.size)
+        }
+    }
 }
 
 /// The fetch after connect and CAPA: login, select, retrieve, commit,
@@ -159,7 +188,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
         c.login_user_pass(&account.username, password).await?;
     }
 
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     let sizes: HashMap<u32, u64> = c.list().await?.into_iter().collect();
     let uidl = c.uidl().await?;
     if uidl.is_none() {
@@ -178,13 +207,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
         .iter()
         .filter(|e| e.key.as_ref().is_none_or(|k| !known.contains(k)))
         .partition(|e| e.size <= limits.max_mail as u64);
-    if !too_big.is_empty() {
-        warnings.push(format!(
-            "{} mail(s) larger than {} MB left on the server",
-            too_big.len(),
-            limits.max_mail / 1_000_000
-        ));
-    }
+    // Refused for their size: (label, size), by LIST or when they came.
+    let mut refused: Vec<(String, u64)> =
+        too_big.iter().map(|e| (e.label(e.size), e.size)).collect();
 
     let total = u32::try_from(wanted.len()).unwrap_or(u32::MAX);
     let mut report = FetchReport::default();
@@ -201,17 +226,19 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
         }
     };
     // Batch N commits on the blocking pool while batch N+1's RETRs run; see
-    // crate::pipeline for the rules that keep this safe.
+    // crate::pipeline for the rules that keep this safe. A batch that
+    // reached its memory budget early (super::batch) leaves the rest of
+    // its mails to a batch of their own.
     let mut committer = Committer::new(store, account);
-    for batch in batches(&wanted, &limits) {
+    let mut queue: VecDeque<Vec<&Entry>> = batches(&wanted, &limits).into();
+    while let Some(batch) = queue.pop_front() {
         if committer.must_wait(batch.iter().map(|e| held(e.size)).sum()) {
             on_commit(committer.wait().await?);
         }
-        // Big mails are RETR'd one by one straight into blob files.
-        let (big, small): (Vec<&Entry>, Vec<&Entry>) = batch.iter().partition(|e| is_big(e.size));
-        let nums: Vec<u32> = small.iter().map(|e| e.n).collect();
-        let replies = match retr_all(&mut c, store, &nums, &big).await {
-            Ok(r) => r,
+        let nums: Vec<u32> = batch.iter().map(|e| e.n).collect();
+        let mut download = Download::new(store, &batch, limits.batch_bytes);
+        let answered = match c.retr_each(&nums, &mut download).await {
+            Ok(n) => n,
             Err(e) => {
                 // Never leave the commit in flight behind a reported error.
                 on_commit(committer.wait().await?);
@@ -219,11 +246,12 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
             }
         };
         let received = now();
-        let mut mails = Vec::with_capacity(replies.len());
-        let mut keys = Vec::with_capacity(replies.len());
-        for (e, reply) in small.iter().chain(&big).zip(replies) {
-            match reply {
-                Ok(raw) => {
+        let got = download.into_got();
+        let mut mails = Vec::with_capacity(got.len());
+        let mut keys = Vec::with_capacity(got.len());
+        for (e, got) in batch.iter().zip(got) {
+            match got {
+                Got::Mail(raw) => {
                     let key = e
                         .key
                         .clone()
@@ -235,19 +263,26 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
                         received,
                     });
                 }
-                Err(text) => warnings.push(format!(
+                Got::Refused(text) => warnings.push(format!(
                     "message {} could not be retrieved, left on the server: {text}",
                     e.n
                 )),
+                Got::TooLarge(len) => refused.push((e.label(len), len)),
             }
         }
+        if let Some(rest) = batch.get(answered..).filter(|r| !r.is_empty()) {
+            queue.push_front(rest.to_vec());
+        }
         let tag = Tag {
-            mails: u32::try_from(batch.len()).unwrap_or(u32::MAX),
+            mails: u32::try_from(answered).unwrap_or(u32::MAX),
             keys,
         };
         on_commit(committer.start(mails, tag).await?);
     }
     on_commit(committer.wait().await?);
+    if !refused.is_empty() {
+        warnings.push(too_large_warning(refused, limits.max_mail as u64));
+    }
 
     if account.delete_on_server {
         let mut deleted = Vec::new();
@@ -282,34 +317,6 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
         report.warning = Some(warnings.join("; "));
     }
     Ok(report)
-}
-
-/// One reply per mail: `small` (message numbers) pipelined into memory,
-/// then each of `big` streamed into a blob file (crate::store::blobs), in
-/// that order. Err(server text) for a mail the server refused.
-async fn retr_all<S: AsyncRead + AsyncWrite + Unpin + Send>(
-    c: &mut Client<S>,
-    store: &Store,
-    small: &[u32],
-    big: &[&Entry],
-) -> Result<Vec<std::result::Result<Raw, String>>> {
-    let mut out: Vec<std::result::Result<Raw, String>> = c
-        .retr_many(small)
-        .await?
-        .into_iter()
-        .map(|r| r.map(Raw::Bytes))
-        .collect();
-    for e in big {
-        let mut w = blocking(|| store.blob_writer())?;
-        let got = c
-            .retr_to(e.n, &mut |piece| blocking(|| w.write(piece)))
-            .await?;
-        out.push(match got {
-            Ok(_) => Ok(Raw::Blob(blocking(|| w.finish())?)),
-            Err(text) => Err(text),
-        });
-    }
-    Ok(out)
 }
 
 /// Pair LIST sizes with UIDL ids. A UIDL seen twice in one listing breaks
@@ -360,5 +367,7 @@ fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

@@ -6,8 +6,10 @@ use base64::Engine;
 use tokio::io::{duplex, AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::task::JoinHandle;
 
-use super::client::Client;
-use crate::error::Error;
+use super::client::{Client, Mails, Retr};
+use super::wire::Wait;
+use crate::error::{Error, Result};
+use crate::fetch::deadline::Budget;
 
 /// One step of a scripted server.
 pub(super) enum Step {
@@ -17,6 +19,9 @@ pub(super) enum Step {
     Check(Box<dyn Fn(&str) + Send + Sync>),
     /// Write these bytes.
     Write(Vec<u8>),
+    /// Write these bytes one at a time, each after a pause: a server that
+    /// drips.
+    Drip(Vec<u8>, Duration),
     /// Close the connection.
     Close,
 }
@@ -29,6 +34,37 @@ pub(super) fn send(s: &str) -> Step {
 
 pub(super) const READ: Duration = Duration::from_secs(5);
 
+/// A session's limits: `READ`, and the default deadline.
+pub(super) fn wait() -> Wait {
+    Wait::new(READ, Budget::default())
+}
+
+/// Collects every mail of [`Client::retr_each`]; `stop_after`: answer
+/// `more()` with false once that many mails are done.
+#[derive(Default)]
+pub(super) struct Collect {
+    pub mails: Vec<Vec<u8>>,
+    pub replies: Vec<Retr>,
+    pub stop_after: Option<usize>,
+}
+
+impl Mails for Collect {
+    fn more(&self) -> bool {
+        self.stop_after.is_none_or(|n| self.replies.len() < n)
+    }
+    fn piece(&mut self, i: usize, bytes: &[u8]) -> Result<()> {
+        if self.mails.len() <= i {
+            self.mails.resize(i + 1, Vec::new());
+        }
+        self.mails[i].extend_from_slice(bytes);
+        Ok(())
+    }
+    fn done(&mut self, _: usize, reply: Retr) -> Result<()> {
+        self.replies.push(reply);
+        Ok(())
+    }
+}
+
 /// Start a server running `steps`; returns the client end. The handle
 /// fails the test if the server saw something unexpected.
 pub(super) fn server(steps: Vec<Step>) -> (DuplexStream, JoinHandle<()>) {
@@ -40,6 +76,14 @@ pub(super) fn server(steps: Vec<Step>) -> (DuplexStream, JoinHandle<()>) {
                 Write(bytes) => {
                     if srv.get_mut().write_all(&bytes).await.is_err() {
                         return;
+                    }
+                }
+                Step::Drip(bytes, every) => {
+                    for b in bytes {
+                        tokio::time::sleep(every).await;
+                        if srv.get_mut().write_all(&[b]).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 Close => return,
@@ -73,7 +117,7 @@ pub(super) async fn client(steps: Vec<Step>) -> (Client<DuplexStream>, JoinHandl
     let mut all = vec![send("+OK POP3 ready\r\n")];
     all.extend(steps);
     let (stream, task) = server(all);
-    let (c, greeting) = Client::connect(stream, READ).await.unwrap();
+    let (c, greeting) = Client::connect(stream, wait()).await.unwrap();
     assert_eq!(greeting, "POP3 ready");
     (c, task)
 }
@@ -119,18 +163,22 @@ async fn pipelined_retr_keeps_order_and_per_message_errors() {
     .await;
     let caps = c.capa().await.unwrap();
     assert!(caps.pipelining && caps.uidl && caps.has_sasl("plain") && !caps.stls);
-    let got = tokio::time::timeout(READ, c.retr_many(&[3, 1, 2]))
+    let mut got = Collect::default();
+    let answered = tokio::time::timeout(READ, c.retr_each(&[3, 1, 2], &mut got))
         .await
         .expect("client did not pipeline")
         .unwrap();
+    assert_eq!(answered, 3);
     assert_eq!(
-        got,
+        got.replies,
         vec![
-            Ok(b"three\r\n".to_vec()),
-            Err("no such message".to_string()),
-            Ok(b"two\r\n".to_vec())
+            Retr::Mail(7),
+            Retr::Refused("no such message".to_string()),
+            Retr::Mail(5)
         ]
     );
+    assert_eq!(got.mails[0], b"three\r\n");
+    assert_eq!(got.mails[2], b"two\r\n");
     drop(c);
     task.await.unwrap();
 }
@@ -154,11 +202,12 @@ async fn pipelining_window_is_bounded() {
     let (mut c, task) = client(steps).await;
     c.capa().await.unwrap();
     let msgs: Vec<u32> = (1..=n).collect();
-    let got = c.retr_many(&msgs).await.unwrap();
-    assert_eq!(got.len(), n as usize);
+    let mut got = Collect::default();
+    assert_eq!(c.retr_each(&msgs, &mut got).await.unwrap(), n as usize);
+    assert_eq!(got.replies.len(), n as usize);
     assert_eq!(
-        got[n as usize - 1],
-        Ok(format!("m{}\r\n", n - 1).into_bytes())
+        got.mails[n as usize - 1],
+        format!("m{}\r\n", n - 1).into_bytes()
     );
     drop(c);
     task.await.unwrap();
@@ -174,7 +223,7 @@ fn conn_err<T: std::fmt::Debug>(r: crate::error::Result<T>) -> String {
 #[tokio::test]
 async fn overlong_line_is_refused() {
     let (stream, _task) = server(vec![Write(vec![b'+'; 20_000])]);
-    let m = conn_err(Client::connect(stream, READ).await);
+    let m = conn_err(Client::connect(stream, wait()).await);
     assert!(m.contains("longer than 8 KiB"), "{m}");
 }
 
@@ -189,14 +238,18 @@ async fn eof_inside_a_mail_is_an_error_not_a_hang() {
 #[tokio::test]
 async fn silent_server_times_out() {
     let (stream, _task) = server(vec![]);
-    let r = Client::connect(stream, Duration::from_millis(100)).await;
+    let r = Client::connect(
+        stream,
+        Wait::new(Duration::from_millis(100), Budget::default()),
+    )
+    .await;
     assert!(conn_err(r).contains("did not answer"));
 }
 
 #[tokio::test]
 async fn garbage_status_is_a_protocol_error() {
     let (stream, _task) = server(vec![send("HELLO there\r\n")]);
-    let m = conn_err(Client::connect(stream, READ).await);
+    let m = conn_err(Client::connect(stream, wait()).await);
     assert!(m.starts_with("POP3 server sent \"HELLO there\""), "{m}");
 }
 

@@ -11,9 +11,9 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
-use tokio::time::timeout;
 
 use crate::error::{Error, Result};
+use crate::fetch::deadline::{Budget, Deadline, Expired};
 
 /// Longest status line we accept (RFC 2449 §4 caps responses at 512 octets;
 /// real servers add long texts, a hostile one can send gigabytes).
@@ -34,26 +34,67 @@ enum State {
     MidCr,
 }
 
-/// Fill the buffer once within the read timeout; Ok(empty) means EOF.
-async fn fill<R: AsyncBufRead + Unpin>(r: &mut R, read: Duration) -> Result<&[u8]> {
-    match timeout(read, r.fill_buf()).await {
-        Ok(Ok(buf)) => Ok(buf),
-        Ok(Err(e)) => Err(Error::connection_by(
-            format!("POP3 connection broke while reading: {e}"),
-            e,
-        )),
-        Err(_) => Err(Error::connection(format!(
-            "POP3 server did not answer within {} s",
-            read.as_secs()
-        ))),
+/// How long the session may wait: the read timeout for each read or
+/// write, the session's deadline (crate::fetch::deadline) for all of them.
+/// Every byte read and every command sent count as the deadline's work.
+#[derive(Debug, Clone)]
+pub struct Wait {
+    pub read: Duration,
+    pub deadline: Deadline,
+}
+
+impl Wait {
+    /// A session starting now.
+    pub fn new(read: Duration, budget: Budget) -> Wait {
+        Wait {
+            read,
+            deadline: Deadline::start(budget),
+        }
+    }
+
+    /// Runs one read or write of the session under both limits; `doing`
+    /// says which for the read timeout's message.
+    pub async fn run<T>(
+        &self,
+        doing: &str,
+        fut: impl std::future::Future<Output = std::io::Result<T>>,
+    ) -> Result<T> {
+        match self.deadline.race(self.read, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(Error::connection_by(
+                format!("POP3 connection broke while {doing}: {e}"),
+                e,
+            )),
+            Err(Expired::Idle) => Err(Error::connection(format!(
+                "POP3 server did not {} within {} s",
+                if doing == "reading" {
+                    "answer"
+                } else {
+                    "accept data"
+                },
+                self.read.as_secs()
+            ))),
+            Err(Expired::Deadline) => Err(self.deadline.error("POP3 server")),
+        }
     }
 }
 
+/// Fill the buffer once within the limits of `w`; Ok(empty) means EOF.
+async fn fill<'a, R: AsyncBufRead + Unpin>(r: &'a mut R, w: &Wait) -> Result<&'a [u8]> {
+    w.run("reading", r.fill_buf()).await
+}
+
+/// Mark `n` buffered bytes as read; they count as the deadline's work.
+fn consume<R: AsyncBufRead + Unpin>(r: &mut R, w: &Wait, n: usize) {
+    r.consume(n);
+    w.deadline.arrived(n as u64);
+}
+
 /// Read one status line (without its line ending; CRLF or, leniently, LF).
-pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, read: Duration) -> Result<Vec<u8>> {
+pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, w: &Wait) -> Result<Vec<u8>> {
     let mut line = Vec::new();
     loop {
-        let buf = fill(r, read).await?;
+        let buf = fill(r, w).await?;
         if buf.is_empty() {
             return Err(Error::connection(
                 "POP3 server closed the connection".into(),
@@ -70,7 +111,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, read: Duration) -> Re
             )));
         }
         line.extend_from_slice(&buf[..take]);
-        r.consume(take);
+        consume(r, w, take);
         if done {
             line.pop();
             if line.last() == Some(&b'\r') {
@@ -82,11 +123,11 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, read: Duration) -> Re
 }
 
 /// Read the body of a multi-line response (after its "+OK" line) into a new
-/// Vec, dot-unstuffed, at most `cap` bytes. `what` names the response in
-/// errors ("message 3", "the UIDL listing").
+/// Vec, dot-unstuffed, at most `cap` bytes (more is an error). `what` names
+/// the response in errors ("message 3", "the UIDL listing").
 pub async fn read_multiline<R: AsyncBufRead + Unpin>(
     r: &mut R,
-    read: Duration,
+    w: &Wait,
     cap: usize,
     what: &str,
 ) -> Result<Vec<u8>> {
@@ -97,38 +138,98 @@ pub async fn read_multiline<R: AsyncBufRead + Unpin>(
         all.extend_from_slice(piece);
         Ok(())
     };
-    read_multiline_to(r, read, cap, what, &mut keep).await?;
-    Ok(all)
+    match read_multiline_to(r, w, Cap::strict(cap), what, &mut keep).await? {
+        Body::Whole(_) => Ok(all),
+        Body::TooLarge(_) => Err(too_large(what, cap)),
+    }
 }
 
 /// Bytes [`read_multiline_to`] collects before it hands them on.
 pub const SINK_PIECE: usize = 256 * 1024;
 
+/// How much of a multi-line response [`read_multiline_to`] takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Cap {
+    /// Bytes handed to the sink at most.
+    pub keep: usize,
+    /// Bytes read at most: between `keep` and this, the rest of a
+    /// response that is too large is read and dropped, so that the
+    /// session can go on; past it, the response is an error.
+    pub drain: usize,
+}
+
+impl Cap {
+    /// Too large is an error at once (listings).
+    pub fn strict(cap: usize) -> Cap {
+        Cap {
+            keep: cap,
+            drain: cap,
+        }
+    }
+
+    /// A mail: one too large is read to its end and dropped, up to the
+    /// limit once more; a server that sends more than that has lost the
+    /// session's trust (and the reader never sees an end).
+    pub fn mail(cap: usize) -> Cap {
+        Cap {
+            keep: cap,
+            drain: cap.saturating_mul(2),
+        }
+    }
+}
+
+/// What [`read_multiline_to`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// The whole response went to the sink: its length.
+    Whole(u64),
+    /// The response was longer than `Cap::keep` and was dropped after
+    /// the first pieces: its whole length.
+    TooLarge(u64),
+}
+
 /// [`read_multiline`] for a big mail: the unstuffed bytes go to `sink` in
 /// pieces of about [`SINK_PIECE`] (e.g. into a blob file, see
 /// crate::store::blobs), so the mail is never whole in memory. The
 /// unstuffing state carries over from piece to piece, so a stuffed dot or
-/// the terminator split across reads is handled as in one pass. Returns
-/// the total length.
+/// the terminator split across reads is handled as in one pass.
 pub async fn read_multiline_to<R: AsyncBufRead + Unpin>(
     r: &mut R,
-    read: Duration,
-    cap: usize,
+    w: &Wait,
+    cap: Cap,
     what: &str,
     sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
-) -> Result<u64> {
+) -> Result<Body> {
     let mut out = Vec::new();
     let mut total = 0usize;
     let mut state = State::LineStart;
+    let mut dropping = false;
     loop {
-        let buf = fill(r, read).await?;
+        let buf = fill(r, w).await?;
         if buf.is_empty() {
             return Err(closed_in(what));
         }
         let (used, done) = unstuff(buf, &mut state, &mut out);
-        r.consume(used);
-        if total.saturating_add(out.len()) > cap {
-            return Err(too_large(what, cap));
+        consume(r, w, used);
+        if !dropping && total.saturating_add(out.len()) > cap.keep {
+            if cap.drain <= cap.keep {
+                return Err(too_large(what, cap.keep));
+            }
+            dropping = true;
+        }
+        if dropping {
+            total = total.saturating_add(out.len());
+            out.clear();
+            if total > cap.drain {
+                return Err(Error::connection(format!(
+                    "{what} went on past {} bytes; giving up on the connection",
+                    cap.drain
+                )));
+            }
+            if done {
+                return Ok(Body::TooLarge(total as u64));
+            }
+            continue;
         }
         if done || out.len() >= SINK_PIECE {
             total = total.saturating_add(out.len());
@@ -136,7 +237,7 @@ pub async fn read_multiline_to<R: AsyncBufRead + Unpin>(
             out.clear();
         }
         if done {
-            return Ok(total as u64);
+            return Ok(Body::Whole(total as u64));
         }
     }
 }
@@ -274,91 +375,4 @@ pub fn parse_listing<T>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run_chunks(chunks: &[&[u8]]) -> (Vec<u8>, bool, usize) {
-        let mut state = State::LineStart;
-        let mut out = Vec::new();
-        for (n, c) in chunks.iter().enumerate() {
-            let (used, done) = unstuff(c, &mut state, &mut out);
-            if done {
-                return (out, true, n * 1000 + used);
-            }
-            assert_eq!(used, c.len());
-        }
-        (out, false, 0)
-    }
-
-    #[test]
-    fn unstuffing_in_any_split_gives_the_same_bytes() {
-        let wire: &[u8] = b"A\r\n..B\r\n.\rC\n.\r\r\nmid.dot\r\n\r\n\r.x\n..\r\n.\r\n";
-        // After a bare LF no line starts, so "\n.." keeps both dots.
-        let want: &[u8] = b"A\r\n.B\r\n\rC\n.\r\r\nmid.dot\r\n\r\n\r.x\n..\r\n";
-        for split in 0..wire.len() {
-            let (out, done, _) = run_chunks(&[&wire[..split], &wire[split..]]);
-            assert!(done, "split {split}");
-            assert_eq!(out, want, "split {split}");
-        }
-        // Byte by byte.
-        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
-        assert_eq!(run_chunks(&bytes).0, want);
-    }
-
-    #[test]
-    fn terminator_consumes_exactly_its_bytes() {
-        let (out, done, used) = run_chunks(&[b"x\r\n.\r\n+OK next"]);
-        assert!(done);
-        assert_eq!(out, b"x\r\n");
-        assert_eq!(used, 6);
-    }
-
-    /// A stuffed mail of several sink pieces, read through a tiny buffer:
-    /// the pieces join to what the one-pass reader gives, none is much
-    /// larger than SINK_PIECE, and the bytes after the terminator stay.
-    #[tokio::test]
-    async fn streamed_reading_gives_the_same_bytes_in_bounded_pieces() {
-        let mut wire = Vec::new();
-        let mut want = Vec::new();
-        for i in 0..60_000 {
-            let line = format!(".{i} line, stuffed when it starts with a dot\r\n");
-            wire.extend_from_slice(b".");
-            wire.extend_from_slice(line.as_bytes());
-            want.extend_from_slice(line.as_bytes());
-        }
-        wire.extend_from_slice(b".\r\n+OK next\r\n");
-        assert!(want.len() > 3 * SINK_PIECE);
-        let read = Duration::from_secs(5);
-        let mut r = tokio::io::BufReader::with_capacity(1000, wire.as_slice());
-        let mut pieces: Vec<usize> = Vec::new();
-        let mut got = Vec::new();
-        let len = read_multiline_to(&mut r, read, usize::MAX, "m", &mut |p| {
-            pieces.push(p.len());
-            got.extend_from_slice(p);
-            Ok(())
-        })
-        .await
-        .unwrap();
-        assert_eq!(len, want.len() as u64);
-        assert!(got == want);
-        assert!(pieces.len() > 3, "{pieces:?}");
-        assert!(pieces.iter().all(|p| *p < SINK_PIECE + 1000), "{pieces:?}");
-        assert_eq!(read_line(&mut r, read).await.unwrap(), b"+OK next");
-        let mut r = tokio::io::BufReader::with_capacity(1000, wire.as_slice());
-        assert!(read_multiline(&mut r, read, usize::MAX, "m").await.unwrap() == want);
-        // The cap counts the whole mail, not one piece.
-        let mut r = tokio::io::BufReader::with_capacity(1000, wire.as_slice());
-        let err = read_multiline_to(&mut r, read, SINK_PIECE * 2, "m", &mut |_| Ok(()))
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("larger than the limit"), "{err}");
-    }
-
-    #[test]
-    fn dot_lf_is_not_a_terminator() {
-        // Only ".\r\n" ends; ".\n" is a stuffed line holding a bare LF.
-        let (out, done, _) = run_chunks(&[b".\nstill\r\n"]);
-        assert!(!done);
-        assert_eq!(out, b"\nstill\r\n");
-    }
-}
+mod tests;

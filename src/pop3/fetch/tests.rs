@@ -13,7 +13,7 @@ use crate::pop3::client::Capabilities;
 use crate::pop3::tests::{client, retr, send, Close, Expect, Step};
 use crate::store::Store;
 
-fn setup() -> (tempfile::TempDir, std::sync::Arc<Store>, Account) {
+pub(super) fn setup() -> (tempfile::TempDir, std::sync::Arc<Store>, Account) {
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
     let s = |v: &str| SettingValue::Str(v.into());
@@ -28,7 +28,7 @@ fn setup() -> (tempfile::TempDir, std::sync::Arc<Store>, Account) {
     (dir, store, account)
 }
 
-fn login() -> Vec<Step> {
+pub(super) fn login() -> Vec<Step> {
     vec![
         Expect("USER anna@example.com"),
         send("+OK\r\n"),
@@ -38,7 +38,7 @@ fn login() -> Vec<Step> {
 }
 
 /// Run one fetch against `steps` (after login) and check the script ran out.
-async fn fetch(
+pub(super) async fn fetch(
     store: &std::sync::Arc<Store>,
     account: &Account,
     steps: Vec<Step>,
@@ -51,7 +51,9 @@ async fn fetch(
     let progress = |a: u32, b: u32| seen.lock().unwrap().push((a, b));
     let caps = Capabilities::default();
     let r = run(c, &caps, account, "pw", store, &progress, limits).await;
-    task.await.unwrap();
+    if let Err(e) = task.await {
+        panic!("the scripted server failed ({e}); the fetch said {r:?}");
+    }
     (r, seen.into_inner().unwrap())
 }
 
