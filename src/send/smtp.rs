@@ -22,9 +22,8 @@
 //!   for each whole reply (a server dripping bytes cannot stretch it) and
 //!   for every write that makes no progress; the reply to the body's
 //!   final dot is waited for 10 minutes (RFC 5321 §4.5.3.2.6), since
-//!   giving up early is what makes a delivery uncertain. A reply longer
-//!   than `wire::MAX_REPLY` (400 KiB) ends the session: lettre would
-//!   collect it in memory without bound.
+//!   giving up early is what makes a delivery uncertain. lettre itself
+//!   caps a reply at 100 kB and a reply line at 1000 bytes.
 //!
 //! A submission is three calls, so that the caller can record what
 //! happened in between: [`Session::open`] (connect, TLS, EHLO, AUTH),
@@ -113,6 +112,14 @@ fn client_id(local: SocketAddr) -> ClientId {
             None => ClientId::Ipv6(v6),
         },
     }
+}
+
+/// The mail as lettre's `message` wants it: lettre always writes
+/// `CRLF . CRLF` after it, and that first CRLF ends the mail's last line
+/// (RFC 5321 §4.1.1.4); a mail's own final CRLF would become an extra
+/// empty line at the end of the delivered mail.
+fn without_last_crlf(raw: &[u8]) -> &[u8] {
+    raw.strip_suffix(b"\r\n").unwrap_or(raw)
 }
 
 /// The clear-text password rule for SMTP (module docs).
@@ -268,7 +275,7 @@ impl Session {
     pub async fn body(&mut self, raw: &[u8]) -> Result<Accepted, Failure> {
         self.patience.set(DATA_REPLY.max(self.read));
         self.dot.store(false, Ordering::SeqCst);
-        let r = self.conn.message(raw).await;
+        let r = self.conn.message(without_last_crlf(raw)).await;
         self.patience.set(self.read);
         match r {
             Ok(reply) => {

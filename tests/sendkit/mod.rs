@@ -52,12 +52,23 @@ impl Kit {
 
     /// Close the store and open it again, as a restarted daemon does.
     pub fn reopen(self) -> Kit {
+        let (dir, transport) = self.close();
+        Kit::open(dir, transport)
+    }
+
+    /// Close the store (so that another process can open it).
+    pub fn close(self) -> (tempfile::TempDir, Transport) {
         let Kit {
             dir,
             store,
             transport,
         } = self;
         drop(Arc::try_unwrap(store).expect("the store is not shared"));
+        (dir, transport)
+    }
+
+    /// Open the store `close` left.
+    pub fn open(dir: tempfile::TempDir, transport: Transport) -> Kit {
         let store = Arc::new(Store::open(dir.path()).unwrap());
         Kit {
             dir,
@@ -109,6 +120,7 @@ pub fn transport(env: &Env) -> Transport {
         timeouts: Timeouts {
             connect: Duration::from_secs(10),
             read: Duration::from_secs(20),
+            ..Timeouts::default()
         },
     }
 }
@@ -155,14 +167,30 @@ fn mail_files(env: &Env, user: &MailUser) -> Vec<PathBuf> {
     files
 }
 
-/// The mails delivered to `user`, once there are at least `n` (Postfix
+/// Line ends as CRLF, as on the wire and in an IMAP FETCH: Dovecot's
+/// maildir keeps bare LF (`mail_save_crlf` off).
+fn crlf(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len() + b.len() / 32);
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'\n' && (i == 0 || b[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The mails delivered to `user` (line ends as CRLF), once there are at least `n` (Postfix
 /// delivers through its queue and LMTP, so this waits, up to a minute).
 pub async fn delivered(env: &Env, user: &MailUser, n: usize) -> Vec<Vec<u8>> {
     let start = Instant::now();
     loop {
         let files = mail_files(env, user);
         if files.len() >= n {
-            return files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+            return files
+                .iter()
+                .map(|f| crlf(&std::fs::read(f).unwrap()))
+                .collect();
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
@@ -174,13 +202,28 @@ pub async fn delivered(env: &Env, user: &MailUser, n: usize) -> Vec<Vec<u8>> {
     }
 }
 
-/// The delivered bytes end with exactly what was sent (Postfix and
-/// Dovecot only put trace headers on top).
+/// The delivered bytes (from [`delivered`]) end with exactly what was
+/// sent (Postfix and Dovecot only put trace headers on top).
 pub fn assert_same_mail(delivered: &[u8], sent: &[u8]) {
+    let (d, s) = (delivered, sent);
+    // Where the two differ, counted from their ends.
+    let same = d
+        .iter()
+        .rev()
+        .zip(s.iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let around = |b: &[u8]| {
+        let at = b.len() - same;
+        String::from_utf8_lossy(&b[at.saturating_sub(200)..(at + 100).min(b.len())]).to_string()
+    };
     assert!(
-        delivered.ends_with(sent),
-        "the delivered mail differs from the sent one:\n{}",
-        String::from_utf8_lossy(delivered)
+        same == s.len(),
+        "the delivered mail differs from the sent one {} bytes before its end:\n\
+         delivered: {:?}\nsent: {:?}",
+        same,
+        around(&d),
+        around(&s)
     );
 }
 
@@ -212,6 +255,12 @@ pub enum Relay {
     /// without passing that answer: the server has the mail, the client
     /// never hears so.
     CutAfterDot,
+    /// Keep the client's DATA command from the server and go silent,
+    /// holding both connections open: the client waits for the 354.
+    HoldAtData,
+    /// Like CutAfterDot, but keep both connections open without a word:
+    /// the server has the mail, the client waits for the reply.
+    HoldAfterDot,
 }
 
 /// A TCP relay on a fixed loopback port in front of `target`.
@@ -219,6 +268,8 @@ pub struct Proxy {
     pub port: u16,
     target: u16,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Told when a Hold mode starts holding.
+    pub held: Arc<tokio::sync::Notify>,
 }
 
 impl Proxy {
@@ -231,15 +282,16 @@ impl Proxy {
             port,
             target,
             task: None,
+            held: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
     pub async fn up(&mut self, mode: Relay) {
         let l = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        let target = self.target;
+        let (target, held) = (self.target, self.held.clone());
         self.task = Some(tokio::spawn(async move {
             while let Ok((client, _)) = l.accept().await {
-                tokio::spawn(relay(client, target, mode));
+                tokio::spawn(relay(client, target, mode, held.clone()));
             }
         }));
     }
@@ -257,7 +309,7 @@ impl Drop for Proxy {
     }
 }
 
-async fn relay(mut client: TcpStream, target: u16, mode: Relay) {
+async fn relay(mut client: TcpStream, target: u16, mode: Relay, held: Arc<tokio::sync::Notify>) {
     let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else {
         return;
     };
@@ -276,16 +328,25 @@ async fn relay(mut client: TcpStream, target: u16, mode: Relay) {
             n = cr.read(&mut up) => {
                 let Ok(n) = n else { return };
                 if n == 0 { return; }
-                sw.write_all(&up[..n]).await.unwrap_or(());
                 seen.extend_from_slice(&up[..n]);
-                let text = String::from_utf8_lossy(&seen).to_string();
-                if !in_data && text.contains("DATA\r\n") {
+                let is_data = !in_data && seen.ends_with(b"\nDATA\r\n");
+                if is_data && mode == Relay::HoldAtData {
+                    held.notify_one();
+                    std::future::pending::<()>().await;
+                }
+                sw.write_all(&up[..n]).await.unwrap_or(());
+                if is_data {
                     in_data = true;
                     seen.clear();
                 } else if in_data && seen.ends_with(b"\r\n.\r\n") {
-                    // Wait for the server's answer to the dot, then cut.
+                    // Wait for the server's answer to the dot, then cut
+                    // or hold.
                     let mut answer = [0u8; 1024];
                     let _ = sr.read(&mut answer).await;
+                    if mode == Relay::HoldAfterDot {
+                        held.notify_one();
+                        std::future::pending::<()>().await;
+                    }
                     return;
                 }
                 if seen.len() > 1 << 20 {

@@ -1,6 +1,6 @@
 //! The byte stream lettre's SMTP client runs on: our [`net::Stream`]
-//! (so our trust roots, extra CA and SPKI pins apply) with timeouts and a
-//! size bound per reply, and the STARTTLS prelude that happens before lettre takes
+//! (so our trust roots, extra CA and SPKI pins apply) with a timeout per
+//! reply and per write, and the STARTTLS prelude that happens before lettre takes
 //! over.
 //!
 //! Why a prelude of our own: lettre's own STARTTLS takes lettre's TLS
@@ -34,11 +34,6 @@ use crate::net::{Stream, Timeouts};
 const MAX_LINE: u64 = 4096;
 /// Most lines of one reply in the prelude.
 const MAX_LINES: usize = 100;
-/// Most bytes of one reply lettre gets: its reader collects a reply of
-/// any length (lines, continuation lines) in memory. An EHLO reply is
-/// well under 1 KiB; MAX_LINES lines of MAX_LINE bytes is the same bound
-/// as the prelude's.
-pub const MAX_REPLY: usize = MAX_LINES * MAX_LINE as usize;
 
 /// How long one read or write may make no progress; shared so that the
 /// session can lengthen it for the reply after the body.
@@ -77,8 +72,6 @@ pub struct Wire {
     /// byte at a time cannot stretch a reply (see [`Wire::poll_read`]).
     read_timer: Option<Pin<Box<Sleep>>>,
     write_timer: Option<Pin<Box<Sleep>>>,
-    /// Bytes read since the last write: the reply being read.
-    reply_bytes: usize,
     /// Set when a write may carry the end-of-data mark (see [`may_end_data`]).
     dot: Arc<AtomicBool>,
 }
@@ -99,7 +92,6 @@ impl Wire {
             patience,
             read_timer: None,
             write_timer: None,
-            reply_bytes: 0,
             dot,
         }
     }
@@ -154,21 +146,8 @@ impl AsyncRead for Wire {
             me.served += n;
             return Poll::Ready(Ok(()));
         }
-        let before = buf.filled().len();
         match Pin::new(&mut me.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                me.reply_bytes = me
-                    .reply_bytes
-                    .saturating_add(buf.filled().len().saturating_sub(before));
-                if me.reply_bytes > MAX_REPLY {
-                    return Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("the SMTP server sent a reply of more than {MAX_REPLY} bytes"),
-                    )));
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(r) => Poll::Ready(r),
             // Unlike a write's, the read timer is not reset by progress:
             // it bounds the whole reply, not each wait for a byte.
             Poll::Pending => {
@@ -197,7 +176,6 @@ impl AsyncWrite for Wire {
         let me = self.get_mut();
         // A command or the body: what is read next is a new reply.
         me.read_timer = None;
-        me.reply_bytes = 0;
         if may_end_data(buf) {
             me.dot.store(true, Ordering::SeqCst);
         }
