@@ -1,12 +1,15 @@
 //! The outbox against the real Postfix: a refusal (5xx) fails the mail
 //! with the server's text, a deferral (4xx) and a server that is down
 //! queue it again, a mail the server may have is never sent twice, a
-//! restart resumes the queue, and a signature error refuses the mail
-//! before anything is queued.
+//! restart resumes the queue, a kill -9 while sending resends only what
+//! the server cannot have, and a signature error refuses the mail before
+//! anything is queued.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod sendkit;
+
+use std::os::unix::process::ExitStatusExt;
 
 use mail_parser::MessageParser;
 use postfach::account::{Encryption, SettingValue};
@@ -336,4 +339,96 @@ async fn an_account_without_smtp_server_cannot_send() {
     );
     let q = ListQuery::new(Visibility::All, OUTBOX);
     assert_eq!(kit.store.list_messages(&q).unwrap().1, 1, "only the first");
+}
+
+/// The process `kill9_while_sending` kills: one delivery of the outbox
+/// mail named by the environment, from the store named there. Run only
+/// as that child (`--ignored`), never on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of the kill -9 tests"]
+async fn kill9_child_delivers() {
+    let dir = std::env::var("POSTFACH_TEST_SEND_STORE").unwrap();
+    let id: u64 = std::env::var("POSTFACH_TEST_SEND_ID")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let store = std::sync::Arc::new(postfach::store::Store::open(dir.as_ref()).unwrap());
+    let transport = sendkit::transport(Env::get());
+    // The parent kills this process while the attempt hangs in the relay.
+    let outcome = deliver(&store, &transport, id).await;
+    panic!("the delivery ended before the kill: {outcome:?}");
+}
+
+/// Queue a mail, deliver it in a child process through a relay in `mode`,
+/// kill -9 the child once the relay holds, and reopen the store.
+async fn kill9_while_sending(mode: Relay) -> (Kit, MailUser, MailUser, u64, Proxy) {
+    let env = Env::get();
+    let kit = Kit::new(env);
+    let from = create_user(env, "sender");
+    let to = create_user(env, "rcpt");
+    let mut proxy = Proxy::reserve(plain_port()).await;
+    proxy.up(mode).await;
+    let a = kit.account(&from, Encryption::None, proxy.port, false, &[]);
+    let id = queue_mail(&kit.store, &a, &sender(), simple(&to.address, "kill9"))
+        .await
+        .unwrap();
+    let (dir, transport) = kit.close();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "kill9_child_delivers",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("POSTFACH_TEST_SEND_STORE", dir.path())
+        .env("POSTFACH_TEST_SEND_ID", id.to_string())
+        .spawn()
+        .unwrap();
+    let guard = std::time::Duration::from_secs(120);
+    let held = tokio::time::timeout(guard, proxy.held.notified()).await;
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    held.expect("the child's delivery reached the relay's hold");
+    assert_eq!(status.signal(), Some(9), "killed, not ended: {status:?}");
+    proxy.down();
+    (Kit::open(dir, transport), from, to, id, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_before_the_body_sends_the_mail_after_restart() {
+    let (kit, from, to, id, mut proxy) = kill9_while_sending(Relay::HoldAtData).await;
+    let rec = kit.store.outbox_record(id).unwrap().unwrap();
+    assert_eq!((rec.state, rec.body_started), (OutboxState::Sending, false));
+    let due = resume(&kit.store, unix_now()).unwrap();
+    assert_eq!(due.iter().map(|p| p.id).collect::<Vec<_>>(), [id]);
+    proxy.up(Relay::Pass).await;
+    assert!(matches!(
+        deliver(&kit.store, &kit.transport, id).await.unwrap(),
+        Outcome::Sent(_)
+    ));
+    assert_eq!(kit.store.outbox_record(id).unwrap().unwrap().attempts, 2);
+    assert_eq!(
+        subjects(&sentinel(&kit, &from, &to, 2).await),
+        ["kill9", "zz sentinel"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_after_the_dot_fails_the_mail_and_never_resends_it() {
+    let (kit, from, to, id, _proxy) = kill9_while_sending(Relay::HoldAfterDot).await;
+    let rec = kit.store.outbox_record(id).unwrap().unwrap();
+    assert_eq!((rec.state, rec.body_started), (OutboxState::Sending, true));
+    assert!(resume(&kit.store, unix_now()).unwrap().is_empty());
+    let rec = kit.store.outbox_record(id).unwrap().unwrap();
+    assert_eq!(rec.state, OutboxState::Failed);
+    assert!(rec.error.ends_with(NOT_RESENT), "{}", rec.error);
+    assert_eq!(
+        deliver(&kit.store, &kit.transport, id).await.unwrap(),
+        Outcome::Skipped
+    );
+    // Postfix had it: it arrived, once.
+    assert_eq!(
+        subjects(&sentinel(&kit, &from, &to, 2).await),
+        ["kill9", "zz sentinel"]
+    );
 }
