@@ -277,6 +277,7 @@ impl Session {
         self.dot.store(false, Ordering::SeqCst);
         let r = self.conn.message(without_last_crlf(raw)).await;
         self.patience.set(self.read);
+        let dot_sent = self.dot.load(Ordering::SeqCst);
         match r {
             Ok(reply) => {
                 let text: Vec<&str> = reply.message().collect();
@@ -284,11 +285,10 @@ impl Session {
                     reply: cap(&format!("{} {}", reply.code(), text.join(" "))),
                 })
             }
-            // Not a byte of the final dot went out: the server cannot
-            // have the mail, so this is an ordinary broken connection.
-            Err(e)
-                if !self.dot.load(Ordering::SeqCst) && !(e.is_permanent() || e.is_transient()) =>
-            {
+            // Not a byte of the final dot went out, and no reply came: the
+            // server cannot have the mail, so this is an ordinary broken
+            // connection.
+            Err(e) if !(dot_sent || e.is_permanent() || e.is_transient()) => {
                 let f = failure::classify(&e, Stage::Envelope, &self.host, &[]);
                 self.conn.abort().await;
                 Err(f)

@@ -205,12 +205,11 @@ pub async fn delivered(env: &Env, user: &MailUser, n: usize) -> Vec<Vec<u8>> {
 /// The delivered bytes (from [`delivered`]) end with exactly what was
 /// sent (Postfix and Dovecot only put trace headers on top).
 pub fn assert_same_mail(delivered: &[u8], sent: &[u8]) {
-    let (d, s) = (delivered, sent);
     // Where the two differ, counted from their ends.
-    let same = d
+    let same = delivered
         .iter()
         .rev()
-        .zip(s.iter().rev())
+        .zip(sent.iter().rev())
         .take_while(|(a, b)| a == b)
         .count();
     let around = |b: &[u8]| {
@@ -218,12 +217,12 @@ pub fn assert_same_mail(delivered: &[u8], sent: &[u8]) {
         String::from_utf8_lossy(&b[at.saturating_sub(200)..(at + 100).min(b.len())]).to_string()
     };
     assert!(
-        same == s.len(),
+        same == sent.len(),
         "the delivered mail differs from the sent one {} bytes before its end:\n\
          delivered: {:?}\nsent: {:?}",
         same,
-        around(&d),
-        around(&s)
+        around(delivered),
+        around(sent)
     );
 }
 
