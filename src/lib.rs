@@ -31,6 +31,7 @@ pub mod net;
 pub mod pipeline;
 pub mod pop3;
 pub mod probe;
+pub mod redact;
 pub mod scheduler;
 pub mod send;
 pub mod signature;
