@@ -10,6 +10,8 @@
 //! - query: `dbus` Mailbox -> [`access`] -> [`store`] index -> page
 //! - configure: `dbus` Manager/Account -> [`account`] validation -> [`store`]
 //!   -> scheduler event -> that account's task restarts
+//! - send: SendMessage -> [`send`] (checks, signature, compose) -> outbox in
+//!   the [`store`] -> the account's task delivers over SMTP -> `sent`
 //!
 //! Protocol modules never import [`dbus`]; D-Bus objects hold the store and a
 //! channel to the scheduler, never a protocol session.
@@ -31,5 +33,6 @@ pub mod pop3;
 pub mod probe;
 pub mod redact;
 pub mod scheduler;
+pub mod send;
 pub mod signature;
 pub mod store;

@@ -20,8 +20,8 @@ use postfach::dbus::proxy::ManagerProxy;
 use postfach::error::Error;
 use postfach::store::{NewMail, Raw, Store};
 
-use common::Env;
 use common::fetch as fetchkit;
+use common::Env;
 use fetchkit::Proto;
 use tmpfs::Tmpfs;
 use zbus::Variant;

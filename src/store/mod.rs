@@ -23,8 +23,9 @@
 //! account deletion removes), `views` (visibility classes and the scopes a
 //! message is listed in), `rank` (counts and deep offsets in O(log n)),
 //! `list` (paging and visibility checks), `signatures` (signatures and
-//! employees per tenant), `backend` (how redb reaches the file),
-//! `opening`, `health`, `swap`, `snapshot` (what a backup reads).
+//! employees per tenant), `outbox` (mails being sent and their queue
+//! records), `backend` (how redb reaches the file), `opening`, `health`,
+//! `swap`, `snapshot` (what a backup reads).
 
 mod accounts;
 mod backend;
@@ -34,6 +35,7 @@ mod health;
 mod list;
 mod messages;
 mod opening;
+mod outbox;
 mod purge;
 mod rank;
 pub mod schema;
@@ -57,6 +59,7 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransac
 pub use blobs::{BlobWriter, Raw, StagedBlob, BLOB_MIN};
 pub use list::{ListQuery, Visibility};
 pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
+pub use outbox::{OutboxRecord, OutboxState, Pending, OUTBOX};
 pub use secret::{Secret, SecretKind};
 pub use snapshot::Snapshot;
 

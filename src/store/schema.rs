@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -68,6 +68,16 @@ pub const EMPLOYEES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new
 /// (tenant, user, order) -> an employee's picture file (schema 5).
 pub const EMPLOYEE_IMAGES: TableDefinition<(&str, &str, u32), &[u8]> =
     TableDefinition::new("employee_images");
+
+/// Outbox message id -> JSON of [`super::OutboxRecord`]: the envelope,
+/// state and attempts of a mail being sent; the mail itself is a message in
+/// folder `outbox` (schema 6; see `super::outbox`).
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// (state code, time, message id) -> account id, for the outbox mails not
+/// yet final: code 0 `queued` at its next attempt time, code 1 `sending`
+/// at the time the attempt began (schema 6; see `super::outbox`).
+pub const OUTBOX_ACTIVE: TableDefinition<(u8, i64, u64), &str> =
+    TableDefinition::new("outbox_active");
 
 /// Schema 1 indexes, replaced in schema 2 by [`VIEW_INDEX`] and [`BUCKETS`];
 /// kept only so that the migration can drop them.
@@ -139,6 +149,8 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SIGNATURES).context("create tables")?;
     tx.open_table(EMPLOYEES).context("create tables")?;
     tx.open_table(EMPLOYEE_IMAGES).context("create tables")?;
+    tx.open_table(OUTBOX).context("create tables")?;
+    tx.open_table(OUTBOX_ACTIVE).context("create tables")?;
     Ok(())
 }
 
@@ -153,6 +165,7 @@ const STEPS: &[Step] = &[
     migrate_2_to_3,
     migrate_3_to_4,
     migrate_4_to_5,
+    migrate_to_outbox,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -200,6 +213,16 @@ fn migrate_3_to_4(tx: &WriteTransaction) -> Result<()> {
 /// not back them up or show them, so it must refuse the store.
 fn migrate_4_to_5(tx: &WriteTransaction) -> Result<()> {
     create_tables(tx)
+}
+
+/// Schema 6 adds the outbox ([`OUTBOX`], [`OUTBOX_ACTIVE`]); the step only
+/// creates them. An older daemon would neither send nor list the queued
+/// mails, so it must refuse the store. (Self-contained, so that its place in
+/// [`STEPS`] can move if another step lands first.)
+fn migrate_to_outbox(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(OUTBOX).context("create outbox")?;
+    tx.open_table(OUTBOX_ACTIVE).context("create outbox")?;
+    Ok(())
 }
 
 /// Bring a store written at schema `from` (>= 1) up to [`SCHEMA_VERSION`]
