@@ -19,5 +19,6 @@ pub mod session;
 mod syncstate;
 pub mod trash;
 pub mod uidset;
+pub mod xoauth2;
 
 pub use idle::{wait_for_change, IdleOutcome};
