@@ -285,7 +285,8 @@ smtp_scope = "https://outlook.office365.us/SMTP.Send"
         let (key, msg) = err("[oauth.office365]\nclient = \"x\"\n");
         assert_eq!(key, "oauth.office365.client");
         assert!(msg.contains("unknown field"), "{msg}");
-        let (key, _) = err("[oauth.google]\nclient_id = \"x\"\n");
-        assert_eq!(key, "oauth.google");
+        let (key, msg) = err("[oauth.google]\nclient_id = \"x\"\n");
+        assert_eq!(key, "google");
+        assert!(msg.contains("office365"), "{msg}");
     }
 }
