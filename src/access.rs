@@ -117,11 +117,35 @@ impl Policy {
         }
     }
 
+    /// Who reads account settings (`Properties.Get/GetAll` on an account,
+    /// `GetManagedObjects`): admins and frontends every account, a mapped
+    /// user the public ones and its own private ones; everyone else
+    /// nothing.
+    ///
+    /// Frontends serve every tenant of the installation: the CRM's own
+    /// login decides which tenant a CRM user works in, as it decides which
+    /// user a frontend names in Mailbox calls.
+    pub fn account_reader(&self, c: &Caller) -> Result<Reader> {
+        match self.role(c) {
+            Some(Role::Admin | Role::Frontend) => Ok(Reader::All),
+            Some(Role::User(u)) => Ok(Reader::User(u)),
+            None => Err(Error::AccessDenied(format!(
+                "uid {} is not allowed to read accounts (not root, not in admin_groups or frontend_groups, not in [access.users])",
+                c.uid
+            ))),
+        }
+    }
+
     /// The CRM user a Mailbox call acts as. Admins and frontends may name
     /// any user; admins may name "" (everything). A mapped user may only
-    /// name itself.
+    /// name itself. The name is checked for its length before anything
+    /// else, so a long one is refused by its size and never echoed.
     pub fn viewer(&self, c: &Caller, named: &str) -> Result<Viewer> {
-        match self.require_role(c)? {
+        let role = self.require_role(c)?;
+        if named.len() > crate::account::MAX_USER {
+            crate::account::check_user("user", named)?;
+        }
+        match role {
             Role::Admin if named.is_empty() => Ok(Viewer::All),
             Role::Admin | Role::Frontend => {
                 crate::account::check_user("user", named)?;
@@ -138,6 +162,27 @@ impl Policy {
                 "uid {} acts as CRM user {me:?} only, not as {named:?}",
                 c.uid
             ))),
+        }
+    }
+}
+
+/// Whose view of the accounts a settings read answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reader {
+    /// Admins and frontends: every account.
+    All,
+    /// A mapped CRM user: public accounts and its own private ones. Any
+    /// other private account does not exist for it.
+    User(String),
+}
+
+impl Reader {
+    /// Whether this reader sees an account whose private owner is
+    /// `private_owner` ("" = public).
+    pub fn sees(&self, private_owner: &str) -> bool {
+        match self {
+            Reader::All => true,
+            Reader::User(u) => private_owner.is_empty() || private_owner == u,
         }
     }
 }
@@ -222,6 +267,41 @@ mod tests {
         );
         assert!(p.viewer(&caller(5, &[200]), "").is_err());
         assert_eq!(p.viewer(&caller(0, &[]), ""), Ok(Viewer::All));
+    }
+
+    #[test]
+    fn account_readers_follow_the_roles() {
+        let p = policy();
+        assert_eq!(p.account_reader(&caller(0, &[])), Ok(Reader::All));
+        assert_eq!(p.account_reader(&caller(5, &[200])), Ok(Reader::All));
+        let alice = p.account_reader(&caller(1001, &[])).unwrap();
+        assert_eq!(alice, Reader::User("alice".into()));
+        assert!(alice.sees("") && alice.sees("alice") && !alice.sees("bob"));
+        assert!(Reader::All.sees("bob"));
+        assert!(matches!(
+            p.account_reader(&caller(1002, &[300])),
+            Err(Error::AccessDenied(_))
+        ));
+    }
+
+    #[test]
+    fn a_long_user_is_refused_by_its_size() {
+        let p = policy();
+        let long = "\u{1}".repeat(100_000);
+        for c in [caller(0, &[]), caller(5, &[200]), caller(1001, &[])] {
+            match p.viewer(&c, &long) {
+                Err(Error::InvalidArgument { key, message }) => {
+                    assert_eq!(key, "user");
+                    assert!(message.len() < 200, "{message}");
+                }
+                other => panic!("{c:?}: {other:?}"),
+            }
+        }
+        // Without a role, the answer is about the caller, not the argument.
+        assert!(matches!(
+            p.viewer(&caller(1002, &[]), &long),
+            Err(Error::AccessDenied(_))
+        ));
     }
 
     #[test]

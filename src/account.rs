@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 mod settings;
 mod validate;
 
-pub use validate::{check_address, check_host, check_user};
+pub use validate::{check_address, check_host, check_text, check_user, hidden_char, MAX_USER};
 
 /// Longest accepted string value; longer input is refused, not truncated.
 pub const MAX_STRING: usize = 1024;

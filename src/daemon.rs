@@ -5,10 +5,12 @@
 //! bus name is taken only after every object is served; READY=1 goes out
 //! after both. On SIGTERM/SIGINT the name is released first (no new calls),
 //! then the account tasks are cancelled and awaited within a bound, then
-//! the store is closed by dropping its last reference.
+//! the store is closed by dropping its last reference. Losing the bus name
+//! or the bus connection stops the daemon the same way, and it then exits
+//! non-zero (`dbus::presence`): a daemon off the bus serves nobody.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -101,14 +103,13 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
 
     let tls = TlsContext::new(config.tls.extra_ca_file.as_deref())?;
     let (handle, commands) = Handle::new();
-    let ctx = Arc::new(Ctx {
-        store: store.clone(),
-        scheduler: handle.clone(),
-        policy: RwLock::new(policy(&config, opts.session)),
-        tls: RwLock::new(tls.clone()),
-        timeouts: timeouts(&config),
-        callers: Default::default(),
-    });
+    let ctx = Arc::new(Ctx::new(
+        store.clone(),
+        handle.clone(),
+        policy(&config, opts.session),
+        tls.clone(),
+        timeouts(&config),
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let rt = Runtime {
         handle: handle.clone(),
@@ -118,7 +119,7 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
         connects: Arc::new(Semaphore::new(config.fetch.max_concurrent_connects)),
     };
     let owner = tokio::spawn(scheduler::run(commands, rt, stop_rx, STOP_GRACE));
-    let (conn, pump) = serve(ctx.clone(), opts.session, None).await?;
+    let (conn, pump, presence) = serve(ctx.clone(), opts.session, None).await?;
     for a in store.accounts()? {
         handle.reload(&a.id);
     }
@@ -129,11 +130,21 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
         "postfachd ready"
     );
 
-    while let Some(sig) = signals.next().await {
-        match sig {
-            SIGHUP => reload(&ctx, &opts, &log),
-            _ => {
-                tracing::info!(signal = sig, "stopping");
+    let lost = presence.lost();
+    tokio::pin!(lost);
+    let mut bus_lost = None;
+    loop {
+        tokio::select! {
+            sig = signals.next() => match sig {
+                Some(SIGHUP) => reload(&ctx, &opts, &log),
+                sig => {
+                    tracing::info!(signal = sig, "stopping");
+                    break;
+                }
+            },
+            why = &mut lost => {
+                tracing::error!(reason = %why, "lost the bus: stopping, to be restarted");
+                bus_lost = Some(why);
                 break;
             }
         }
@@ -150,6 +161,12 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
     pump.abort();
     let _ = pump.await;
     // Unregister every object, so that nothing holds the context any more.
+    // The ObjectManager first: removing the accounts then sends no
+    // InterfacesRemoved per account.
+    let _ = conn
+        .object_server()
+        .remove::<crate::dbus::objects::ObjectManager, _>(crate::dbus::ROOT_PATH)
+        .await;
     let _ = conn
         .object_server()
         .remove::<crate::dbus::manager::Manager, _>(crate::dbus::ROOT_PATH)
@@ -158,11 +175,15 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
         .object_server()
         .remove::<crate::dbus::mailbox::Mailbox, _>(crate::dbus::ROOT_PATH)
         .await;
+    let _ = conn
+        .object_server()
+        .remove::<crate::dbus::signatures::Signatures, _>(crate::dbus::ROOT_PATH)
+        .await;
     for a in store.accounts().unwrap_or_default() {
         let path = crate::dbus::account_path(&a.id);
         let _ = conn
             .object_server()
-            .remove::<crate::dbus::account::AccountObject, _>(path.as_str())
+            .remove::<crate::dbus::account_iface::AccountIface, _>(path.as_str())
             .await;
     }
     drop(conn);
@@ -190,7 +211,12 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
         tracing::warn!("store still in use at exit; the process exit closes it (commits are durable either way)");
     }
     tracing::info!("stopped");
-    Ok(())
+    match bus_lost {
+        // Exit non-zero, so that systemd's Restart=on-failure brings the
+        // daemon back onto the bus.
+        Some(why) => Err(Error::connection(format!("stopped: {why}"))),
+        None => Ok(()),
+    }
 }
 
 /// SIGHUP: re-read the config file; a bad file is reported and the old

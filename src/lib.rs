@@ -30,6 +30,7 @@ pub mod oauth;
 pub mod pipeline;
 pub mod pop3;
 pub mod probe;
+pub mod redact;
 pub mod scheduler;
 pub mod signature;
 pub mod store;

@@ -13,16 +13,75 @@ pub(super) fn wrong_type(key: &str, expected: &str, got: &SettingValue) -> Error
 
 pub(super) fn string(key: &str, v: &SettingValue) -> Result<String> {
     match v {
-        SettingValue::Str(s) if s.len() > MAX_STRING => Err(Error::invalid(
-            key,
-            format!("too long: {} bytes, at most {MAX_STRING}", s.len()),
-        )),
-        SettingValue::Str(s) if s.chars().any(char::is_control) => {
-            Err(Error::invalid(key, "contains control characters"))
+        SettingValue::Str(s) => {
+            check_text(key, s, MAX_STRING)?;
+            Ok(s.clone())
         }
-        SettingValue::Str(s) => Ok(s.clone()),
         other => Err(wrong_type(key, "s (string)", other)),
     }
+}
+
+/// A text that people read (a setting, a contact): at most `max` bytes,
+/// and none of the characters that hide or reorder what is shown around
+/// them ([`hidden_char`]). The error names the key and the first such
+/// character by its code point, never echoing the text.
+pub fn check_text(key: &str, s: &str, max: usize) -> Result<()> {
+    if s.len() > max {
+        return Err(Error::invalid(
+            key,
+            format!("too long: {} bytes, at most {max}", s.len()),
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| hidden_char(*c)) {
+        let what = if c.is_control() {
+            "a control character"
+        } else {
+            "an invisible formatting character"
+        };
+        return Err(Error::invalid(
+            key,
+            format!("contains {what} (U+{:04X})", u32::from(c)),
+        ));
+    }
+    Ok(())
+}
+
+/// Characters that no settings text may hold: the controls (Unicode Cc),
+/// the format characters (Cf: bidi overrides and isolates such as U+202E,
+/// zero-width space and joiners, soft hyphen, BOM, tag characters) and the
+/// line and paragraph separators (Zl U+2028, Zp U+2029). They make a name
+/// or tenant display as something else than it is (a bidi override turns
+/// `moc.knab` into `bank.com`, CVE-2021-42574 "Trojan Source"), hide
+/// differences between two names that look the same, or break log lines
+/// and table rows. The Cf ranges are those of Unicode 15.1
+/// (DerivedGeneralCategory.txt).
+pub fn hidden_char(c: char) -> bool {
+    const FORMAT: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        // U+2028 (Zl), U+2029 (Zp), U+202A..U+202E (Cf, bidi embeddings and overrides)
+        (0x2028, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    let cp = u32::from(c);
+    c.is_control() || FORMAT.iter().any(|&(lo, hi)| (lo..=hi).contains(&cp))
 }
 
 /// A free-text field (name, tenant, user name): bounded, no control chars,
@@ -159,9 +218,23 @@ pub fn check_address(key: &str, a: &str) -> Result<()> {
         .map_err(|_| Error::invalid(key, format!("{a:?} is not an e-mail address (bad domain)")))
 }
 
-/// A CRM user shorthand [Nutzerkürzel]: letters, digits, `._-`, at most 64.
+/// Longest CRM user shorthand [Nutzerkürzel], in bytes.
+pub const MAX_USER: usize = 64;
+
+/// A CRM user shorthand [Nutzerkürzel]: letters, digits, `._-@`, at most
+/// [`MAX_USER`] bytes. Checked for length first, so that a long value is
+/// refused by its size and never copied into the error.
 pub fn check_user(key: &str, u: &str) -> Result<()> {
-    if u.len() > 64 || !u.chars().all(|c| c.is_alphanumeric() || "._-@".contains(c)) {
+    if u.len() > MAX_USER {
+        return Err(Error::invalid(
+            key,
+            format!(
+                "too long: {} bytes; a CRM user shorthand has at most {MAX_USER}",
+                u.len()
+            ),
+        ));
+    }
+    if !u.chars().all(|c| c.is_alphanumeric() || "._-@".contains(c)) {
         return Err(Error::invalid(
             key,
             format!("{u:?} is not a CRM user shorthand (letters, digits, . _ - @; at most 64)"),

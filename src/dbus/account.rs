@@ -1,13 +1,14 @@
 //! `org.postfach.Postfach1.Account`, one object per account at
-//! `/org/postfach/Postfach1/accounts/<id>`.
+//! `/org/postfach/Postfach1/accounts/<id>`: its methods and signals.
 //!
-//! Properties are served from a snapshot that every successful write
-//! replaces, so a getter never fails and never waits for the store; the
+//! Its properties are the table of [`super::props`], served with the
+//! caller's access checked by [`super::account_iface`], from the snapshot
+//! in [`super::registry`] that every successful write replaces; the
 //! runtime properties (`State`, `Progress`, …) come from the scheduler's
 //! board. Secrets are write-only: only `HasPassword` says one exists.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use zbus::fdo::Properties;
 use zbus::message::Header;
@@ -15,56 +16,61 @@ use zbus::names::InterfaceName;
 use zbus::object_server::SignalEmitter;
 use zbus::{interface, Connection, OwnedVariant};
 
-use super::errors::{ApiError, ApiResult};
+use super::account_iface::AccountIface;
+use super::errors::{self, ApiError, ApiResult};
+use super::props::{self, View};
+use super::registry::Snapshot;
 use super::service::Ctx;
 use super::{account_path, wire, ACCOUNT_IFACE};
-use crate::account::{Account, SettingValue};
+use crate::account::{Account, SettingValue, MAX_STRING};
 use crate::error::{Error, Result};
+use crate::redact::Scrubber;
 use crate::store::SecretKind;
 
 pub struct AccountObject {
     ctx: Arc<Ctx>,
     id: String,
-    snapshot: RwLock<(Account, bool)>,
 }
 
 impl AccountObject {
-    pub fn new(ctx: Arc<Ctx>, account: Account, has_password: bool) -> AccountObject {
-        AccountObject {
-            ctx,
-            id: account.id.clone(),
-            snapshot: RwLock::new((account, has_password)),
-        }
+    pub fn new(ctx: Arc<Ctx>, id: String) -> AccountObject {
+        AccountObject { ctx, id }
     }
 
-    fn snap(&self) -> (Account, bool) {
-        match self.snapshot.read() {
-            Ok(s) => s.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
-    }
-
-    fn a<T>(&self, f: impl FnOnce(&Account) -> T) -> T {
-        f(&self.snap().0)
-    }
-
-    /// Replace the snapshot and announce what changed.
+    /// Replace the published snapshot and announce what changed: the
+    /// table's rule, values of public properties, names of the others.
     async fn publish(&self, emitter: &SignalEmitter<'_>, account: Account, has_password: bool) {
-        let (old, old_pw) = self.snap();
-        let before = wire::account_props(&old, old_pw);
-        let after = wire::account_props(&account, has_password);
-        if let Ok(mut s) = self.snapshot.write() {
-            *s = (account, has_password);
-        }
-        let changed = wire::changed_props(&before, after);
-        if changed.is_empty() {
+        let new = Snapshot {
+            account,
+            has_password,
+        };
+        let Some(old) = self.ctx.accounts.put(new.clone()) else {
+            return;
+        };
+        let status = self.ctx.scheduler.status(&self.id);
+        let changes = props::changes(
+            &View {
+                account: &old.account,
+                has_password: old.has_password,
+                status: &status,
+            },
+            &View {
+                account: &new.account,
+                has_password: new.has_password,
+                status: &status,
+            },
+        );
+        if changes.is_empty() {
             return;
         }
-        let changed: HashMap<&str, zbus::Variant<'_>> = changed.into_iter().collect();
         let iface = InterfaceName::from_static_str_unchecked(ACCOUNT_IFACE);
-        if let Err(e) =
-            Properties::properties_changed(emitter, iface, changed, std::borrow::Cow::Borrowed(&[]))
-                .await
+        if let Err(e) = Properties::properties_changed(
+            emitter,
+            iface,
+            changes.values,
+            std::borrow::Cow::Borrowed(&changes.invalidated),
+        )
+        .await
         {
             tracing::debug!(error = %e, "PropertiesChanged not sent");
         }
@@ -96,6 +102,17 @@ impl AccountObject {
             })
             .await
     }
+
+    /// The account's secrets, to scrub them from a server's reply.
+    async fn scrubber(&self) -> ApiResult<Scrubber> {
+        let account = self.current().await?;
+        let store = self.ctx.store.clone();
+        let scrubber = tokio::task::spawn_blocking(move || Scrubber::for_account(&store, &account))
+            .await
+            .map_err(|e| Error::storage_msg(format!("store task failed: {e}")))?;
+        scrubber
+            .ok_or_else(|| Error::storage_msg("cannot read the account's secrets".into()).into())
+    }
 }
 
 #[interface(name = "org.postfach.Postfach1.Account")]
@@ -110,7 +127,7 @@ impl AccountObject {
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), ApiError> {
         let caller = self.ctx.admin(conn, &hdr).await?;
-        let changes = wire::settings(changes);
+        let changes = wire::settings(changes)?;
         wire::require_nonempty(&changes, "Update")?;
         let id = self.id.clone();
         let (account, has_password) = self
@@ -136,6 +153,7 @@ impl AccountObject {
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), ApiError> {
         let caller = self.ctx.admin(conn, &hdr).await?;
+        wire::check_len("password", password, MAX_STRING)?;
         self.set_secret(SecretKind::Password, "password", password)
             .await?;
         let account = self.current().await?;
@@ -153,6 +171,7 @@ impl AccountObject {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), ApiError> {
         let caller = self.ctx.admin(conn, &hdr).await?;
+        wire::check_len("smtp_password", password, MAX_STRING)?;
         self.set_secret(SecretKind::SmtpPassword, "smtp_password", password)
             .await?;
         tracing::info!(account = %self.id, uid = caller.uid, "SMTP password changed");
@@ -170,6 +189,8 @@ impl AccountObject {
         let id = self.id.clone();
         self.ctx.blocking(move |s| s.delete_account(&id)).await?;
         self.ctx.scheduler.remove(&self.id);
+        self.ctx.accounts.remove(&self.id);
+        self.ctx.forget_status(&self.id);
         // Unpublish from a task: the object must not remove itself while
         // this very call still runs on it.
         let conn = conn.clone();
@@ -177,7 +198,7 @@ impl AccountObject {
         tokio::spawn(async move {
             if let Err(e) = conn
                 .object_server()
-                .remove::<AccountObject, _>(path.as_str())
+                .remove::<AccountIface, _>(path.as_str())
                 .await
             {
                 tracing::warn!(error = %e, path = %path, "could not unpublish a deleted account");
@@ -226,143 +247,21 @@ impl AccountObject {
         // FetchNow round over 1,000 idle accounts otherwise sent 1,000
         // reads to the blocking pool at once, which starts a thread for
         // each that finds none idle.
-        let report = self.ctx.scheduler.fetch_now(&self.id).await?;
-        Ok(u32::try_from(report.new_ids.len()).unwrap_or(u32::MAX))
+        match self.ctx.scheduler.fetch_now(&self.id).await {
+            Ok(report) => Ok(u32::try_from(report.new_ids.len()).unwrap_or(u32::MAX)),
+            // The server's words may repeat the password: scrubbed here
+            // too, whichever path the error took to get here.
+            Err(e) => Err(errors::for_account(&self.scrubber().await?, e)),
+        }
     }
 
-    /// Emitted when a fetch ends; `error` is "" on success.
+    /// Emitted when a fetch ends; `error` is "" on success, else the
+    /// error's kind (`Authentication`, `Connection`, …): the signal goes
+    /// to every listener, so the server's words are in `LastError` only.
     #[zbus(signal)]
     pub async fn fetch_finished(
         emitter: &SignalEmitter<'_>,
         new_messages: u32,
         error: &str,
     ) -> zbus::Result<()>;
-
-    #[zbus(property)]
-    fn id(&self) -> String {
-        self.id.clone()
-    }
-    #[zbus(property)]
-    fn tenant(&self) -> String {
-        self.a(|a| a.tenant.clone())
-    }
-    #[zbus(property)]
-    fn name(&self) -> String {
-        self.a(|a| a.name.clone())
-    }
-    #[zbus(property)]
-    fn address(&self) -> String {
-        self.a(|a| a.address.clone())
-    }
-    #[zbus(property)]
-    fn kind(&self) -> String {
-        self.a(|a| a.kind.as_str().to_string())
-    }
-    #[zbus(property)]
-    fn host(&self) -> String {
-        self.a(|a| a.host.clone())
-    }
-    #[zbus(property)]
-    fn port(&self) -> u16 {
-        self.a(|a| a.port)
-    }
-    #[zbus(property)]
-    fn encryption(&self) -> String {
-        self.a(|a| a.encryption.as_str().to_string())
-    }
-    #[zbus(property)]
-    fn username(&self) -> String {
-        self.a(|a| a.username.clone())
-    }
-    #[zbus(property)]
-    fn private_owner(&self) -> String {
-        self.a(|a| a.private_owner.clone())
-    }
-    #[zbus(property)]
-    fn delete_on_server(&self) -> bool {
-        self.a(|a| a.delete_on_server)
-    }
-    #[zbus(property)]
-    fn poll_interval(&self) -> u32 {
-        self.a(|a| a.poll_interval)
-    }
-    #[zbus(property)]
-    fn smtp_host(&self) -> String {
-        self.a(|a| a.smtp_host.clone())
-    }
-    #[zbus(property)]
-    fn smtp_port(&self) -> u16 {
-        self.a(|a| a.smtp_port)
-    }
-    #[zbus(property)]
-    fn smtp_encryption(&self) -> String {
-        self.a(|a| a.smtp_encryption.as_str().to_string())
-    }
-    #[zbus(property)]
-    fn smtp_login(&self) -> bool {
-        self.a(|a| a.smtp_login)
-    }
-    #[zbus(property)]
-    fn smtp_username(&self) -> String {
-        self.a(|a| a.smtp_username.clone())
-    }
-    #[zbus(property)]
-    fn drafts_folder(&self) -> String {
-        self.a(|a| a.drafts_folder.clone())
-    }
-    #[zbus(property)]
-    fn trash_folder(&self) -> String {
-        self.a(|a| a.trash_folder.clone())
-    }
-    #[zbus(property)]
-    fn sent_folder(&self) -> String {
-        self.a(|a| a.sent_folder.clone())
-    }
-    #[zbus(property)]
-    fn save_sent_copy(&self) -> bool {
-        self.a(|a| a.save_sent_copy)
-    }
-    #[zbus(property)]
-    fn folders(&self) -> Vec<String> {
-        self.a(|a| a.folders.clone())
-    }
-    #[zbus(property)]
-    fn folders_synced_at(&self) -> u64 {
-        self.a(|a| a.folders_synced_at)
-    }
-    #[zbus(property)]
-    fn state(&self) -> String {
-        self.ctx
-            .scheduler
-            .status(&self.id)
-            .state
-            .as_str()
-            .to_string()
-    }
-    #[zbus(property)]
-    fn last_error(&self) -> String {
-        self.ctx.scheduler.status(&self.id).last_error
-    }
-    #[zbus(property)]
-    fn last_fetch_at(&self) -> u64 {
-        self.ctx.scheduler.status(&self.id).last_fetch_at
-    }
-    #[zbus(property)]
-    fn progress(&self) -> (u32, u32) {
-        self.ctx.scheduler.status(&self.id).progress
-    }
-    #[zbus(property)]
-    fn has_password(&self) -> bool {
-        self.snap().1
-    }
-    /// Office 365 sign-in state; plain accounts are authorized by password.
-    #[zbus(property)]
-    fn authorized(&self) -> bool {
-        let (a, pw) = self.snap();
-        !a.kind.is_office365() && pw
-    }
-    #[zbus(property)]
-    fn restore_reset(&self) -> bool {
-        self.a(|a| a.restore_reset)
-    }
 }

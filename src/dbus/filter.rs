@@ -9,6 +9,9 @@ use zbus::{OwnedVariant, Variant};
 use crate::error::{Error, Result};
 use crate::store::{ListQuery, Visibility};
 
+/// How many filter keys there are.
+const KEYS: usize = 8;
+
 /// Folders a mailbox view can show.
 pub const FOLDERS: &[&str] = &["inbox", "outbox", "drafts"];
 
@@ -34,6 +37,7 @@ fn wrong(key: &str, want: &str, v: &Variant<'_>) -> Error {
 
 impl Filter {
     pub fn parse(dict: HashMap<String, OwnedVariant>) -> Result<Filter> {
+        super::wire::check_keys("filter", dict.keys(), dict.len(), KEYS)?;
         let mut f = Filter {
             folder: "inbox".into(),
             ..Filter::default()
@@ -47,7 +51,10 @@ impl Filter {
                 other => other,
             };
             match (key.as_str(), v) {
-                ("tenant", Variant::Str(s)) => f.tenant = Some(s.to_string()),
+                ("tenant", Variant::Str(s)) => {
+                    super::wire::check_len("tenant", s, crate::account::MAX_STRING)?;
+                    f.tenant = Some(s.to_string());
+                }
                 ("account", Variant::ObjectPath(p)) => {
                     let id = super::account_id(p.as_str())
                         .ok_or_else(|| Error::invalid("account", format!("{p} is not an account path")))?;
@@ -55,7 +62,7 @@ impl Filter {
                 }
                 ("folder", Variant::Str(s)) => {
                     if !FOLDERS.contains(&s.as_str()) {
-                        return Err(Error::invalid("folder", format!("unknown folder {s:?}; one of inbox, outbox, drafts")));
+                        return Err(Error::invalid("folder", format!("unknown folder {}; one of inbox, outbox, drafts", crate::redact::quote(s))));
                     }
                     f.folder = s.to_string();
                 }
@@ -64,9 +71,7 @@ impl Filter {
                 ("since", Variant::I64(t)) => f.since = Some(*t),
                 ("until", Variant::I64(t)) => f.until = Some(*t),
                 ("text", Variant::Str(s)) => {
-                    if s.len() > crate::account::MAX_STRING {
-                        return Err(Error::invalid("text", "too long"));
-                    }
+                    super::wire::check_len("text", s, crate::account::MAX_STRING)?;
                     f.text = Some(s.to_lowercase());
                 }
                 ("tenant" | "folder" | "text", other) => return Err(wrong(&key, "s (string)", other)),
@@ -167,5 +172,26 @@ mod tests {
             bad_key(vec![("text", Variant::from("x".repeat(100_000)))]),
             "text"
         );
+    }
+
+    #[test]
+    fn huge_values_and_keys_are_refused_by_their_size() {
+        let huge = "\u{1}".repeat(7 << 20);
+        for pairs in [
+            vec![("folder", Variant::from(huge.as_str()))],
+            vec![("tenant", Variant::from(huge.as_str()))],
+            vec![(huge.as_str(), Variant::from(true))],
+        ] {
+            let e = Filter::parse(dict(pairs)).unwrap_err();
+            assert!(e.to_string().len() < 200, "{e}");
+        }
+        let many: Vec<String> = (0..9).map(|i| format!("k{i}")).collect();
+        let e = Filter::parse(dict(
+            many.iter()
+                .map(|k| (k.as_str(), Variant::from(true)))
+                .collect(),
+        ))
+        .unwrap_err();
+        assert!(e.to_string().starts_with("filter: 9 keys"), "{e}");
     }
 }

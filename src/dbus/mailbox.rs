@@ -25,6 +25,7 @@ use super::wire::Dict;
 use super::ROOT_PATH;
 use crate::access::Viewer;
 use crate::error::{Error, Result};
+use crate::redact::Scrubber;
 use crate::store::{MessageMeta, Store, Visibility};
 
 /// Largest page a caller may ask for.
@@ -233,7 +234,21 @@ impl Mailbox {
     ) -> Result<(), ApiError> {
         let viewer = self.viewer(conn, &hdr, user).await?;
         let m = self.visible(&viewer, id).await?;
-        super::mailbox_delete::delete(&self.ctx, &m).await?;
+        if let Err(e) = super::mailbox_delete::delete(&self.ctx, &m).await {
+            // The Trash move logs in: the server's words may repeat the
+            // account's password.
+            let account = m.account.clone();
+            let scrubber = self
+                .ctx
+                .blocking(move |s| {
+                    let a = s.account(&account)?.ok_or_else(|| not_found(id))?;
+                    Scrubber::for_account(s, &a).ok_or_else(|| {
+                        Error::storage_msg("cannot read the account's secrets".into())
+                    })
+                })
+                .await?;
+            return Err(super::errors::scrub_reply(&scrubber, e));
+        }
         announce_changed(conn, id).await;
         Ok(())
     }

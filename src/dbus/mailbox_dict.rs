@@ -90,23 +90,29 @@ pub fn sealed_memfd(bytes: &[u8]) -> Result<StdOwnedFd> {
 }
 
 /// A contact reference for `AssignToContact`: non-empty, at most 256
-/// characters, no control characters (it is shown in the CRM and written to
-/// logs; a line break would forge log lines).
+/// characters, no control or invisible formatting characters (it is shown
+/// in the CRM and written to logs; a line break would forge log lines, a
+/// bidi override would show another contact).
 pub fn check_contact(contact: &str) -> Result<()> {
+    // Bytes first: a long value is refused by its size, before it is read.
+    crate::account::check_text("contact", contact, 4 * MAX_CONTACT_CHARS)?;
     if contact.is_empty() {
         return Err(Error::invalid(
             "contact",
             "empty; use Unassign to remove an assignment",
         ));
     }
-    if contact.chars().count() > 256 {
-        return Err(Error::invalid("contact", "longer than 256 characters"));
-    }
-    if contact.chars().any(char::is_control) {
-        return Err(Error::invalid("contact", "contains a control character"));
+    if contact.chars().count() > MAX_CONTACT_CHARS {
+        return Err(Error::invalid(
+            "contact",
+            format!("longer than {MAX_CONTACT_CHARS} characters"),
+        ));
     }
     Ok(())
 }
+
+/// Longest contact reference, in characters.
+const MAX_CONTACT_CHARS: usize = 256;
 
 #[cfg(test)]
 mod tests {
@@ -117,13 +123,22 @@ mod tests {
     fn contact_rules() {
         assert!(check_contact("K-10042").is_ok());
         assert!(check_contact(&"ä".repeat(256)).is_ok());
-        for bad in ["", "a\nb", "tab\there", "\u{7f}"] {
+        for bad in [
+            "",
+            "a\nb",
+            "tab\there",
+            "\u{7f}",
+            "K-1\u{202E}24",
+            "K\u{200B}1",
+        ] {
             match check_contact(bad) {
                 Err(Error::InvalidArgument { key, .. }) => assert_eq!(key, "contact"),
                 other => panic!("{bad:?}: {other:?}"),
             }
         }
         assert!(check_contact(&"x".repeat(257)).is_err());
+        let huge = check_contact(&"\u{1}".repeat(7 << 20)).unwrap_err();
+        assert!(huge.to_string().len() < 100, "{huge}");
     }
 
     #[test]

@@ -8,8 +8,9 @@ use zbus::message::Header;
 use zbus::object_server::ObjectServer;
 use zbus::{interface, Connection, OwnedObjectPath, OwnedVariant};
 
-use super::account::AccountObject;
+use super::account_iface::AccountIface;
 use super::errors::ApiError;
+use super::registry::Snapshot;
 use super::service::Ctx;
 use super::{account_path, wire};
 use crate::account::Account;
@@ -38,7 +39,7 @@ impl Manager {
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, ApiError> {
         let caller = self.ctx.admin(conn, &hdr).await?;
-        let settings = wire::settings(settings);
+        let settings = wire::settings(settings)?;
         // Validated inside the store's transaction: a bad call aborts it, so
         // it allocates no id and writes nothing.
         let account = self
@@ -54,10 +55,16 @@ impl Manager {
             })
             .await?;
         let path = account_path(&id);
+        // Published before it is served: zbus reads the new object's
+        // properties for InterfacesAdded while adding it.
+        self.ctx.accounts.put(Snapshot {
+            account: account.clone(),
+            has_password,
+        });
         server
             .at(
                 path.as_str(),
-                AccountObject::new(self.ctx.clone(), account.clone(), has_password),
+                AccountIface::new(self.ctx.clone(), id.clone()),
             )
             .await
             .map_err(ApiError::ZBus)?;
@@ -77,7 +84,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<wire::Dict>, ApiError> {
         self.ctx.admin(conn, &hdr).await?;
-        let settings = wire::settings(settings);
+        let settings = wire::settings(settings)?;
         let (account, secrets) = Account::create("test".into(), &settings)?;
         let probe_secrets = crate::probe::Secrets {
             password: secrets.password.as_deref(),

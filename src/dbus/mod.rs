@@ -4,9 +4,13 @@
 //! never a protocol session (DESIGN.md §5): a method validates, writes the
 //! store, and sends an event to the one owner loop that runs the accounts
 //! (the system76-scheduler shape). Every method checks its caller's real
-//! credentials first ([`caller`]).
+//! credentials first ([`caller`]), and so does every read of an account's
+//! settings ([`account_iface`], [`objects`]). Signals go to every listener
+//! on the bus and carry opaque ids and public values only ([`props`]);
+//! every error reply is capped and scrubbed ([`errors`]).
 
 pub mod account;
+pub mod account_iface;
 pub mod caller;
 pub mod errors;
 pub mod filter;
@@ -14,7 +18,11 @@ pub mod mailbox;
 pub mod mailbox_delete;
 pub mod mailbox_dict;
 pub mod manager;
+pub mod objects;
+pub mod presence;
+pub mod props;
 pub mod proxy;
+pub mod registry;
 pub mod service;
 pub mod signatures;
 pub mod wire;

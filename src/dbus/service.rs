@@ -3,24 +3,29 @@
 //! signals.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::broadcast;
 use zbus::fdo::Properties;
 use zbus::names::InterfaceName;
 use zbus::object_server::SignalEmitter;
-use zbus::{connection, Connection, ObjectPath, Variant};
+use zbus::{connection, Connection, ObjectPath};
 
 use super::account::AccountObject;
+use super::account_iface::AccountIface;
 use super::caller::Callers;
 use super::errors::{ApiError, ApiResult};
 use super::mailbox::Mailbox;
 use super::manager::Manager;
-use super::{account_path, ACCOUNT_IFACE, BUS_NAME, ROOT_PATH};
+use super::objects::ObjectManager;
+use super::presence::{self, Presence};
+use super::props::{self, View};
+use super::registry::{Registry, Snapshot};
+use super::{account_path, ACCOUNT_IFACE, ROOT_PATH};
 use crate::access::{Caller, Policy, Role};
 use crate::error::{Error, Result};
 use crate::net::{Timeouts, TlsContext};
-use crate::scheduler::{Handle, Notice};
+use crate::scheduler::{Handle, Notice, Status};
 use crate::store::Store;
 
 /// What every object shares.
@@ -33,9 +38,45 @@ pub struct Ctx {
     pub timeouts: Timeouts,
     /// Who called, per bus connection (see dbus::caller).
     pub callers: Callers,
+    /// The published accounts' settings (see dbus::registry).
+    pub accounts: Registry,
+    /// The status last announced per account, so that a status signal
+    /// names exactly the properties that changed.
+    announced: Mutex<HashMap<String, Status>>,
 }
 
 impl Ctx {
+    pub fn new(
+        store: Arc<Store>,
+        scheduler: Handle,
+        policy: Policy,
+        tls: TlsContext,
+        timeouts: Timeouts,
+    ) -> Ctx {
+        Ctx {
+            store,
+            scheduler,
+            policy: RwLock::new(policy),
+            tls: RwLock::new(tls),
+            timeouts,
+            callers: Callers::default(),
+            accounts: Registry::default(),
+            announced: Mutex::default(),
+        }
+    }
+
+    /// Record `now` as announced; returns what was announced before.
+    fn swap_announced(&self, id: &str, now: Status) -> Status {
+        let mut a = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        a.insert(id.to_string(), now).unwrap_or_default()
+    }
+
+    /// A deleted account's announced status goes with it.
+    pub fn forget_status(&self, id: &str) {
+        let mut a = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        a.remove(id);
+    }
+
     /// The caller and its role; AccessDenied for everyone without one.
     pub async fn role(
         &self,
@@ -109,11 +150,12 @@ impl Ctx {
 /// Connect to the bus, serve every object, then take the well-known name
 /// (after the objects exist, so no call arrives at an empty server). The
 /// returned task turns scheduler notices into signals; abort it on stop.
+/// The [`Presence`] resolves when the name or the bus is lost.
 pub async fn serve(
     ctx: Arc<Ctx>,
     session: bool,
     address: Option<&str>,
-) -> Result<(Connection, tokio::task::JoinHandle<()>)> {
+) -> Result<(Connection, tokio::task::JoinHandle<()>, Presence)> {
     let builder = match (address, session) {
         (Some(a), _) => connection::Builder::address(a),
         (None, true) => connection::Builder::session(),
@@ -121,7 +163,7 @@ pub async fn serve(
     };
     let bus = if session { "session" } else { "system" };
     let mut builder = builder
-        .serve_at(ROOT_PATH, zbus::fdo::ObjectManager)
+        .serve_at(ROOT_PATH, ObjectManager::new(ctx.clone()))
         .serve_at(ROOT_PATH, Manager::new(ctx.clone()))
         .serve_at(ROOT_PATH, Mailbox::new(ctx.clone()))
         .serve_at(ROOT_PATH, super::signatures::Signatures::new(ctx.clone()));
@@ -134,27 +176,20 @@ pub async fn serve(
             .store
             .has_secret(&a.id, crate::store::SecretKind::Password)?;
         let path = account_path(&a.id);
-        builder = builder.serve_at(path, AccountObject::new(ctx.clone(), a, has_password));
+        let id = a.id.clone();
+        ctx.accounts.put(Snapshot {
+            account: a,
+            has_password,
+        });
+        builder = builder.serve_at(path, AccountIface::new(ctx.clone(), id));
     }
     let conn = builder
         .build()
         .await
         .map_err(|e| Error::connection(format!("cannot connect to the D-Bus {bus} bus: {e}")))?;
-    match conn.request_name(BUS_NAME).await {
-        Ok(()) => {}
-        Err(zbus::Error::NameTaken) => {
-            return Err(Error::Busy(format!(
-                "the bus name {BUS_NAME} is already owned on the {bus} bus: is another postfachd running?"
-            )))
-        }
-        Err(e) => {
-            return Err(Error::AccessDenied(format!(
-                "cannot own {BUS_NAME} on the {bus} bus: {e} (on the system bus the policy file dbus/{BUS_NAME}.conf must be installed)"
-            )))
-        }
-    }
+    let presence = presence::take_name(&conn, bus).await?;
     let pump = tokio::spawn(pump(conn.clone(), ctx.clone()));
-    Ok((conn, pump))
+    Ok((conn, pump, presence))
 }
 
 /// Scheduler notices -> PropertiesChanged, FetchFinished, MessagesAdded.
@@ -213,22 +248,35 @@ fn coalesce(batch: Vec<Notice>) -> Vec<Notice> {
         .collect()
 }
 
+/// One notice as signals: a status change as `PropertiesChanged` of the
+/// properties that changed since the last one (the table's rule in
+/// [`props`]: public values, private names), a finished fetch as
+/// `FetchFinished` (its error as the error's kind) and `MessagesAdded`.
 async fn announce(conn: &Connection, ctx: &Ctx, notice: Notice) -> zbus::Result<()> {
     match notice {
         Notice::Status(id) => {
+            // An account deleted meanwhile has nothing left to announce.
+            let Some(snap) = ctx.accounts.get(&id) else {
+                return Ok(());
+            };
+            let now = ctx.scheduler.status(&id);
+            let before = ctx.swap_announced(&id, now.clone());
+            let view = |status| View {
+                account: &snap.account,
+                has_password: snap.has_password,
+                status,
+            };
+            let changes = props::status_changes(&view(&before), &view(&now));
+            if changes.is_empty() {
+                return Ok(());
+            }
             let path = account_path(&id);
             let emitter = SignalEmitter::new(conn, ObjectPath::try_from(path.as_str())?)?;
-            let s = ctx.scheduler.status(&id);
-            let mut changed: HashMap<&str, Variant<'_>> = HashMap::new();
-            changed.insert("State", s.state.as_str().into());
-            changed.insert("LastError", s.last_error.clone().into());
-            changed.insert("LastFetchAt", s.last_fetch_at.into());
-            changed.insert("Progress", Variant::from((s.progress.0, s.progress.1)));
             Properties::properties_changed(
                 &emitter,
                 InterfaceName::from_static_str_unchecked(ACCOUNT_IFACE),
-                changed,
-                std::borrow::Cow::Borrowed(&[]),
+                changes.values,
+                std::borrow::Cow::Borrowed(&changes.invalidated),
             )
             .await
         }
@@ -240,7 +288,7 @@ async fn announce(conn: &Connection, ctx: &Ctx, notice: Notice) -> zbus::Result<
             let path = account_path(&account);
             let emitter = SignalEmitter::new(conn, ObjectPath::try_from(path.as_str())?)?;
             let n = u32::try_from(new_ids.len()).unwrap_or(u32::MAX);
-            AccountObject::fetch_finished(&emitter, n, &error).await?;
+            AccountObject::fetch_finished(&emitter, n, &crate::redact::cap(&error)).await?;
             if !new_ids.is_empty() {
                 let root = SignalEmitter::new(conn, ROOT_PATH)?;
                 Mailbox::messages_added(&root, ObjectPath::try_from(path.as_str())?, &new_ids)

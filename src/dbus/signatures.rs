@@ -48,6 +48,8 @@ impl Signatures {
         op: Op,
     ) -> ApiResult<u32> {
         let (caller, role) = self.ctx.role(conn, hdr).await?;
+        // Refused by its size before it is compared or quoted.
+        wire::check_len("user", user, crate::account::MAX_USER)?;
         allowed(&role, caller.uid, user, op)?;
         Ok(caller.uid)
     }
@@ -162,7 +164,7 @@ impl Signatures {
     ) -> Result<(), ApiError> {
         let uid = self.allow(conn, &hdr, user, Op::Employee).await?;
         check_owner(tenant, user, false)?;
-        let fields = wire::settings(fields);
+        let fields = wire::values("fields", fields, signature::Field::ALL.len())?;
         let (t, u) = (tenant.to_string(), user.to_string());
         let _slot = picture_slot().await?;
         self.ctx

@@ -5,16 +5,35 @@ use std::collections::HashMap;
 
 use zbus::{OwnedVariant, Variant};
 
-use crate::account::{Account, SettingValue};
+use crate::account::SettingValue;
 use crate::error::{Error, Result};
 
 /// A dict returned to callers (`a{sv}`).
 pub type Dict = HashMap<String, Variant<'static>>;
 
+/// Most keys a settings dict may have: every key once.
+const MAX_KEYS: usize = crate::account::KEYS.len();
+/// Longest settings or filter key; every known one is shorter.
+pub const MAX_KEY: usize = 32;
+
 /// Turn an `a{sv}` into typed settings. Keys are sorted, so that the first
 /// bad key reported is the same on every call. A variant nested in a
 /// variant (`v` in `v`) is unwrapped once: some bindings box values twice.
-pub fn settings(dict: HashMap<String, OwnedVariant>) -> Vec<(String, SettingValue)> {
+///
+/// A dict with more entries than there are keys, or a key longer than any
+/// known one, is refused before it is sorted or echoed in an error.
+pub fn settings(dict: HashMap<String, OwnedVariant>) -> Result<Vec<(String, SettingValue)>> {
+    values("settings", dict, MAX_KEYS)
+}
+
+/// [`settings`] for any `a{sv}` argument named `what` with at most `max`
+/// known keys.
+pub fn values(
+    what: &str,
+    dict: HashMap<String, OwnedVariant>,
+    max: usize,
+) -> Result<Vec<(String, SettingValue)>> {
+    check_keys(what, dict.keys(), dict.len(), max)?;
     let mut out: Vec<(String, SettingValue)> = dict
         .into_iter()
         .map(|(k, v)| {
@@ -23,7 +42,47 @@ pub fn settings(dict: HashMap<String, OwnedVariant>) -> Vec<(String, SettingValu
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    Ok(out)
+}
+
+/// The keys of a dict argument: at most `max` of them, each a short
+/// printable name. `what` names the argument in the error.
+pub fn check_keys<'a>(
+    what: &str,
+    keys: impl Iterator<Item = &'a String>,
+    count: usize,
+    max: usize,
+) -> Result<()> {
+    if count > max {
+        return Err(Error::invalid(
+            what,
+            format!("{count} keys; there are only {max} known keys"),
+        ));
+    }
+    for k in keys {
+        if k.len() > MAX_KEY || k.chars().any(crate::account::hidden_char) {
+            return Err(Error::invalid(
+                what,
+                format!(
+                    "unknown key ({}); keys are short names like `host`",
+                    crate::redact::quote(k)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A string argument: at most `max` bytes, refused by its size before it
+/// is used.
+pub fn check_len(key: &str, value: &str, max: usize) -> Result<()> {
+    if value.len() > max {
+        return Err(Error::invalid(
+            key,
+            format!("too long: {} bytes, at most {max}", value.len()),
+        ));
+    }
+    Ok(())
 }
 
 fn setting_value(v: &Variant<'_>) -> SettingValue {
@@ -49,61 +108,6 @@ pub fn require_nonempty(settings: &[(String, SettingValue)], what: &str) -> Resu
     Ok(())
 }
 
-/// Runtime status of an account, as the scheduler reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StatusView {
-    pub state: String,
-    pub last_error: String,
-    pub last_fetch_at: u64,
-    pub progress: (u32, u32),
-}
-
-/// Every property of the Account interface from its settings, secrets and
-/// status. Used for PropertiesChanged after Update and by tests; the
-/// property getters read the same fields.
-pub fn account_props(a: &Account, has_password: bool) -> Vec<(&'static str, Variant<'static>)> {
-    vec![
-        ("Id", a.id.clone().into()),
-        ("Tenant", a.tenant.clone().into()),
-        ("Name", a.name.clone().into()),
-        ("Address", a.address.clone().into()),
-        ("Kind", a.kind.as_str().to_string().into()),
-        ("Host", a.host.clone().into()),
-        ("Port", a.port.into()),
-        ("Encryption", a.encryption.as_str().to_string().into()),
-        ("Username", a.username.clone().into()),
-        ("PrivateOwner", a.private_owner.clone().into()),
-        ("DeleteOnServer", a.delete_on_server.into()),
-        ("PollInterval", a.poll_interval.into()),
-        ("SmtpHost", a.smtp_host.clone().into()),
-        ("SmtpPort", a.smtp_port.into()),
-        (
-            "SmtpEncryption",
-            a.smtp_encryption.as_str().to_string().into(),
-        ),
-        ("SmtpLogin", a.smtp_login.into()),
-        ("SmtpUsername", a.smtp_username.clone().into()),
-        ("DraftsFolder", a.drafts_folder.clone().into()),
-        ("TrashFolder", a.trash_folder.clone().into()),
-        ("SentFolder", a.sent_folder.clone().into()),
-        ("SaveSentCopy", a.save_sent_copy.into()),
-        ("Folders", a.folders.clone().into()),
-        ("FoldersSyncedAt", a.folders_synced_at.into()),
-        ("HasPassword", has_password.into()),
-        ("RestoreReset", a.restore_reset.into()),
-    ]
-}
-
-/// The properties whose values differ between two snapshots.
-pub fn changed_props(
-    old: &[(&'static str, Variant<'static>)],
-    new: Vec<(&'static str, Variant<'static>)>,
-) -> HashMap<&'static str, Variant<'static>> {
-    new.into_iter()
-        .filter(|(name, value)| !old.iter().any(|(n, v)| n == name && v == value))
-        .collect()
-}
-
 /// One step of a connection test as a dict: `name s`, `ok b`, `message s`,
 /// `millis u`.
 pub fn step_dict(step: &crate::probe::Step) -> Dict {
@@ -113,4 +117,47 @@ pub fn step_dict(step: &crate::probe::Step) -> Dict {
     d.insert("message".into(), step.message.clone().into());
     d.insert("millis".into(), step.millis.into());
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dict(keys: &[&str]) -> HashMap<String, OwnedVariant> {
+        keys.iter()
+            .map(|k| (k.to_string(), OwnedVariant::from(1u32)))
+            .collect()
+    }
+
+    fn refused(d: HashMap<String, OwnedVariant>) -> String {
+        match settings(d) {
+            Err(Error::InvalidArgument { key, message }) => {
+                assert_eq!(key, "settings");
+                message
+            }
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn oversized_keys_are_refused_without_echo() {
+        let long = "k".repeat(7 << 20);
+        let msg = refused(dict(&[&long]));
+        assert!(msg.len() < 200, "{msg}");
+        assert!(msg.contains("7340032 bytes"), "{msg}");
+        let msg = refused(dict(&["a\u{202E}b"]));
+        assert!(msg.contains("unknown key"), "{msg}");
+        let many: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(refused(dict(&many)).starts_with("100 keys"));
+        // Known-looking keys pass here; the account checks them one by one.
+        assert_eq!(settings(dict(&["port", "colour"])).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn string_arguments_are_bounded() {
+        assert!(check_len("user", "alice", 64).is_ok());
+        let e = check_len("user", &"x".repeat(65), 64).unwrap_err();
+        assert_eq!(e.to_string(), "user: too long: 65 bytes, at most 64");
+    }
 }

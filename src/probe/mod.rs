@@ -16,6 +16,7 @@ use std::time::Instant;
 use crate::account::Account;
 use crate::error::Result;
 use crate::net::{Timeouts, TlsContext};
+use crate::redact::Scrubber;
 
 /// One step of a connection test.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,10 +29,13 @@ pub struct Step {
     pub millis: u32,
 }
 
-/// The steps so far.
-#[derive(Debug, Default)]
+/// The steps so far. Every message is cleaned by `scrub` before it is
+/// kept: servers and resolvers put their own words into it, and a server
+/// that refuses a login may repeat the password (crate::redact).
+#[derive(Default)]
 pub struct Report {
     pub steps: Vec<Step>,
+    scrub: Scrubber,
 }
 
 impl Report {
@@ -46,8 +50,8 @@ impl Report {
         let result = fut.await;
         let millis = u32::try_from(start.elapsed().as_millis()).unwrap_or(u32::MAX);
         let (ok, message, value) = match result {
-            Ok(v) => (true, describe(&v), Some(v)),
-            Err(e) => (false, e.to_string(), None),
+            Ok(v) => (true, self.scrub.clean(&describe(&v)), Some(v)),
+            Err(e) => (false, self.scrub.clean(&e.to_string()), None),
         };
         self.steps.push(Step {
             name: name.to_string(),
@@ -76,7 +80,16 @@ pub async fn test(
     tls: &TlsContext,
     t: &Timeouts,
 ) -> Vec<Step> {
-    let mut report = Report::default();
+    let mut report = Report {
+        steps: Vec::new(),
+        scrub: Scrubber::new(
+            &[
+                secrets.password.unwrap_or_default(),
+                secrets.smtp_password.unwrap_or_default(),
+            ],
+            &account.username,
+        ),
+    };
     if account.kind.is_imap() {
         incoming::imap(&mut report, account, secrets.password, tls, t).await;
     } else {

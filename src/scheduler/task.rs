@@ -143,12 +143,32 @@ impl Task {
 
 impl Worker {
     /// Reports a fetch's end: the account's status, the log, the
-    /// FetchFinished notice, and the answer to everyone who asked.
+    /// FetchFinished notice, and the answer to everyone who asked. An
+    /// error is shown only scrubbed of the account's secrets and capped
+    /// (crate::redact): servers echo passwords and whole buffers.
+    /// FetchFinished, which every listener on the bus sees, names only
+    /// the error's kind.
     fn finished(&self, result: &Result<FetchReport>, waiters: Vec<Reply>, next: Option<Duration>) {
         let id = &self.account.id;
+        let scrubbed;
+        let result = match result {
+            Err(e) => {
+                scrubbed = Err(crate::redact::account_error(
+                    &self.rt.store,
+                    &self.account,
+                    e,
+                ));
+                &scrubbed
+            }
+            ok => ok,
+        };
         match result {
             Ok(report) => {
-                let warning = report.warning.clone().unwrap_or_default();
+                let warning = report
+                    .warning
+                    .as_deref()
+                    .map(crate::redact::cap)
+                    .unwrap_or_default();
                 self.set(|s| {
                     s.state = State::Idle;
                     s.last_error = warning;
@@ -178,7 +198,7 @@ impl Worker {
             error: result
                 .as_ref()
                 .err()
-                .map(|e| e.to_string())
+                .map(|e| e.name().to_string())
                 .unwrap_or_default(),
         });
         for w in waiters {

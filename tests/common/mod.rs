@@ -17,6 +17,8 @@
 
 pub mod api;
 pub mod daemon;
+pub mod echo_server;
+pub mod sysbus;
 
 #[allow(unused_imports)] // re-exports for the tests that need them
 pub use daemon::{as_user, ctl, Daemon, TestBus};
