@@ -16,6 +16,9 @@ use crate::error::{Error, Result};
 use crate::fetch::deadline::Budget;
 use crate::fetch::DEFAULT_MAX_MESSAGE_SIZE;
 
+mod oauth;
+pub use oauth::{OAuthConfig, Office365Config};
+
 /// Where `postfachd --system` looks when no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/postfach/postfach.toml";
 
@@ -27,6 +30,8 @@ pub struct Config {
     pub access: AccessConfig,
     pub tls: TlsConfig,
     pub fetch: FetchConfig,
+    /// `[oauth.office365]`: Office 365 sign-in (config::oauth).
+    pub oauth: OAuthConfig,
 }
 
 /// `[access]`: who may call (DESIGN.md §3 "Who may call").
@@ -94,6 +99,8 @@ struct RawConfig {
     tls: RawTls,
     #[serde(default)]
     fetch: RawFetch,
+    #[serde(default)]
+    oauth: oauth::RawOAuth,
 }
 
 #[derive(Deserialize, Default)]
@@ -323,6 +330,7 @@ fn validate(raw: RawConfig) -> Result<Config> {
         },
         tls: TlsConfig { extra_ca_file },
         fetch,
+        oauth: oauth::validate(raw.oauth)?,
     })
 }
 

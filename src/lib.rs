@@ -28,6 +28,7 @@ pub mod imap;
 pub mod logging;
 pub mod mime;
 pub mod net;
+pub mod oauth;
 pub mod pipeline;
 pub mod pop3;
 pub mod probe;

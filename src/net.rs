@@ -170,6 +170,15 @@ impl TlsContext {
         })
     }
 
+    /// A client config for HTTPS (the OAuth token endpoints) under the same
+    /// trust as the mail servers (system roots plus `extra_ca_file`),
+    /// offering HTTP/1.1 only.
+    pub fn https_config(&self) -> Result<rustls::ClientConfig> {
+        let mut config = (*self.config(None)?).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
     /// The shared config for this trust (`pin`: that pin alone), made on
     /// first use.
     fn config(&self, pin: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {

@@ -31,6 +31,7 @@ pub mod syncstate;
 mod testing;
 pub mod uidset;
 pub mod wire;
+pub mod xoauth2;
 
 pub use connection::Connection;
 pub use folders::{Folder, Moved, Plan};

@@ -244,7 +244,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let blob = b64(format!("user={user}\x01auth=Bearer {token}\x01\x01").as_bytes());
         self.send(format!("{blob}\r\n").as_bytes()).await?;
         let line = read_line(&mut self.io, &self.wait).await?;
-        if let Some(challenge) = line.strip_prefix(b"+") {
+        // A challenge is "+ <base64>" (RFC 5034 §4); "+OK" is the success.
+        if let Some(challenge) = line
+            .strip_prefix(b"+ ")
+            .or((line == b"+").then_some(&b""[..]))
+        {
             let detail = base64::engine::general_purpose::STANDARD
                 .decode(challenge.trim_ascii())
                 .map(|json| server_text(&json))

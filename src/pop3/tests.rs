@@ -328,6 +328,26 @@ async fn xoauth2_two_step_answers_the_error_challenge() {
     task.await.unwrap();
 }
 
+/// Regression: the "+OK" of a successful login was taken for an error
+/// challenge, answered with an empty line, and the server's "-ERR Unknown
+/// command" turned the login into a failure.
+#[tokio::test]
+async fn xoauth2_two_step_success_is_not_a_challenge() {
+    let (mut c, task) = client(vec![
+        Expect("AUTH XOAUTH2"),
+        send("+ \r\n"),
+        Step::Check(Box::new(|_: &str| {})),
+        send("+OK Logged in.\r\n"),
+        Expect("LIST"),
+        send("+OK 0 messages\r\n.\r\n"),
+    ])
+    .await;
+    c.login_xoauth2("anna@example.com", "tok").await.unwrap();
+    assert_eq!(c.list().await.unwrap(), vec![]);
+    drop(c);
+    task.await.unwrap();
+}
+
 #[tokio::test]
 async fn stls_hands_back_the_raw_stream() {
     let (c, _task) = client(vec![Expect("STLS"), send("+OK Begin TLS\r\n")]).await;

@@ -230,7 +230,7 @@ impl Store {
                     // The rename must be durable before the row that points to
                     // it; a failure leaves a file the next open removes.
                     if let Err(e) = self.blobs.sync() {
-                        self.blobs.remove(&[id]);
+                        self.blobs.discard(&[id]);
                         return Err(e);
                     }
                 }
@@ -340,9 +340,15 @@ impl Store {
                 .remove(id)
                 .context("remove outbox record")?;
             let had_blob = remove_message_in(&tx, id)?;
+            if had_blob {
+                // As for a deleted mail: the file goes only after the
+                // commit, and the trash row proves it may (blobs::sweep).
+                super::blobs::drain(&tx, &self.blobs)?;
+                super::blobs::trash(&tx, &[id])?;
+            }
             tx.commit().context("commit outbox removal")?;
             if had_blob {
-                self.blobs.remove(&[id]);
+                self.blobs.unlink_deleted(&[id]);
             }
             Ok(())
         })

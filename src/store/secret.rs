@@ -35,8 +35,14 @@ pub enum SecretKind {
     Password,
     /// SMTP password, when it differs from the incoming one.
     SmtpPassword,
-    /// Office 365 OAuth2 tokens (JSON, written by the oauth module).
+    /// Office 365 OAuth2 tokens (JSON, written by the oauth module): the
+    /// refresh token with the access token and its expiry, sealed as one
+    /// value so that a rotation is a single commit.
     OAuthTokens,
+    /// A sign-in that was started but not completed (JSON, written by the
+    /// oauth module): the device code, or the PKCE verifier and state, with
+    /// their expiry. Secret because either one can be traded for tokens.
+    OAuthPending,
 }
 
 impl SecretKind {
@@ -46,13 +52,15 @@ impl SecretKind {
             SecretKind::Password => 1,
             SecretKind::SmtpPassword => 2,
             SecretKind::OAuthTokens => 3,
+            SecretKind::OAuthPending => 4,
         }
     }
 
-    pub(crate) const ALL: [SecretKind; 3] = [
+    pub(crate) const ALL: [SecretKind; 4] = [
         SecretKind::Password,
         SecretKind::SmtpPassword,
         SecretKind::OAuthTokens,
+        SecretKind::OAuthPending,
     ];
 }
 
@@ -69,6 +77,14 @@ pub struct Secret(String);
 impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// A secret that did not come from the store (an access token fresh from
+/// the token endpoint) gets the same care: no Debug, zeroed on drop.
+impl From<String> for Secret {
+    fn from(clear: String) -> Secret {
+        Secret(clear)
     }
 }
 
