@@ -33,3 +33,4 @@ pub mod redact;
 pub mod scheduler;
 pub mod signature;
 pub mod store;
+pub mod watchdog;

@@ -57,7 +57,7 @@ pub async fn delete(ctx: &Ctx, m: &MessageMeta) -> ApiResult<()> {
         // Deleted by another call meanwhile: to this caller it is gone.
         return Err(not_found(id).into());
     }
-    tracing::info!(message = id, account = %m.account, "message deleted");
+    tracing::info!(message = id, account_id = %m.account, "message deleted");
     Ok(())
 }
 

@@ -103,7 +103,7 @@ async fn run(
     .await?;
     if mailbox.uid_validity != Some(uid_validity) {
         tracing::warn!(
-            account = %account.id,
+            account_id = %account.id,
             host,
             known = uid_validity,
             now = ?mailbox.uid_validity,
@@ -140,10 +140,10 @@ async fn run(
         Plan::Move => {}
         Plan::CopyAndExpunge => expunge_one(session, t, host, &set).await?,
         Plan::CopyOnly => {
-            tracing::warn!(account = %account.id, host, "{COPY_ONLY}");
+            tracing::warn!(account_id = %account.id, host, "{COPY_ONLY}");
         }
     }
-    tracing::info!(account = %account.id, uid, ?plan, "mail moved to the Trash folder on the server");
+    tracing::info!(account_id = %account.id, uid, ?plan, "mail moved to the Trash folder on the server");
     Ok(())
 }
 

@@ -60,11 +60,11 @@ pub async fn run(
                     Ok(Ok(Some(a))) => a,
                     Ok(Ok(None)) => continue,
                     Ok(Err(e)) => {
-                        tracing::error!(account = %id, error = %e, "cannot load account");
+                        tracing::error!(account_id = %id, error = %e, "cannot load account");
                         continue;
                     }
                     Err(e) => {
-                        tracing::error!(account = %id, error = %e, "store task failed");
+                        tracing::error!(account_id = %id, error = %e, "store task failed");
                         continue;
                     }
                 };

@@ -82,7 +82,7 @@ impl Task {
                         Wait::Woken(reply) => Woke::Request(reply),
                         Wait::NewMail | Wait::Timeout => Woke::Turn,
                         Wait::NoIdle => {
-                            tracing::info!(account = %id, "server has no IDLE; polling");
+                            tracing::info!(account_id = %id, "server has no IDLE; polling");
                             use_idle = false;
                             if let Some(h) = held.take() {
                                 session::logout(h.session, &me.rt.timeouts).await;
@@ -92,7 +92,7 @@ impl Task {
                         Wait::Failed(e) => {
                             // Wait a little, then let the fetch (on a new
                             // session) report the problem if it persists.
-                            tracing::debug!(account = %id, error = %e, "IDLE ended with an error");
+                            tracing::debug!(account_id = %id, error = %e, "IDLE ended with an error");
                             let pause = delay.min(Duration::from_secs(60));
                             sleep_or_request(Some(pause), &mut requests, &mut cancel).await
                         }
@@ -174,7 +174,13 @@ impl Worker {
                     s.last_error = warning;
                     s.last_fetch_at = now();
                 });
-                tracing::info!(account = %id, new = report.new_ids.len(), deleted = report.deleted_on_server, "fetch done");
+                tracing::info!(
+                    account_id = %id,
+                    tenant = %self.account.tenant,
+                    message_count = report.new_ids.len(),
+                    deleted = report.deleted_on_server,
+                    "fetch done"
+                );
             }
             Err(e) => {
                 let state = match e {
@@ -186,7 +192,14 @@ impl Worker {
                     s.last_error = e.to_string();
                 });
                 let retry_in_s = next.map(|d| d.as_secs());
-                tracing::warn!(account = %id, error = %e, ?retry_in_s, "fetch failed");
+                tracing::warn!(
+                    account_id = %id,
+                    tenant = %self.account.tenant,
+                    error_kind = e.name(),
+                    error = %e,
+                    ?retry_in_s,
+                    "fetch failed"
+                );
             }
         }
         self.rt.handle.notify(Notice::FetchFinished {

@@ -93,7 +93,7 @@ impl Worker {
         match crate::imap::fetch::run(&mut h, a, store, t, &progress).await {
             Ok(r) => (Ok(r), Some(h)),
             Err(Error::Connection { message: e, .. }) if reused => {
-                tracing::debug!(account = %a.id, error = %e, "the kept session failed; reconnecting");
+                tracing::debug!(account_id = %a.id, error = %e, "the kept session failed; reconnecting");
                 drop(h);
                 let mut h = match self.open_imap(&slot).await {
                     Ok(h) => h,
