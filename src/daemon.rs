@@ -25,6 +25,7 @@ use crate::logging::LogHandle;
 use crate::net::{Timeouts, TlsContext};
 use crate::scheduler::{self, Handle, Runtime};
 use crate::store::Store;
+use crate::watchdog::Watchdog;
 
 /// How the daemon was started.
 #[derive(Debug, Clone)]
@@ -90,6 +91,14 @@ fn timeouts(config: &Config) -> Timeouts {
     }
 }
 
+/// The watchdog's probe: true when the store serves a read.
+async fn alive(store: Arc<Store>) -> bool {
+    matches!(
+        tokio::task::spawn_blocking(move || store.accounts().is_ok()).await,
+        Ok(true)
+    )
+}
+
 /// Run the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
     let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
@@ -124,6 +133,10 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
         handle.reload(&a.id);
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let watchdog = Watchdog::from_env().map(|w| {
+        let store = store.clone();
+        tokio::spawn(w.run(move || alive(store.clone()), crate::watchdog::ping_systemd))
+    });
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         bus = if opts.session { "session" } else { "system" },
@@ -150,6 +163,9 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
         }
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     let _ = conn.release_name(crate::dbus::BUS_NAME).await;
     let _ = stop_tx.send(true);
     if tokio::time::timeout(STOP_GRACE + Duration::from_secs(1), owner)

@@ -37,3 +37,4 @@ pub mod scheduler;
 pub mod send;
 pub mod signature;
 pub mod store;
+pub mod watchdog;

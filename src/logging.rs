@@ -2,8 +2,13 @@
 //!
 //! Under systemd the daemon's stderr is already a journal stream, but writing
 //! through the native journald protocol keeps each event's level as the
-//! journal PRIORITY and its fields (account, host) as searchable journal
-//! fields (`journalctl F_ACCOUNT=…`). systemd sets `JOURNAL_STREAM` to the
+//! journal PRIORITY and its fields as searchable journal fields, named as
+//! in the code but upper-cased and without a prefix: `journalctl -u
+//! postfachd ACCOUNT_ID=a7`. The fields an admin filters by are
+//! `ACCOUNT_ID`, `TENANT`, `MESSAGE_COUNT` and `ERROR_KIND` (the D-Bus error
+//! name's last part); a field must never be named like one of journald's own
+//! (`MESSAGE`, `PRIORITY`, `CODE_*`, `SYSLOG_*`), which tracing-journald
+//! writes itself. systemd sets `JOURNAL_STREAM` to the
 //! `device:inode` of that stream (systemd.exec(5)); we use journald only when
 //! stderr still is that stream, so `postfachd 2>file` run from a unit's shell
 //! logs to the file as asked.
@@ -61,7 +66,7 @@ pub fn init(config_level: Option<&str>) -> Result<LogHandle> {
 
     let (journald, fallback) = if journal_stream_is_stderr() {
         match tracing_journald::layer() {
-            Ok(layer) => (Some(layer), None),
+            Ok(layer) => (Some(layer.with_field_prefix(None)), None),
             Err(e) => (None, Some(e.to_string())),
         }
     } else {

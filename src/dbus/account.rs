@@ -140,7 +140,7 @@ impl AccountObject {
             .await?;
         self.publish(&emitter, account, has_password).await;
         self.ctx.scheduler.reload(&self.id);
-        tracing::info!(account = %self.id, uid = caller.uid, "account updated");
+        tracing::info!(account_id = %self.id, uid = caller.uid, "account updated");
         Ok(())
     }
 
@@ -159,7 +159,7 @@ impl AccountObject {
         let account = self.current().await?;
         self.publish(&emitter, account, true).await;
         self.ctx.scheduler.reload(&self.id);
-        tracing::info!(account = %self.id, uid = caller.uid, "password changed");
+        tracing::info!(account_id = %self.id, uid = caller.uid, "password changed");
         Ok(())
     }
 
@@ -174,7 +174,7 @@ impl AccountObject {
         wire::check_len("smtp_password", password, MAX_STRING)?;
         self.set_secret(SecretKind::SmtpPassword, "smtp_password", password)
             .await?;
-        tracing::info!(account = %self.id, uid = caller.uid, "SMTP password changed");
+        tracing::info!(account_id = %self.id, uid = caller.uid, "SMTP password changed");
         Ok(())
     }
 
@@ -204,7 +204,7 @@ impl AccountObject {
                 tracing::warn!(error = %e, path = %path, "could not unpublish a deleted account");
             }
         });
-        tracing::info!(account = %self.id, uid = caller.uid, "account deleted");
+        tracing::info!(account_id = %self.id, uid = caller.uid, "account deleted");
         Ok(())
     }
 

@@ -261,7 +261,7 @@ impl Mailbox {
             // Deleted by another call meanwhile: to this caller it is gone.
             return Err(not_found(id).into());
         }
-        tracing::info!(message = id, account = %m.account, "message deleted");
+        tracing::info!(message = id, account_id = %m.account, "message deleted");
         announce_changed(conn, id).await;
         Ok(())
     }

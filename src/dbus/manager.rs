@@ -69,7 +69,7 @@ impl Manager {
             .await
             .map_err(ApiError::ZBus)?;
         self.ctx.scheduler.reload(&id);
-        tracing::info!(account = %id, kind = account.kind.as_str(), host = %account.host, uid = caller.uid, "account created");
+        tracing::info!(account_id = %id, kind = account.kind.as_str(), host = %account.host, uid = caller.uid, "account created");
         OwnedObjectPath::try_from(path).map_err(|e| {
             Error::storage_msg(format!("account id is not a path element: {e}")).into()
         })

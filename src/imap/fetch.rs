@@ -215,7 +215,7 @@ async fn run(
             report.deleted_on_server =
                 delete_stored(session, store, account, &t, uidvalidity, &uids).await?;
         } else {
-            tracing::warn!(account = %account.id, host, "{NO_UIDPLUS}");
+            tracing::warn!(account_id = %account.id, host, "{NO_UIDPLUS}");
             report.warning = Some(NO_UIDPLUS.to_string());
         }
     }
@@ -224,7 +224,7 @@ async fn run(
             .iter()
             .map(|(uid, size)| (format!("UID {uid}"), *size));
         let text = too_large_warning(listed, t.max_message_size);
-        tracing::warn!(account = %account.id, host, "{text}");
+        tracing::warn!(account_id = %account.id, host, "{text}");
         report.warn(text);
     }
     let written = if complete {
@@ -237,7 +237,7 @@ async fn run(
     };
     blocking(|| store.set_sync_state(&account.id, STATE_KEY, &written.render()))?;
     tracing::info!(
-        account = %account.id,
+        account_id = %account.id,
         new = report.new_ids.len(),
         deleted = report.deleted_on_server,
         "IMAP fetch done"

@@ -62,7 +62,7 @@ pub(super) fn forget_old_validity(
         return Ok(());
     }
     tracing::warn!(
-        account = %account.id,
+        account_id = %account.id,
         old = previous.uidvalidity,
         new = uidvalidity,
         "INBOX UIDVALIDITY changed; re-reading the mailbox, stored mails are recognised by content"

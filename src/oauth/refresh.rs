@@ -65,7 +65,7 @@ impl Office365 {
                 let err = errors::from_request("refreshing the access token", e);
                 if let Error::NeedsAuthorization(why) = &err {
                     tracing::warn!(
-                        account = %account.id,
+                        account_id = %account.id,
                         "Office 365 no longer accepts the account's sign-in, it needs Connect: {why}"
                     );
                     stored::remove(&self.store, &account.id, SecretKind::OAuthTokens).await?;

@@ -307,7 +307,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
         c.quit().await?;
     }
     tracing::debug!(
-        account = %account.id,
+        account_id = %account.id,
         on_server = entries.len(),
         new = report.new_ids.len(),
         deleted = report.deleted_on_server,

@@ -92,7 +92,7 @@ impl Task {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(account = %id, error = %e, "cannot load account");
+                    tracing::error!(account_id = %id, error = %e, "cannot load account");
                     while let Some(r) = queue.next().await {
                         r.fail(e.clone());
                     }
@@ -112,7 +112,7 @@ impl Task {
 /// Waits for the task this one replaces; aborts it after `grace`.
 async fn follow(mut before: JoinHandle<()>, grace: Duration, id: &str) {
     if tokio::time::timeout(grace, &mut before).await.is_err() {
-        tracing::warn!(account = %id, "the account's previous task did not stop in time");
+        tracing::warn!(account_id = %id, "the account's previous task did not stop in time");
         before.abort();
     }
 }
@@ -214,7 +214,7 @@ async fn wait(me: &Worker, turns: &mut Turns, queue: &mut Queue) -> Event {
         Outcome::Woken(Wake::Other(None)) => Event::Closed,
         Outcome::NewMail | Outcome::Timeout => Event::Turn,
         Outcome::NoIdle => {
-            tracing::info!(account = %me.account.id, "server has no IDLE; polling");
+            tracing::info!(account_id = %me.account.id, "server has no IDLE; polling");
             turns.idle = false;
             if let Some(c) = turns.conn.take() {
                 me.retire(c);
@@ -224,7 +224,7 @@ async fn wait(me: &Worker, turns: &mut Turns, queue: &mut Queue) -> Event {
         Outcome::Failed(e) => {
             // Wait a little, then let the fetch (on a new connection)
             // report the problem if it persists.
-            tracing::debug!(account = %me.account.id, error = %e, "IDLE ended with an error");
+            tracing::debug!(account_id = %me.account.id, error = %e, "IDLE ended with an error");
             sleep_or_request(Some(delay.min(Duration::from_secs(60))), queue).await
         }
     }

@@ -131,7 +131,7 @@ impl Worker {
             .on_connection(kept, &Slot::new(None), &no_password, &work)
             .await;
         if r.is_ok() {
-            tracing::info!(account = %a.id, message, "mail moved to the Trash folder on the server");
+            tracing::info!(account_id = %a.id, message, "mail moved to the Trash folder on the server");
         }
         (r.map(|_| ()), back)
     }
@@ -158,7 +158,7 @@ impl Worker {
         let r = match work.run(&mut conn).await {
             Err(Error::Connection { message, .. }) if reused => {
                 let id = &self.account.id;
-                tracing::debug!(account = %id, error = %message, "the kept session failed; reconnecting");
+                tracing::debug!(account_id = %id, error = %message, "the kept session failed; reconnecting");
                 drop(conn);
                 conn = match self.connect(slot, no_password).await {
                     Ok(c) => c,
@@ -265,7 +265,13 @@ impl Worker {
                     s.last_error = warning;
                     s.last_fetch_at = now();
                 });
-                tracing::info!(account = %id, new = report.new_ids.len(), deleted = report.deleted_on_server, "fetch done");
+                tracing::info!(
+                    account_id = %id,
+                    tenant = %self.account.tenant,
+                    message_count = report.new_ids.len(),
+                    deleted = report.deleted_on_server,
+                    "fetch done"
+                );
             }
             Err(e) => {
                 let state = match e {
@@ -277,7 +283,14 @@ impl Worker {
                     s.last_error = e.to_string();
                 });
                 let retry_in_s = next.map(|d| d.as_secs());
-                tracing::warn!(account = %id, error = %e, ?retry_in_s, "fetch failed");
+                tracing::warn!(
+                    account_id = %id,
+                    tenant = %self.account.tenant,
+                    error_kind = e.name(),
+                    error = %e,
+                    ?retry_in_s,
+                    "fetch failed"
+                );
             }
         }
         let (new_ids, error) = match result {

@@ -366,7 +366,7 @@ pub fn resume(store: &Store, now: i64) -> Result<Vec<Pending>> {
         }
         tracing::warn!(
             id = p.id,
-            account = %p.account,
+            account_id = %p.account,
             state = next.state.as_str(),
             "outbox mail was being sent when postfachd stopped"
         );
