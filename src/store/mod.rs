@@ -14,7 +14,7 @@
 //! account deletion removes), `views` (visibility classes and the scopes a
 //! message is listed in), `rank` (counts and deep offsets in O(log n)),
 //! `list` (paging and visibility checks), `signatures` (signatures and
-//! employees per tenant).
+//! employees per tenant), `reset` (the restore safety reset).
 
 mod accounts;
 pub mod blobs;
@@ -23,6 +23,7 @@ mod list;
 mod messages;
 mod purge;
 mod rank;
+mod reset;
 pub mod schema;
 mod secret;
 mod signatures;
