@@ -14,11 +14,13 @@
 //! account deletion removes), `views` (visibility classes and the scopes a
 //! message is listed in), `rank` (counts and deep offsets in O(log n)),
 //! `list` (paging and visibility checks), `signatures` (signatures and
-//! employees per tenant), `reset` (the restore safety reset).
+//! employees per tenant), `reset` (the restore safety reset), [`identity`]
+//! (the copied-store check).
 
 mod accounts;
 pub mod blobs;
 mod counters;
+pub mod identity;
 mod list;
 mod messages;
 mod purge;
