@@ -100,8 +100,8 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
     let store = tokio::task::spawn_blocking(move || {
         Store::open(&dir).and_then(|s| s.check_copied().map(|_| s))
     })
-        .await
-        .map_err(|e| Error::storage_msg(format!("store task failed: {e}")))??;
+    .await
+    .map_err(|e| Error::storage_msg(format!("store task failed: {e}")))??;
     let store = Arc::new(store);
     tracing::info!(path = %store.path().display(), installation = store.installation_id(), "store open");
 

@@ -46,13 +46,23 @@ async fn a_copied_state_dir_starts_reset_and_the_original_keeps_deleting() {
     assert!(acc.restore_reset().await.unwrap());
     let other = fetchkit::account(&conn, &keeping).await;
     assert!(!other.delete_on_server().await.unwrap());
-    assert!(!other.restore_reset().await.unwrap(), "had nothing to reset");
+    assert!(
+        !other.restore_reset().await.unwrap(),
+        "had nothing to reset"
+    );
     assert_eq!(acc.fetch_now().await.unwrap(), 3);
-    assert_eq!(common::message_count(env, &user), 3, "the copy deleted mail");
+    assert_eq!(
+        common::message_count(env, &user),
+        3,
+        "the copy deleted mail"
+    );
     let log = copied.log();
     assert!(log.contains("copied or moved from"), "{log}");
     let id = deleting.as_str().rsplit('/').next().unwrap();
-    assert!(log.contains(&format!("switched off for account {id}")), "{log}");
+    assert!(
+        log.contains(&format!("switched off for account {id}")),
+        "{log}"
+    );
     assert!(!log.contains(&user.password), "a secret in the log");
     // Started again where it now is, the copy keeps its state and logs no
     // new reset.
@@ -60,7 +70,11 @@ async fn a_copied_state_dir_starts_reset_and_the_original_keeps_deleting() {
     let acc = fetchkit::account(&conn, &deleting).await;
     assert!(!acc.delete_on_server().await.unwrap());
     assert!(acc.restore_reset().await.unwrap());
-    assert_eq!(copied.log().matches("copied or moved from").count(), 1);
+    let resets = copied
+        .log()
+        .matches("applying the restore safety reset")
+        .count();
+    assert_eq!(resets, 1, "{}", copied.log());
     copied.stop();
 
     let mut daemon = fetchkit::start(&original);

@@ -95,10 +95,7 @@ impl Store {
     /// The copied-store check with the real `/etc/machine-id` (module
     /// docs). Returns the ids of the accounts it reset.
     pub fn check_copied(&self) -> Result<Vec<String>> {
-        self.check_copied_at(&Identity::here(
-            Path::new(MACHINE_ID_FILE),
-            self.path(),
-        ))
+        self.check_copied_at(&Identity::here(Path::new(MACHINE_ID_FILE), self.path()))
     }
 
     /// The check against a given identity of "here" (tests inject a

@@ -81,11 +81,10 @@ mod tests {
 
     fn with_delete(store: &Store, delete: bool) -> Account {
         let a = store.create_account(|id| pop3(id, Some("pw"))).unwrap();
-        let change = [(
-            "delete_on_server".to_string(),
-            SettingValue::Bool(delete),
-        )];
-        store.update_account(&a.id, |cur| cur.updated(&change)).unwrap()
+        let change = [("delete_on_server".to_string(), SettingValue::Bool(delete))];
+        store
+            .update_account(&a.id, |cur| cur.updated(&change))
+            .unwrap()
     }
 
     #[test]
