@@ -18,6 +18,7 @@
 //! (the copied-store check).
 
 mod accounts;
+mod backup_files;
 pub mod blobs;
 mod counters;
 pub mod identity;
