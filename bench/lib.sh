@@ -73,13 +73,18 @@ warm_index() {
 
 DAEMON_PID=""
 
-# start_daemon STATE_DIR: a fresh postfachd on the test bus that trusts the
-# test CA; returns once it owns its bus name.
+# The postfachd that start_daemon runs: this tree's, or --baseline-bin's
+# while a baseline run is measured (postfachctl and bench_fetch stay this
+# tree's: they speak the same D-Bus API).
+DAEMON_BIN="$TARGET/postfachd"
+
+# start_daemon STATE_DIR: a fresh postfachd ($DAEMON_BIN) on the test bus
+# that trusts the test CA; returns once it owns its bus name.
 start_daemon() {
     local dir="$1"
     mkdir -p "$dir"
     printf '[tls]\nextra_ca_file = "%s"\n' "$POSTFACH_TEST_CA" >"$dir/postfach.toml"
-    "$TARGET/postfachd" --session --state-dir "$dir/state" --config "$dir/postfach.toml" \
+    "$DAEMON_BIN" --session --state-dir "$dir/state" --config "$dir/postfach.toml" \
         2>>"$dir/daemon.log" &
     DAEMON_PID=$!
     local i

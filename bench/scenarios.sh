@@ -38,24 +38,47 @@ big_mailbox() {
     USER_ADDR="$BIG_ADDR" USER_PASS="$BIG_PASS"
 }
 
-# first_fetch NAME KIND PORT: RUNS rounds; in each, postfach (a fresh
-# daemon and store, one new account on the big mailbox, one FetchNow that
-# must bring every mail) and then every peer that speaks KIND, so that the
-# tools alternate (A B C A B C ...) and a slow phase of the machine hits all
-# of them. The raw limit is taken once per round as well.
+# with_daemon TOOL CMD...: CMD with start_daemon running TOOL's postfachd
+# (postfach: this tree's; baseline: --baseline-bin's).
+with_daemon() {
+    local tool="$1" bin="$TARGET/postfachd"
+    shift
+    [[ "$tool" == baseline ]] && bin="$BASELINE/postfachd"
+    DAEMON_BIN="$bin" "$@"
+}
+
+# daemons: postfach, and baseline when --baseline-bin was given.
+daemons() {
+    echo postfach
+    if [[ -n "$BASELINE" ]]; then echo baseline; fi
+}
+
+# one_first_fetch NAME KIND PORT RUN TOOL: a fresh daemon and store, one new
+# account on the big mailbox, one FetchNow that must bring every mail.
+one_first_fetch() {
+    local name="$1" kind="$2" port="$3" run="$4" tool="$5" dir id
+    dir="$WORK/$name-$tool-$run"
+    start_daemon "$dir"
+    id="$(add_account "$kind" "$port")"
+    [[ "$tool" == postfach ]] && perf_start "$name" "$run"
+    measure_fetch "$MAILS" "$id"
+    perf_stop
+    stop_daemon
+    record "$name" "$tool" "$MAILS" mails "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
+    rm -rf "$dir"
+}
+
+# first_fetch NAME KIND PORT: RUNS rounds; in each, postfach (and the
+# baseline build), then every peer that speaks KIND, so that the tools
+# alternate (A B C A B C ...) and a slow phase of the machine hits all of
+# them. The raw limit is taken once per round as well.
 first_fetch() {
-    local name="$1" kind="$2" port="$3" run dir id tool
+    local name="$1" kind="$2" port="$3" run dir tool
     big_mailbox
     for ((run = 1; run <= RUNS; run++)); do
-        dir="$WORK/$name-$run"
-        start_daemon "$dir"
-        id="$(add_account "$kind" "$port")"
-        perf_start "$name" "$run"
-        measure_fetch "$MAILS" "$id"
-        perf_stop
-        stop_daemon
-        record "$name" postfach "$MAILS" mails "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
-        rm -rf "$dir"
+        for tool in $(daemons); do
+            with_daemon "$tool" one_first_fetch "$name" "$kind" "$port" "$run" "$tool"
+        done
         for tool in $(peers_for "$kind"); do
             dir="$WORK/$name-$tool-$run"
             run_peer "$tool" "$kind" "$port" "$dir" "$MAILS"
@@ -130,6 +153,16 @@ poll() {
                     "$PEER_CPU" "$DOVECOT_CPU" "$RSS_KB" >>"$RESULTS"
             done
             stop_daemon
+            if [[ -n "$BASELINE" ]]; then
+                # The baseline build on the same store: its cold start, then
+                # (once its sessions idle) its warm round.
+                with_daemon baseline measure_cold "$dir" "${ids[@]}"
+                record "$scen-cold" baseline "$n" accounts "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
+                [[ "$interval" == 0 ]] || settle "$port" "$n"
+                measure_fetch 0 "${ids[@]}"
+                record "$scen" baseline "$n" accounts "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
+                stop_daemon
+            fi
             measure_cold "$dir" "${ids[@]}"
             record "$scen-cold" postfach "$n" accounts "$WALL" "$DAEMON_CPU" "$DOVECOT_CPU" "$RSS_KB"
         done

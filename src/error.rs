@@ -130,6 +130,12 @@ impl Cause {
     pub fn new(err: impl std::error::Error + Send + Sync + 'static) -> Cause {
         Cause(Arc::new(err))
     }
+
+    /// The original error if it is a `T` (the store tells redb's damage
+    /// reports from other failures this way).
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
 }
 
 /// Two causes are equal when they say the same: errors compare by what

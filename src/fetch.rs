@@ -59,11 +59,12 @@ pub fn too_large_warning(mails: impl IntoIterator<Item = (String, u64)>, limit: 
 /// Progress callback: (fetched so far, total to fetch in this run).
 pub type Progress<'a> = &'a (dyn Fn(u32, u32) + Send + Sync);
 
-/// Runs a blocking store call from a fetcher: `block_in_place` on the
-/// multi-threaded runtime (the daemon's), directly on a current-thread
-/// runtime (tests), where `block_in_place` would panic. The calls are short
-/// and bounded by one batch, so briefly holding a current-thread runtime is
-/// acceptable.
+/// Runs a blocking store call from the fetchers and the account tasks:
+/// `block_in_place` on the multi-threaded runtime (the daemon's), directly
+/// on a current-thread runtime (tests), where `block_in_place` would panic.
+/// The calls are short and bounded by one batch, so briefly holding a
+/// current-thread runtime is acceptable. Not `spawn_blocking`: a thousand
+/// account tasks that start together would each get a blocking-pool thread.
 pub(crate) fn blocking<T>(f: impl FnOnce() -> crate::error::Result<T>) -> crate::error::Result<T> {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {

@@ -7,15 +7,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
-mod fetchkit;
+
+use common::fetch as fetchkit;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Env, MailUser};
-use postfach::account::{Account, SettingValue};
+use common::{Env, MailUser, Settings};
+use postfach::account::Account;
 use postfach::fetch::FetchReport;
 use postfach::imap::partial::{self, PIECE};
 use postfach::net::{Timeouts, TlsContext};
@@ -77,18 +78,11 @@ fn fixture(user: &MailUser, delete: bool) -> Fixture {
 fn fixture_of(kind: &str, port: u16, user: &MailUser, delete: bool) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(dir.path()).expect("store"));
-    let settings: Vec<(String, SettingValue)> = vec![
-        ("kind".into(), SettingValue::Str(kind.into())),
-        ("host".into(), SettingValue::Str("127.0.0.1".into())),
-        ("port".into(), SettingValue::U16(port)),
-        ("encryption".into(), SettingValue::Str("tls".into())),
-        ("address".into(), SettingValue::Str(user.address.clone())),
-        ("username".into(), SettingValue::Str(user.name.clone())),
-        ("delete_on_server".into(), SettingValue::Bool(delete)),
-    ];
-    let account = store
-        .create_account(|id| Account::create(id, &settings))
-        .expect("account");
+    let account = Settings::on_dovecot(kind, user)
+        .with("port", port)
+        .with("username", &user.name)
+        .with("delete_on_server", delete)
+        .create_in(&store);
     Fixture {
         dir,
         store,
@@ -399,5 +393,5 @@ async fn a_vanished_uid_is_skipped_and_leaves_no_file() {
         .commit_batch(&f.account, vec![here], &postfach::mime::summarize)
         .expect("commit");
     assert!(f.store.raw(ids[0]).expect("raw").expect("stored") == big);
-    postfach::imap::session::logout(session, &t).await;
+    postfach::imap::session::logout(session, postfach::imap::LOGOUT_WAIT).await;
 }

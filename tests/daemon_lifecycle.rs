@@ -32,13 +32,8 @@ fn spawn(bus: &TestBus, state: &Path, config: &Path, notify: Option<&Path>, log:
     cmd.spawn().unwrap()
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+/// How long a start or a reload may take to show.
+const SHOWS: Duration = Duration::from_secs(10);
 
 fn signal(child: &Child, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
@@ -118,7 +113,9 @@ fn sighup_reloads_access_rules_and_keeps_the_old_config_when_the_new_one_is_bad(
     let log = dir.path().join("log");
     std::fs::write(&config, "[access]\nadmin_groups = []\n").unwrap();
     let child = spawn(&bus, &dir.path().join("state"), &config, None, &log);
-    wait_until("the bus name", || bus.has_owner("org.postfach.Postfach1"));
+    common::eventually_blocking("the bus name", SHOWS, || {
+        bus.has_owner("org.postfach.Postfach1")
+    });
 
     let denied = list_as(&bus, &env.unix_alice, "alice");
     assert!(!denied.status.success(), "alice is not mapped yet");
@@ -130,7 +127,7 @@ fn sighup_reloads_access_rules_and_keeps_the_old_config_when_the_new_one_is_bad(
     );
     std::fs::write(&config, &mapped).unwrap();
     signal(&child, nix::sys::signal::Signal::SIGHUP);
-    wait_until("alice to be admitted", || {
+    common::eventually_blocking("alice to be admitted", SHOWS, || {
         list_as(&bus, &env.unix_alice, "alice").status.success()
     });
     let as_bob = list_as(&bus, &env.unix_alice, "bob");
@@ -141,7 +138,7 @@ fn sighup_reloads_access_rules_and_keeps_the_old_config_when_the_new_one_is_bad(
 
     std::fs::write(&config, "[access\nthis is not toml").unwrap();
     signal(&child, nix::sys::signal::Signal::SIGHUP);
-    wait_until("the reload error in the log", || {
+    common::eventually_blocking("the reload error in the log", SHOWS, || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
             .contains("config not reloaded")

@@ -12,17 +12,17 @@ use zbus::{Connection, OwnedObjectPath, Variant};
 use common::api::bus;
 use common::api::same;
 use common::api::snapshot;
-use common::Daemon;
+use common::{Daemon, Settings};
 
 fn imap_settings(address: &str) -> HashMap<&'static str, Variant<'static>> {
-    let mut s = HashMap::new();
-    s.insert("kind", Variant::from("imap"));
-    s.insert("host", Variant::from("127.0.0.1"));
-    s.insert("address", Variant::from(address.to_string()));
-    s.insert("tenant", Variant::from("mandant1"));
-    s.insert("encryption", Variant::from("starttls"));
-    s.insert("poll_interval", Variant::from(0u32));
-    s
+    Settings::new()
+        .with("kind", "imap")
+        .with("host", "127.0.0.1")
+        .with("address", address)
+        .with("tenant", "mandant1")
+        .with("encryption", "starttls")
+        .with("poll_interval", 0u32)
+        .dbus()
 }
 
 async fn account<'a>(conn: &'a Connection, path: &OwnedObjectPath) -> AccountProxy<'a> {

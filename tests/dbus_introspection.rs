@@ -61,11 +61,11 @@ async fn introspection_xml_matches_the_live_daemon() {
     let mgr = postfach::dbus::proxy::ManagerProxy::new(&conn)
         .await
         .unwrap();
-    let mut s = std::collections::HashMap::new();
-    s.insert("kind", zbus::Variant::from("imap"));
-    s.insert("host", zbus::Variant::from("127.0.0.1"));
-    s.insert("address", zbus::Variant::from("i@example.test"));
-    let account = mgr.create_account(s).await.unwrap();
+    let s = common::Settings::new()
+        .with("kind", "imap")
+        .with("host", "127.0.0.1")
+        .with("address", "i@example.test");
+    let account = mgr.create_account(s.dbus()).await.unwrap();
 
     let mut live = our_interfaces(&introspect(&conn, "/org/postfach/Postfach1").await);
     live.extend(our_interfaces(&introspect(&conn, account.as_str()).await));

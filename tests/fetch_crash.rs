@@ -7,7 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod fetchkit;
+
+use common::fetch as fetchkit;
 
 use std::time::{Duration, Instant};
 
@@ -230,7 +231,7 @@ async fn sigterm_while_a_server_hangs_stops_promptly() {
     let path = fetchkit::create(&conn, s).await;
     let acc = fetchkit::account(&conn, &path).await;
     let background = fetch_in_background(&conn, &path);
-    fetchkit::wait_until("the fetch hanging", Duration::from_secs(5), || {
+    common::eventually("the fetch hanging", Duration::from_secs(5), || {
         let acc = acc.clone();
         async move { acc.state().await.unwrap() == "fetching" }
     })

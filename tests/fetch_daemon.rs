@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
-mod fetchkit;
+
+use common::fetch as fetchkit;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -202,7 +203,7 @@ async fn a_failing_account_does_not_delay_a_good_one() {
 
     for bad in [&dead, &wrong] {
         let acc = fetchkit::account(&conn, bad).await;
-        fetchkit::wait_until("the bad account in error", Duration::from_secs(10), || {
+        common::eventually("the bad account in error", Duration::from_secs(10), || {
             let acc = acc.clone();
             async move { acc.state().await.unwrap() == "error" }
         })
@@ -212,7 +213,7 @@ async fn a_failing_account_does_not_delay_a_good_one() {
     for round in 0..3 {
         common::drop_messages(env, &good_user, 1);
         let want = round + 1;
-        fetchkit::wait_until(
+        common::eventually(
             "the good account's new mail",
             Duration::from_secs(5),
             || {
@@ -305,7 +306,7 @@ async fn hung_accounts_do_not_starve_a_good_one_of_connections() {
         s.insert("port", zbus::Variant::from(port));
         let path = fetchkit::create(&conn, s).await;
         let acc = fetchkit::account(&conn, &path).await;
-        fetchkit::wait_until("a hung account fetching", Duration::from_secs(5), || {
+        common::eventually("a hung account fetching", Duration::from_secs(5), || {
             let acc = acc.clone();
             async move { acc.state().await.unwrap() == "fetching" }
         })
@@ -319,7 +320,7 @@ async fn hung_accounts_do_not_starve_a_good_one_of_connections() {
     let t = std::time::Instant::now();
     let arrived = tokio::time::timeout(
         Duration::from_secs(5),
-        fetchkit::wait_until("the good account's mail", Duration::from_secs(60), || {
+        common::eventually("the good account's mail", Duration::from_secs(60), || {
             let (mb, good) = (&mb, &good);
             async move { fetchkit::list_all(mb, good).await.len() == 1 }
         }),

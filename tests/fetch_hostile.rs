@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
-mod fetchkit;
+
+use common::fetch as fetchkit;
 
 use std::collections::HashMap;
 use std::path::Path;

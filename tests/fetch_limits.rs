@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
-mod fetchkit;
 mod scripted;
 
 use std::path::Path;
@@ -19,8 +18,8 @@ use std::time::Duration;
 
 use zbus::{Connection, OwnedObjectPath};
 
-use common::{Daemon, Env};
-use fetchkit::{get, Proto};
+use common::{fetch, Daemon, Env};
+use fetch::{get, Proto};
 use scripted::pop3::{Body, Mail};
 
 /// The daemon's peak resident memory must stay below this while a mail of
@@ -40,7 +39,7 @@ struct Run {
 async fn daemon(config: &str) -> Run {
     let state = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(state.path(), config);
-    let conn = fetchkit::bus(&daemon).await;
+    let conn = fetch::bus(&daemon).await;
     Run {
         _state: state,
         daemon,
@@ -50,12 +49,12 @@ async fn daemon(config: &str) -> Run {
 
 impl Run {
     async fn account(&self, kind: &str, port: u16, delete: bool) -> OwnedObjectPath {
-        fetchkit::create(&self.conn, scripted::settings(kind, port, delete)).await
+        fetch::create(&self.conn, scripted::settings(kind, port, delete)).await
     }
 
     /// FetchNow, within [`HANG`]: Ok(new mails) or Err(D-Bus error text).
     async fn fetch_now(&self, path: &OwnedObjectPath) -> Result<u32, String> {
-        let acc = fetchkit::account(&self.conn, path).await;
+        let acc = fetch::account(&self.conn, path).await;
         match tokio::time::timeout(HANG, acc.fetch_now()).await {
             Err(_) => panic!("FetchNow hung for {HANG:?}\n{}", self.daemon.log()),
             Ok(r) => r.map_err(|e| e.to_string()),
@@ -63,12 +62,12 @@ impl Run {
     }
 
     async fn status(&self, path: &OwnedObjectPath) -> (String, String) {
-        let acc = fetchkit::account(&self.conn, path).await;
+        let acc = fetch::account(&self.conn, path).await;
         (acc.state().await.unwrap(), acc.last_error().await.unwrap())
     }
 
     fn peak_kb(&self) -> u64 {
-        fetchkit::peak_rss_kb(self.daemon.pid())
+        fetch::peak_rss_kb(self.daemon.pid())
     }
 
     /// Alive, on the bus, no panic in its log.
@@ -120,13 +119,13 @@ async fn a_pop3_mail_longer_than_listed_never_sits_in_memory() {
     let peak = run.peak_kb();
     eprintln!("postfachd peak RSS {peak} kB with a 90 MB mail listed as 100 bytes");
     assert!(peak < PEAK_KB, "postfachd peak RSS {peak} kB");
-    let mb = fetchkit::mailbox(&run.conn).await;
-    let listed = fetchkit::list_all(&mb, &path).await;
+    let mb = fetch::mailbox(&run.conn).await;
+    let listed = fetch::list_all(&mb, &path).await;
     let big = listed
         .iter()
         .find(|m| get::<u64>(m, "size") == len as u64)
         .expect("the long mail");
-    let raw = fetchkit::raw(&mb, get::<u64>(big, "id")).await;
+    let raw = fetch::raw(&mb, get::<u64>(big, "id")).await;
     assert!(
         raw == scripted::generated(len, b'g'),
         "the long mail changed"
@@ -278,14 +277,14 @@ async fn mails_listed_above_the_limit_stay_on_the_server() {
     let env = Env::get();
     let config = format!(
         "{}[fetch]\nmax_message_size = 1048576\n",
-        fetchkit::config(env)
+        fetch::config(env)
     );
     let run = daemon(&config).await;
     for proto in [Proto::Imap, Proto::Pop3] {
         let user = common::create_user(env, "limit");
         common::drop_raw(env, &user, &scripted::generated(2 * 1024 * 1024, b'b'));
         common::drop_messages(env, &user, 1);
-        let path = fetchkit::account_for(&run.conn, proto, &user, true, 0).await;
+        let path = fetch::account_for(&run.conn, proto, &user, true, 0).await;
         for round in 0..2 {
             let want = if round == 0 { 1 } else { 0 };
             assert_eq!(
@@ -305,8 +304,8 @@ async fn mails_listed_above_the_limit_stay_on_the_server() {
                 "{proto:?}: the big mail was deleted"
             );
         }
-        let mb = fetchkit::mailbox(&run.conn).await;
-        let stored = fetchkit::list_all(&mb, &path).await;
+        let mb = fetch::mailbox(&run.conn).await;
+        let stored = fetch::list_all(&mb, &path).await;
         assert_eq!(stored.len(), 1, "{proto:?}");
         assert!(get::<u64>(&stored[0], "size") < 1024 * 1024, "{proto:?}");
     }

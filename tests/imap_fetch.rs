@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{Env, MailUser};
+use common::{Env, MailUser, Settings};
 use postfach::account::{Account, SettingValue};
 use postfach::error::Error;
 use postfach::fetch::FetchReport;
@@ -67,25 +67,18 @@ fn fixture_with(
     port: u16,
     encryption: &str,
     delete: bool,
-    extra: &[(&str, SettingValue)],
+    extra: &[(&'static str, SettingValue)],
 ) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = std::sync::Arc::new(Store::open(dir.path()).expect("store"));
-    let mut settings: Vec<(String, SettingValue)> = vec![
-        ("kind".into(), SettingValue::Str("imap".into())),
-        ("host".into(), SettingValue::Str(host.into())),
-        ("port".into(), SettingValue::U16(port)),
-        ("encryption".into(), SettingValue::Str(encryption.into())),
-        ("address".into(), SettingValue::Str(user.address.clone())),
-        ("username".into(), SettingValue::Str(user.name.clone())),
-        ("delete_on_server".into(), SettingValue::Bool(delete)),
-    ];
-    for (k, v) in extra {
-        settings.push(((*k).into(), v.clone()));
-    }
-    let account = store
-        .create_account(|id| Account::create(id, &settings))
-        .expect("account");
+    let account = Settings::on_dovecot("imap", user)
+        .with("host", host)
+        .with("port", port)
+        .with("encryption", encryption)
+        .with("username", &user.name)
+        .with("delete_on_server", delete)
+        .with_all(extra)
+        .create_in(&store);
     Fixture {
         _dir: dir,
         store,

@@ -7,7 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
-mod fetchkit;
+
+use common::fetch as fetchkit;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;

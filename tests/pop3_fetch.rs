@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{create_user, drop_raw, message_count, Env, MailUser};
+use common::{create_user, drop_raw, message_count, Env, MailUser, Settings};
 use postfach::account::{Account, SettingValue};
 use postfach::error::Error;
 use postfach::fetch::FetchReport;
@@ -20,23 +20,17 @@ struct Setup {
     user: MailUser,
 }
 
-fn setup(host: &str, port: u16, encryption: &str, extra: &[(&str, SettingValue)]) -> Setup {
+fn setup(host: &str, port: u16, encryption: &str, extra: &[(&'static str, SettingValue)]) -> Setup {
     let env = Env::get();
     let user = create_user(env, "pop");
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
-    let s = |v: &str| SettingValue::Str(v.into());
-    let mut settings = vec![
-        ("kind".to_string(), s("pop3")),
-        ("address".to_string(), s(&user.address)),
-        ("host".to_string(), s(host)),
-        ("port".to_string(), SettingValue::U16(port)),
-        ("encryption".to_string(), s(encryption)),
-    ];
-    settings.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    let account = store
-        .create_account(|id| Account::create(id, &settings))
-        .unwrap();
+    let account = Settings::on_dovecot("pop3", &user)
+        .with("host", host)
+        .with("port", port)
+        .with("encryption", encryption)
+        .with_all(extra)
+        .create_in(&store);
     Setup {
         _dir: dir,
         store,

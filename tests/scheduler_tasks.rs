@@ -6,14 +6,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postfach::dbus::proxy::{AccountProxy, ManagerProxy};
 use zbus::proxy::CacheProperties;
 use zbus::{Connection, OwnedObjectPath, Variant};
 
 use common::api::bus;
-use common::{Daemon, Env, MailUser};
+use common::{eventually, Daemon, Env, MailUser, Settings};
 
 fn config(env: &Env) -> String {
     // Trace level: the test checks that no secret reaches even the most verbose log.
@@ -34,34 +34,16 @@ async fn account<'a>(conn: &'a Connection, path: &OwnedObjectPath) -> AccountPro
 
 /// CreateAccount settings of an IMAP account on the test Dovecot over TLS.
 fn imap_settings<'a>(
-    env: &Env,
     user: &MailUser,
     login: &str,
     password: &str,
     poll_interval: u32,
 ) -> HashMap<&'a str, Variant<'static>> {
-    let mut s = HashMap::new();
-    s.insert("kind", Variant::from("imap"));
-    s.insert("host", Variant::from("127.0.0.1"));
-    s.insert("port", Variant::from(env.imaps_port));
-    s.insert("encryption", Variant::from("tls"));
-    s.insert("address", Variant::from(user.address.clone()));
-    s.insert("username", Variant::from(login.to_string()));
-    s.insert("password", Variant::from(password.to_string()));
-    s.insert("poll_interval", Variant::from(poll_interval));
-    s
-}
-
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    Settings::on_dovecot("imap", user)
+        .with("username", login)
+        .with("password", password)
+        .with("poll_interval", poll_interval)
+        .dbus()
 }
 
 async fn inbox_count(conn: &Connection, path: &OwnedObjectPath) -> u32 {
@@ -82,7 +64,7 @@ async fn set_password_update_and_delete_restart_or_stop_the_task() {
     let mut d = Daemon::start(dir.path(), &config(env));
     let conn = bus(&d).await;
     let mgr = ManagerProxy::new(&conn).await.unwrap();
-    let s = imap_settings(env, &user, &user.name, "wrong-Pw-4711", 1);
+    let s = imap_settings(&user, &user.name, "wrong-Pw-4711", 1);
     let path = mgr.create_account(s).await.unwrap();
     let acc = account(&conn, &path).await;
 
@@ -149,16 +131,6 @@ async fn set_password_update_and_delete_restart_or_stop_the_task() {
     );
 }
 
-/// How often Dovecot logged a login of `address` (its imap-login process
-/// logs every successful login at info level into the run's log).
-fn logins(env: &Env, address: &str) -> usize {
-    let log = std::fs::read_to_string(env.dir.join("dovecot/log")).expect("Dovecot's log");
-    let needle = format!("Login: user=<{address}>");
-    log.lines()
-        .filter(|l| l.contains("imap-login") && l.contains(&needle))
-        .count()
-}
-
 /// Connection reuse: an IMAP account with a poll interval fetches, then
 /// idles on the same session; FetchNow ends the IDLE (DONE) and fetches on
 /// it, and mail delivered while idling is still fetched — all with the one
@@ -172,7 +144,7 @@ async fn fetch_now_on_an_idling_imap_account_uses_its_one_session() {
     let mut d = Daemon::start(dir.path(), &config(env));
     let conn = bus(&d).await;
     let mgr = ManagerProxy::new(&conn).await.unwrap();
-    let s = imap_settings(env, &user, &user.address, &user.password, 300);
+    let s = imap_settings(&user, &user.address, &user.password, 300);
     let path = mgr.create_account(s).await.unwrap();
     let acc = account(&conn, &path).await;
     eventually("the first fetch", Duration::from_secs(10), || async {
@@ -205,7 +177,7 @@ async fn fetch_now_on_an_idling_imap_account_uses_its_one_session() {
     assert_eq!(acc.fetch_now().await.unwrap(), 0);
     assert_eq!(acc.state().await.unwrap(), "idle");
     assert_eq!(
-        logins(env, &user.address),
+        common::dovecot::logins(env, &user.address),
         1,
         "every fetch and IDLE ran on the session of the first login"
     );

@@ -3,8 +3,8 @@
 //! connection never resumes a session that was verified the webpki way
 //! (each trust has its own session store).
 //!
-//! The server is a rustls acceptor on loopback with the run's server
-//! certificate, not Dovecot: Dovecot's login processes each have their own
+//! The server is tests/common's fake IMAP server over TLS (a rustls
+//! acceptor with the run's server certificate), not Dovecot: Dovecot's login processes each have their own
 //! ticket key, so whether it resumes depends on which process accepts — a
 //! fact about the server, not about our client. (The bench shows what the
 //! test Dovecot makes of it.)
@@ -12,16 +12,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::imap_server::{FakeImap, Options};
 use common::Env;
 use postfach::net::{self, Timeouts, TlsContext};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::HandshakeKind;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::io::AsyncReadExt;
 
 fn timeouts() -> Timeouts {
     Timeouts {
@@ -32,38 +29,14 @@ fn timeouts() -> Timeouts {
 }
 
 /// A TLS server with the run's certificate that greets every connection
-/// like an IMAP server; returns its port.
-async fn server() -> u16 {
-    let env = Env::get();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&env.cert)
-        .expect("server certificate")
-        .map(|c| c.expect("PEM"))
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(env.dir.join("tls/server.key")).expect("server key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    let _ = tls.write_all(b"* OK ready\r\n").await;
-                    let _ = tls.flush().await;
-                    let mut rest = Vec::new();
-                    let _ = tls.read_to_end(&mut rest).await;
-                }
-            });
-        }
-    });
-    port
+/// like an IMAP server; returns it (its port stays open while it lives).
+async fn server() -> FakeImap {
+    FakeImap::start(Options {
+        greeting: "* OK ready",
+        tls: true,
+        ..Options::default()
+    })
+    .await
 }
 
 /// Connects and reads the greeting (TLS 1.3 session tickets come after the
@@ -91,7 +64,8 @@ async fn connect(port: u16, tls: &TlsContext, pin: Option<&str>) -> HandshakeKin
 #[tokio::test]
 async fn later_connections_resume_within_one_trust_only() {
     let env = Env::get();
-    let port = server().await;
+    let fake = server().await;
+    let port = fake.port();
     let tls = TlsContext::new(Some(&env.ca)).expect("tls context");
     assert_eq!(connect(port, &tls, None).await, HandshakeKind::Full);
     assert_eq!(connect(port, &tls, None).await, HandshakeKind::Resumed);

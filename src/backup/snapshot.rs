@@ -10,10 +10,8 @@
 //! is never written as is: without a passphrase no secret goes in at all,
 //! and the installation's key file never does.
 //!
-//! A blob file is opened while the read transaction is open; a mail that
-//! is deleted between the snapshot and the open makes the backup fail
-//! with `Busy` (the caller tries again) rather than hold a row without its
-//! bytes.
+//! The store's snapshot (`Store::snapshot`) pins the blob files its rows
+//! name, so a mail deleted while the backup runs still has its bytes.
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
@@ -22,7 +20,7 @@ use redb::{ReadTransaction, ReadableTable, TableDefinition};
 
 use super::format::Writer;
 use crate::error::{Context, Error, Result};
-use crate::store::schema::{self, BLOBS};
+use crate::store::schema;
 use crate::store::Store;
 
 /// Rows of one table into `out` (see the module docs).
@@ -81,7 +79,8 @@ pub struct Written {
 /// Write a backup of `store` into `out`. Runs blocking: call it from a
 /// blocking thread.
 pub fn write(store: &Store, out: &mut dyn Write) -> Result<Written> {
-    let tx = store.read()?;
+    let snap = store.snapshot()?;
+    let tx = snap.tables();
     let header = serde_json::json!({
         "installation_id": store.installation_id(),
         "schema_version": schema::SCHEMA_VERSION,
@@ -91,22 +90,7 @@ pub fn write(store: &Store, out: &mut dyn Write) -> Result<Written> {
         "secrets": false,
     });
     let header = serde_json::to_vec(&header).context("encode the backup header")?;
-    // Open every named blob while the snapshot holds (module docs).
-    let mut blob_files = Vec::new();
-    {
-        let blobs = tx.open_table(BLOBS).context("open blobs")?;
-        for row in blobs.iter().context("read blobs")? {
-            let (id, len) = row.context("read blobs")?;
-            let id = id.value();
-            let file = store.open_blob(id).map_err(|e| match e {
-                Error::NotFound(_) => Error::Busy(format!(
-                    "mail {id} was deleted while the backup started; try again"
-                )),
-                other => other,
-            })?;
-            blob_files.push((id, len.value(), file));
-        }
-    }
+    let blob_files = snap.blobs()?;
     let mut w = Writer::new(BufWriter::new(out), &header)?;
     let mut messages = 0;
     let scratch_dir = store.state_dir().to_path_buf();
@@ -114,7 +98,7 @@ pub fn write(store: &Store, out: &mut dyn Write) -> Result<Written> {
         ($def:expr) => {{
             let mut scratch = Scratch::new(&scratch_dir)?;
             let mut buffered = BufWriter::new(&mut scratch.file);
-            let rows = dump(&tx, $def, &mut buffered)?;
+            let rows = dump(tx, $def, &mut buffered)?;
             buffered.flush().context("write a backup part")?;
             drop(buffered);
             if redb::TableHandle::name(&$def) == "messages" {
@@ -129,7 +113,8 @@ pub fn write(store: &Store, out: &mut dyn Write) -> Result<Written> {
     }
     for_tables!(one);
     let blobs = blob_files.len() as u64;
-    for (id, len, mut file) in blob_files {
+    for (id, len, path) in blob_files {
+        let mut file = File::open(&path).context("open a big mail for the backup")?;
         let mut body = std::io::Read::take(&mut file, len);
         w.section(&format!("blob:{id}"), &mut body)?;
     }

@@ -223,8 +223,11 @@ impl Mailbox {
             .await
     }
 
-    /// Delete the mail; on an IMAP account with a Trash folder it is moved
-    /// there on the server first, and kept if that fails.
+    /// Delete the mail: the server side first, then the store. On an IMAP
+    /// account with a Trash folder the account's task moves it there
+    /// (scheduler `Request::Trash`); only when that succeeded is the mail
+    /// deleted here, so a broken connection, a wrong password or a missing
+    /// folder leave everything as it was and the caller can retry.
     async fn delete_message(
         &self,
         user: &str,
@@ -234,7 +237,7 @@ impl Mailbox {
     ) -> Result<(), ApiError> {
         let viewer = self.viewer(conn, &hdr, user).await?;
         let m = self.visible(&viewer, id).await?;
-        if let Err(e) = super::mailbox_delete::delete(&self.ctx, &m).await {
+        if let Err(e) = self.ctx.scheduler.trash(&m.account, id).await {
             // The Trash move logs in: the server's words may repeat the
             // account's password.
             let account = m.account.clone();
@@ -247,8 +250,18 @@ impl Mailbox {
                     })
                 })
                 .await?;
-            return Err(super::errors::scrub_reply(&scrubber, e));
+            return Err(super::errors::scrub_reply(&scrubber, e.into()));
         }
+        if self
+            .ctx
+            .blocking(move |s| s.delete_message(id))
+            .await?
+            .is_none()
+        {
+            // Deleted by another call meanwhile: to this caller it is gone.
+            return Err(not_found(id).into());
+        }
+        tracing::info!(message = id, account = %m.account, "message deleted");
         announce_changed(conn, id).await;
         Ok(())
     }

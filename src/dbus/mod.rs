@@ -15,7 +15,6 @@ pub mod caller;
 pub mod errors;
 pub mod filter;
 pub mod mailbox;
-pub mod mailbox_delete;
 pub mod mailbox_dict;
 pub mod manager;
 pub mod objects;

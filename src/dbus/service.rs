@@ -2,10 +2,9 @@
 //! the well-known name, and the pump that turns scheduler notices into
 //! signals.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::sync::broadcast;
 use zbus::fdo::Properties;
 use zbus::names::InterfaceName;
 use zbus::object_server::SignalEmitter;
@@ -192,60 +191,19 @@ pub async fn serve(
     Ok((conn, pump, presence))
 }
 
-/// Scheduler notices -> PropertiesChanged, FetchFinished, MessagesAdded.
-/// Signals carry opaque ids only (invariant 6): anyone allowed to listen on
-/// the bus sees them.
+/// Scheduler notices -> PropertiesChanged, FetchFinished, MessagesAdded,
+/// in the order the tasks sent them; none is ever dropped (see
+/// scheduler::notice for why that stays bounded). Signals carry opaque ids
+/// only (invariant 6): anyone allowed to listen on the bus sees them.
 async fn pump(conn: Connection, ctx: Arc<Ctx>) {
-    let mut rx = ctx.scheduler.subscribe();
-    loop {
-        let mut batch = match rx.recv().await {
-            Ok(n) => vec![n],
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                lagged(n);
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        while batch.len() < PUMP_BATCH {
-            match rx.try_recv() {
-                Ok(n) => batch.push(n),
-                Err(broadcast::error::TryRecvError::Lagged(n)) => lagged(n),
-                Err(_) => break,
-            }
-        }
-        for notice in coalesce(batch) {
-            if let Err(e) = announce(&conn, &ctx, notice).await {
-                tracing::debug!(error = %e, "could not emit a signal");
-            }
+    let Some(mut notices) = ctx.scheduler.subscribe() else {
+        return;
+    };
+    while let Some(notice) = notices.next().await {
+        if let Err(e) = announce(&conn, &ctx, notice).await {
+            tracing::debug!(error = %e, "could not emit a signal");
         }
     }
-}
-
-/// Most notices the pump takes at once (see [`coalesce`]).
-const PUMP_BATCH: usize = 256;
-
-fn lagged(n: u64) {
-    tracing::warn!(
-        skipped = n,
-        "signal pump lagged; some status signals were dropped"
-    );
-}
-
-/// One status signal per account and batch, where the first of its status
-/// notices was. A status signal carries the board's values at the time it
-/// is sent, not those of its notice, so later ones of the same batch would
-/// repeat it: a round over 1,000 idle accounts queues three per account
-/// (fetching, progress, idle) faster than the bus takes them, and each
-/// costs a message through the bus daemon. Other notices keep their order.
-fn coalesce(batch: Vec<Notice>) -> Vec<Notice> {
-    let mut seen = HashSet::new();
-    batch
-        .into_iter()
-        .filter(|n| match n {
-            Notice::Status(id) => seen.insert(id.clone()),
-            _ => true,
-        })
-        .collect()
 }
 
 /// One notice as signals: a status change as `PropertiesChanged` of the
@@ -296,46 +254,5 @@ async fn announce(conn: &Connection, ctx: &Ctx, notice: Notice) -> zbus::Result<
             }
             Ok(())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(id: &str) -> Notice {
-        Notice::Status(id.into())
-    }
-
-    fn finished(id: &str) -> Notice {
-        Notice::FetchFinished {
-            account: id.into(),
-            new_ids: vec![],
-            error: String::new(),
-        }
-    }
-
-    #[test]
-    fn one_status_per_account_where_its_first_was() {
-        let batch = vec![
-            status("a"),
-            status("b"),
-            status("a"),
-            finished("a"),
-            status("a"),
-            finished("b"),
-            status("b"),
-        ];
-        let kept: Vec<String> = coalesce(batch)
-            .into_iter()
-            .map(|n| match n {
-                Notice::Status(id) => format!("status {id}"),
-                Notice::FetchFinished { account, .. } => format!("finished {account}"),
-            })
-            .collect();
-        assert_eq!(
-            kept,
-            ["status a", "status b", "finished a", "finished b"].map(String::from)
-        );
     }
 }

@@ -35,14 +35,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
-
-use super::kept::Held;
+use super::connection::Connection;
 use super::partial;
-use super::session::{self, imap_error, timed, Caps, Session};
+use super::session::{Caps, LOGOUT_WAIT};
 use super::syncstate;
-pub use super::syncstate::SyncState;
+pub use super::syncstate::{SyncState, STATE_KEY};
 use super::uidset::{self, compress, server_id, COMMAND_UIDS};
+use super::wire::{self, imap_error, next, timed, Session};
 use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::fetch::deadline::Deadline;
@@ -50,9 +49,6 @@ use crate::fetch::{blocking, too_large_warning, FetchReport, Progress};
 use crate::net::{Timeouts, TlsContext};
 use crate::pipeline::{self, Committed, Committer};
 use crate::store::{NewMail, Store};
-
-/// Sync-state key of the INBOX in the store.
-pub const STATE_KEY: &str = "imap:INBOX";
 
 /// Deadline work (bytes) allowed before INBOX is open (CAPABILITY, NOOP,
 /// SELECT), and per mail for its line of the UID listing and the FETCH
@@ -64,7 +60,9 @@ const LISTED_WORK: u64 = 128;
 pub const NO_UIDPLUS: &str = "delete on server skipped: the server lacks UIDPLUS, \
      and a plain EXPUNGE could remove other clients' deleted mail";
 
-/// Fetches the INBOX of one IMAP account into the store; see the module docs.
+/// Fetches the INBOX of one IMAP account into the store on a connection of
+/// its own, then logs out: for callers that keep no connection (tools,
+/// tests); see the module docs.
 pub async fn fetch(
     account: &Account,
     password: &str,
@@ -73,57 +71,55 @@ pub async fn fetch(
     t: &Timeouts,
     progress: Progress<'_>,
 ) -> Result<FetchReport> {
-    let mut held = Held::new(session::open(account, password, tls, t).await?);
-    let result = run(&mut held, account, store, t, progress).await;
+    let mut conn = Connection::open(account, password, tls, t).await?;
+    let result = conn.fetch(account, store, progress).await;
     // After an error the connection may be dead or mid-reply: just drop it.
     if result.is_ok() {
-        session::logout(held.session, t).await;
+        conn.logout(LOGOUT_WAIT).await;
     }
     result
 }
 
-/// One fetch on an open session. A kept session whose INBOX is known to
-/// match the store asks with NOOP first and is done when nothing changed
-/// (see imap::kept); else SELECT/EXAMINE and compare, list, download.
-pub(crate) async fn run(
-    held: &mut Held,
+impl Connection {
+    /// One fetch of INBOX on this connection; see the module docs. When
+    /// INBOX is known to match the store, NOOP asks first and the fetch is
+    /// done if nothing changed (imap::connection); else SELECT/EXAMINE and
+    /// compare, list, download. An error marks the connection unusable.
+    pub async fn fetch(
+        &mut self,
+        account: &Account,
+        store: &Arc<Store>,
+        progress: Progress<'_>,
+    ) -> Result<FetchReport> {
+        let r = run(self, account, store, progress).await;
+        self.checked(r)
+    }
+}
+
+async fn run(
+    conn: &mut Connection,
     account: &Account,
     store: &Arc<Store>,
-    t: &Timeouts,
     progress: Progress<'_>,
 ) -> Result<FetchReport> {
-    let host = account.host.as_str();
     // The fetch's deadline (crate::fetch::deadline), on the stream since
     // async-imap's reader is not ours; work counts only as far as INBOX
     // justifies it, since that reader takes any number of untagged lines.
-    let deadline = Deadline::start(t.deadline);
+    // The stream holds it weakly: once this fetch returns, a kept
+    // connection idles without it.
+    let deadline = Deadline::start(conn.t.deadline);
     deadline.cap_more(PREAMBLE_WORK);
-    held.session.get_mut().watch(&deadline);
-    let caps = held.caps(t, host).await?;
-    if held.unchanged_after_noop(t, host).await? {
+    conn.session.get_mut().watch(&deadline);
+    let caps = conn.caps().await?;
+    if conn.unchanged_after_noop().await? {
         progress(0, 0);
         return Ok(unchanged(account, &caps));
     }
-    let session = &mut held.session;
     // SELECT only when we will delete: EXAMINE is read-only (RFC 3501
     // §6.3.2) and cannot change \Recent or anything else by accident.
-    let mailbox = if account.delete_on_server {
-        timed(t, host, "selecting INBOX", async {
-            session
-                .select("INBOX")
-                .await
-                .map_err(|e| imap_error(host, "SELECT INBOX", e))
-        })
-        .await?
-    } else {
-        timed(t, host, "examining INBOX", async {
-            session
-                .examine("INBOX")
-                .await
-                .map_err(|e| imap_error(host, "EXAMINE INBOX", e))
-        })
-        .await?
-    };
+    let mailbox = conn.open_inbox(account.delete_on_server).await?;
+    let (t, host) = (conn.t, conn.host.as_str());
+    let session = &mut conn.session;
     let uidvalidity = mailbox.uid_validity.ok_or_else(|| {
         Error::connection(format!(
             "{host}: the server sent no UIDVALIDITY for INBOX (RFC 3501 requires it)"
@@ -140,7 +136,7 @@ pub(crate) async fn run(
     // one SELECT/EXAMINE: no listing, no store commit.
     let previous = syncstate::load(store, account)?;
     if state.uidnext != 0 && previous == Some(state) {
-        held.inbox = Some(mailbox.exists);
+        conn.inbox = Some(mailbox.exists);
         progress(0, 0);
         return Ok(unchanged(account, &caps));
     }
@@ -151,7 +147,7 @@ pub(crate) async fn run(
     let on_server = if mailbox.exists == 0 {
         Vec::new()
     } else {
-        list_uids(session, t, host).await?
+        list_uids(session, &t, host).await?
     };
     let known = blocking(|| store.known_server_ids(&account.id, &prefix))?;
     let (new, too_big): (Vec<_>, Vec<_>) = on_server
@@ -187,7 +183,7 @@ pub(crate) async fn run(
         if committer.must_wait(bytes) {
             on_commit(committer.wait().await?);
         }
-        let fetched = fetch_batch(session, store, t, host, uidvalidity, &batch).await;
+        let fetched = fetch_batch(session, store, &t, host, uidvalidity, &batch).await;
         let mails = match fetched {
             Ok(mails) => mails,
             Err(e) => {
@@ -217,7 +213,7 @@ pub(crate) async fn run(
         if caps.has("UIDPLUS") {
             let uids: Vec<u32> = on_server.iter().map(|(uid, _)| *uid).collect();
             report.deleted_on_server =
-                delete_stored(session, store, account, t, uidvalidity, &uids).await?;
+                delete_stored(session, store, account, &t, uidvalidity, &uids).await?;
         } else {
             tracing::warn!(account = %account.id, host, "{NO_UIDPLUS}");
             report.warning = Some(NO_UIDPLUS.to_string());
@@ -278,28 +274,6 @@ async fn list_uids(session: &mut Session, t: &Timeouts, host: &str) -> Result<Ve
     out.sort_unstable();
     out.dedup_by_key(|(uid, _)| *uid);
     Ok(out)
-}
-
-/// One stream item under the read timeout: a slow but steady server (a
-/// 25 MB mail) is fine, a silent one is not.
-pub(super) async fn next<S, T>(
-    stream: &mut S,
-    t: &Timeouts,
-    host: &str,
-    what: &str,
-) -> Result<Option<T>>
-where
-    S: futures::Stream<Item = async_imap::error::Result<T>> + Unpin,
-{
-    match tokio::time::timeout(t.read, stream.next()).await {
-        Err(_) => Err(Error::connection(format!(
-            "{host}: no answer within {} s while {what}",
-            t.read.as_secs()
-        ))),
-        Ok(None) => Ok(None),
-        Ok(Some(Ok(item))) => Ok(Some(item)),
-        Ok(Some(Err(e))) => Err(imap_error(host, what, e)),
-    }
 }
 
 /// Downloads one batch of (UID, listed size): big mails one by one in
@@ -372,9 +346,8 @@ fn in_uid_order(got: HashMap<u32, NewMail>) -> Vec<NewMail> {
 
 /// Deletes from the server exactly those of `on_server` whose server id the
 /// store holds — re-read from the store now, so only durably committed
-/// mail qualifies (invariant 1). `UID STORE +FLAGS.SILENT (\Deleted)` then
-/// `UID EXPUNGE` of the same set (RFC 4315 §2.1): a bare EXPUNGE would also
-/// remove mail that other clients flagged \Deleted. Returns how many went.
+/// mail qualifies (invariant 1) — with imap::wire::expunge (UIDPLUS, never
+/// a bare EXPUNGE). Returns how many went.
 async fn delete_stored(
     session: &mut Session,
     store: &Store,
@@ -393,33 +366,8 @@ async fn delete_stored(
         .collect();
     let mut deleted = 0u32;
     for chunk in doomed.chunks(COMMAND_UIDS) {
-        let set = compress(chunk);
-        let what = "flagging stored mail \\Deleted (UID STORE)";
-        {
-            let stream = timed(t, host, what, async {
-                session
-                    .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                    .await
-                    .map_err(|e| imap_error(host, what, e))
-            })
-            .await?;
-            let mut stream = std::pin::pin!(stream);
-            while next(&mut stream, t, host, what).await?.is_some() {}
-        }
-        let what = "removing stored mail (UID EXPUNGE)";
-        {
-            let stream = timed(t, host, what, async {
-                session
-                    .uid_expunge(&set)
-                    .await
-                    .map_err(|e| imap_error(host, what, e))
-            })
-            .await?;
-            let mut stream = std::pin::pin!(stream);
-            while next(&mut stream, t, host, what).await?.is_some() {
-                deleted = deleted.saturating_add(1);
-            }
-        }
+        let gone = wire::expunge(session, t, host, &compress(chunk)).await?;
+        deleted = deleted.saturating_add(gone);
         let ids: Vec<String> = chunk
             .iter()
             .map(|uid| server_id(uidvalidity, *uid))

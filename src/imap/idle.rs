@@ -1,32 +1,34 @@
-//! Waiting for new mail with IDLE (RFC 2177) on the session the account
-//! task keeps open, so that the scheduler fetches when mail arrives and a
+//! Waiting for new mail with IDLE (RFC 2177) on the connection the account
+//! task keeps open, so that the task fetches when mail arrives and a
 //! FetchNow costs no new connection, TLS handshake or login.
 //!
-//! [`hold`] takes the task's open session ([`Held`]) and makes sure INBOX
-//! matches the sync state the last fetch left in the store (see
-//! [`prepare`]): mail that arrived between that fetch and this IDLE would
-//! otherwise wait for the next timeout. Then it idles until new mail, `max`,
-//! an error, or a wake-up ([`Wakes`], a FetchNow). When INBOX is known to
-//! match the store, a FetchNow is answered right here: DONE, NOOP and a new
-//! IDLE go out in one write (imap::idle_wire) and, if the server reports
-//! nothing new, the request gets the report of a fetch that found nothing
-//! and the session idles on. Otherwise — or if the NOOP brought news — IDLE
-//! ends properly with DONE (RFC 2177 §3) and the session goes back to the
-//! task, so the fetch runs on the same connection. IDLE is re-issued every
-//! [`REISSUE`] because RFC 2177 §3 lets servers drop an idling client after
-//! 30 minutes; Dovecot's `* OK Still here` keepalives are ignored, and so
-//! is our outer timeout by them (they would otherwise keep a wait alive
-//! past `max`).
+//! [`Connection::idle`] first makes sure INBOX matches the sync state the
+//! last fetch left in the store (see `prepare`): mail that arrived between
+//! that fetch and this IDLE would otherwise wait for the next timeout. Then
+//! it idles until new mail, `max`, an error, or a wake-up ([`Wakes`]: the
+//! task's requests). When INBOX is known to match the store, a fetch request
+//! is answered right here: DONE, NOOP and a new IDLE go out in one write
+//! (imap::idle_wire) and, if the server reports nothing new, the request
+//! gets the report of a fetch that found nothing and the connection idles
+//! on. Otherwise — the NOOP brought news, or the request needs the
+//! connection for other work — IDLE ends properly with DONE (RFC 2177 §3)
+//! and the request goes back to the task, which does it on this same
+//! connection. IDLE is re-issued every [`REISSUE`] because RFC 2177 §3
+//! lets servers drop an idling client after 30 minutes; Dovecot's
+//! `* OK Still here` keepalives are ignored, and so is our outer timeout by
+//! them (they would otherwise keep a wait alive past `max`).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::fetch::SyncState;
-use super::idle_round::{idle_once, Ended};
-pub use super::kept::Held;
-use super::session::{self, imap_error, timed};
+use super::connection::Connection;
+use super::fetch::unchanged;
+use super::idle_wire::{self as wire, Heard};
+use super::session::LOGOUT_WAIT;
+use super::syncstate::{self, SyncState};
 use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::fetch::FetchReport;
@@ -36,57 +38,60 @@ use crate::store::Store;
 /// Re-issue IDLE before 29 minutes (RFC 2177 §3: "at least every 29 minutes").
 pub const REISSUE: Duration = Duration::from_secs(29 * 60);
 
-/// Who may interrupt an IDLE: the account task's FetchNow requests.
+/// What woke an IDLE.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wake<F, O> {
+    /// A fetch, which a check that finds nothing new answers on the spot.
+    Fetch(F),
+    /// Anything else that needs the connection (or the end of the asking).
+    Other(O),
+}
+
+/// Who may interrupt an IDLE: the account task's requests.
 pub trait Wakes {
-    type Out;
-    /// Completes when someone asks for a fetch (or the asking ends).
-    fn next(&mut self) -> impl Future<Output = Self::Out>;
-    /// Answers `out` with `report` — INBOX was checked and nothing is new —
-    /// and takes it; gives it back if it is no request to answer.
-    fn answer(&mut self, out: Self::Out, report: &FetchReport) -> Option<Self::Out>;
+    type Fetch;
+    type Other;
+    /// Completes when someone asks for something.
+    fn next(&mut self) -> impl Future<Output = Wake<Self::Fetch, Self::Other>>;
+    /// Answers a fetch with `report`: INBOX was checked, nothing is new.
+    fn answer(&mut self, fetch: Self::Fetch, report: &FetchReport);
 }
 
-/// Nobody wakes this IDLE.
-struct Never;
-
-impl Wakes for Never {
-    type Out = std::convert::Infallible;
-    fn next(&mut self) -> impl Future<Output = Self::Out> {
-        std::future::pending()
-    }
-    fn answer(&mut self, out: Self::Out, _: &FetchReport) -> Option<Self::Out> {
-        Some(out)
-    }
-}
-
-/// Why [`hold`] returned.
-#[derive(Debug)]
-pub enum Wait<W> {
+/// Why [`Connection::idle`] returned. After `Failed` (and after a wake-up
+/// whose check failed) the connection is not [`Connection::usable`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome<W> {
     /// INBOX has mail the last fetch did not see: fetch now.
     NewMail,
     /// `max` passed without news.
     Timeout,
     /// The server lacks IDLE: the caller polls instead.
     NoIdle,
-    /// A wake-up that needs a fetch (with its output); IDLE was ended.
+    /// A wake-up to serve on the connection; IDLE was ended.
     Woken(W),
-    /// The session failed; it is not handed back.
     Failed(Error),
 }
 
-/// Why [`wait_for_change`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdleOutcome {
-    /// INBOX has mail the last fetch did not see: fetch now.
-    NewMail,
-    /// `max` passed without news.
-    Timeout,
-    /// The server lacks IDLE: the scheduler polls instead.
-    NoIdle,
+/// The outcome of a wait that nobody can wake.
+pub type IdleOutcome = Outcome<Infallible>;
+
+/// Nobody wakes this IDLE.
+struct Never;
+
+impl Wakes for Never {
+    type Fetch = Infallible;
+    type Other = Infallible;
+    fn next(&mut self) -> impl Future<Output = Wake<Infallible, Infallible>> {
+        std::future::pending()
+    }
+    fn answer(&mut self, fetch: Infallible, _: &FetchReport) {
+        match fetch {}
+    }
 }
 
 /// Waits up to `max` for new mail on a connection of its own, then logs
-/// out: [`hold`] for callers that keep no session (tools, tests).
+/// out: [`Connection::idle`] for callers that keep no connection (tools,
+/// tests).
 pub async fn wait_for_change(
     account: &Account,
     password: &str,
@@ -95,136 +100,198 @@ pub async fn wait_for_change(
     t: &Timeouts,
     max: Duration,
 ) -> Result<IdleOutcome> {
-    let session = session::open(account, password, tls, t).await?;
-    let (end, held) = hold(Held::new(session), account, store, t, max, &mut Never).await;
-    if let Some(h) = held {
-        session::logout(h.session, t).await;
+    let mut conn = Connection::open(account, password, tls, t).await?;
+    let outcome = conn.idle(account, store, max, &mut Never).await;
+    if conn.usable() {
+        conn.logout(LOGOUT_WAIT).await;
     }
-    match end {
-        Wait::NewMail => Ok(IdleOutcome::NewMail),
-        Wait::Timeout => Ok(IdleOutcome::Timeout),
-        Wait::NoIdle => Ok(IdleOutcome::NoIdle),
-        Wait::Failed(e) => Err(e),
-        Wait::Woken(never) => match never {},
+    match outcome {
+        Outcome::Failed(e) => Err(e),
+        Outcome::Woken(w) => match w {
+            Wake::Fetch(never) | Wake::Other(never) => match never {},
+        },
+        Outcome::NewMail => Ok(Outcome::NewMail),
+        Outcome::Timeout => Ok(Outcome::Timeout),
+        Outcome::NoIdle => Ok(Outcome::NoIdle),
     }
 }
 
-/// Idles on `held` for up to `max`, answering or returning wake-ups; see
-/// the module docs. The session comes back unless it failed (a wake-up
-/// whose check failed returns as [`Wait::Woken`] without it: the fetch then
-/// opens a new one); after [`Wait::NoIdle`] it comes back without INBOX
-/// news having been checked.
-pub async fn hold<K: Wakes>(
-    mut held: Held,
-    account: &Account,
-    store: &Store,
-    t: &Timeouts,
-    max: Duration,
-    wakes: &mut K,
-) -> (Wait<K::Out>, Option<Held>) {
-    let deadline = Instant::now() + max;
-    let host = account.host.as_str();
-    let mut exists = match prepare(&mut held, account, store, t).await {
-        Err(e) => return (Wait::Failed(e), None),
-        Ok(Ready::NoIdle) => return (Wait::NoIdle, Some(held)),
-        Ok(Ready::Missed) => return (Wait::NewMail, Some(held)),
-        Ok(Ready::Exists(n)) => n,
-    };
-    // Whether INBOX matches the store: only then may a FetchNow be answered
-    // by a NOOP, and only then does the session go back known.
-    let known = held.inbox.take().is_some();
-    let unchanged = match held.caps(t, host).await {
-        Ok(caps) => super::fetch::unchanged(account, &caps),
-        Err(e) => return (Wait::Failed(e), None),
-    };
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            held.inbox = known.then_some(exists);
-            return (Wait::Timeout, Some(held));
-        }
-        let slice = left.min(REISSUE);
-        let session = &mut held.session;
-        let ended = idle_once(
-            session,
-            t,
-            host,
-            slice,
-            &mut exists,
-            known,
-            wakes,
-            &unchanged,
-        )
-        .await;
-        match ended {
-            Ended::Quiet => {}
-            Ended::News { usable } => return (Wait::NewMail, usable.then_some(held)),
-            Ended::Woken {
-                out,
-                usable: true,
-                news,
-            } => {
-                held.inbox = (known && !news).then_some(exists);
-                return (Wait::Woken(out), Some(held));
+/// How one IDLE … DONE round ended.
+enum Round<W> {
+    /// The slice passed without news; IDLE was ended with DONE.
+    Quiet,
+    News,
+    /// A wake-up to serve; whether news came (INBOX no longer matches).
+    Woken(W, bool),
+    Failed(Error),
+}
+
+impl Connection {
+    /// Idles for up to `max`, answering or returning wake-ups; see the
+    /// module docs.
+    pub async fn idle<K: Wakes>(
+        &mut self,
+        account: &Account,
+        store: &Store,
+        max: Duration,
+        wakes: &mut K,
+    ) -> Outcome<Wake<K::Fetch, K::Other>> {
+        let deadline = Instant::now() + max;
+        let mut exists = match self.prepare(account, store).await {
+            Err(e) => return self.failed(e),
+            Ok(Ready::NoIdle) => return Outcome::NoIdle,
+            Ok(Ready::Missed) => return Outcome::NewMail,
+            Ok(Ready::Exists(n)) => n,
+        };
+        // Whether INBOX matches the store: only then may a fetch be answered
+        // by a NOOP, and only then is it known again afterwards.
+        let known = self.inbox.take().is_some();
+        let nothing_new = match self.caps().await {
+            Ok(caps) => unchanged(account, &caps),
+            Err(e) => return self.failed(e),
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.inbox = known.then_some(exists);
+                return Outcome::Timeout;
             }
-            Ended::Woken { out, .. } => return (Wait::Woken(out), None),
-            Ended::Failed(e) => return (Wait::Failed(e), None),
+            let slice = left.min(REISSUE);
+            match self
+                .round(slice, &mut exists, known, wakes, &nothing_new)
+                .await
+            {
+                Round::Quiet => {}
+                Round::News => return Outcome::NewMail,
+                Round::Woken(w, news) => {
+                    self.inbox = (known && !news && self.usable).then_some(exists);
+                    return Outcome::Woken(w);
+                }
+                Round::Failed(e) => return self.failed(e),
+            }
         }
+    }
+
+    fn failed<W>(&mut self, e: Error) -> Outcome<W> {
+        self.usable = false;
+        Outcome::Failed(e)
+    }
+
+    /// One IDLE … DONE round of at most `slice`. Fetch wake-ups are
+    /// answered on the connection while INBOX is `known` and the pipelined
+    /// check finds nothing; a connection whose DONE or check failed is
+    /// marked unusable (the task then serves the wake-up on a new one).
+    async fn round<K: Wakes>(
+        &mut self,
+        slice: Duration,
+        exists: &mut u32,
+        known: bool,
+        wakes: &mut K,
+        nothing_new: &FetchReport,
+    ) -> Round<Wake<K::Fetch, K::Other>> {
+        let (t, host, session) = (&self.t, self.host.as_str(), &mut self.session);
+        let mut news = false;
+        let mut idling = match wire::start(session, t, host, exists, &mut news).await {
+            Ok(i) => i,
+            Err(e) => return Round::Failed(e),
+        };
+        let end = Instant::now() + slice;
+        let woken = loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if news || left.is_zero() {
+                break None;
+            }
+            tokio::select! {
+                heard = tokio::time::timeout(left, wire::next(session, host, exists)) => {
+                    match heard {
+                        Err(_) | Ok(Ok(Heard::Nothing)) => {}
+                        Ok(Ok(Heard::News)) => news = true,
+                        Ok(Err(e)) => return Round::Failed(e),
+                    }
+                }
+                w = wakes.next() => match w {
+                    Wake::Fetch(f) if known => {
+                        match wire::recheck(session, idling, t, host, exists).await {
+                            Ok((i, false)) => {
+                                idling = i;
+                                wakes.answer(f, nothing_new);
+                            }
+                            Ok((i, true)) => {
+                                idling = i;
+                                news = true;
+                                break Some(Wake::Fetch(f));
+                            }
+                            Err(e) => {
+                                tracing::debug!(host, error = %e, "the check on the idling session failed");
+                                self.usable = false;
+                                return Round::Woken(Wake::Fetch(f), true);
+                            }
+                        }
+                    }
+                    w => break Some(w),
+                },
+            }
+        };
+        let ended = wire::done(session, idling, t, host, exists).await;
+        let ended = match ended {
+            Ok(more) => Ok(news || more),
+            Err(e) if news || woken.is_some() => {
+                tracing::debug!(host, error = %e, "DONE failed; the next command reconnects");
+                self.usable = false;
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        };
+        match (ended, woken) {
+            (Ok(news), Some(w)) => Round::Woken(w, news),
+            (Ok(true), None) => Round::News,
+            (Ok(false), None) => Round::Quiet,
+            (Err(e), _) => Round::Failed(e),
+        }
+    }
+
+    /// Asks for IDLE once per connection. When the fetch just before left
+    /// INBOX known to match the store, the unsolicited responses since then
+    /// tell whether anything changed, and IDLE starts without another
+    /// command. Otherwise it EXAMINEs INBOX (read-only, RFC 3501 §6.3.2; a
+    /// SELECT of the fetch before is left without an expunge) and compares
+    /// it with the store's sync state; unsolicited responses the fetch left
+    /// behind are dropped: this EXAMINE tells the truth they were about.
+    async fn prepare(&mut self, account: &Account, store: &Store) -> Result<Ready> {
+        if !self.caps().await?.has("IDLE") {
+            return Ok(Ready::NoIdle);
+        }
+        if self.inbox.is_some() {
+            return Ok(match self.unchanged_since_known() {
+                Some(exists) => Ready::Exists(exists),
+                None => Ready::Missed,
+            });
+        }
+        self.forget_unsolicited();
+        let mailbox = self.open_inbox(false).await?;
+        let state = syncstate::load(store, account)?;
+        let (validity, next) = (mailbox.uid_validity, mailbox.uid_next);
+        if missed_mail(state, validity, next, mailbox.exists) {
+            return Ok(Ready::Missed);
+        }
+        let seen = validity.zip(next).map(|(uidvalidity, uidnext)| SyncState {
+            uidvalidity,
+            uidnext,
+        });
+        if matches!(state, Some(s) if s.uidnext != 0 && Some(s) == seen) {
+            self.inbox = Some(mailbox.exists);
+        }
+        Ok(Ready::Exists(mailbox.exists))
     }
 }
 
-/// What [`prepare`] found.
+/// What `prepare` found.
 enum Ready {
     NoIdle,
     /// INBOX changed since the last complete fetch.
     Missed,
     /// Ready to idle; INBOX has this many messages.
     Exists(u32),
-}
-
-/// Asks for IDLE once per connection. When the fetch just before left
-/// INBOX known to match the store (imap::kept), the unsolicited responses
-/// since then tell whether anything changed, and IDLE starts without
-/// another command. Otherwise it EXAMINEs INBOX (read-only, RFC 3501
-/// §6.3.2; a SELECT of the fetch before is left without an expunge) and
-/// compares it with the store's sync state; unsolicited responses the fetch
-/// left behind are dropped: this EXAMINE tells the truth they were about.
-async fn prepare(held: &mut Held, account: &Account, store: &Store, t: &Timeouts) -> Result<Ready> {
-    let host = account.host.as_str();
-    let idle = held.caps(t, host).await?.has("IDLE");
-    if !idle {
-        return Ok(Ready::NoIdle);
-    }
-    if held.inbox.is_some() {
-        return Ok(match held.unchanged_since_known() {
-            Some(exists) => Ready::Exists(exists),
-            None => Ready::Missed,
-        });
-    }
-    while held.session.unsolicited_responses.try_recv().is_ok() {}
-    let session = &mut held.session;
-    let mailbox = timed(t, host, "examining INBOX", async {
-        session
-            .examine("INBOX")
-            .await
-            .map_err(|e| imap_error(host, "EXAMINE INBOX", e))
-    })
-    .await?;
-    let state = super::syncstate::load(store, account)?;
-    if missed_mail(
-        state,
-        mailbox.uid_validity,
-        mailbox.uid_next,
-        mailbox.exists,
-    ) {
-        return Ok(Ready::Missed);
-    }
-    let seen = mailbox.uid_validity.zip(mailbox.uid_next);
-    if matches!((state, seen), (Some(s), Some((v, n))) if s.uidnext != 0 && s == SyncState { uidvalidity: v, uidnext: n })
-    {
-        held.inbox = Some(mailbox.exists);
-    }
-    Ok(Ready::Exists(mailbox.exists))
 }
 
 /// Whether INBOX changed since the last complete fetch: another validity,
@@ -245,19 +312,4 @@ fn missed_mail(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn missed_mail_compares_with_the_last_fetch() {
-        let s = Some(SyncState {
-            uidvalidity: 5,
-            uidnext: 10,
-        });
-        assert!(!missed_mail(s, Some(5), Some(10), 9));
-        assert!(missed_mail(s, Some(5), Some(11), 9));
-        assert!(missed_mail(s, Some(6), Some(10), 9));
-        assert!(missed_mail(None, Some(5), Some(1), 1));
-        assert!(!missed_mail(None, Some(5), Some(1), 0));
-    }
-}
+mod tests;

@@ -1,23 +1,38 @@
-//! IMAP: session, fetch (UIDVALIDITY/UID), idle.
+//! IMAP: one [`Connection`] per account and everything done on it.
 //!
-//! - [`session`]: TCP/TLS/STARTTLS, greeting, CAPABILITY, LOGIN, timeouts.
+//! - [`connection`]: the connection an account task keeps — session,
+//!   capabilities, selected mailbox, what is known about INBOX.
 //! - [`fetch`]: INBOX -> store in durable batches -> delete on server.
-//! - [`idle`]: wait for new mail with IDLE (RFC 2177); `idle_round` and
-//!   `idle_wire` are one IDLE round and its commands.
-//! - [`kept`]: the session an account keeps between fetches, and NOOP.
+//! - [`idle`]: wait for new mail with IDLE (RFC 2177), answering fetch
+//!   requests on the idling connection; `idle_wire` is IDLE on the wire.
+//! - [`folders`]: move mail into a folder (the Trash move, RFC 6851,
+//!   RFC 4315), APPEND, LIST (RFC 6154).
+//! - [`session`]: TCP/TLS/STARTTLS, greeting, CAPABILITY, LOGIN, LOGOUT.
+//! - [`wire`]: command plumbing: timeouts, errors, the one tag loop,
+//!   `UID STORE \Deleted` + `UID EXPUNGE`.
 //! - [`partial`]: big mails in pieces into blob files (RFC 3501 §6.4.5).
-//! - [`trash`]: move a deleted mail into the Trash folder (RFC 6851, RFC 4315).
+//! - `news`: which server responses mean new mail (pure).
+//! - `syncstate`: the INBOX sync state in the store; where a stored mail is.
 //! - [`uidset`]: UID sets, batches and server ids (pure).
+//!
+//! Each topic file adds its methods to [`Connection`] and depends on
+//! `connection` alone, never the other way round.
 
+pub mod connection;
 pub mod fetch;
+pub mod folders;
 pub mod idle;
-mod idle_round;
 mod idle_wire;
-pub mod kept;
+mod news;
 pub mod partial;
 pub mod session;
-mod syncstate;
-pub mod trash;
+pub mod syncstate;
+#[cfg(test)]
+mod testing;
 pub mod uidset;
+pub mod wire;
 
-pub use idle::{wait_for_change, IdleOutcome};
+pub use connection::Connection;
+pub use folders::{Folder, Moved, Plan};
+pub use idle::{wait_for_change, IdleOutcome, Outcome, Wake, Wakes};
+pub use session::LOGOUT_WAIT;

@@ -24,9 +24,8 @@
 
 use futures::Stream;
 
-use super::fetch::next;
-use super::session::{imap_error, timed, Session};
 use super::uidset::server_id;
+use super::wire::{imap_error, next, timed, Session};
 use crate::error::{Error, Result};
 use crate::fetch::blocking;
 use crate::net::Timeouts;

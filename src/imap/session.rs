@@ -12,21 +12,23 @@
 
 use std::collections::HashSet;
 use std::fmt::Debug;
-use std::future::Future;
 
 use async_imap::imap_proto::{Capability as ProtoCap, Response, Status};
 use async_imap::types::Capability;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::wire::{self, imap_error, server_text, timed, End};
+pub use super::wire::{Client, Session};
 use crate::account::{Account, Encryption};
 use crate::error::{Error, Result};
 use crate::net::{self, Stream, Timeouts, TlsContext};
 
-/// An IMAP connection before login.
-pub type Client = async_imap::Client<Stream>;
-/// An authenticated IMAP connection.
-pub type Session = async_imap::Session<Stream>;
+/// How long a LOGOUT waits for its answer. The work of the connection is
+/// done by then (a reply went out, or the fetch is stored), and RFC 3501
+/// §6.1.3's BYE and tagged OK are a courtesy: a server that swallows LOGOUT
+/// must not hold a connection, a task or a caller for a full read timeout.
+pub const LOGOUT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Capability names, upper-cased (RFC 3501 §7.2.1: capability names are
 /// case-insensitive; async-imap compares them case-sensitively).
@@ -70,62 +72,6 @@ impl Caps {
                 })
                 .collect(),
         ))
-    }
-}
-
-/// Runs one server round-trip under the read timeout, so that a server that
-/// accepts the connection and then says nothing cannot hang a fetch.
-pub async fn timed<T>(
-    t: &Timeouts,
-    host: &str,
-    what: &str,
-    fut: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    match tokio::time::timeout(t.read, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::connection(format!(
-            "{host}: no answer within {} s while {what}",
-            t.read.as_secs()
-        ))),
-    }
-}
-
-/// Maps an async-imap error to one of ours. The texts of NO/BAD come from
-/// the server; async-imap never puts command arguments (the password) in them.
-pub fn imap_error(host: &str, what: &str, e: async_imap::error::Error) -> Error {
-    use async_imap::error::Error as E;
-    match e {
-        E::No(text) | E::Bad(text) => Error::connection(format!(
-            "{host}: server refused {what}: {}",
-            server_text(&text)
-        )),
-        E::ConnectionLost => Error::connection(format!(
-            "{host}: the server closed the connection during {what}"
-        )),
-        E::Io(io) => {
-            Error::connection_by(format!("{host}: connection failed during {what}: {io}"), io)
-        }
-        other => Error::connection(format!("{host}: protocol error during {what}: {other}")),
-    }
-}
-
-/// Pulls the human text out of async-imap's `code: …, info: Some("…")`
-/// rendering of a NO/BAD reply; falls back to the whole rendering.
-pub fn server_text(rendered: &str) -> String {
-    const INFO: &str = "info: Some(\"";
-    let code = rendered
-        .strip_prefix("code: Some(")
-        .and_then(|r| r.split_once("), info:"))
-        .map(|(c, _)| c.to_string());
-    let info = rendered
-        .find(INFO)
-        .map(|i| &rendered[i + INFO.len()..])
-        .and_then(|r| r.strip_suffix("\")"))
-        .map(|s| s.replace("\\\"", "\""));
-    match (info, code) {
-        (Some(i), Some(c)) => format!("{i} [{c}]"),
-        (Some(i), None) => i,
-        _ => rendered.to_string(),
     }
 }
 
@@ -198,17 +144,9 @@ async fn greeting<T>(client: &mut async_imap::Client<T>, t: &Timeouts, host: &st
 where
     T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
 {
-    timed(t, host, "waiting for the greeting", async {
-        let resp = client
-            .read_response()
-            .await
-            .map_err(|e| Error::connection(format!("{host}: reading the greeting failed: {e}")))?
-            .ok_or_else(|| {
-                Error::connection(format!(
-                    "{host}: the server closed the connection before its greeting"
-                ))
-            })?;
-        match resp.parsed() {
+    let what = "waiting for the greeting";
+    timed(t, host, what, async {
+        wire::read(client, host, what, |resp| match resp {
             Response::Data {
                 status: Status::Ok, ..
             } => Ok(false),
@@ -226,13 +164,15 @@ where
             _ => Err(Error::connection(format!(
                 "{host}: the server did not greet like an IMAP server"
             ))),
-        }
+        })
+        .await?
     })
     .await
 }
 
 /// Sends one command before login with our own tag and reads up to its
-/// tagged reply; returns the capabilities seen in untagged CAPABILITY data.
+/// tagged reply (imap::wire's tag loop); returns the capabilities seen in
+/// untagged CAPABILITY data.
 async fn pre_auth<T>(
     client: &mut async_imap::Client<T>,
     t: &Timeouts,
@@ -243,53 +183,25 @@ async fn pre_auth<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
 {
-    timed(t, host, &format!("sending {command}"), async {
-        let line = format!("{tag} {command}\r\n");
-        let io =
-            |e: std::io::Error| Error::connection(format!("{host}: sending {command} failed: {e}"));
-        client
-            .get_mut()
-            .write_all(line.as_bytes())
-            .await
-            .map_err(io)?;
-        client.get_mut().flush().await.map_err(io)?;
-        let mut caps = Caps::default();
-        loop {
-            let resp = client
-                .read_response()
-                .await
-                .map_err(|e| {
-                    Error::connection(format!(
-                        "{host}: reading the reply to {command} failed: {e}"
-                    ))
-                })?
-                .ok_or_else(|| {
-                    Error::connection(format!(
-                        "{host}: the server closed the connection after {command}"
-                    ))
-                })?;
-            match resp.parsed() {
-                Response::Capabilities(c) => caps = Caps::from_proto(c),
-                Response::Done {
-                    tag: done,
-                    status,
-                    outcome,
-                } if done.0 == tag => {
-                    if *status == Status::Ok {
-                        return Ok(caps);
-                    }
-                    let text = outcome.information.as_deref().unwrap_or("");
-                    return Err(if command == "STARTTLS" {
-                        Error::Tls(format!("{host}: server refused STARTTLS: {text}"))
-                    } else {
-                        Error::connection(format!("{host}: server refused {command}: {text}"))
-                    });
-                }
-                _ => {}
-            }
+    wire::send(client, t, host, &format!("{tag} {command}\r\n")).await?;
+    let mut caps = Caps::default();
+    let refused = |text: &str| {
+        if command == "STARTTLS" {
+            Error::Tls(format!("{host}: server refused STARTTLS: {text}"))
+        } else {
+            Error::connection(format!("{host}: server refused {command}: {text}"))
         }
+    };
+    let end = End::Tagged(tag.to_string());
+    let what = format!("sending {command}");
+    wire::until(client, t, host, &what, &end, refused, |r| {
+        if let Response::Capabilities(c) = r {
+            caps = Caps::from_proto(c);
+        }
+        Ok(())
     })
-    .await
+    .await?;
+    Ok(caps)
 }
 
 /// Logs in with LOGIN (RFC 3501 §6.2.3) after a fresh CAPABILITY.
@@ -350,14 +262,16 @@ pub async fn open(
     login(client, &account.username, password, t, &account.host).await
 }
 
-/// Says LOGOUT (RFC 3501 §6.1.3) and ignores a failure: the work is done,
-/// and a server that hangs up first has not lost anything of ours.
-pub async fn logout(mut session: Session, t: &Timeouts) {
-    if let Ok(Err(e)) = tokio::time::timeout(t.read, session.logout()).await {
-        tracing::debug!("LOGOUT failed: {e}");
+/// Says LOGOUT (RFC 3501 §6.1.3) and waits at most `bound` for the
+/// answer, ignoring a failure: the work is done, and a server that hangs up
+/// first (or never answers) has not lost anything of ours.
+pub async fn logout(mut session: Session, bound: std::time::Duration) {
+    match tokio::time::timeout(bound, session.logout()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!("LOGOUT failed: {e}"),
+        Err(_) => tracing::debug!("no answer to LOGOUT; the connection is closed anyway"),
     }
 }
 
 #[cfg(test)]
-#[path = "session_tests.rs"]
 mod tests;

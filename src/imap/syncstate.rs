@@ -1,13 +1,17 @@
 //! The INBOX sync state of an IMAP account: `imap:INBOX` =
 //! `<uidvalidity>:<uidnext>` in the store, what the last complete fetch saw
-//! (see [`super::fetch`] for how fetches use it), and what a change of
-//! UIDVALIDITY means for the server ids already stored.
+//! (see imap::fetch for how fetches use it), what a change of UIDVALIDITY
+//! means for the server ids already stored, and where on the server a
+//! stored mail is now ([`locate`]).
 
-use super::fetch::STATE_KEY;
+use super::uidset;
 use crate::account::Account;
 use crate::error::Result;
 use crate::fetch::blocking;
 use crate::store::Store;
+
+/// Sync-state key of the INBOX in the store.
+pub const STATE_KEY: &str = "imap:INBOX";
 
 /// The parsed `imap:INBOX` sync state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +72,27 @@ pub(super) fn forget_old_validity(
         .filter(|id| !id.starts_with(prefix))
         .collect();
     blocking(|| store.forget_server_ids(&account.id, &stale))
+}
+
+/// Where stored message `message` of `account` is in INBOX now: its UID
+/// under the UIDVALIDITY of the last fetch, if the store has one. None: the
+/// mail was seen under an older UIDVALIDITY (its UID names nothing any
+/// more, RFC 3501 §2.3.1.1), was already deleted on the server, or never
+/// came over IMAP.
+pub fn locate(store: &Store, account: &str, message: u64) -> Result<Option<(u32, u32)>> {
+    let Some(state) = store
+        .sync_state(account, STATE_KEY)?
+        .as_deref()
+        .and_then(SyncState::parse)
+    else {
+        return Ok(None);
+    };
+    let prefix = uidset::prefix(state.uidvalidity);
+    Ok(store
+        .server_ids(message)?
+        .iter()
+        .find_map(|sid| uidset::uid_of(sid, &prefix))
+        .map(|uid| (state.uidvalidity, uid)))
 }
 
 #[cfg(test)]

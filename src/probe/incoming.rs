@@ -101,11 +101,7 @@ pub async fn imap(
     let examine = async {
         match tokio::time::timeout(t.read, session.examine("INBOX")).await {
             Ok(Ok(mailbox)) => Ok(mailbox.exists),
-            Ok(Err(e)) => Err(crate::imap::session::imap_error(
-                &a.host,
-                "EXAMINE INBOX",
-                e,
-            )),
+            Ok(Err(e)) => Err(crate::imap::wire::imap_error(&a.host, "EXAMINE INBOX", e)),
             Err(_) => Err(Error::connection(format!(
                 "{}: no answer to EXAMINE INBOX",
                 a.host
@@ -115,7 +111,7 @@ pub async fn imap(
     report
         .step("open inbox", examine, |n| format!("INBOX has {n} messages"))
         .await;
-    crate::imap::session::logout(session, t).await;
+    crate::imap::session::logout(session, crate::imap::LOGOUT_WAIT).await;
 }
 
 pub async fn pop3(

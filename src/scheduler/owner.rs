@@ -1,48 +1,77 @@
-//! The owner loop: the only place that starts and stops account tasks.
+//! The owner loop: the only place that starts and stops account tasks, and
+//! the way every request reaches its account's task.
 //!
-//! D-Bus methods send it [`Command`]s; it keeps one task per account and
-//! restarts a task when its account changes, so a task always runs with the
-//! settings and secrets that are in the store (DESIGN.md §5 "configure").
-//! On stop it cancels every task and waits for them, within a bound.
+//! It never waits for anything but its next command, so that stopping or
+//! restarting one account (Update, Delete, SIGHUP) never delays a call for
+//! another (invariant 5): a task to be replaced is told to stop and its
+//! successor, already spawned, waits for it before it begins (one task per
+//! account at a time, see `task`); a removed task is told to stop and left
+//! to end on its own. Loading the account is the task's own first step,
+//! off this loop.
+//!
+//! Shutdown awaits the tasks the mini-redis way: every task (and every
+//! LOGOUT a task sends off on its own) holds a clone of one `done` sender;
+//! once all are dropped, the receiver's `recv` returns None.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::task::{Reply, Task};
-use super::{Command, Handle, State};
-use crate::error::Error;
-use crate::net::{Timeouts, TlsContext};
-use crate::store::Store;
+use super::handle::Command;
+use super::task::{Stop, Task};
+use super::Runtime;
 
-/// What every account task needs.
-#[derive(Clone)]
-pub struct Runtime {
-    pub handle: Handle,
-    pub store: Arc<Store>,
-    pub tls: TlsContext,
-    pub timeouts: Timeouts,
-    /// Bounds the sessions open at once.
-    pub connects: Arc<Semaphore>,
-}
-
+/// A running account task, as the owner loop holds it.
 struct Running {
-    requests: mpsc::UnboundedSender<Reply>,
-    cancel: watch::Sender<bool>,
+    requests: mpsc::UnboundedSender<super::Request>,
+    stop: watch::Sender<Option<Stop>>,
     join: JoinHandle<()>,
 }
 
-/// Run until `stop` turns true (or every handle is gone), then stop all
-/// tasks, waiting at most `grace` for them.
+impl Running {
+    fn spawn(
+        account: String,
+        rt: &Runtime,
+        before: Option<JoinHandle<()>>,
+        grace: Duration,
+        done: mpsc::Sender<()>,
+    ) -> Running {
+        let (requests, rx) = mpsc::unbounded_channel();
+        let (stop, stop_rx) = watch::channel(None);
+        let task = Task {
+            account,
+            rt: rt.clone(),
+            requests: rx,
+            stop: stop_rx,
+            before,
+            grace,
+            done,
+        };
+        Running {
+            requests,
+            stop,
+            join: tokio::spawn(task.run()),
+        }
+    }
+
+    /// Tells the task to stop; returns its handle for a successor to await.
+    fn stop(self, why: Stop) -> JoinHandle<()> {
+        let _ = self.stop.send(Some(why));
+        self.join
+    }
+}
+
+/// Runs until `stop` turns true (or every handle is gone), then stops all
+/// tasks and waits at most `grace` for them.
 pub async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     rt: Runtime,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
+    let (done, mut all_done) = mpsc::channel::<()>(1);
     let mut tasks: HashMap<String, Running> = HashMap::new();
     loop {
         let cmd = tokio::select! {
@@ -51,82 +80,32 @@ pub async fn run(
         };
         match cmd {
             Command::Reload(id) => {
-                if let Some(old) = tasks.remove(&id) {
-                    stop_task(old, grace).await;
-                }
-                let store = rt.store.clone();
-                let key = id.clone();
-                let account = match tokio::task::spawn_blocking(move || store.account(&key)).await {
-                    Ok(Ok(Some(a))) => a,
-                    Ok(Ok(None)) => continue,
-                    Ok(Err(e)) => {
-                        tracing::error!(account = %id, error = %e, "cannot load account");
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::error!(account = %id, error = %e, "store task failed");
-                        continue;
-                    }
-                };
-                let (req_tx, req_rx) = mpsc::unbounded_channel();
-                let (cancel_tx, cancel_rx) = watch::channel(false);
-                let task = Task {
-                    account,
-                    rt: rt.clone(),
-                    requests: req_rx,
-                    cancel: cancel_rx,
-                };
-                let join = tokio::spawn(task.run());
-                tasks.insert(
-                    id,
-                    Running {
-                        requests: req_tx,
-                        cancel: cancel_tx,
-                        join,
-                    },
-                );
+                let before = tasks.remove(&id).map(|old| old.stop(Stop::Restart));
+                let new = Running::spawn(id.clone(), &rt, before, grace, done.clone());
+                tasks.insert(id, new);
             }
-            Command::Remove(id) => {
-                if let Some(old) = tasks.remove(&id) {
-                    stop_task(old, grace).await;
-                }
-                if let Ok(mut b) = rt.handle.board().lock() {
-                    b.remove(&id);
-                }
-            }
-            Command::FetchNow(id, reply) => match tasks.get(&id) {
+            Command::Remove(id) => match tasks.remove(&id) {
+                // The task clears its board entry when it ends.
+                Some(old) => drop(old.stop(Stop::Remove)),
+                None => rt.handle.board().remove(&id),
+            },
+            Command::Request(id, request) => match tasks.get(&id) {
                 Some(t) => {
-                    if let Err(mpsc::error::SendError(reply)) = t.requests.send(reply) {
-                        let _ = reply.send(Err(Error::Busy(
-                            "the account's task is restarting; try again".into(),
-                        )));
+                    if let Err(mpsc::error::SendError(request)) = t.requests.send(request) {
+                        // The task ended on its own: its account is gone.
+                        request.no_account(&id);
                     }
                 }
-                None => {
-                    let _ = reply.send(Err(Error::NotFound(format!("no account {id}"))));
-                }
+                None => request.no_account(&id),
             },
         }
     }
-    let all: Vec<Running> = tasks.into_values().collect();
-    for t in &all {
-        let _ = t.cancel.send(true);
+    for t in tasks.into_values() {
+        drop(t.stop(Stop::Shutdown));
     }
-    let joins = futures::future::join_all(all.into_iter().map(|t| t.join));
-    if tokio::time::timeout(grace, joins).await.is_err() {
+    drop(done);
+    if tokio::time::timeout(grace, all_done.recv()).await.is_err() {
         tracing::warn!("some account tasks did not stop in time");
     }
-    if let Ok(mut b) = rt.handle.board().lock() {
-        for s in b.values_mut() {
-            s.state = State::Disabled;
-        }
-    }
-}
-
-async fn stop_task(t: Running, grace: Duration) {
-    let _ = t.cancel.send(true);
-    let mut join = t.join;
-    if tokio::time::timeout(grace, &mut join).await.is_err() {
-        join.abort();
-    }
+    rt.handle.board().disable_all();
 }

@@ -1,255 +1,237 @@
-//! The task of one account: wait for its turn (poll interval, FetchNow, or
-//! a backoff after a failure), fetch, report, repeat — until cancelled.
+//! The task of one account: wait for a turn (poll interval, IDLE news, or a
+//! backoff after a failure) or a request, serve it, repeat — until stopped.
 //!
-//! IMAP accounts that IDLE keep one session: fetch, then IDLE on the same
-//! connection. A FetchNow while INBOX is known to match the store is
-//! answered by `imap::idle::hold` itself (DONE, NOOP, IDLE in one write;
-//! reported through `Requests` like any fetch that found nothing);
-//! otherwise it ends the IDLE with DONE and fetches on the same session. So
-//! a round over idle accounts costs no TLS handshake or login. Any error
-//! drops the session; the next fetch reconnects.
+//! The task owns the account's `imap::Connection` between turns. IMAP
+//! accounts that IDLE keep it: fetch, then IDLE on the same connection. A
+//! FetchNow while INBOX is known to match the store is answered by
+//! `Connection::idle` itself (DONE, NOOP, IDLE in one write; reported like
+//! any fetch that found nothing); any other request ends the IDLE with DONE
+//! and is served on the same connection (a Trash move; later folder sync
+//! and APPEND). So a round over idle accounts costs no TLS handshake or
+//! login. An account fetched on demand only, or on a server without IDLE,
+//! keeps no connection: the server's autologout timer (RFC 3501 §5.4, at
+//! least 30 minutes) would end it anyway. A connection the task lets go
+//! gets its LOGOUT after the answer went out, on a task of its own and
+//! bounded (`imap::LOGOUT_WAIT`), so a server that swallows LOGOUT delays
+//! nobody. Any error drops the connection; the next turn reconnects.
 //!
-//! A cancel drops the fetch future at its next await point. That is safe by
+//! One task per account at a time: a task that replaces another (the
+//! account changed) first waits for its predecessor, at most the stop
+//! grace, then aborts it — so two tasks never fetch one mailbox at once,
+//! and the owner loop never waits for either.
+//!
+//! A stop drops the work under way at its next await point. That is safe by
 //! construction of the fetchers: a batch is deleted on the server only after
 //! its store transaction committed, and POP3 deletes are only committed by
 //! QUIT (invariants 1 and 7).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::backoff::Backoff;
-use super::owner::Runtime;
+use super::board::State;
+use super::request::{Queue, Reply, Request};
 use super::worker::Worker;
-use super::{Notice, State};
-use crate::account::Account;
-use crate::error::{Error, Result};
-use crate::fetch::FetchReport;
-use crate::imap::idle::{self, Wait};
-use crate::imap::kept::Held;
-use crate::imap::session;
+use super::Runtime;
+use crate::fetch::{blocking, FetchReport};
+use crate::imap::{self, idle::REISSUE, Connection, Outcome, Wake};
 
-/// Requests for a running task.
-pub type Reply = oneshot::Sender<Result<FetchReport>>;
-
-pub struct Task {
-    pub account: Account,
-    pub rt: Runtime,
-    pub requests: mpsc::UnboundedReceiver<Reply>,
-    pub cancel: watch::Receiver<bool>,
+/// Why a task is told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// The account changed: a successor takes over.
+    Restart,
+    /// The account was deleted: the task also clears its board entry.
+    Remove,
+    /// The daemon is stopping.
+    Shutdown,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// An account task as the owner loop spawns it.
+pub(super) struct Task {
+    pub account: String,
+    pub rt: Runtime,
+    pub requests: mpsc::UnboundedReceiver<Request>,
+    pub stop: watch::Receiver<Option<Stop>>,
+    /// The task this one replaces, still stopping.
+    pub before: Option<JoinHandle<()>>,
+    pub grace: Duration,
+    pub done: mpsc::Sender<()>,
 }
 
 impl Task {
     pub async fn run(self) {
         let Task {
-            account,
+            account: id,
             rt,
-            mut requests,
-            mut cancel,
+            requests,
+            mut stop,
+            before,
+            grace,
+            done,
         } = self;
-        let me = Worker { account, rt };
-        let id = me.account.id.clone();
-        let mut backoff = Backoff::default();
-        // The first fetch happens right away for polled accounts.
-        let mut next: Option<Duration> = (me.account.poll_interval > 0).then_some(Duration::ZERO);
-        // IMAP waits with IDLE on the session of the last good fetch, until
-        // the server says it has no IDLE; then it polls.
-        let mut use_idle = me.account.kind.is_imap();
-        let mut held: Option<Held> = None;
-        me.set(|s| s.state = State::Idle);
-        loop {
-            let mut waiters: Vec<Reply> = Vec::new();
-            let woke = match (held.take(), next) {
-                (Some(h), Some(delay)) => {
-                    let mut wakes = Requests {
-                        rx: &mut requests,
-                        me: &me,
-                    };
-                    let rt = &me.rt;
-                    let (end, back) = tokio::select! {
-                        _ = cancel.changed() => return,
-                        r = idle::hold(h, &me.account, &rt.store, &rt.timeouts, idle::REISSUE, &mut wakes) => r,
-                    };
-                    held = back;
-                    match end {
-                        Wait::Woken(reply) => Woke::Request(reply),
-                        Wait::NewMail | Wait::Timeout => Woke::Turn,
-                        Wait::NoIdle => {
-                            tracing::info!(account = %id, "server has no IDLE; polling");
-                            use_idle = false;
-                            if let Some(h) = held.take() {
-                                session::logout(h.session, &me.rt.timeouts).await;
-                            }
-                            sleep_or_request(Some(delay), &mut requests, &mut cancel).await
-                        }
-                        Wait::Failed(e) => {
-                            // Wait a little, then let the fetch (on a new
-                            // session) report the problem if it persists.
-                            tracing::debug!(account = %id, error = %e, "IDLE ended with an error");
-                            let pause = delay.min(Duration::from_secs(60));
-                            sleep_or_request(Some(pause), &mut requests, &mut cancel).await
-                        }
+        if let Some(before) = before {
+            follow(before, grace, &id).await;
+        }
+        let mut queue = Queue::new(requests);
+        let board = rt.handle.board().clone();
+        let work = async {
+            // In place, not on the blocking pool: a daemon start loads every
+            // account at once, and a thread for each would stay behind.
+            match blocking(|| rt.store.account(&id)) {
+                Ok(Some(account)) => {
+                    let me = Worker { account, rt, done };
+                    serve(&me, &mut queue).await;
+                }
+                // Deleted meanwhile: answer as if there were no task.
+                Ok(None) => {
+                    while let Some(r) = queue.next().await {
+                        r.no_account(&id);
                     }
                 }
-                (h, next) => {
-                    held = h;
-                    sleep_or_request(next, &mut requests, &mut cancel).await
+                Err(e) => {
+                    tracing::error!(account = %id, error = %e, "cannot load account");
+                    while let Some(r) = queue.next().await {
+                        r.fail(e.clone());
+                    }
                 }
-            };
-            match woke {
-                Woke::Stop | Woke::Request(None) => return,
-                Woke::Request(Some(reply)) => waiters.push(reply),
-                Woke::Turn => {}
             }
-            // Everyone who asked while we waited gets this fetch's result.
-            while let Ok(reply) = requests.try_recv() {
-                waiters.push(reply);
-            }
-            // Boxed: the fetch's state then lives on the heap only while it
-            // runs, instead of in every idling task's future (scripts/bench
-            // idle-imap-tls, 1,000 idle accounts: 64 MB RSS before, 45 after).
-            let (result, back) = tokio::select! {
-                _ = cancel.changed() => return,
-                r = Box::pin(me.fetch(held.take())) => r,
-            };
-            let poll = me.account.poll_interval;
-            // Keep the session only to idle on it: an account fetched on
-            // demand only, or on a server without IDLE, would hold a
-            // connection that the server's autologout timer ends anyway
-            // (RFC 3501 §5.4: at least 30 minutes).
-            match back {
-                Some(h) if use_idle && poll > 0 => held = Some(h),
-                Some(h) => session::logout(h.session, &me.rt.timeouts).await,
-                None => {}
-            }
-            next = match &result {
-                Ok(_) => {
-                    backoff.reset();
-                    (poll > 0).then(|| Duration::from_secs(u64::from(poll)))
-                }
-                Err(_) => (poll > 0).then(|| backoff.fail()),
-            };
-            me.finished(&result, waiters, next);
-        }
-    }
-}
-
-impl Worker {
-    /// Reports a fetch's end: the account's status, the log, the
-    /// FetchFinished notice, and the answer to everyone who asked. An
-    /// error is shown only scrubbed of the account's secrets and capped
-    /// (crate::redact): servers echo passwords and whole buffers.
-    /// FetchFinished, which every listener on the bus sees, names only
-    /// the error's kind.
-    fn finished(&self, result: &Result<FetchReport>, waiters: Vec<Reply>, next: Option<Duration>) {
-        let id = &self.account.id;
-        let scrubbed;
-        let result = match result {
-            Err(e) => {
-                scrubbed = Err(crate::redact::account_error(
-                    &self.rt.store,
-                    &self.account,
-                    e,
-                ));
-                &scrubbed
-            }
-            ok => ok,
         };
-        match result {
-            Ok(report) => {
-                let warning = report
-                    .warning
-                    .as_deref()
-                    .map(crate::redact::cap)
-                    .unwrap_or_default();
-                self.set(|s| {
-                    s.state = State::Idle;
-                    s.last_error = warning;
-                    s.last_fetch_at = now();
-                });
-                tracing::info!(account = %id, new = report.new_ids.len(), deleted = report.deleted_on_server, "fetch done");
-            }
-            Err(e) => {
-                let state = match e {
-                    Error::NeedsAuthorization(_) => State::NeedsAuthorization,
-                    _ => State::Error,
-                };
-                self.set(|s| {
-                    s.state = state;
-                    s.last_error = e.to_string();
-                });
-                let retry_in_s = next.map(|d| d.as_secs());
-                tracing::warn!(account = %id, error = %e, ?retry_in_s, "fetch failed");
-            }
+        tokio::select! {
+            _ = stop.wait_for(Option::is_some) => {}
+            () = work => {}
         }
-        self.rt.handle.notify(Notice::FetchFinished {
-            account: id.clone(),
-            new_ids: result
-                .as_ref()
-                .map(|r| r.new_ids.clone())
-                .unwrap_or_default(),
-            error: result
-                .as_ref()
-                .err()
-                .map(|e| e.name().to_string())
-                .unwrap_or_default(),
-        });
-        for w in waiters {
-            let _ = w.send(result.clone());
+        if *stop.borrow() == Some(Stop::Remove) {
+            board.remove(&id);
         }
     }
 }
 
-/// The task's FetchNow requests as IDLE's wake-ups: a request that a check
-/// on the idling session answers (nothing new) is reported like any fetch
-/// that found nothing, together with every request queued behind it.
-struct Requests<'a> {
-    rx: &'a mut mpsc::UnboundedReceiver<Reply>,
-    me: &'a Worker,
-}
-
-impl idle::Wakes for Requests<'_> {
-    type Out = Option<Reply>;
-
-    fn next(&mut self) -> impl std::future::Future<Output = Self::Out> {
-        self.rx.recv()
-    }
-
-    fn answer(&mut self, out: Self::Out, report: &FetchReport) -> Option<Self::Out> {
-        let first = out?;
-        let mut waiters = vec![first];
-        while let Ok(reply) = self.rx.try_recv() {
-            waiters.push(reply);
-        }
-        self.me.finished(&Ok(report.clone()), waiters, None);
-        None
+/// Waits for the task this one replaces; aborts it after `grace`.
+async fn follow(mut before: JoinHandle<()>, grace: Duration, id: &str) {
+    if tokio::time::timeout(grace, &mut before).await.is_err() {
+        tracing::warn!(account = %id, "the account's previous task did not stop in time");
+        before.abort();
     }
 }
 
-/// Why a wait ended.
-enum Woke {
-    /// Time for a fetch (timer, IDLE news, IDLE timeout or IDLE failure).
-    Turn,
-    /// A FetchNow (`None`: the owner loop is gone).
-    Request(Option<Reply>),
-    /// The task is cancelled.
-    Stop,
-}
-
-/// Sleeps until the next fetch (`None` = only on demand), a request, or
-/// the cancel.
-async fn sleep_or_request(
+/// What a task keeps from one turn to the next.
+struct Turns {
+    conn: Option<Connection>,
+    /// When the next turn is due; None: only on request.
     next: Option<Duration>,
-    requests: &mut mpsc::UnboundedReceiver<Reply>,
-    cancel: &mut watch::Receiver<bool>,
-) -> Woke {
+    /// IMAP waits with IDLE on the connection of the last good fetch, until
+    /// the server says it has no IDLE; then it polls.
+    idle: bool,
+    backoff: Backoff,
+}
+
+/// What a wait ended with.
+enum Event {
+    Turn,
+    Request(Request),
+    /// The owner loop dropped the queue's sender.
+    Closed,
+}
+
+async fn serve(me: &Worker, queue: &mut Queue) {
+    let poll = me.account.poll_interval;
+    let mut turns = Turns {
+        conn: None,
+        // The first fetch happens right away for polled accounts.
+        next: (poll > 0).then_some(Duration::ZERO),
+        idle: me.account.kind.is_imap(),
+        backoff: Backoff::default(),
+    };
+    me.set(|s| s.state = State::Idle);
+    loop {
+        match wait(me, &mut turns, queue).await {
+            Event::Closed => return,
+            Event::Turn => fetch(me, &mut turns, queue, Vec::new()).await,
+            Event::Request(Request::FetchNow(reply)) => {
+                fetch(me, &mut turns, queue, vec![reply]).await
+            }
+            Event::Request(Request::Trash { message, reply }) => {
+                let (r, back) = me.trash(turns.conn.take(), message).await;
+                let _ = reply.send(r);
+                turns.conn = keep(me, &turns, back);
+            }
+        }
+    }
+}
+
+/// One fetch, answering `waiters` and every FetchNow queued before it began.
+async fn fetch(
+    me: &Worker,
+    turns: &mut Turns,
+    queue: &mut Queue,
+    mut waiters: Vec<Reply<FetchReport>>,
+) {
+    waiters.extend(queue.fetches());
+    // Boxed: the fetch's state then lives on the heap only while it runs,
+    // instead of in every idling task's future (idle accounts' RSS).
+    let (result, back) = Box::pin(me.fetch(turns.conn.take())).await;
+    let poll = me.account.poll_interval;
+    turns.next = match &result {
+        Ok(_) => {
+            turns.backoff.reset();
+            (poll > 0).then(|| Duration::from_secs(u64::from(poll)))
+        }
+        Err(_) => (poll > 0).then(|| turns.backoff.fail()),
+    };
+    me.finished(&result, waiters, turns.next);
+    turns.conn = keep(me, turns, back);
+}
+
+/// The connection to keep for the next wait: only to idle on it.
+fn keep(me: &Worker, turns: &Turns, conn: Option<Connection>) -> Option<Connection> {
+    let conn = conn?;
+    if turns.idle && me.account.poll_interval > 0 && conn.usable() {
+        return Some(conn);
+    }
+    me.retire(conn);
+    None
+}
+
+/// Waits for the next turn or request: IDLE on the kept connection, else a
+/// timer.
+async fn wait(me: &Worker, turns: &mut Turns, queue: &mut Queue) -> Event {
+    let (Some(conn), Some(delay)) = (turns.conn.as_mut(), turns.next) else {
+        return sleep_or_request(turns.next, queue).await;
+    };
+    let mut wakes = Wakes { queue, me };
+    let outcome = conn
+        .idle(&me.account, &me.rt.store, REISSUE, &mut wakes)
+        .await;
+    if !conn.usable() {
+        turns.conn = None;
+    }
+    match outcome {
+        Outcome::Woken(Wake::Fetch(reply)) => Event::Request(Request::FetchNow(reply)),
+        Outcome::Woken(Wake::Other(Some(r))) => Event::Request(r),
+        Outcome::Woken(Wake::Other(None)) => Event::Closed,
+        Outcome::NewMail | Outcome::Timeout => Event::Turn,
+        Outcome::NoIdle => {
+            tracing::info!(account = %me.account.id, "server has no IDLE; polling");
+            turns.idle = false;
+            if let Some(c) = turns.conn.take() {
+                me.retire(c);
+            }
+            sleep_or_request(Some(delay), queue).await
+        }
+        Outcome::Failed(e) => {
+            // Wait a little, then let the fetch (on a new connection)
+            // report the problem if it persists.
+            tracing::debug!(account = %me.account.id, error = %e, "IDLE ended with an error");
+            sleep_or_request(Some(delay.min(Duration::from_secs(60))), queue).await
+        }
+    }
+}
+
+/// Sleeps until the next turn (`None` = only on request) or a request.
+async fn sleep_or_request(next: Option<Duration>, queue: &mut Queue) -> Event {
     let timer = async {
         match next {
             Some(d) => tokio::time::sleep(d).await,
@@ -257,8 +239,33 @@ async fn sleep_or_request(
         }
     };
     tokio::select! {
-        _ = cancel.changed() => Woke::Stop,
-        r = requests.recv() => Woke::Request(r),
-        () = timer => Woke::Turn,
+        r = queue.next() => r.map_or(Event::Closed, Event::Request),
+        () = timer => Event::Turn,
+    }
+}
+
+/// The task's requests as IDLE's wake-ups: a FetchNow that a check on the
+/// idling connection answers (nothing new) is reported like any fetch that
+/// found nothing, together with every FetchNow queued behind it.
+struct Wakes<'a> {
+    queue: &'a mut Queue,
+    me: &'a Worker,
+}
+
+impl imap::Wakes for Wakes<'_> {
+    type Fetch = Reply<FetchReport>;
+    type Other = Option<Request>;
+
+    async fn next(&mut self) -> Wake<Self::Fetch, Self::Other> {
+        match self.queue.next().await {
+            Some(Request::FetchNow(reply)) => Wake::Fetch(reply),
+            other => Wake::Other(other),
+        }
+    }
+
+    fn answer(&mut self, fetch: Self::Fetch, report: &FetchReport) {
+        let mut waiters = vec![fetch];
+        waiters.extend(self.queue.fetches());
+        self.me.finished(&Ok(report.clone()), waiters, None);
     }
 }

@@ -42,14 +42,16 @@ impl Store {
         &self,
         build: impl FnOnce(String) -> Result<(Account, SecretChanges)>,
     ) -> Result<Account> {
-        let tx = self.write()?;
-        let id = format!("a{}", schema::next_counter(&tx, schema::KEY_NEXT_ACCOUNT)?);
-        let (mut account, secrets) = build(id.clone())?;
-        // The id is ours, whatever the closure did with it.
-        account.id = id;
-        self.put_account(&tx, &account, &secrets)?;
-        tx.commit().context("commit new account")?;
-        Ok(account)
+        self.call("create an account", || {
+            let tx = self.write()?;
+            let id = format!("a{}", schema::next_counter(&tx, schema::KEY_NEXT_ACCOUNT)?);
+            let (mut account, secrets) = build(id.clone())?;
+            // The id is ours, whatever the closure did with it.
+            account.id = id;
+            self.put_account(&tx, &account, &secrets)?;
+            tx.commit().context("commit new account")?;
+            Ok(account)
+        })
     }
 
     /// Change an account through `change`; nothing is written if it fails.
@@ -60,14 +62,16 @@ impl Store {
         id: &str,
         change: impl FnOnce(&Account) -> Result<(Account, SecretChanges)>,
     ) -> Result<Account> {
-        let tx = self.write()?;
-        let current = account_in(&tx, id)?.ok_or_else(|| no_account(id))?;
-        let (mut next, secrets) = change(&current)?;
-        next.id = current.id.clone();
-        super::views::owner_changed(&tx, &current, &next)?;
-        self.put_account(&tx, &next, &secrets)?;
-        tx.commit().context("commit account update")?;
-        Ok(next)
+        self.call("update an account", || {
+            let tx = self.write()?;
+            let current = account_in(&tx, id)?.ok_or_else(|| no_account(id))?;
+            let (mut next, secrets) = change(&current)?;
+            next.id = current.id.clone();
+            super::views::owner_changed(&tx, &current, &next)?;
+            self.put_account(&tx, &next, &secrets)?;
+            tx.commit().context("commit account update")?;
+            Ok(next)
+        })
     }
 
     fn put_account(&self, tx: &WriteTransaction, a: &Account, s: &SecretChanges) -> Result<()> {
@@ -89,33 +93,39 @@ impl Store {
     }
 
     pub fn account(&self, id: &str) -> Result<Option<Account>> {
-        let tx = self.read()?;
-        let t = tx.open_table(ACCOUNTS).context("open accounts")?;
-        let v = t.get(id).context("read account")?;
-        v.map(|g| from_json(g.value())).transpose()
+        self.call("read an account", || {
+            let tx = self.read()?;
+            let t = tx.open_table(ACCOUNTS).context("open accounts")?;
+            let v = t.get(id).context("read account")?;
+            v.map(|g| from_json(g.value())).transpose()
+        })
     }
 
     /// Every account, oldest first.
     pub fn accounts(&self) -> Result<Vec<Account>> {
-        let tx = self.read()?;
-        let t = tx.open_table(ACCOUNTS).context("open accounts")?;
-        let mut out = Vec::new();
-        for row in t.iter().context("read accounts")? {
-            let (_, v) = row.context("read accounts")?;
-            out.push(from_json(v.value())?);
-        }
-        out.sort_by(creation_order);
-        Ok(out)
+        self.call("list the accounts", || {
+            let tx = self.read()?;
+            let t = tx.open_table(ACCOUNTS).context("open accounts")?;
+            let mut out = Vec::new();
+            for row in t.iter().context("read accounts")? {
+                let (_, v) = row.context("read accounts")?;
+                out.push(from_json(v.value())?);
+            }
+            out.sort_by(creation_order);
+            Ok(out)
+        })
     }
 
     /// Set (`Some`) or remove (`None`) one secret of an existing account.
     pub fn set_secret(&self, account: &str, kind: SecretKind, value: Option<&str>) -> Result<()> {
-        let tx = self.write()?;
-        if account_in(&tx, account)?.is_none() {
-            return Err(no_account(account));
-        }
-        self.put_secret(&tx, account, kind, value)?;
-        tx.commit().context("commit secret")
+        self.call("store a secret", || {
+            let tx = self.write()?;
+            if account_in(&tx, account)?.is_none() {
+                return Err(no_account(account));
+            }
+            self.put_secret(&tx, account, kind, value)?;
+            tx.commit().context("commit secret")
+        })
     }
 
     fn put_secret(
@@ -149,66 +159,74 @@ impl Store {
 
     /// Whether a secret is stored (readable or not); what `HasPassword` shows.
     pub fn has_secret(&self, account: &str, kind: SecretKind) -> Result<bool> {
-        let tx = self.read()?;
-        let t = tx.open_table(SECRETS).context("open secrets")?;
-        Ok(t.get((account, kind.code()))
-            .context("read secret")?
-            .is_some())
+        self.call("look up a secret", || {
+            let tx = self.read()?;
+            let t = tx.open_table(SECRETS).context("open secrets")?;
+            Ok(t.get((account, kind.code()))
+                .context("read secret")?
+                .is_some())
+        })
     }
 
     /// The secret in clear, for a login. Err(Storage) if the key file is
     /// missing or was replaced.
     pub fn secret(&self, account: &str, kind: SecretKind) -> Result<Option<Secret>> {
-        let tx = self.read()?;
-        let t = tx.open_table(SECRETS).context("open secrets")?;
-        let Some(sealed) = t.get((account, kind.code())).context("read secret")? else {
-            return Ok(None);
-        };
-        let key = self.key.lock().map_err(|_| poisoned())?;
-        match key.as_ref() {
-            Some(k) => k.open(account, kind, sealed.value()).map(Some),
-            None => Err(Error::storage_msg(format!(
-                "the secret key {} is missing, so the stored {kind:?} of account {account} \
+        self.call("read a secret", || {
+            let tx = self.read()?;
+            let t = tx.open_table(SECRETS).context("open secrets")?;
+            let Some(sealed) = t.get((account, kind.code())).context("read secret")? else {
+                return Ok(None);
+            };
+            let key = self.key.lock().map_err(|_| poisoned())?;
+            match key.as_ref() {
+                Some(k) => k.open(account, kind, sealed.value()).map(Some),
+                None => Err(Error::storage_msg(format!(
+                    "the secret key {} is missing, so the stored {kind:?} of account {account} \
                  cannot be read; set it again",
-                self.dir.join(KEY_FILE).display()
-            ))),
-        }
+                    self.dir.join(KEY_FILE).display()
+                ))),
+            }
+        })
     }
 
     /// Remove everything the account owns except messages assigned to a
     /// contact (see `purge`). One transaction.
     pub fn delete_account(&self, id: &str) -> Result<()> {
-        let tx = self.write()?;
-        let account = account_in(&tx, id)?.ok_or_else(|| no_account(id))?;
-        tx.open_table(ACCOUNTS)
-            .context("open accounts")?
-            .remove(id)
-            .context("remove account")?;
-        {
-            let mut t = tx.open_table(SECRETS).context("open secrets")?;
-            for kind in SecretKind::ALL {
-                t.remove((id, kind.code())).context("remove secret")?;
-            }
-        }
-        {
-            let mut t = tx.open_table(SYNC).context("open sync state")?;
-            let mut keys = Vec::new();
-            for row in t.range((id, "")..).context("read sync state")? {
-                let (k, _) = row.context("read sync state")?;
-                let (acct, key) = k.value();
-                if acct != id {
-                    break;
+        self.call("delete an account", || {
+            let tx = self.write()?;
+            let account = account_in(&tx, id)?.ok_or_else(|| no_account(id))?;
+            tx.open_table(ACCOUNTS)
+                .context("open accounts")?
+                .remove(id)
+                .context("remove account")?;
+            {
+                let mut t = tx.open_table(SECRETS).context("open secrets")?;
+                for kind in SecretKind::ALL {
+                    t.remove((id, kind.code())).context("remove secret")?;
                 }
-                keys.push(key.to_string());
             }
-            for k in &keys {
-                t.remove((id, k.as_str())).context("remove sync state")?;
+            {
+                let mut t = tx.open_table(SYNC).context("open sync state")?;
+                let mut keys = Vec::new();
+                for row in t.range((id, "")..).context("read sync state")? {
+                    let (k, _) = row.context("read sync state")?;
+                    let (acct, key) = k.value();
+                    if acct != id {
+                        break;
+                    }
+                    keys.push(key.to_string());
+                }
+                for k in &keys {
+                    t.remove((id, k.as_str())).context("remove sync state")?;
+                }
             }
-        }
-        let blobs = super::purge::delete_account_messages(&tx, &account)?;
-        tx.commit().context("commit account deletion")?;
-        self.blobs.remove(&blobs);
-        Ok(())
+            let blobs = super::purge::delete_account_messages(&tx, &account)?;
+            super::blobs::drain(&tx, &self.blobs)?;
+            super::blobs::trash(&tx, &blobs)?;
+            tx.commit().context("commit account deletion")?;
+            self.blobs.unlink_deleted(&blobs);
+            Ok(())
+        })
     }
 }
 

@@ -19,14 +19,18 @@
 //! the files. A crash can leave:
 //! - a file in `tmp/`: never committed; [`BlobDir::open`] empties `tmp/`;
 //! - `blobs/<id>` without a row (crash between rename and commit, or between
-//!   a deletion's commit and its unlink): removed at open. An id whose
-//!   batch never committed is handed out again, and the rename of the next
-//!   batch replaces such a leftover atomically. A commit that itself
-//!   failed keeps its files (it may have reached the disk all the same);
-//!   the same sweep removes them if no row points to them.
+//!   a deletion's commit and its unlink): removed by the sweep after the
+//!   next open, which deletes only what the database proves dead (`sweep`:
+//!   the batch never committed, or the deletion did). An id whose batch
+//!   never committed is handed out again, and the rename of the next batch
+//!   replaces such a leftover atomically. A commit that itself failed
+//!   keeps its files (it may have reached the disk all the same): the store
+//!   reopens before its next call (`super::health`) and sweeps them if the
+//!   commit did not happen.
 //!
-//! A backup of the store must copy `blobs/` with the redb file, and a
-//! restore must replace both (Backup/Restore are not written yet).
+//! A backup reads a [`super::Snapshot`], which pins the files of mails
+//! deleted while it lives; a restore must replace the redb file and
+//! `blobs/` together ([`super::Store::swap`]).
 //!
 //! Summary: a blob mail is summarised by `crate::mime::summarize` from
 //! its first [`HEAD_BYTES`] only (`size` is the blob's length), so the
@@ -45,16 +49,19 @@
 //! in a long-running daemon.
 
 mod staging;
+mod sweep;
 
 use std::fs::{DirBuilder, File};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::RngCore;
-use redb::{ReadTransaction, ReadableDatabase};
+use redb::ReadTransaction;
 
 use staging::io_err;
 pub use staging::{BlobWriter, Raw, StagedBlob};
+pub(crate) use sweep::{drain, sweep, trash};
 
 use super::schema::BLOBS;
 use super::Store;
@@ -99,6 +106,18 @@ const TMP_DIR: &str = "tmp";
 #[derive(Debug)]
 pub(crate) struct BlobDir {
     dir: PathBuf,
+    /// Snapshots alive: files of deleted mails stay while there are any.
+    pins: AtomicUsize,
+}
+
+/// Keeps the files of deleted mails while it lives (see `sweep`).
+#[derive(Debug)]
+pub(crate) struct Pin<'a>(&'a BlobDir);
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        self.0.pins.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl BlobDir {
@@ -123,7 +142,10 @@ impl BlobDir {
                 .and_then(|f| f.sync_all())
                 .map_err(|e| io_err("cannot sync", d, e))?;
         }
-        Ok(BlobDir { dir })
+        Ok(BlobDir {
+            dir,
+            pins: AtomicUsize::new(0),
+        })
     }
 
     /// The committed file of message `id`.
@@ -169,18 +191,40 @@ impl BlobDir {
             .map_err(|e| io_err("cannot sync", &self.dir, e))
     }
 
-    /// Removes the files of deleted messages, after their rows' removal
-    /// committed. A failure only leaves an orphan that the next open
-    /// removes, so it is logged, not returned.
-    pub(crate) fn remove(&self, ids: &[u64]) {
+    /// Removes files that no committed row names: those of a batch that
+    /// failed before its commit.
+    pub(crate) fn discard(&self, ids: &[u64]) {
+        self.unlink(ids, "cannot remove blob of an uncommitted batch");
+    }
+
+    /// Removes the files of deleted messages once their deletion committed,
+    /// unless a snapshot pins them; a file left here stays in the trash
+    /// for a later drain (`sweep`), so failures are logged, not returned.
+    pub(crate) fn unlink_deleted(&self, ids: &[u64]) {
+        if !self.pinned() {
+            self.unlink(ids, "cannot remove blob of a deleted mail");
+        }
+    }
+
+    fn unlink(&self, ids: &[u64], what: &str) {
         for &id in ids {
             let path = self.path(id);
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), "cannot remove blob of a deleted mail: {e}");
+                    tracing::warn!(path = %path.display(), "{what}: {e}");
                 }
             }
         }
+    }
+
+    /// Holds the files of mails deleted from now on until it is dropped.
+    pub(crate) fn pin(&self) -> Pin<'_> {
+        self.pins.fetch_add(1, Ordering::SeqCst);
+        Pin(self)
+    }
+
+    pub(crate) fn pinned(&self) -> bool {
+        self.pins.load(Ordering::SeqCst) > 0
     }
 }
 
@@ -212,7 +256,7 @@ impl Store {
                 bytes.len()
             ))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if blob_len(&self.read()?, id)?.is_none() {
+                if blob_len(&*self.read()?, id)?.is_none() {
                     return Ok(None);
                 }
                 Err(Error::storage_msg(format!(
@@ -225,29 +269,5 @@ impl Store {
     }
 }
 
-/// At open, after `tmp/` was emptied: removes every `blobs/<id>` without
-/// a row (see the module docs for how a crash leaves them).
-pub(super) fn remove_orphans(db: &redb::Database, dir: &BlobDir) -> Result<()> {
-    let ids = dir.ids()?;
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let tx = db.begin_read().context("begin read")?;
-    let mut orphans = Vec::new();
-    for id in ids {
-        if blob_len(&tx, id)?.is_none() {
-            orphans.push(id);
-        }
-    }
-    if !orphans.is_empty() {
-        tracing::info!(
-            count = orphans.len(),
-            "removing blob files of uncommitted or deleted mails"
-        );
-        dir.remove(&orphans);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -191,7 +191,7 @@ impl Store {
     /// the query matches: exact unless residual filters scanned past
     /// [`TOTAL_SCAN`] (module docs).
     pub fn list_messages(&self, q: &ListQuery) -> Result<(Vec<MessageMeta>, u32)> {
-        self.list_scanning(q, TOTAL_SCAN)
+        self.call("list messages", || self.list_scanning(q, TOTAL_SCAN))
     }
 
     fn list_scanning(&self, q: &ListQuery, total_scan: u64) -> Result<(Vec<MessageMeta>, u32)> {
@@ -278,45 +278,49 @@ impl Store {
     /// whose account is gone is shown to admins only. The caller answers
     /// NotFound in both None cases, so existence does not leak.
     pub fn visible_message(&self, id: u64, viewer: &Visibility) -> Result<Option<MessageMeta>> {
-        let tx = self.read()?;
-        let messages = tx.open_table(MESSAGES).context("open messages")?;
-        let Some(m) = messages
-            .get(id)
-            .context("read message")?
-            .map(|g| meta_from(g.value()))
-            .transpose()?
-        else {
-            return Ok(None);
-        };
-        let Visibility::User(u) = viewer else {
-            return Ok(Some(m));
-        };
-        if !m.contact.is_empty() {
-            return Ok(Some(m));
-        }
-        let accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
-        let visible = owner(&accounts, &m.account)?.is_some_and(|o| o.is_empty() || &o == u);
-        Ok(visible.then_some(m))
+        self.call("read a message", || {
+            let tx = self.read()?;
+            let messages = tx.open_table(MESSAGES).context("open messages")?;
+            let Some(m) = messages
+                .get(id)
+                .context("read message")?
+                .map(|g| meta_from(g.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            let Visibility::User(u) = viewer else {
+                return Ok(Some(m));
+            };
+            if !m.contact.is_empty() {
+                return Ok(Some(m));
+            }
+            let accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
+            let visible = owner(&accounts, &m.account)?.is_some_and(|o| o.is_empty() || &o == u);
+            Ok(visible.then_some(m))
+        })
     }
 
     /// Messages of the account in all folders (index counters; no scan).
     pub fn count_messages(&self, account: &str) -> Result<u64> {
-        let tx = self.read()?;
-        let b: Totals = tx.open_table(BUCKETS).context("open view counters")?;
-        let prefix = format!("a{SEP}{account}{SEP}");
-        let mut n = 0u64;
-        for row in b
-            .range((TOP, prefix.as_str(), 0i64)..)
-            .context("read view counters")?
-        {
-            let (k, v) = row.context("read view counters")?;
-            let (level, scope, _) = k.value();
-            if level != TOP || !scope.starts_with(&prefix) {
-                break;
+        self.call("count messages", || {
+            let tx = self.read()?;
+            let b: Totals = tx.open_table(BUCKETS).context("open view counters")?;
+            let prefix = format!("a{SEP}{account}{SEP}");
+            let mut n = 0u64;
+            for row in b
+                .range((TOP, prefix.as_str(), 0i64)..)
+                .context("read view counters")?
+            {
+                let (k, v) = row.context("read view counters")?;
+                let (level, scope, _) = k.value();
+                if level != TOP || !scope.starts_with(&prefix) {
+                    break;
+                }
+                n = n.saturating_add(v.value());
             }
-            n = n.saturating_add(v.value());
-        }
-        Ok(n)
+            Ok(n)
+        })
     }
 }
 

@@ -114,32 +114,34 @@ impl Store {
         mails: Vec<NewMail>,
         summarize: &dyn Fn(&[u8], i64) -> Summary,
     ) -> Result<Vec<u64>> {
-        let mut moved = Vec::new();
-        let prepared = self.prepare_batch(account, mails, summarize, &mut moved);
-        let prepared = prepared.and_then(|p| {
-            if !moved.is_empty() {
-                // The renames must be durable before the rows that point
-                // to them (invariant 1: the server copy may go after this
-                // commit).
-                self.blobs.sync()?;
-            }
-            Ok(p)
-        });
-        let (tx, new_ids) = match prepared {
-            Ok(p) => p,
-            Err(e) => {
-                // The transaction is dropped uncommitted: the files moved
-                // to `blobs/<id>` belong to nothing, and the ids will be
-                // handed out again.
-                self.blobs.remove(&moved);
-                return Err(e);
-            }
-        };
-        // A failed commit may still have reached the disk (an fsync error
-        // after the commit slot was written), so its files stay; the next
-        // open removes those that no row points to.
-        tx.commit().context("commit fetched mail")?;
-        Ok(new_ids)
+        self.call("store fetched mail", || {
+            let mut moved = Vec::new();
+            let prepared = self.prepare_batch(account, mails, summarize, &mut moved);
+            let prepared = prepared.and_then(|p| {
+                if !moved.is_empty() {
+                    // The renames must be durable before the rows that point
+                    // to them (invariant 1: the server copy may go after this
+                    // commit).
+                    self.blobs.sync()?;
+                }
+                Ok(p)
+            });
+            let (tx, new_ids) = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    // The transaction is dropped uncommitted: the files moved
+                    // to `blobs/<id>` belong to nothing, and the ids will be
+                    // handed out again.
+                    self.blobs.discard(&moved);
+                    return Err(e);
+                }
+            };
+            // A failed commit may still have reached the disk (an fsync error
+            // after the commit slot was written), so its files stay; the next
+            // open removes those that no row points to.
+            tx.commit().context("commit fetched mail")?;
+            Ok(new_ids)
+        })
     }
 
     /// Everything of [`Store::commit_batch`] but the commit; `moved`
@@ -150,7 +152,7 @@ impl Store {
         mails: Vec<NewMail>,
         summarize: &dyn Fn(&[u8], i64) -> Summary,
         moved: &mut Vec<u64>,
-    ) -> Result<(redb::WriteTransaction, Vec<u64>)> {
+    ) -> Result<(super::WriteTx<'_>, Vec<u64>)> {
         let tx = self.write()?;
         // The stored account, not the caller's copy, decides the visibility
         // class: an owner change committed meanwhile must not be undone.
@@ -261,25 +263,29 @@ impl Store {
 
     /// The bytes exactly as received: the `raw` row, or the blob file.
     pub fn raw(&self, id: u64) -> Result<Option<Vec<u8>>> {
-        let blob_len = {
-            let tx = self.read()?;
-            let t = tx.open_table(RAW).context("open raw")?;
-            if let Some(v) = t.get(id).context("read raw mail")? {
-                return Ok(Some(v.value().to_vec()));
+        self.call("read a mail", || {
+            let blob_len = {
+                let tx = self.read()?;
+                let t = tx.open_table(RAW).context("open raw")?;
+                if let Some(v) = t.get(id).context("read raw mail")? {
+                    return Ok(Some(v.value().to_vec()));
+                }
+                super::blobs::blob_len(&tx, id)?
+            };
+            match blob_len {
+                None => Ok(None),
+                Some(len) => self.read_blob(id, len),
             }
-            super::blobs::blob_len(&tx, id)?
-        };
-        match blob_len {
-            None => Ok(None),
-            Some(len) => self.read_blob(id, len),
-        }
+        })
     }
 
     pub fn message(&self, id: u64) -> Result<Option<MessageMeta>> {
-        let tx = self.read()?;
-        let t = tx.open_table(MESSAGES).context("open messages")?;
-        let v = t.get(id).context("read message")?;
-        v.map(|g| meta_from(g.value())).transpose()
+        self.call("read a message", || {
+            let tx = self.read()?;
+            let t = tx.open_table(MESSAGES).context("open messages")?;
+            let v = t.get(id).context("read message")?;
+            v.map(|g| meta_from(g.value())).transpose()
+        })
     }
 
     /// Change messages' summaries and re-file them, all in one transaction;
@@ -308,23 +314,29 @@ impl Store {
     /// its account and is visible to all users even from a private account;
     /// unassigning it makes the account's current owner decide again.
     pub fn set_contact(&self, id: u64, contact: &str) -> Result<()> {
-        self.change_messages([id], |_, m| m.contact = contact.to_string())
+        self.call("assign a message", || {
+            self.change_messages([id], |_, m| m.contact = contact.to_string())
+        })
     }
 
     /// [`Store::set_contact`] for many messages in one transaction (a bulk
     /// journal assignment, an import): one fsync instead of one per mail.
     pub fn set_contacts(&self, changes: &[(u64, String)]) -> Result<()> {
-        let by_id: std::collections::HashMap<u64, &str> =
-            changes.iter().map(|(id, c)| (*id, c.as_str())).collect();
-        self.change_messages(changes.iter().map(|(id, _)| *id), |id, m| {
-            if let Some(c) = by_id.get(&id) {
-                m.contact = (*c).to_string();
-            }
+        self.call("assign messages", || {
+            let by_id: std::collections::HashMap<u64, &str> =
+                changes.iter().map(|(id, c)| (*id, c.as_str())).collect();
+            self.change_messages(changes.iter().map(|(id, _)| *id), |id, m| {
+                if let Some(c) = by_id.get(&id) {
+                    m.contact = (*c).to_string();
+                }
+            })
         })
     }
 
     pub fn set_read(&self, id: u64, read: bool) -> Result<()> {
-        self.change_messages([id], |_, m| m.read = read)
+        self.call("mark a message read", || {
+            self.change_messages([id], |_, m| m.read = read)
+        })
     }
 
     /// Removes the message (raw, summary, view entries, content hash,
@@ -334,57 +346,63 @@ impl Store {
     /// message. Once the hash and server ids are gone, a copy still on the
     /// server would be fetched again, so the caller deletes it there.
     pub fn delete_message(&self, id: u64) -> Result<Option<(String, Vec<String>)>> {
-        let tx = self.write()?;
-        let Some(m) = meta_in(&tx, id)? else {
-            return Ok(None);
-        };
-        let owner = owner_in(&tx, &m.account)?;
-        Writer::open(&tx)?.remove(&m, owner.as_deref())?;
-        tx.open_table(MESSAGES)
-            .context("open messages")?
-            .remove(id)
-            .context("remove message")?;
-        tx.open_table(RAW)
-            .context("open raw")?
-            .remove(id)
-            .context("remove raw mail")?;
-        let had_blob = tx
-            .open_table(BLOBS)
-            .context("open blobs")?
-            .remove(id)
-            .context("remove blob row")?
-            .is_some();
-        let acct = m.account.as_str();
-        // Tombstones, not removal: a mail deleted only here may still be on
-        // the server (no Trash folder, delete-on-server off), and the next
-        // fetch must not bring it back — neither by its server id nor, after
-        // a UIDVALIDITY change, by its content. They go with the account,
-        // or when the fetcher forgets the server id after a server delete.
-        {
-            let mut content = tx.open_table(CONTENT).context("open content")?;
-            let ours = content
-                .get((acct, m.sha256.as_str()))
-                .context("read content")?
-                .is_some_and(|g| g.value() == id);
-            if ours {
-                content
-                    .insert((acct, m.sha256.as_str()), TOMBSTONE)
-                    .context("write content")?;
+        self.call("delete a message", || {
+            let tx = self.write()?;
+            let Some(m) = meta_in(&tx, id)? else {
+                return Ok(None);
+            };
+            let owner = owner_in(&tx, &m.account)?;
+            Writer::open(&tx)?.remove(&m, owner.as_deref())?;
+            tx.open_table(MESSAGES)
+                .context("open messages")?
+                .remove(id)
+                .context("remove message")?;
+            tx.open_table(RAW)
+                .context("open raw")?
+                .remove(id)
+                .context("remove raw mail")?;
+            let had_blob = tx
+                .open_table(BLOBS)
+                .context("open blobs")?
+                .remove(id)
+                .context("remove blob row")?
+                .is_some();
+            let acct = m.account.as_str();
+            // Tombstones, not removal: a mail deleted only here may still be on
+            // the server (no Trash folder, delete-on-server off), and the next
+            // fetch must not bring it back — neither by its server id nor, after
+            // a UIDVALIDITY change, by its content. They go with the account,
+            // or when the fetcher forgets the server id after a server delete.
+            {
+                let mut content = tx.open_table(CONTENT).context("open content")?;
+                let ours = content
+                    .get((acct, m.sha256.as_str()))
+                    .context("read content")?
+                    .is_some_and(|g| g.value() == id);
+                if ours {
+                    content
+                        .insert((acct, m.sha256.as_str()), TOMBSTONE)
+                        .context("write content")?;
+                }
             }
-        }
-        let sids = super::tracking::take_message_sids(&tx, id)?;
-        {
-            let mut t = tx.open_table(SERVER_IDS).context("open server ids")?;
-            for sid in &sids {
-                t.insert((acct, sid.as_str()), TOMBSTONE)
-                    .context("write server id")?;
+            let sids = super::tracking::take_message_sids(&tx, id)?;
+            {
+                let mut t = tx.open_table(SERVER_IDS).context("open server ids")?;
+                for sid in &sids {
+                    t.insert((acct, sid.as_str()), TOMBSTONE)
+                        .context("write server id")?;
+                }
             }
-        }
-        tx.commit().context("commit message deletion")?;
-        if had_blob {
-            self.blobs.remove(&[id]);
-        }
-        Ok(Some((m.account, sids)))
+            if had_blob {
+                super::blobs::drain(&tx, &self.blobs)?;
+                super::blobs::trash(&tx, &[id])?;
+            }
+            tx.commit().context("commit message deletion")?;
+            if had_blob {
+                self.blobs.unlink_deleted(&[id]);
+            }
+            Ok(Some((m.account, sids)))
+        })
     }
 }
 

@@ -7,6 +7,15 @@
 //! commit"). The store is opened by one daemon at a time; a lock file names
 //! the pid that holds it.
 //!
+//! A damaged store never costs mail: [`opening`] refuses a missing, empty,
+//! foreign or corrupted store file without writing to it; `health` is the
+//! boundary of every store call (a redb panic becomes a Storage error of
+//! that call, an I/O error such as a full disk reopens the database once it
+//! can be, without a restart); [`blobs`] deletes only files of transactions
+//! it can prove failed. The database can be replaced under running callers
+//! ([`Store::swap`], see `swap` for what they see): the reopen after a
+//! failure uses it, and so can a restore.
+//!
 //! Files: [`schema`] (tables, meta, migrations), [`secret`] (encryption at
 //! rest), `accounts` (accounts and secrets), `messages` (fetched mail),
 //! [`blobs`] (big mails as files in `blobs/`, see there why),
@@ -14,58 +23,71 @@
 //! account deletion removes), `views` (visibility classes and the scopes a
 //! message is listed in), `rank` (counts and deep offsets in O(log n)),
 //! `list` (paging and visibility checks), `signatures` (signatures and
-//! employees per tenant), `reset` (the restore safety reset), [`identity`]
-//! (the copied-store check).
+//! employees per tenant), `backend` (how redb reaches the file),
+//! `opening`, `health`, `swap`, `snapshot` (what a backup reads), `reset`
+//! (the restore safety reset), [`identity`] (the copied-store check).
 
 mod accounts;
+mod backend;
 mod backup_files;
 pub mod blobs;
 mod counters;
+mod health;
 pub mod identity;
 mod list;
 mod messages;
+mod opening;
 mod purge;
 mod rank;
 mod reset;
 pub mod schema;
 mod secret;
 mod signatures;
+mod snapshot;
+mod swap;
 mod tracking;
 mod views;
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::ops::Deref;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use nix::fcntl::{Flock, FlockArg};
-use rand::RngCore;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 pub use blobs::{BlobWriter, Raw, StagedBlob, BLOB_MIN};
 pub use list::{ListQuery, Visibility};
 pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
 pub use secret::{Secret, SecretKind};
+pub use snapshot::Snapshot;
 
 use crate::error::{Context, Error, Result};
-use schema::{KEY_INSTALLATION, KEY_VERSION, META, SCHEMA_VERSION};
+use backend::Fault;
+#[cfg(test)]
+use opening::REDB_MAGIC;
 use secret::SecretKey;
+use swap::{Shared, Swappable};
 
 /// File name of the store inside the state directory.
 pub const DB_FILE: &str = "postfach.redb";
 /// File name of the single-daemon lock inside the state directory.
 pub const LOCK_FILE: &str = "postfachd.lock";
-/// The first bytes of every redb file; anything else is not ours to open.
-const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
 
 /// The store. Send + Sync; the daemon shares one `Arc<Store>`. Every method
 /// blocks on disk I/O, so async callers run it in `spawn_blocking`.
 pub struct Store {
-    db: Database,
     dir: PathBuf,
     path: PathBuf,
-    installation_id: String,
+    /// The database now; replaced by [`Store::swap`] and the reopen after
+    /// a failure.
+    current: Swappable<Current>,
+    /// The installation id of `current`, readable without waiting for a
+    /// swap (a D-Bus property reads it on the async runtime).
+    installation_id: Mutex<String>,
+    health: health::Health,
     /// None when `secret.key` is missing: old secrets are unreadable, a new
     /// secret creates a new key.
     key: Mutex<Option<SecretKey>>,
@@ -75,6 +97,18 @@ pub struct Store {
     _lock: Flock<File>,
 }
 
+/// The database the store serves from.
+#[derive(Debug, Default)]
+struct Current {
+    /// None: closed after a failure that a reopen could not repair yet.
+    db: Option<Database>,
+    /// False while only a read-only view could be opened (full disk).
+    writable: bool,
+    installation_id: String,
+    /// The first I/O error of `db`'s file.
+    fault: Arc<Fault>,
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.path).finish()
@@ -82,39 +116,34 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens or creates `<state_dir>/postfach.redb` (see the module docs).
-    /// Refuses a second daemon (Busy), a file that is not a redb store, a
-    /// damaged store and a newer schema (Storage); the file is never
-    /// overwritten or repaired beyond redb's crash recovery.
+    /// Opens or creates `<state_dir>/postfach.redb` (see `opening` for
+    /// what is refused and why nothing is written before the checks).
+    /// Busy if another daemon holds the directory; Storage otherwise.
     pub fn open(state_dir: &Path) -> Result<Store> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)
-            .map_err(|e| Error::storage(&format!("cannot create {}", state_dir.display()), e))?;
+        if !state_dir.exists() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state_dir)
+                .map_err(|e| {
+                    Error::storage(&format!("cannot create {}", state_dir.display()), e)
+                })?;
+        }
         let lock = take_lock(state_dir)?;
-        let path = state_dir.join(DB_FILE);
-        let db = open_db(&path)?;
-        let (installation_id, has_secrets) = init_schema(&db, &path)?;
+        let (current, key) = opening::open_checked(state_dir)?;
         let blobs = blobs::BlobDir::open(state_dir)?;
-        blobs::remove_orphans(&db, &blobs)?;
-        let key_path = state_dir.join(secret::KEY_FILE);
-        let key = match SecretKey::load(&key_path)? {
-            Some(k) => Some(k),
-            None if has_secrets => {
-                tracing::error!(
-                    "{} is missing: stored passwords and tokens cannot be read; set them again",
-                    key_path.display()
-                );
-                None
+        if let Some(db) = &current.db {
+            // Housekeeping: what it leaves, a later sweep removes.
+            if let Err(e) = blobs::sweep(db, &blobs) {
+                tracing::warn!("blob files not swept at start: {e}");
             }
-            None => Some(SecretKey::create(&key_path)?),
-        };
+        }
         Ok(Store {
-            db,
             dir: state_dir.to_path_buf(),
-            path,
-            installation_id,
+            path: state_dir.join(DB_FILE),
+            installation_id: Mutex::new(current.installation_id.clone()),
+            current: Swappable::new(current),
+            health: health::Health::default(),
             key: Mutex::new(key),
             blobs,
             _lock: lock,
@@ -122,9 +151,11 @@ impl Store {
     }
 
     /// Random id written at first start; a restored or copied store is
-    /// recognised by it.
-    pub fn installation_id(&self) -> &str {
-        &self.installation_id
+    /// recognised by it. Follows a [`Store::swap`].
+    pub fn installation_id(&self) -> String {
+        let id = self.installation_id.lock();
+        id.unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Path of the store file.
@@ -133,12 +164,88 @@ impl Store {
     }
 
     /// A durable write transaction (module docs: Immediate + two-phase).
-    pub(crate) fn write(&self) -> Result<WriteTransaction> {
-        write_txn(&self.db)
+    /// Storage error while the store is closed or read-only after a
+    /// failure (see `health`).
+    pub(crate) fn write(&self) -> Result<WriteTx<'_>> {
+        let current = self.current.read();
+        let tx = match (&current.db, current.writable) {
+            (Some(db), true) => write_txn(db)?,
+            (Some(_), false) => return Err(self.read_only()),
+            (None, _) => return Err(self.unusable()),
+        };
+        Ok(WriteTx {
+            tx,
+            store: self,
+            _current: current,
+        })
     }
 
-    pub(crate) fn read(&self) -> Result<redb::ReadTransaction> {
-        self.db.begin_read().context("begin read")
+    pub(crate) fn read(&self) -> Result<ReadTx<'_>> {
+        let current = self.current.read();
+        let tx = match &current.db {
+            Some(db) => db.begin_read().context("begin read")?,
+            None => return Err(self.unusable()),
+        };
+        Ok(ReadTx {
+            tx,
+            _current: current,
+        })
+    }
+}
+
+/// A write transaction on the current database; no swap happens while it
+/// lives. Derefs to redb's transaction.
+pub(crate) struct WriteTx<'a> {
+    // Declared first: dropped (aborted) before the database may go.
+    tx: WriteTransaction,
+    store: &'a Store,
+    _current: Shared<'a, Current>,
+}
+
+impl Deref for WriteTx<'_> {
+    type Target = WriteTransaction;
+    fn deref(&self) -> &WriteTransaction {
+        &self.tx
+    }
+}
+
+impl WriteTx<'_> {
+    /// Commits. A failed commit may or may not have reached the disk, so
+    /// the store is reopened before its next call and the blob files of
+    /// the batch are judged against what the file then says (`blobs`).
+    pub(crate) fn commit(self) -> std::result::Result<(), redb::CommitError> {
+        let WriteTx {
+            tx,
+            store,
+            _current,
+        } = self;
+        let result = tx.commit();
+        match &result {
+            Ok(()) => store.health.wrote(),
+            // An I/O error of the file says why; any other failure is
+            // recorded as it is.
+            Err(e) => {
+                if store.fault_headline(&_current.fault).is_none() {
+                    let why = format!("a commit failed ({e}); the store is reopened");
+                    store.health.trouble(Error::storage_msg(why), false);
+                }
+            }
+        }
+        result
+    }
+}
+
+/// A read transaction (a snapshot) on the current database; no swap
+/// happens while it lives.
+pub(crate) struct ReadTx<'a> {
+    tx: ReadTransaction,
+    _current: Shared<'a, Current>,
+}
+
+impl Deref for ReadTx<'_> {
+    type Target = ReadTransaction;
+    fn deref(&self) -> &ReadTransaction {
+        &self.tx
     }
 }
 
@@ -183,119 +290,6 @@ fn take_lock(dir: &Path) -> Result<Flock<File>> {
         }
         Err((_, errno)) => Err(Error::storage(&ctx, errno)),
     }
-}
-
-/// Open an existing store or create a new one. A non-empty file that does
-/// not start with redb's magic bytes is refused before redb sees it, so
-/// nothing is ever written into a foreign file; a panic inside redb on a
-/// damaged file becomes an error.
-fn open_db(path: &Path) -> Result<Database> {
-    let refuse = |why: &dyn std::fmt::Display| {
-        Error::storage_msg(format!(
-            "{} is not a usable postfach store ({why}); it was left untouched — restore a \
-             backup or move it away",
-            path.display()
-        ))
-    };
-    let exists = match std::fs::metadata(path) {
-        Ok(m) if m.len() > 0 => {
-            let mut head = [0u8; REDB_MAGIC.len()];
-            let read = File::open(path).and_then(|mut f| f.read_exact(&mut head));
-            if read.is_err() || head != REDB_MAGIC {
-                return Err(refuse(&"not a redb database"));
-            }
-            true
-        }
-        Ok(_) => false,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => {
-            return Err(Error::storage(
-                &format!("cannot read {}", path.display()),
-                e,
-            ))
-        }
-    };
-    let opened = std::panic::catch_unwind(|| {
-        let mut builder = Database::builder();
-        // redb's default cache is 1 GiB, which the daemon's RSS grows into
-        // as mail passes through (1.1 GB after 100 mails of 10 MB); mail is
-        // written once and read rarely, so a small cache costs little.
-        builder.set_cache_size(CACHE_BYTES);
-        if exists {
-            builder.open(path)
-        } else {
-            builder.create(path)
-        }
-    });
-    match opened {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(e)) => Err(refuse(&e)),
-        Err(_) => Err(refuse(&"redb failed while reading it")),
-    }
-}
-
-/// The store's page cache (read cache and write buffer together).
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
-
-/// Read or write the schema version and installation id. Returns the id and
-/// whether any secret is stored (to decide about a missing key file).
-fn init_schema(db: &Database, path: &Path) -> Result<(String, bool)> {
-    let tx = write_txn(db)?;
-    let tables: Vec<String> = tx
-        .list_tables()
-        .context("list tables")?
-        .map(|t| t.name().to_string())
-        .collect();
-    let version = if tables.iter().any(|t| t == META.name()) {
-        schema::get_u64(&tx, KEY_VERSION)?
-    } else {
-        None
-    };
-    match version {
-        None if !tables.is_empty() => {
-            return Err(Error::storage_msg(format!(
-                "{} is a redb database but not a postfach store (no schema version); it was \
-                 left untouched",
-                path.display()
-            )))
-        }
-        None => {
-            schema::create_tables(&tx)?;
-            schema::put_u64(&tx, KEY_VERSION, SCHEMA_VERSION)?;
-            let mut raw = [0u8; 16];
-            rand::rngs::OsRng
-                .try_fill_bytes(&mut raw)
-                .map_err(|e| Error::storage("no randomness for the installation id", e))?;
-            let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            let mut meta = tx.open_table(META).context("open meta")?;
-            meta.insert(KEY_INSTALLATION, id.as_bytes())
-                .context("write meta")?;
-        }
-        Some(v) if v > SCHEMA_VERSION => {
-            return Err(Error::storage_msg(format!(
-                "{} has store schema {v}, newer than this postfachd knows ({SCHEMA_VERSION}); \
-                 run the newer postfachd or restore a backup",
-                path.display()
-            )))
-        }
-        Some(v) if v < SCHEMA_VERSION => schema::migrate(&tx, v)?,
-        Some(_) => {}
-    }
-    let (id, has_secrets) = {
-        let meta = tx.open_table(META).context("open meta")?;
-        let id = meta
-            .get(KEY_INSTALLATION)
-            .context("read meta")?
-            .map(|g| String::from_utf8_lossy(g.value()).into_owned())
-            .ok_or_else(|| {
-                Error::storage_msg(format!("{} has no installation id", path.display()))
-            })?;
-        let secrets = tx.open_table(schema::SECRETS).context("open secrets")?;
-        let any = secrets.iter().context("read secrets")?.next().is_some();
-        (id, any)
-    };
-    tx.commit().context("commit schema")?;
-    Ok((id, has_secrets))
 }
 
 #[cfg(test)]

@@ -29,6 +29,13 @@ pub const RAW: TableDefinition<u64, &[u8]> = TableDefinition::new("raw");
 /// `super::blobs::BLOB_MIN`, stored as a file instead of a [`RAW`] row
 /// (schema 4; see `super::blobs`).
 pub const BLOBS: TableDefinition<u64, u64> = TableDefinition::new("blobs");
+/// Message id -> (): a blob whose row a committed deletion removed; its
+/// file may still exist until the unlink after the commit (or, while a
+/// snapshot pins the blobs, until a later sweep). The sweep removes files
+/// of these ids only (see `super::blobs`). Created with the tables (and by
+/// the step to schema 5), else on first use; it needs no schema step of its
+/// own, since a daemon without it has no use for it and ignores it.
+pub const BLOB_TRASH: TableDefinition<u64, ()> = TableDefinition::new("blob_trash");
 /// Message id -> JSON of [`super::MessageMeta`].
 pub const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
 /// (account id, server id) -> message id: what was already fetched (invariant 2).
@@ -121,6 +128,7 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SYNC).context("create tables")?;
     tx.open_table(RAW).context("create tables")?;
     tx.open_table(BLOBS).context("create tables")?;
+    tx.open_table(BLOB_TRASH).context("create tables")?;
     tx.open_table(MESSAGES).context("create tables")?;
     tx.open_table(SERVER_IDS).context("create tables")?;
     tx.open_table(CONTENT).context("create tables")?;

@@ -43,20 +43,24 @@ fn no_employee(tenant: &str, user: &str) -> Error {
 impl Store {
     /// Store the signature of `user` ("" = general), replacing any.
     pub fn set_signature(&self, tenant: &str, user: &str, sig: &Signature) -> Result<()> {
-        check_owner(tenant, user, true)?;
-        let json = serde_json::to_vec(sig).context("encode signature")?;
-        let tx = self.write()?;
-        tx.open_table(SIGNATURES)
-            .context("open signatures")?
-            .insert((tenant, user), json.as_slice())
-            .context("write signature")?;
-        tx.commit().context("commit signature")
+        self.call("store a signature", || {
+            check_owner(tenant, user, true)?;
+            let json = serde_json::to_vec(sig).context("encode signature")?;
+            let tx = self.write()?;
+            tx.open_table(SIGNATURES)
+                .context("open signatures")?
+                .insert((tenant, user), json.as_slice())
+                .context("write signature")?;
+            tx.commit().context("commit signature")
+        })
     }
 
     /// Exactly the signature of `user` ("" = general), if there is one.
     pub fn signature(&self, tenant: &str, user: &str) -> Result<Option<Signature>> {
-        check_owner(tenant, user, true)?;
-        signature_in(&self.read()?, tenant, user)
+        self.call("read a signature", || {
+            check_owner(tenant, user, true)?;
+            signature_in(&*self.read()?, tenant, user)
+        })
     }
 
     /// Like [`Store::signature`], NotFound when there is none.
@@ -67,59 +71,67 @@ impl Store {
 
     /// Remove the signature of `user`; NotFound when there is none.
     pub fn remove_signature(&self, tenant: &str, user: &str) -> Result<()> {
-        check_owner(tenant, user, true)?;
-        let tx = self.write()?;
-        let removed = tx
-            .open_table(SIGNATURES)
-            .context("open signatures")?
-            .remove((tenant, user))
-            .context("remove signature")?
-            .is_some();
-        if !removed {
-            return Err(no_signature(tenant, user));
-        }
-        tx.commit().context("commit signature removal")
+        self.call("remove a signature", || {
+            check_owner(tenant, user, true)?;
+            let tx = self.write()?;
+            let removed = tx
+                .open_table(SIGNATURES)
+                .context("open signatures")?
+                .remove((tenant, user))
+                .context("remove signature")?
+                .is_some();
+            if !removed {
+                return Err(no_signature(tenant, user));
+            }
+            tx.commit().context("commit signature removal")
+        })
     }
 
     /// Link `employee` to `user`, replacing fields and pictures.
     pub fn set_employee(&self, tenant: &str, user: &str, employee: &Employee) -> Result<()> {
-        check_owner(tenant, user, false)?;
-        let row = EmployeeRow {
-            fields: employee.fields().clone(),
-            images: employee.images().iter().map(|i| i.mime.clone()).collect(),
-        };
-        let json = serde_json::to_vec(&row).context("encode employee")?;
-        let tx = self.write()?;
-        remove_employee_in(&tx, tenant, user)?;
-        tx.open_table(EMPLOYEES)
-            .context("open employees")?
-            .insert((tenant, user), json.as_slice())
-            .context("write employee")?;
-        {
-            let mut images = tx.open_table(EMPLOYEE_IMAGES).context("open pictures")?;
-            for (i, img) in (0u32..).zip(employee.images()) {
-                images
-                    .insert((tenant, user, i), img.bytes.as_slice())
-                    .context("write picture")?;
+        self.call("store an employee", || {
+            check_owner(tenant, user, false)?;
+            let row = EmployeeRow {
+                fields: employee.fields().clone(),
+                images: employee.images().iter().map(|i| i.mime.clone()).collect(),
+            };
+            let json = serde_json::to_vec(&row).context("encode employee")?;
+            let tx = self.write()?;
+            remove_employee_in(&tx, tenant, user)?;
+            tx.open_table(EMPLOYEES)
+                .context("open employees")?
+                .insert((tenant, user), json.as_slice())
+                .context("write employee")?;
+            {
+                let mut images = tx.open_table(EMPLOYEE_IMAGES).context("open pictures")?;
+                for (i, img) in (0u32..).zip(employee.images()) {
+                    images
+                        .insert((tenant, user, i), img.bytes.as_slice())
+                        .context("write picture")?;
+                }
             }
-        }
-        tx.commit().context("commit employee")
+            tx.commit().context("commit employee")
+        })
     }
 
     /// The employee linked to `user`, with its pictures.
     pub fn employee(&self, tenant: &str, user: &str) -> Result<Option<Employee>> {
-        check_owner(tenant, user, false)?;
-        employee_in(&self.read()?, tenant, user)
+        self.call("read an employee", || {
+            check_owner(tenant, user, false)?;
+            employee_in(&*self.read()?, tenant, user)
+        })
     }
 
     /// Unlink the employee of `user`; NotFound when there is none.
     pub fn remove_employee(&self, tenant: &str, user: &str) -> Result<()> {
-        check_owner(tenant, user, false)?;
-        let tx = self.write()?;
-        if !remove_employee_in(&tx, tenant, user)? {
-            return Err(no_employee(tenant, user));
-        }
-        tx.commit().context("commit employee removal")
+        self.call("remove an employee", || {
+            check_owner(tenant, user, false)?;
+            let tx = self.write()?;
+            if !remove_employee_in(&tx, tenant, user)? {
+                return Err(no_employee(tenant, user));
+            }
+            tx.commit().context("commit employee removal")
+        })
     }
 
     /// What a mail of `user` is signed with: the user's own signature, else
@@ -129,20 +141,22 @@ impl Store {
         tenant: &str,
         user: &str,
     ) -> Result<(Option<Chosen>, Option<Employee>)> {
-        check_owner(tenant, user, false)?;
-        // One snapshot: a concurrent SetSignature is seen whole or not at all.
-        let tx = self.read()?;
-        let chosen = match signature_in(&tx, tenant, user)? {
-            Some(signature) => Some(Chosen {
-                signature,
-                source: Source::User,
-            }),
-            None => signature_in(&tx, tenant, "")?.map(|signature| Chosen {
-                signature,
-                source: Source::General,
-            }),
-        };
-        Ok((chosen, employee_in(&tx, tenant, user)?))
+        self.call("choose a signature", || {
+            check_owner(tenant, user, false)?;
+            // One snapshot: a concurrent SetSignature is seen whole or not at all.
+            let tx = self.read()?;
+            let chosen = match signature_in(&tx, tenant, user)? {
+                Some(signature) => Some(Chosen {
+                    signature,
+                    source: Source::User,
+                }),
+                None => signature_in(&tx, tenant, "")?.map(|signature| Chosen {
+                    signature,
+                    source: Source::General,
+                }),
+            };
+            Ok((chosen, employee_in(&tx, tenant, user)?))
+        })
     }
 }
 

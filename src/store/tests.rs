@@ -1,5 +1,6 @@
 use super::*;
 use crate::account::{Account, SecretChanges, SettingValue};
+use crate::store::schema::{KEY_VERSION, SCHEMA_VERSION};
 
 /// A valid POP3 account built the way CreateAccount builds it.
 pub(crate) fn pop3(id: String, password: Option<&str>) -> Result<(Account, SecretChanges)> {

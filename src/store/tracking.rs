@@ -51,83 +51,95 @@ impl Store {
     /// Server ids of the account that start with `prefix` (e.g. the current
     /// `imap:INBOX:<uidvalidity>:`), to decide what to fetch.
     pub fn known_server_ids(&self, account: &str, prefix: &str) -> Result<HashSet<String>> {
-        let tx = self.read()?;
-        let t = tx.open_table(SERVER_IDS).context("open server ids")?;
-        let mut out = HashSet::new();
-        for row in t.range((account, prefix)..).context("read server ids")? {
-            let (k, _) = row.context("read server ids")?;
-            let (a, sid) = k.value();
-            if a != account || !sid.starts_with(prefix) {
-                break;
+        self.call("read server ids", || {
+            let tx = self.read()?;
+            let t = tx.open_table(SERVER_IDS).context("open server ids")?;
+            let mut out = HashSet::new();
+            for row in t.range((account, prefix)..).context("read server ids")? {
+                let (k, _) = row.context("read server ids")?;
+                let (a, sid) = k.value();
+                if a != account || !sid.starts_with(prefix) {
+                    break;
+                }
+                out.insert(sid.to_string());
             }
-            out.insert(sid.to_string());
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Drop server ids after the mails were deleted on the server; the
     /// messages stay.
     pub fn forget_server_ids(&self, account: &str, ids: &[String]) -> Result<()> {
-        let tx = self.write()?;
-        {
-            let mut t = tx.open_table(SERVER_IDS).context("open server ids")?;
-            let mut back = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
-            for sid in ids {
-                let gone = t
-                    .remove((account, sid.as_str()))
-                    .context("remove server id")?
-                    .map(|g| g.value());
-                if let Some(id) = gone {
-                    back.remove((id, sid.as_str()))
-                        .context("remove server id")?;
+        self.call("forget server ids", || {
+            let tx = self.write()?;
+            {
+                let mut t = tx.open_table(SERVER_IDS).context("open server ids")?;
+                let mut back = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
+                for sid in ids {
+                    let gone = t
+                        .remove((account, sid.as_str()))
+                        .context("remove server id")?
+                        .map(|g| g.value());
+                    if let Some(id) = gone {
+                        back.remove((id, sid.as_str()))
+                            .context("remove server id")?;
+                    }
                 }
             }
-        }
-        tx.commit().context("commit forgotten server ids")
+            tx.commit().context("commit forgotten server ids")
+        })
     }
 
     /// The message already stored for the account with this content hash.
     /// The server ids stored for message `id` (its reverse map), e.g. to
     /// move it to Trash on the server.
     pub fn server_ids(&self, id: u64) -> Result<Vec<String>> {
-        let tx = self.read()?;
-        let t = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
-        let mut out = Vec::new();
-        for row in t.range((id, "")..).context("read server ids")? {
-            let (k, _) = row.context("read server ids")?;
-            let (mid, sid) = k.value();
-            if mid != id {
-                break;
+        self.call("read server ids", || {
+            let tx = self.read()?;
+            let t = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
+            let mut out = Vec::new();
+            for row in t.range((id, "")..).context("read server ids")? {
+                let (k, _) = row.context("read server ids")?;
+                let (mid, sid) = k.value();
+                if mid != id {
+                    break;
+                }
+                out.push(sid.to_string());
             }
-            out.push(sid.to_string());
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     pub fn has_content(&self, account: &str, sha256_hex: &str) -> Result<Option<u64>> {
-        let tx = self.read()?;
-        let t = tx.open_table(CONTENT).context("open content")?;
-        let v = t.get((account, sha256_hex)).context("read content")?;
-        Ok(v.map(|g| g.value()))
+        self.call("look up a mail", || {
+            let tx = self.read()?;
+            let t = tx.open_table(CONTENT).context("open content")?;
+            let v = t.get((account, sha256_hex)).context("read content")?;
+            Ok(v.map(|g| g.value()))
+        })
     }
 
     pub fn sync_state(&self, account: &str, key: &str) -> Result<Option<String>> {
-        let tx = self.read()?;
-        let t = tx.open_table(SYNC).context("open sync state")?;
-        let v = t.get((account, key)).context("read sync state")?;
-        Ok(v.map(|g| g.value().to_string()))
+        self.call("read the sync state", || {
+            let tx = self.read()?;
+            let t = tx.open_table(SYNC).context("open sync state")?;
+            let v = t.get((account, key)).context("read sync state")?;
+            Ok(v.map(|g| g.value().to_string()))
+        })
     }
 
     pub fn set_sync_state(&self, account: &str, key: &str, value: &str) -> Result<()> {
-        let tx = self.write()?;
-        if account_in(&tx, account)?.is_none() {
-            return Err(no_account(account));
-        }
-        tx.open_table(SYNC)
-            .context("open sync state")?
-            .insert((account, key), value)
-            .context("write sync state")?;
-        tx.commit().context("commit sync state")
+        self.call("write the sync state", || {
+            let tx = self.write()?;
+            if account_in(&tx, account)?.is_none() {
+                return Err(no_account(account));
+            }
+            tx.open_table(SYNC)
+                .context("open sync state")?
+                .insert((account, key), value)
+                .context("write sync state")?;
+            tx.commit().context("commit sync state")
+        })
     }
 }
 

@@ -63,6 +63,11 @@ impl TestBus {
         &self.address
     }
 
+    /// The bus daemon's process id (to stop and continue it: a slow bus).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether `name` has an owner on this bus.
     pub fn has_owner(&self, name: &str) -> bool {
         let out = Command::new("dbus-send")

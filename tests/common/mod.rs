@@ -17,11 +17,20 @@
 
 pub mod api;
 pub mod daemon;
+pub mod dovecot;
 pub mod echo_server;
+pub mod eventually;
+pub mod fetch;
+pub mod imap_server;
+pub mod settings;
 pub mod sysbus;
 
 #[allow(unused_imports)] // re-exports for the tests that need them
 pub use daemon::{as_user, ctl, Daemon, TestBus};
+#[allow(unused_imports)]
+pub use eventually::{eventually, eventually_blocking};
+#[allow(unused_imports)]
+pub use settings::Settings;
 
 use std::fs;
 use std::io::Write;

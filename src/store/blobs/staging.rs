@@ -12,8 +12,13 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+/// A file-system error of the blob files; a full disk says so first.
 pub(super) fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::storage(&format!("{what} {}", path.display()), e)
+    let full = match e.kind() {
+        std::io::ErrorKind::StorageFull => "no space left for the store: ",
+        _ => "",
+    };
+    Error::storage(&format!("{full}{what} {}", path.display()), e)
 }
 
 /// The bytes of a fetched mail: in memory, or (above

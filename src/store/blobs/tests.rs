@@ -13,7 +13,7 @@ use crate::store::{sha256_hex, write_txn, NewMail, DB_FILE};
 
 /// A mail of about `size` bytes: headers, then pseudo-random base64-like
 /// CRLF lines (different per `seed`).
-fn big_mail(subject: &str, seed: u32, size: usize) -> Vec<u8> {
+pub(crate) fn big_mail(subject: &str, seed: u32, size: usize) -> Vec<u8> {
     let mut m = format!(
         "From: a@example.org\r\nSubject: {subject}\r\nContent-Type: application/octet-stream\r\n\
          Content-Transfer-Encoding: base64\r\n\r\n"
@@ -34,7 +34,7 @@ fn big_mail(subject: &str, seed: u32, size: usize) -> Vec<u8> {
 }
 
 /// Streams `raw` into a blob in uneven pieces, as a fetcher would.
-fn stage(store: &Store, raw: &[u8]) -> StagedBlob {
+pub(crate) fn stage(store: &Store, raw: &[u8]) -> StagedBlob {
     let mut w = store.blob_writer().unwrap();
     for piece in raw.chunks(300_001) {
         w.write(piece).unwrap();
@@ -43,7 +43,7 @@ fn stage(store: &Store, raw: &[u8]) -> StagedBlob {
     w.finish().unwrap()
 }
 
-fn blob_mail(store: &Store, sid: &str, raw: &[u8]) -> NewMail {
+pub(crate) fn blob_mail(store: &Store, sid: &str, raw: &[u8]) -> NewMail {
     NewMail {
         server_id: sid.into(),
         raw: Raw::Blob(stage(store, raw)),
@@ -52,7 +52,12 @@ fn blob_mail(store: &Store, sid: &str, raw: &[u8]) -> NewMail {
 }
 
 /// `n` blob mails of about `size` bytes, committed in one batch.
-fn committed(store: &Store, a: &crate::account::Account, n: u32, size: usize) -> Vec<u64> {
+pub(crate) fn committed(
+    store: &Store,
+    a: &crate::account::Account,
+    n: u32,
+    size: usize,
+) -> Vec<u64> {
     let batch = (0..n)
         .map(|i| blob_mail(store, &format!("pop3:{i}"), &big_mail("b", i, size)))
         .collect();
@@ -61,7 +66,7 @@ fn committed(store: &Store, a: &crate::account::Account, n: u32, size: usize) ->
         .unwrap()
 }
 
-fn files(dir: &Path) -> Vec<String> {
+pub(crate) fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -70,7 +75,7 @@ fn files(dir: &Path) -> Vec<String> {
     names
 }
 
-fn blob_dir(state: &Path) -> PathBuf {
+pub(crate) fn blob_dir(state: &Path) -> PathBuf {
     state.join(BLOB_DIR)
 }
 

@@ -1,24 +1,6 @@
 //! Tests of the IMAP session setup.
 use super::*;
-
-/// A one-connection IMAP server on loopback that sends `script` and
-/// then reads whatever comes, so the client sees exactly that greeting.
-async fn fake_server(script: &'static str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.unwrap();
-        sock.write_all(script.as_bytes()).await.unwrap();
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = sock.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    });
-    port
-}
+use crate::imap::testing::greeting_server as fake_server;
 
 fn starttls_account(port: u16) -> Account {
     let settings = [
@@ -67,19 +49,6 @@ async fn missing_starttls_is_refused_not_skipped() {
         matches!(&err, Error::Tls(m) if m.contains("does not offer STARTTLS")),
         "{err:?}"
     );
-}
-
-#[test]
-fn server_text_extracts_info_and_code() {
-    assert_eq!(
-        server_text(r#"code: Some(AuthenticationFailed), info: Some("Authentication failed.")"#),
-        "Authentication failed. [AuthenticationFailed]"
-    );
-    assert_eq!(
-        server_text(r#"code: None, info: Some("say \"hi\"")"#),
-        r#"say "hi""#
-    );
-    assert_eq!(server_text("odd"), "odd");
 }
 
 /// async-imap logs each command, LOGIN and its password included, with

@@ -1,20 +1,17 @@
 //! Helpers for the end-to-end fetch tests (`fetch_daemon`, `fetch_crash`,
-//! `fetch_hostile`): a daemon that trusts the run's CA, accounts created over
-//! D-Bus, and reading back what the store holds through `ListMessages` and
-//! `GetRaw` — the way the CRM sees it, not the store directly.
-#![allow(dead_code)] // each test binary uses a different subset
-// Test helpers: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `fetch_hostile`, …; used as `fetchkit`): a daemon that trusts the run's
+//! CA, accounts created over D-Bus, and reading back what the store holds
+//! through `ListMessages` and `GetRaw` — the way the CRM sees it, not the
+//! store directly.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use postfach::dbus::proxy::{AccountProxy, Dict, MailboxProxy, ManagerProxy};
 use zbus::{Connection, OwnedObjectPath, Variant};
 
-use crate::common::{Daemon, Env, MailUser};
+use super::{Daemon, Env, MailUser, Settings};
 
 /// A daemon config that trusts the CA made for this run.
 pub fn config(env: &Env) -> String {
@@ -66,17 +63,12 @@ pub fn settings(
     delete: bool,
     poll: u32,
 ) -> HashMap<&'static str, Variant<'static>> {
-    let mut s = HashMap::new();
-    s.insert("kind", Variant::from(proto.kind()));
-    s.insert("host", Variant::from("127.0.0.1"));
-    s.insert("port", Variant::from(proto.tls_port()));
-    s.insert("encryption", Variant::from("tls"));
-    s.insert("address", Variant::from(user.address.clone()));
-    s.insert("password", Variant::from(password.to_string()));
-    s.insert("tenant", Variant::from("mandant1"));
-    s.insert("delete_on_server", Variant::from(delete));
-    s.insert("poll_interval", Variant::from(poll));
-    s
+    Settings::on_dovecot(proto.kind(), user)
+        .with("password", password)
+        .with("tenant", "mandant1")
+        .with("delete_on_server", delete)
+        .with("poll_interval", poll)
+        .dbus()
 }
 
 pub async fn create(
@@ -217,22 +209,6 @@ pub async fn assert_each_once(mb: &MailboxProxy<'_>, account: &OwnedObjectPath, 
         &missing[..missing.len().min(5)]
     );
     assert_eq!(got, want, "unexpected mails in the store");
-}
-
-/// Polls `f` every 100 ms until it is true; panics after `limit`.
-pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !f().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// What Dovecot 2.3 sends for a maildir file: every bare LF as CRLF, all
