@@ -104,9 +104,13 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
     let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| Error::storage_msg(format!("cannot install signal handlers: {e}")))?;
     let dir = opts.state_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
-        .await
-        .map_err(|e| Error::storage_msg(format!("store task failed: {e}")))??;
+    // The copied-store check runs before any account task exists, so a
+    // copy never deletes on the server (store::identity).
+    let store = tokio::task::spawn_blocking(move || {
+        Store::open(&dir).and_then(|s| s.check_copied().map(|_| s))
+    })
+    .await
+    .map_err(|e| Error::storage_msg(format!("store task failed: {e}")))??;
     let store = Arc::new(store);
     tracing::info!(path = %store.path().display(), installation = store.installation_id(), "store open");
 

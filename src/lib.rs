@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod account;
+pub mod backup;
 pub mod config;
 pub mod ctl;
 pub mod daemon;

@@ -95,7 +95,14 @@ impl Account {
                 "username" => self.username = name_field(key, value, true)?,
                 "password" => secrets.password = Some(secret(key, value)?),
                 "private_owner" => self.private_owner = user_shorthand(key, value)?,
-                "delete_on_server" => self.delete_on_server = boolean(key, value)?,
+                "delete_on_server" => {
+                    self.delete_on_server = boolean(key, value)?;
+                    // The admin decided again after a restore safety reset
+                    // (`crate::store` reset): the mark has done its job.
+                    if self.delete_on_server {
+                        self.restore_reset = false;
+                    }
+                }
                 "poll_interval" => {
                     let v = match value {
                         SettingValue::U32(v) => *v,

@@ -100,6 +100,41 @@ impl Manager {
         Ok(steps.iter().map(wire::step_dict).collect())
     }
 
+    /// Write a backup of the store and its big-mail files into `fd`
+    /// (`crate::backup`): a snapshot of one moment while fetching goes on,
+    /// holding no secret. Admins only. Option `passphrase` is refused
+    /// until secrets can travel re-encrypted under it.
+    async fn backup(
+        &self,
+        fd: zbus::OwnedFd,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), ApiError> {
+        let caller = self.ctx.admin(conn, &hdr).await?;
+        if let Some(key) = options.keys().next() {
+            let why = if key == "passphrase" {
+                "secrets cannot be carried in a backup yet; back up without a passphrase \
+                 (passwords are then entered again after a restore)"
+            } else {
+                "unknown option; known: passphrase"
+            };
+            return Err(Error::invalid(crate::redact::cap(key), why).into());
+        }
+        let fd = std::os::fd::OwnedFd::from(fd);
+        let written = self
+            .ctx
+            .blocking(move |s| crate::backup::snapshot::write(s, &mut std::fs::File::from(fd)))
+            .await?;
+        tracing::info!(
+            uid = caller.uid,
+            messages = written.messages,
+            blobs = written.blobs,
+            "backup written"
+        );
+        Ok(())
+    }
+
     /// The daemon's version.
     #[zbus(property)]
     fn version(&self) -> String {

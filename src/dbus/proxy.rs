@@ -19,6 +19,7 @@ pub trait Manager {
     fn create_account(&self, settings: HashMap<&str, Variant<'_>>)
         -> zbus::Result<OwnedObjectPath>;
     fn test_settings(&self, settings: HashMap<&str, Variant<'_>>) -> zbus::Result<Vec<Dict>>;
+    fn backup(&self, fd: zbus::Fd<'_>, options: HashMap<&str, Variant<'_>>) -> zbus::Result<()>;
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
     #[zbus(property)]

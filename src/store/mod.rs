@@ -25,19 +25,23 @@
 //! `list` (paging and visibility checks), `signatures` (signatures and
 //! employees per tenant), `outbox` (mails being sent and their queue
 //! records), `backend` (how redb reaches the file), `opening`, `health`,
-//! `swap`, `snapshot` (what a backup reads).
+//! `swap`, `snapshot` (what a backup reads), `reset` (the restore safety
+//! reset), [`identity`] (the copied-store check).
 
 mod accounts;
 mod backend;
+mod backup_files;
 pub mod blobs;
 mod counters;
 mod health;
+pub mod identity;
 mod list;
 mod messages;
 mod opening;
 mod outbox;
 mod purge;
 mod rank;
+mod reset;
 pub mod schema;
 mod secret;
 mod signatures;
