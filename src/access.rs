@@ -1,4 +1,4 @@
-//! Callers -> roles; which user sees which mail (DESIGN.md §3 "Who may
+//! Callers -> roles; which user sees which mail (ARCHITECTURE.md "The D-Bus API" "Who may
 //! call", invariant 6).
 //!
 //! The bus policy file lets every local user talk to the daemon; the daemon

@@ -4,7 +4,7 @@
 //! The D-Bus layer turns an `a{sv}` into a list of [`SettingValue`]s and hands
 //! it to [`Account::apply`]; the store only ever sees an [`Account`] that
 //! passed validation. Validation runs on a copy, so a bad key leaves the
-//! stored account untouched (DESIGN.md §3: "nothing is half-written").
+//! stored account untouched (ARCHITECTURE.md "The D-Bus API": "nothing is half-written").
 
 use serde::{Deserialize, Serialize};
 

@@ -34,7 +34,7 @@ pub struct Config {
     pub oauth: OAuthConfig,
 }
 
-/// `[access]`: who may call (DESIGN.md §3 "Who may call").
+/// `[access]`: who may call (ARCHITECTURE.md "The D-Bus API" "Who may call").
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccessConfig {
     pub admin_groups: Vec<String>,

@@ -91,12 +91,14 @@ fn timeouts(config: &Config) -> Timeouts {
     }
 }
 
-/// The watchdog's probe: true when the store serves a read.
-async fn alive(store: Arc<Store>) -> bool {
-    matches!(
-        tokio::task::spawn_blocking(move || store.accounts().is_ok()).await,
-        Ok(true)
-    )
+/// The watchdog's probe: true when the scheduler's owner loop takes a
+/// command and the store serves a read, each within `wait`.
+async fn alive(store: Arc<Store>, handle: Handle, wait: Duration) -> bool {
+    if !handle.ping(wait).await {
+        return false;
+    }
+    let read = tokio::task::spawn_blocking(move || store.accounts().is_ok());
+    matches!(tokio::time::timeout(wait, read).await, Ok(Ok(true)))
 }
 
 /// Run the daemon until SIGTERM or SIGINT.
@@ -138,8 +140,11 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let watchdog = Watchdog::from_env().map(|w| {
-        let store = store.clone();
-        tokio::spawn(w.run(move || alive(store.clone()), crate::watchdog::ping_systemd))
+        let (store, handle, wait) = (store.clone(), handle.clone(), w.probe_budget());
+        tokio::spawn(w.run(
+            move || alive(store.clone(), handle.clone(), wait),
+            crate::watchdog::ping_systemd,
+        ))
     });
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

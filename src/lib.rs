@@ -2,7 +2,7 @@
 //!
 //! A daemon (`postfachd`) fetches mail for every configured account into an
 //! embedded store and serves CRM frontends over D-Bus; `postfachctl` is the
-//! admin CLI over the same API. DESIGN.md is the contract.
+//! admin CLI over the same API. docs/ARCHITECTURE.md is the map; the XML in dbus/ is the API contract.
 //!
 //! Data paths:
 //! - fetch: [`scheduler`] -> [`imap`] | [`pop3`] session -> [`store`] (one

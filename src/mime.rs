@@ -1,7 +1,7 @@
 //! Summaries and views from raw mail.
 //!
 //! Parsing always runs *after* the raw bytes are stored and never decides
-//! whether a mail is kept (DESIGN.md §4 invariant 4). Mail in the wild is
+//! whether a mail is kept (ARCHITECTURE.md "Invariants", 4). Mail in the wild is
 //! often broken — missing headers, 8-bit bytes in headers despite RFC 5322
 //! §2.2, undecodable RFC 2047 encoded-words, absurd nesting — so every
 //! function here returns a best-effort result with fallbacks and cannot
@@ -201,7 +201,7 @@ fn clean(s: &str, max_chars: usize) -> String {
     out
 }
 
-/// A message as `GetMessage` shows it (DESIGN.md §3).
+/// A message as `GetMessage` shows it (ARCHITECTURE.md "The D-Bus API").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
     pub message_id: String,

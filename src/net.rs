@@ -316,7 +316,7 @@ pub fn is_loopback_host(host: &str) -> bool {
     h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The clear-text password rule of DESIGN.md §1: encryption `none` sends a
+/// The clear-text password rule of ARCHITECTURE.md "What it does": encryption `none` sends a
 /// password (or OAuth token) only to a loopback host, unless the account
 /// says `allow_plaintext_auth`.
 pub fn check_plaintext_auth(account: &Account) -> Result<()> {

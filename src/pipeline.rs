@@ -6,7 +6,7 @@
 //! download. [`Committer`] runs batch N's commit on tokio's blocking pool
 //! while the fetcher downloads batch N+1 on its own task.
 //!
-//! The rules that keep the fetch invariants (DESIGN.md §4) with the overlap:
+//! The rules that keep the fetch invariants (ARCHITECTURE.md "Invariants") with the overlap:
 //! - at most one commit in flight: memory holds at most two batches, and
 //!   [`Committer::must_wait`] says when even that would be too much (big
 //!   mails), so the fetcher waits before it downloads;

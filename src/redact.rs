@@ -1,5 +1,5 @@
 //! What text may leave the daemon: every text that crosses the bus or goes
-//! to the log passes through here (DESIGN.md §3: "Every text that crosses
+//! to the log passes through here (ARCHITECTURE.md "The D-Bus API": "Every text that crosses
 //! the bus or the log is capped … and scrubbed of the account's secrets").
 //!
 //! Two dangers, both seen in practice:

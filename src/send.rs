@@ -1,5 +1,5 @@
-//! Sending (DESIGN.md §1 "Fetching and sending", §3 `SendMessage`, §5
-//! "send"): compose, outbox, SMTP.
+//! Sending (ARCHITECTURE.md "What it does" and "Data paths", `SendMessage`
+//! in the D-Bus API): compose, outbox, SMTP.
 //!
 //! The path of a mail:
 //!

@@ -1,5 +1,5 @@
 //! Signatures [Signatur] per tenant: templates, placeholders and the
-//! employee's pictures (DESIGN.md §1 "Signatures").
+//! employee's pictures (ARCHITECTURE.md "What it does" "Signatures").
 //!
 //! A tenant has a general signature (user "") [Allgemein] and per-user
 //! ones; a user's own signature wins over the general one. Each has a

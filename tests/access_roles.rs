@@ -1,4 +1,4 @@
-//! Who may call (DESIGN.md §3), with callers that really are different Unix
+//! Who may call (ARCHITECTURE.md "The D-Bus API"), with callers that really are different Unix
 //! users on the private bus: the daemon decides from the uid and groups the
 //! bus reports, never from anything the caller claims.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test

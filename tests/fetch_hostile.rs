@@ -22,7 +22,7 @@ struct Expect {
     /// Exact subject; `None` = anything (a broken header may decode either way).
     subject: Option<&'static str>,
     /// Unix seconds of the Date header; `None` = missing or garbage, so the
-    /// list falls back to the time received (DESIGN.md §3).
+    /// list falls back to the time received (ARCHITECTURE.md "The D-Bus API").
     date: Option<i64>,
 }
 

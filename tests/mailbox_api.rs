@@ -1,5 +1,5 @@
 //! The Mailbox API over a real bus with mail fetched from the run's Dovecot
-//! (DESIGN.md §3): GetMessage bodies and attachments, assignment and read
+//! (ARCHITECTURE.md "The D-Bus API"): GetMessage bodies and attachments, assignment and read
 //! state with MessagesChanged, DeleteMessage with and without a Trash folder
 //! on the server, account deletion keeping exactly the assigned mail, and
 //! stable paging with `until` while new mail arrives. Who may see what is

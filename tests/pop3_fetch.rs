@@ -1,4 +1,4 @@
-//! POP3 fetch against the real Dovecot of `scripts/testenv` (DESIGN.md §6):
+//! POP3 fetch against the real Dovecot of `scripts/testenv` (ARCHITECTURE.md "Testing"):
 //! every encryption mode, login and TLS failures, pins, delete on server,
 //! and the exact bytes of tricky mails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test

@@ -1,6 +1,6 @@
 //! MessagesAdded is never lost when the bus is slow: every id a fetch
 //! stored reaches a listener, however long the daemon's signals had to wait
-//! (DESIGN.md §3; the CRM learns of new mail only this way).
+//! (ARCHITECTURE.md "The D-Bus API"; the CRM learns of new mail only this way).
 //!
 //! The bus daemon is stopped (SIGSTOP) while sixty POP3 accounts poll every
 //! second, so the daemon's signals fill its socket to the bus and then pile

@@ -1,5 +1,5 @@
 //! Signatures and employees through a real postfachd on a private bus
-//! (DESIGN.md §1 "Signatures", §3 `org.postfach.Postfach1.Signatures`):
+//! (ARCHITECTURE.md "What it does" "Signatures", §3 `org.postfach.Postfach1.Signatures`):
 //! the user's own signature wins, employee data is escaped, pictures are
 //! scaled to the size the template asks for, and errors say what is
 //! missing (the access rules: tests/signatures_access.rs).

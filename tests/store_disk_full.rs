@@ -1,4 +1,4 @@
-//! A full disk under the store (DESIGN.md §4, invariant 1; issue 10 item
+//! A full disk under the store (ARCHITECTURE.md "Invariants", 1; issue 10 item
 //! 8): a small tmpfs holds the state directory and a ballast fills it.
 //! While it is full every write fails with a clear Storage error and
 //! nothing stored is lost; once space returns, writing goes on without a

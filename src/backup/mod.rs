@@ -1,4 +1,4 @@
-//! Backups of the store (DESIGN.md §3, `Backup`): a consistent online
+//! Backups of the store (ARCHITECTURE.md "The D-Bus API", `Backup`): a consistent online
 //! snapshot written into a caller's file descriptor.
 //!
 //! [`format`] is the container (versioned, a checksum over every section

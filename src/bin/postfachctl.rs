@@ -1,4 +1,4 @@
-//! postfachctl: the admin CLI of postfach over its D-Bus API (DESIGN.md §3).
+//! postfachctl: the admin CLI of postfach over its D-Bus API (ARCHITECTURE.md "The D-Bus API").
 //!
 //! Thin on purpose: flags are parsed here, the work is in `postfach::ctl`.
 //! Exit status: 0 ok, 1 the daemon or the bus refused (one line on stderr:

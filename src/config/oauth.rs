@@ -1,5 +1,5 @@
 //! `[oauth.office365]`: the app registration that Office 365 accounts sign
-//! in with (DESIGN.md §1, Connect).
+//! in with (ARCHITECTURE.md "What it does", Connect).
 //!
 //! Microsoft's identity platform needs a public client (an app registration
 //! with "Allow public client flows" on, no client secret): the device-code

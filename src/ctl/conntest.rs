@@ -1,5 +1,5 @@
 //! `account test`: the step-by-step connection test [Verbindungsdaten
-//! prüfen] of DESIGN.md §1, for a saved account (`Account.TestConnection`)
+//! prüfen] of ARCHITECTURE.md "What it does", for a saved account (`Account.TestConnection`)
 //! or for settings not saved yet (`Manager.TestSettings`).
 //!
 //! The report is for an admin on the phone with a mail provider: one line

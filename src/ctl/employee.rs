@@ -1,5 +1,5 @@
 //! `employee set|remove`: the employee [Mitarbeiter] whose data fills a
-//! CRM user's signature (`Signatures.SetEmployee`, DESIGN.md §3).
+//! CRM user's signature (`Signatures.SetEmployee`, ARCHITECTURE.md "The D-Bus API").
 //!
 //! `set` replaces the whole record: fields given as `--field Vorname=Max`
 //! (the placeholder names without the @), pictures as `--image FILE` in

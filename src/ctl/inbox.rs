@@ -1,5 +1,5 @@
 //! `inbox`, `outbox` and `raw`: reading stored mail over
-//! `Mailbox.ListMessages` and `Mailbox.GetRaw` (DESIGN.md §3).
+//! `Mailbox.ListMessages` and `Mailbox.GetRaw` (ARCHITECTURE.md "The D-Bus API").
 //!
 //! `inbox` and `outbox` are one listing with a different `folder` filter
 //! and columns ([`super::table`]). All act for a CRM user (`--user`); the

@@ -1,6 +1,6 @@
 //! One mail: `show`, `assign`, `unassign`, `read` and `delete` over
 //! `Mailbox.GetMessage`, `AssignToContact`, `Unassign`, `SetRead` and
-//! `DeleteMessage` (DESIGN.md §3).
+//! `DeleteMessage` (ARCHITECTURE.md "The D-Bus API").
 //!
 //! Every command acts for a CRM user (`--user`, "" = the admin's view). A
 //! mail that user may not see is `NotFound` from the daemon, the same as a

@@ -28,7 +28,7 @@ use std::fmt;
 
 use zbus::DBusError;
 
-/// Prefix of the daemon's error names (DESIGN.md §3).
+/// Prefix of the daemon's error names (ARCHITECTURE.md "The D-Bus API").
 const ERROR_PREFIX: &str = "org.postfach.Postfach1.Error.";
 
 /// A failure as the admin sees it: `postfachctl: <Name>: <message>`.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value as Json};
 use zbus::{OwnedVariant, Variant};
 
-/// The Account properties in the order of DESIGN.md §3; `show` prints these
+/// The Account properties in the order of ARCHITECTURE.md "The D-Bus API"; `show` prints these
 /// first and any newer ones after them, sorted.
 pub const ACCOUNT_PROPERTIES: &[&str] = &[
     "Id",

@@ -1,6 +1,6 @@
 //! Account settings flags -> the `a{sv}` of CreateAccount/Update.
 //!
-//! One flag per settings key of DESIGN.md §3, typed as the daemon expects
+//! One flag per settings key of ARCHITECTURE.md "The D-Bus API", typed as the daemon expects
 //! (`port q`, `poll_interval u`, booleans `b`), so a wrong type is a usage
 //! error here instead of an InvalidArgument round trip. Passwords have no
 //! flag on purpose: argv is visible to every local user (`ps`, /proc).
@@ -12,7 +12,7 @@ use clap::builder::{BoolishValueParser, PossibleValuesParser};
 use clap::Args;
 use zbus::Variant;
 
-/// The account kinds (DESIGN.md §1).
+/// The account kinds (ARCHITECTURE.md "What it does").
 pub const KINDS: [&str; 4] = ["pop3", "imap", "pop3-office365", "imap-office365"];
 /// Encryption modes for incoming mail and SMTP.
 pub const ENCRYPTIONS: [&str; 3] = ["tls", "starttls", "none"];

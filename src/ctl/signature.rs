@@ -1,5 +1,5 @@
 //! `signature set|show|remove|preview|placeholders`: the tenants'
-//! signatures over `org.postfach.Postfach1.Signatures` (DESIGN.md §3).
+//! signatures over `org.postfach.Postfach1.Signatures` (ARCHITECTURE.md "The D-Bus API").
 //!
 //! `set` reads the parts from files (`-` = stdin); a part not given keeps
 //! what is stored, so changing only the HTML needs only `--html`.

@@ -32,7 +32,7 @@ pub enum Folder {
 }
 
 impl Folder {
-    /// The `folder` filter value (DESIGN.md §3).
+    /// The `folder` filter value (ARCHITECTURE.md "The D-Bus API").
     pub fn key(self) -> &'static str {
         match self {
             Folder::Inbox => "inbox",

@@ -1,6 +1,6 @@
 //! The Account interface as zbus serves it: the methods and signals of
 //! [`AccountObject`], and the properties of [`props::PROPS`] read only by
-//! those who may (DESIGN.md §3 "Reading is checked like calling").
+//! those who may (ARCHITECTURE.md "The D-Bus API" "Reading is checked like calling").
 //!
 //! zbus answers `Properties.Get/GetAll` by calling the interface's own
 //! `get`/`get_all` with the caller's message header, but the getters that

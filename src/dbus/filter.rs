@@ -1,4 +1,4 @@
-//! The `ListMessages` filter (DESIGN.md §3): `tenant s`, `account o`,
+//! The `ListMessages` filter (ARCHITECTURE.md "The D-Bus API"): `tenant s`, `account o`,
 //! `folder s`, `unassigned b`, `read b`, `since x`, `until x`, `text s`.
 //! Unknown keys and wrong types are `InvalidArgument` naming the key.
 

@@ -1,4 +1,4 @@
-//! What the Mailbox methods hand out: message dicts (DESIGN.md §3), the
+//! What the Mailbox methods hand out: message dicts (ARCHITECTURE.md "The D-Bus API"), the
 //! `GetMessage` body view, and raw mail in a sealed memfd.
 
 use std::os::fd::OwnedFd as StdOwnedFd;
@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::mime::View;
 use crate::store::MessageMeta;
 
-/// A message as `ListMessages` returns it (DESIGN.md §3 message dicts).
+/// A message as `ListMessages` returns it (ARCHITECTURE.md "The D-Bus API" message dicts).
 /// `private` is whether its account is private NOW (an account deleted
 /// since counts as public: only its assigned mail is left, and that is
 /// visible to everyone). `account_name` and `account_address` are the ones

@@ -1,7 +1,7 @@
-//! The D-Bus API of DESIGN.md §3.
+//! The D-Bus API of ARCHITECTURE.md "The D-Bus API".
 //!
 //! D-Bus objects hold the store, the config and a channel to the scheduler —
-//! never a protocol session (DESIGN.md §5): a method validates, writes the
+//! never a protocol session (ARCHITECTURE.md "Threads, tasks…"): a method validates, writes the
 //! store, and sends an event to the one owner loop that runs the accounts
 //! (the system76-scheduler shape). Every method checks its caller's real
 //! credentials first ([`caller`]), and so does every read of an account's

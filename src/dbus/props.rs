@@ -7,7 +7,7 @@
 //! cannot be served but forgotten in a signal (as `Authorized` once was).
 //!
 //! Signals reach every listener on the system bus, while reading is
-//! checked per caller (DESIGN.md §3). So a signal carries the values of
+//! checked per caller (ARCHITECTURE.md "The D-Bus API"). So a signal carries the values of
 //! the [`Signal::Value`] properties only — the opaque `Id` and the runtime
 //! `State`, `LastFetchAt` and `Progress`, which say that an account is
 //! busy but nothing about whose it is or where it fetches from. Every

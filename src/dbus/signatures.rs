@@ -1,7 +1,7 @@
 //! `org.postfach.Postfach1.Signatures` at the root object: the tenants'
-//! signatures and the employees whose data fills them (DESIGN.md §3).
+//! signatures and the employees whose data fills them (ARCHITECTURE.md "The D-Bus API").
 //!
-//! Who may do what (DESIGN.md leaves it open; this is what a CRM's
+//! Who may do what (the API leaves it open; this is what a CRM's
 //! "Einstellungen / E-Mail" dialog needs):
 //! - admins and CRM frontends: everything, for any tenant and user — the
 //!   frontend's own login decides which CRM user may open that dialog;

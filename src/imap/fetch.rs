@@ -1,5 +1,5 @@
 //! Fetching INBOX: new UIDs -> store (one durable transaction per batch) ->
-//! delete on the server, only what is stored (DESIGN.md §4, invariants 1–3).
+//! delete on the server, only what is stored (ARCHITECTURE.md "Invariants", 1–3).
 //!
 //! Sync state: the store keeps `imap:INBOX` = `<uidvalidity>:<uidnext>` per
 //! account, and one server id `imap:INBOX:<uidvalidity>:<uid>` per stored

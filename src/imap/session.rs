@@ -247,7 +247,7 @@ pub async fn login(
 }
 
 /// Connects and logs in with the account's settings: refuses a clear-text
-/// password to a non-loopback host first (DESIGN.md §1), then [`connect`],
+/// password to a non-loopback host first (ARCHITECTURE.md "What it does"), then [`connect`],
 /// then [`login`].
 pub async fn open(
     account: &Account,

@@ -2,7 +2,7 @@
 //! RETR them in pipelined batches, commit each batch durably, and only then
 //! delete on the server.
 //!
-//! Deletion safety (DESIGN.md §4, invariant 1): DELE only marks; RFC 1939
+//! Deletion safety (ARCHITECTURE.md "Invariants", 1): DELE only marks; RFC 1939
 //! §6 removes marked mails at QUIT, and QUIT is sent only after every batch
 //! is committed. A connection that drops before QUIT deletes nothing (§5:
 //! the server must not enter UPDATE state), which is the safety net for

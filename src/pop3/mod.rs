@@ -1,4 +1,4 @@
-//! Our own POP3 client (DESIGN.md §2 says why not async-pop): [`wire`]
+//! Our own POP3 client (ARCHITECTURE.md "Dependencies" says why not async-pop): [`wire`]
 //! reads replies defensively and dot-unstuffs in one pass, [`client`] speaks
 //! the commands, [`fetch`] runs one account's fetch against the store, and
 //! `batch` decides where each fetched mail's bytes go.

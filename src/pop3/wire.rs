@@ -6,7 +6,7 @@
 //! CRLF; a line beginning with "." has that dot removed ("byte-stuffing"),
 //! and the line ".\r\n" ends the response. Only CRLF ends a line here: a bare
 //! CR or bare LF is part of a line and is kept exactly, so the stored bytes
-//! are the mail as the author's server sent it (DESIGN.md §4, invariant 3).
+//! are the mail as the author's server sent it (ARCHITECTURE.md "Invariants", 3).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Connection test, step by step (DESIGN.md §1 [Verbindungsdaten prüfen]).
+//! Connection test, step by step (ARCHITECTURE.md "What it does" [Verbindungsdaten prüfen]).
 //!
 //! Each step is run on its own and reported with its time, so an admin sees
 //! exactly where it broke: resolve, connect, TLS (or STARTTLS) with the

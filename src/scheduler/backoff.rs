@@ -1,4 +1,4 @@
-//! Exponential backoff with jitter for failing accounts (DESIGN.md §1:
+//! Exponential backoff with jitter for failing accounts (ARCHITECTURE.md "What it does":
 //! "Errors back off per account and never disturb other accounts").
 //!
 //! 15 s, 30 s, 1 min, … capped at 30 minutes, each ±20 % so that accounts

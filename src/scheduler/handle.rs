@@ -21,6 +21,8 @@ pub enum Command {
     Remove(String),
     /// Hand a request to the account's task.
     Request(String, Request),
+    /// Answer at once: the watchdog's proof that the loop turns.
+    Ping(oneshot::Sender<()>),
 }
 
 /// Channels to the owner loop and the pump, and the status board.
@@ -50,6 +52,16 @@ impl Handle {
     /// Ask the owner loop to (re)start this account's task.
     pub fn reload(&self, account: &str) {
         let _ = self.tx.send(Command::Reload(account.to_string()));
+    }
+
+    /// True when the owner loop answers within `wait`: it still takes
+    /// commands, so configuration changes and requests get through.
+    pub async fn ping(&self, wait: std::time::Duration) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Ping(tx)).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(wait, rx).await, Ok(Ok(())))
     }
 
     /// Ask the owner loop to stop this account's task.

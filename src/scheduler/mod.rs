@@ -1,4 +1,4 @@
-//! One task per account: fetch, IDLE or sleep, back off (DESIGN.md §1
+//! One task per account: fetch, IDLE or sleep, back off (ARCHITECTURE.md "What it does"
 //! "Fetching and sending", invariant 5) — and every other piece of IMAP
 //! work of that account, on the one connection the task keeps.
 //!

@@ -98,6 +98,9 @@ pub async fn run(
                 }
                 None => request.no_account(&id),
             },
+            Command::Ping(answer) => {
+                let _ = answer.send(());
+            }
         }
     }
     for t in tasks.into_values() {

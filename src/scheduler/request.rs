@@ -1,7 +1,7 @@
 //! What an account's task is asked to do, and its queue of such requests.
 //!
 //! Every IMAP operation of an account goes through its task, on its one
-//! kept connection (DESIGN.md §5): a D-Bus method sends a [`Request`] with
+//! kept connection (ARCHITECTURE.md "Threads, tasks…"): a D-Bus method sends a [`Request`] with
 //! a [`Reply`] and awaits the answer. The task serves them in order; while
 //! it waits (IDLE or a timer) a request wakes it. Further requests — folder
 //! sync (LIST), the Sent copy and SaveDraft (APPEND), SMTP sending — are

@@ -1,4 +1,4 @@
-//! The message keys of SendMessage and SaveDraft (DESIGN.md §3), checked
+//! The message keys of SendMessage and SaveDraft (ARCHITECTURE.md "The D-Bus API"), checked
 //! into a [`Draft`].
 //!
 //! Every key is checked before anything is composed or queued, and every

@@ -2,7 +2,7 @@
 //!
 //! An account and the secrets that came with its settings are written in
 //! one transaction, so a failed Update leaves neither half-changed
-//! (DESIGN.md §3). Ids are `a<counter>`: short, `[a-z0-9]`, usable as a
+//! (ARCHITECTURE.md "The D-Bus API"). Ids are `a<counter>`: short, `[a-z0-9]`, usable as a
 //! D-Bus object path element, and never reused.
 
 use redb::{ReadableTable, WriteTransaction};

@@ -13,7 +13,7 @@
 //! same transaction as the mail's index entries (the blobdir of Delta Chat
 //! has the same shape).
 //!
-//! Durability (DESIGN.md §4, invariant 1): [`BlobWriter::finish`] fsyncs
+//! Durability (ARCHITECTURE.md "Invariants", 1): [`BlobWriter::finish`] fsyncs
 //! the file; the commit renames every blob of the batch, fsyncs the
 //! `blobs/` directory once, and only then commits the rows that point to
 //! the files. A crash can leave:

@@ -1,4 +1,4 @@
-//! Where a store lives: the copied-store check of DESIGN.md §1 ("Restore
+//! Where a store lives: the copied-store check of ARCHITECTURE.md "What it does" ("Restore
 //! safety").
 //!
 //! An admin who clones a virtual machine or copies `/var/lib/postfach`

@@ -40,7 +40,7 @@ pub enum Visibility {
     User(String),
 }
 
-/// One ListMessages page request (DESIGN.md §3 filter keys).
+/// One ListMessages page request (ARCHITECTURE.md "The D-Bus API" filter keys).
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     pub viewer: Visibility,

@@ -3,7 +3,7 @@
 //! [`Store::commit_batch`] is the point of no return of a fetch: once it
 //! returns Ok, the raw bytes, the index entries and the server ids of the
 //! batch are on disk in one transaction, and only then may a fetcher delete
-//! the mails on the server (DESIGN.md §4, invariants 1–3). Summaries are
+//! the mails on the server (ARCHITECTURE.md "Invariants", 1–3). Summaries are
 //! made after the bytes are in hand and can neither panic the daemon nor
 //! stop the mail from being stored (invariant 4).
 

@@ -1,6 +1,6 @@
 //! The embedded store (redb): accounts, secrets, fetched mail and its index.
 //!
-//! Mail is deleted from servers once it is stored (DESIGN.md §4, invariant
+//! Mail is deleted from servers once it is stored (ARCHITECTURE.md "Invariants", invariant
 //! 1), so every write transaction is durable when `commit` returns:
 //! `Durability::Immediate` plus two-phase commit, which redb needs to be
 //! safe against a torn write of the commit slot (redb design doc, "2-phase

@@ -1,5 +1,5 @@
-//! The outbox (schema 6): mails being sent (DESIGN.md §1 "Fetching and
-//! sending", §5 "send").
+//! The outbox (schema 6): mails being sent (ARCHITECTURE.md "What it does",
+//! "Data paths").
 //!
 //! A mail that SendMessage accepts is stored like a fetched one — its raw
 //! bytes (a blob file above [`super::BLOB_MIN`]), a summary in folder
@@ -40,7 +40,7 @@ use crate::error::{Context, Error, Result};
 /// The folder outbox mails are filed in.
 pub const OUTBOX: &str = "outbox";
 
-/// Where a mail is in the outbox (DESIGN.md §3 message key `state`).
+/// Where a mail is in the outbox (ARCHITECTURE.md "The D-Bus API" message key `state`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutboxState {

@@ -1,4 +1,4 @@
-//! The restore safety reset (DESIGN.md §1, "Restore safety").
+//! The restore safety reset (ARCHITECTURE.md "What it does", "Restore safety").
 //!
 //! A restored backup, or a store copied to another machine or path, is a
 //! second installation that reads the same mailboxes as the first. If both

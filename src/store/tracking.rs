@@ -4,7 +4,7 @@
 //! Server ids are opaque strings chosen by the fetchers (`pop3:<uidl>`,
 //! `imap:INBOX:<uidvalidity>:<uid>`); a prefix query gives the ids of one
 //! mailbox generation, so a UIDVALIDITY change never makes a fetcher act on
-//! UIDs of an old generation (DESIGN.md §4, invariant 2).
+//! UIDs of an old generation (ARCHITECTURE.md "Invariants", 2).
 
 use std::collections::HashSet;
 

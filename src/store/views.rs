@@ -1,6 +1,6 @@
 //! View scopes: the sorted lists a ListMessages page is read from.
 //!
-//! Invariant 6 (DESIGN.md §4): a public account's mail is seen by every
+//! Invariant 6 (ARCHITECTURE.md "Invariants"): a public account's mail is seen by every
 //! user, a private account's only by its owner, an assigned mail by
 //! everyone. Each message is therefore filed under its *visibility class*,
 //! computed from the account's CURRENT private owner:

@@ -15,7 +15,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The well-known name the daemon owns (DESIGN.md §3).
+/// The well-known name the daemon owns (ARCHITECTURE.md "The D-Bus API").
 pub const BUS_NAME: &str = "org.postfach.Postfach1";
 
 /// How long a start may take until the bus name is owned.

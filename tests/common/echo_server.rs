@@ -1,6 +1,6 @@
 //! A scripted mail server on loopback that refuses every login by
 //! repeating the client's login line — password included — in its error:
-//! the server that DESIGN.md §3's "scrubbed of the account's secrets"
+//! the server that ARCHITECTURE.md "The D-Bus API"'s "scrubbed of the account's secrets"
 //! is about (`NO … "user" "secret"`, `-ERR … PASS secret`).
 
 use std::io::{BufRead, BufReader, Write};

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests (`mod common;`).
 //!
-//! The servers are started by `scripts/testenv` (DESIGN.md §6), which exports
+//! The servers are started by `scripts/testenv` (ARCHITECTURE.md "Testing"), which exports
 //! the `POSTFACH_TEST_*` variables read here. Tests run in parallel threads,
 //! so everything a test creates (mail users, buses, daemons) has a name
 //! unique to the process and the call.

@@ -1,6 +1,6 @@
 //! A private bus of type SYSTEM with the SHIPPED policy file, and
 //! `postfachd --system` on it as an unprivileged system user: the world
-//! the access and attack tests must hold in (DESIGN.md §3, §6).
+//! the access and attack tests must hold in (ARCHITECTURE.md "The D-Bus API", §6).
 //!
 //! The bus config is Debian 12's `system.conf` default policy (deny every
 //! method call and name unless a policy file allows it; no eavesdropping)

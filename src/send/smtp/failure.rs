@@ -15,7 +15,7 @@
 //!
 //! Server texts are capped at [`MAX_TEXT`] bytes, control characters
 //! removed, and the account's secrets replaced by `********` should a
-//! server ever echo them (DESIGN.md §3: every text that crosses the bus is
+//! server ever echo them (ARCHITECTURE.md "The D-Bus API": every text that crosses the bus is
 //! capped and scrubbed).
 
 use std::error::Error as _;

@@ -82,7 +82,7 @@ fn user(u: &str) -> Visibility {
     Visibility::User(u.to_string())
 }
 
-/// The rules of DESIGN.md §3/§4 written out plainly.
+/// The rules of ARCHITECTURE.md ("The D-Bus API", "Invariants") written out plainly.
 fn model(store: &Store, ids: &[u64], q: &ListQuery) -> Vec<u64> {
     let owners: HashMap<String, String> = store
         .accounts()
