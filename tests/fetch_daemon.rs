@@ -246,7 +246,7 @@ async fn a_failing_account_does_not_delay_a_good_one() {
     let log = daemon.log();
     for bad in [&dead, &wrong] {
         let id = bad.as_str().rsplit('/').next().unwrap();
-        let needle = format!("fetch failed account={id} ");
+        let needle = format!("fetch failed account_id={id} ");
         let failures = log.lines().filter(|l| l.contains(&needle)).count();
         assert_eq!(failures, 1, "{id}: no backoff, or no journal entry:\n{log}");
     }

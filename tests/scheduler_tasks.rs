@@ -119,7 +119,7 @@ async fn set_password_update_and_delete_restart_or_stop_the_task() {
     let log_after = d.log();
     let new_lines = &log_after[log_before.len()..];
     assert!(
-        !new_lines.contains("account=a1"),
+        !new_lines.contains("account_id=a1"),
         "the deleted account's task still runs:\n{new_lines}"
     );
     assert!(d.stop().success());
