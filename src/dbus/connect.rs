@@ -65,6 +65,13 @@ pub async fn complete(ctx: &Ctx, account: &Account, redirect_url: &str) -> Resul
         .complete_browser(account, redirect_url)
         .await?;
     ctx.scheduler.reload(&account.id);
+    // Fetch at once, also for an account fetched on demand only; the
+    // request reaches the restarted task. Its outcome is the account's
+    // status, not this call's.
+    let (scheduler, id) = (ctx.scheduler.clone(), account.id.clone());
+    tokio::spawn(async move {
+        let _ = scheduler.fetch_now(&id).await;
+    });
     tracing::info!(account_id = %account.id, "Office 365 sign-in completed");
     Ok(())
 }
