@@ -67,10 +67,7 @@ async fn device_flow_over_dbus_signs_in_and_fetches_over_imap() {
         for v in args.changed_properties.values() {
             assert!(!format!("{v:?}").contains("pf."), "a token in a signal");
         }
-        seen |= args
-            .invalidated_properties
-            .iter()
-            .any(|p| *p == "Authorized");
+        seen |= args.invalidated_properties.contains(&"Authorized");
     }
     assert!(seen, "PropertiesChanged names Authorized");
 
