@@ -23,6 +23,7 @@ use crate::dbus::service::{serve, Ctx};
 use crate::error::{Error, Result};
 use crate::logging::LogHandle;
 use crate::net::{Timeouts, TlsContext};
+use crate::oauth::Office365;
 use crate::scheduler::{self, Handle, Runtime};
 use crate::store::Store;
 use crate::watchdog::Watchdog;
@@ -118,12 +119,19 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
 
     let tls = TlsContext::new(config.tls.extra_ca_file.as_deref())?;
     let (handle, commands) = Handle::new();
+    let office365 = Arc::new(Office365::new(
+        &config.oauth.office365,
+        &tls,
+        &timeouts(&config),
+        store.clone(),
+    )?);
     let ctx = Arc::new(Ctx::new(
         store.clone(),
         handle.clone(),
         policy(&config, opts.session),
         tls.clone(),
         timeouts(&config),
+        office365.clone(),
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let rt = Runtime {
@@ -132,6 +140,7 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
         tls,
         timeouts: timeouts(&config),
         connects: Arc::new(Semaphore::new(config.fetch.max_concurrent_connects)),
+        office365,
     };
     let owner = tokio::spawn(scheduler::run(commands, rt, stop_rx, STOP_GRACE));
     let (conn, pump, presence) = serve(ctx.clone(), opts.session, None).await?;

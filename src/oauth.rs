@@ -56,6 +56,8 @@ use std::time::Duration;
 pub use browser::BrowserStart;
 pub use device::DeviceStart;
 pub use provider::OFFLINE_ACCESS;
+/// Unix seconds now, the clock token expiries are in.
+pub use stored::now as unix_now;
 
 use crate::config::Office365Config;
 use crate::error::Result;

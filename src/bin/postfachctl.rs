@@ -184,6 +184,17 @@ enum AccountCommand {
         #[arg(long)]
         smtp_password: bool,
     },
+    /// Sign an Office 365 account in; waits until it is signed in.
+    ///
+    /// Prints the address to open and the code to type there (device
+    /// sign-in), or with --browser the address to open, then reads the
+    /// address the browser ended on from stdin.
+    Connect {
+        id: String,
+        /// Sign in in a browser on this machine instead of with a code.
+        #[arg(long)]
+        browser: bool,
+    },
     /// Set the password of an account.
     Passwd {
         id: String,
@@ -229,6 +240,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                 smtp,
                 password_stdin,
             } => ctl.passwd(&id, smtp, password_stdin).await,
+            AccountCommand::Connect { id, browser } => ctl.connect_account(&id, browser).await,
             AccountCommand::Test { id: Some(id), .. } => ctl.test_saved(&id).await,
             AccountCommand::Test {
                 id: None,

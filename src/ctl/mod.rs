@@ -11,6 +11,7 @@
 //! Every failure becomes one [`CtlError`] line on stderr.
 
 pub mod commands;
+pub mod connect;
 pub mod conntest;
 pub mod dates;
 pub mod employee;

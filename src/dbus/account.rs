@@ -255,6 +255,34 @@ impl AccountObject {
         }
     }
 
+    /// Office 365: start the sign-in `flow` (`device` or `browser`); the
+    /// reply says where to sign in (dbus::connect).
+    async fn connect(
+        &self,
+        flow: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<wire::Dict, ApiError> {
+        let caller = self.ctx.admin(conn, &hdr).await?;
+        let account = self.current().await?;
+        let reply = super::connect::connect(&self.ctx, &account, flow).await?;
+        tracing::info!(account_id = %self.id, uid = caller.uid, "Connect");
+        Ok(reply)
+    }
+
+    /// Office 365: complete the browser sign-in with the address Microsoft
+    /// redirected to.
+    async fn complete_connect(
+        &self,
+        redirect_url: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), ApiError> {
+        self.ctx.admin(conn, &hdr).await?;
+        let account = self.current().await?;
+        Ok(super::connect::complete(&self.ctx, &account, redirect_url).await?)
+    }
+
     /// Emitted when a fetch ends; `error` is "" on success, else the
     /// error's kind (`Authentication`, `Connection`, …): the signal goes
     /// to every listener, so the server's words are in `LastError` only.

@@ -12,6 +12,7 @@
 pub mod account;
 pub mod account_iface;
 pub mod caller;
+pub mod connect;
 pub mod errors;
 pub mod filter;
 pub mod mailbox;

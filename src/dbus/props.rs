@@ -75,9 +75,13 @@ use Signal::{Invalidate as I, Value as V};
 pub static PROPS: &[Prop] = &[
     prop("Address", "s", I, |v| v.account.address.clone().into()),
     prop("Authorized", "b", I, |v| {
-        // Office 365 sign-in is not there yet; plain accounts are
-        // authorized by their password.
-        (!v.account.kind.is_office365() && v.has_password).into()
+        // Office 365: whether the task holds tokens (Connect); plain
+        // accounts are authorized by their password.
+        if v.account.kind.is_office365() {
+            v.status.authorized.into()
+        } else {
+            v.has_password.into()
+        }
     }),
     prop("DeleteOnServer", "b", I, |v| {
         v.account.delete_on_server.into()
@@ -164,8 +168,14 @@ impl Changes {
 }
 
 /// The properties read from the scheduler's status board; the others
-/// come from the account's settings.
-pub const STATUS: [&str; 4] = ["LastError", "LastFetchAt", "Progress", "State"];
+/// come from the account's settings (`Authorized` from both).
+pub const STATUS: [&str; 5] = [
+    "Authorized",
+    "LastError",
+    "LastFetchAt",
+    "Progress",
+    "State",
+];
 
 /// Every property whose value differs between `old` and `new`.
 pub fn changes(old: &View<'_>, new: &View<'_>) -> Changes {

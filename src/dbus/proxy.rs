@@ -37,6 +37,8 @@ pub trait Account {
     fn delete(&self) -> zbus::Result<()>;
     fn test_connection(&self) -> zbus::Result<Vec<Dict>>;
     fn fetch_now(&self) -> zbus::Result<u32>;
+    fn connect(&self, flow: &str) -> zbus::Result<Dict>;
+    fn complete_connect(&self, redirect_url: &str) -> zbus::Result<()>;
     #[zbus(signal)]
     fn fetch_finished(&self, new_messages: u32, error: String) -> zbus::Result<()>;
 

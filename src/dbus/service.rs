@@ -24,6 +24,7 @@ use super::{account_path, ACCOUNT_IFACE, ROOT_PATH};
 use crate::access::{Caller, Policy, Role};
 use crate::error::{Error, Result};
 use crate::net::{Timeouts, TlsContext};
+use crate::oauth::Office365;
 use crate::scheduler::{Handle, Notice, Status};
 use crate::store::Store;
 
@@ -35,6 +36,8 @@ pub struct Ctx {
     pub policy: RwLock<Policy>,
     pub tls: RwLock<TlsContext>,
     pub timeouts: Timeouts,
+    /// Office 365 sign-in, for Connect (see dbus::connect).
+    pub office365: Arc<Office365>,
     /// Who called, per bus connection (see dbus::caller).
     pub callers: Callers,
     /// The published accounts' settings (see dbus::registry).
@@ -51,6 +54,7 @@ impl Ctx {
         policy: Policy,
         tls: TlsContext,
         timeouts: Timeouts,
+        office365: Arc<Office365>,
     ) -> Ctx {
         Ctx {
             store,
@@ -58,6 +62,7 @@ impl Ctx {
             policy: RwLock::new(policy),
             tls: RwLock::new(tls),
             timeouts,
+            office365,
             callers: Callers::default(),
             accounts: Registry::default(),
             announced: Mutex::default(),

@@ -248,7 +248,8 @@ pub async fn login(
 
 /// Connects and logs in with the account's settings: refuses a clear-text
 /// password to a non-loopback host first (ARCHITECTURE.md "What it does"), then [`connect`],
-/// then [`login`].
+/// then [`login`] — or, for Office 365 kinds, where `password` is an
+/// access token, `AUTHENTICATE XOAUTH2`.
 pub async fn open(
     account: &Account,
     password: &str,
@@ -258,7 +259,16 @@ pub async fn open(
     if account.encryption == Encryption::None {
         net::check_plaintext_auth(account)?;
     }
-    let client = connect(account, tls, t).await?;
+    let mut client = connect(account, tls, t).await?;
+    if account.kind.is_office365() {
+        // `password` is an access token: SASL XOAUTH2, with the initial
+        // response on the command line when the server takes it (RFC 4959).
+        let host = &account.host;
+        let caps = pre_auth(&mut client, t, host, "pfcap2", "CAPABILITY").await?;
+        let sasl_ir = caps.has("SASL-IR");
+        return super::xoauth2::authenticate(client, &account.username, password, sasl_ir, t, host)
+            .await;
+    }
     login(client, &account.username, password, t, &account.host).await
 }
 

@@ -37,6 +37,9 @@ pub struct Status {
     pub last_fetch_at: u64,
     /// (fetched, total) of the fetch under way.
     pub progress: (u32, u32),
+    /// Office 365: the account holds tokens (the `Authorized` property;
+    /// plain accounts are authorized by their password instead).
+    pub authorized: bool,
 }
 
 /// Shared status board of every account.

@@ -17,6 +17,7 @@
 //!   one pump of the D-Bus layer (`notice`), which turns them into signals
 //!   and PropertiesChanged — so this module never imports `dbus`.
 
+mod auth;
 mod backoff;
 mod board;
 mod handle;
@@ -48,4 +49,6 @@ pub struct Runtime {
     pub timeouts: Timeouts,
     /// Bounds the sessions open at once.
     pub connects: Arc<Semaphore>,
+    /// Office 365 sign-in and tokens (see `auth`).
+    pub office365: Arc<crate::oauth::Office365>,
 }

@@ -30,6 +30,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::auth;
 use super::backoff::Backoff;
 use super::board::State;
 use super::request::{Queue, Reply, Request};
@@ -82,7 +83,12 @@ impl Task {
             // account at once, and a thread for each would stay behind.
             match blocking(|| rt.store.account(&id)) {
                 Ok(Some(account)) => {
-                    let me = Worker { account, rt, done };
+                    let me = Worker {
+                        account,
+                        rt,
+                        done,
+                        token_life: Default::default(),
+                    };
                     serve(&me, &mut queue).await;
                 }
                 // Deleted meanwhile: answer as if there were no task.
@@ -126,6 +132,8 @@ struct Turns {
     /// the server says it has no IDLE; then it polls.
     idle: bool,
     backoff: Backoff,
+    /// Office 365: the device sign-in being waited for (scheduler::auth).
+    sign_in: Option<auth::DevicePoll>,
 }
 
 /// What a wait ended with.
@@ -144,8 +152,14 @@ async fn serve(me: &Worker, queue: &mut Queue) {
         next: (poll > 0).then_some(Duration::ZERO),
         idle: me.account.kind.is_imap(),
         backoff: Backoff::default(),
+        sign_in: None,
     };
     me.set(|s| s.state = State::Idle);
+    let start = auth::begin(me).await;
+    turns.sign_in = start.poll;
+    if !start.may_fetch {
+        turns.next = None;
+    }
     loop {
         match wait(me, &mut turns, queue).await {
             Event::Closed => return,
@@ -179,8 +193,13 @@ async fn fetch(
             turns.backoff.reset();
             (poll > 0).then(|| Duration::from_secs(u64::from(poll)))
         }
+        // A dead grant waits for Connect, which restarts the task.
+        Err(crate::error::Error::NeedsAuthorization(_)) => None,
         Err(_) => (poll > 0).then(|| turns.backoff.fail()),
     };
+    if let Err(e) = &result {
+        auth::after_failure(me, e).await;
+    }
     me.finished(&result, waiters, turns.next);
     turns.conn = keep(me, turns, back);
 }
@@ -198,12 +217,29 @@ fn keep(me: &Worker, turns: &Turns, conn: Option<Connection>) -> Option<Connecti
 /// Waits for the next turn or request: IDLE on the kept connection, else a
 /// timer.
 async fn wait(me: &Worker, turns: &mut Turns, queue: &mut Queue) -> Event {
+    if let Some(poll) = turns.sign_in.as_mut() {
+        tokio::select! {
+            r = queue.next() => return r.map_or(Event::Closed, Event::Request),
+            may_fetch = poll.outcome(me) => {
+                turns.sign_in = None;
+                if may_fetch {
+                    return Event::Turn;
+                }
+                turns.next = None;
+            }
+        }
+    }
     let (Some(conn), Some(delay)) = (turns.conn.as_mut(), turns.next) else {
         return sleep_or_request(turns.next, queue).await;
     };
     let mut wakes = Wakes { queue, me };
     let outcome = conn
-        .idle(&me.account, &me.rt.store, REISSUE, &mut wakes)
+        .idle(
+            &me.account,
+            &me.rt.store,
+            auth::idle_limit(me, REISSUE),
+            &mut wakes,
+        )
         .await;
     if !conn.usable() {
         turns.conn = None;
@@ -225,7 +261,10 @@ async fn wait(me: &Worker, turns: &mut Turns, queue: &mut Queue) -> Event {
             // Wait a little, then let the fetch (on a new connection)
             // report the problem if it persists.
             tracing::debug!(account_id = %me.account.id, error = %e, "IDLE ended with an error");
-            sleep_or_request(Some(delay.min(Duration::from_secs(60))), queue).await
+            // Office 365 ends sessions at token expiry: log in again by
+            // then at the latest (scheduler::auth).
+            let pause = auth::idle_limit(me, delay.min(Duration::from_secs(60)));
+            sleep_or_request(Some(pause), queue).await
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+use super::auth;
 use super::board::{State, Status};
 use super::request::Reply;
 use super::Runtime;
@@ -44,6 +45,8 @@ pub(super) struct Worker {
     /// Held by the task and by every LOGOUT it sends off, so that shutdown
     /// can await them all (see `owner`).
     pub done: mpsc::Sender<()>,
+    /// Office 365: the life of the token the last login used.
+    pub token_life: auth::TokenLife,
 }
 
 impl Worker {
@@ -59,12 +62,6 @@ impl Worker {
             s.progress = (0, 0);
         });
         let a = &self.account;
-        if a.kind.is_office365() {
-            let e = Error::NeedsAuthorization(
-                "Office 365 sign-in (Connect) is not available in this version".into(),
-            );
-            return (Err(e), None);
-        }
         let slot = Slot::new(None);
         let last = Mutex::new(Instant::now());
         let progress = |done: u32, total: u32| {
@@ -74,7 +71,7 @@ impl Worker {
         };
         if !a.kind.is_imap() {
             let fetch = async {
-                let secret = self.secret()?.ok_or_else(no_password)?;
+                let secret = self.credential().await?.ok_or_else(no_password)?;
                 crate::pop3::fetch::fetch(
                     a,
                     secret.expose(),
@@ -147,6 +144,13 @@ impl Worker {
         no_password: &(dyn Fn() -> Error + Sync),
         work: &W,
     ) -> (Result<W::Out>, Option<Connection>) {
+        let kept = match kept {
+            Some(c) if auth::stale(self) => {
+                self.retire(c);
+                None
+            }
+            kept => kept,
+        };
         let reused = kept.is_some();
         let mut conn = match kept {
             Some(c) => c,
@@ -156,9 +160,9 @@ impl Worker {
             },
         };
         let r = match work.run(&mut conn).await {
-            Err(Error::Connection { message, .. }) if reused => {
+            Err(e) if reused && auth::reconnects(self, &e) => {
                 let id = &self.account.id;
-                tracing::debug!(account_id = %id, error = %message, "the kept session failed; reconnecting");
+                tracing::debug!(account_id = %id, error = %e, "the kept session failed; reconnecting");
                 drop(conn);
                 conn = match self.connect(slot, no_password).await {
                     Ok(c) => c,
@@ -179,7 +183,7 @@ impl Worker {
         no_password: &(dyn Fn() -> Error + Sync),
     ) -> Result<Connection> {
         let open = async {
-            let secret = self.secret()?.ok_or_else(no_password)?;
+            let secret = self.credential().await?.ok_or_else(no_password)?;
             let (a, rt) = (&self.account, &self.rt);
             Connection::open(a, secret.expose(), &rt.tls, &rt.timeouts).await
         };
@@ -209,8 +213,12 @@ impl Worker {
         fut.await
     }
 
-    /// The account's password.
-    fn secret(&self) -> Result<Option<crate::store::Secret>> {
+    /// What the next login uses: the password, or for Office 365 an
+    /// access token (scheduler::auth).
+    async fn credential(&self) -> Result<Option<crate::store::Secret>> {
+        if self.account.kind.is_office365() {
+            return auth::login_token(self).await.map(Some);
+        }
         blocking(|| self.rt.store.secret(&self.account.id, SecretKind::Password))
     }
 

@@ -87,6 +87,7 @@ fn a_change_of_any_property_is_announced() {
         last_error: "refused".into(),
         last_fetch_at: 9,
         progress: (1, 2),
+        authorized: true,
     };
     let old = View {
         account: &a,
@@ -130,6 +131,28 @@ fn authorized_follows_the_password() {
 }
 
 #[test]
+fn office365_authorized_follows_the_tokens_not_a_password() {
+    let mut a = account();
+    a.kind = Kind::Pop3Office365;
+    let signed_out = Status::default();
+    let signed_in = Status {
+        authorized: true,
+        ..Status::default()
+    };
+    let view = |status| View {
+        account: &a,
+        has_password: true,
+        status,
+    };
+    let authorized = find("Authorized").unwrap();
+    assert_eq!(authorized.value(&view(&signed_out)), Variant::from(false));
+    assert_eq!(authorized.value(&view(&signed_in)), Variant::from(true));
+    let c = status_changes(&view(&signed_out), &view(&signed_in));
+    assert_eq!(c.invalidated, ["Authorized"], "named, never valued");
+    assert!(c.values.is_empty());
+}
+
+#[test]
 fn signals_show_public_values_only() {
     let a = other();
     let status = Status {
@@ -167,13 +190,15 @@ fn introspection_lists_every_property() {
 
 #[test]
 fn status_properties_are_those_read_from_the_status() {
-    let a = account();
+    let mut a = account();
+    a.kind = Kind::ImapOffice365;
     let idle = Status::default();
     let busy = Status {
         state: State::Fetching,
         last_error: "x".into(),
         last_fetch_at: 1,
         progress: (1, 1),
+        authorized: true,
     };
     let view = |status| View {
         account: &a,
