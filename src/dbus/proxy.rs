@@ -121,6 +121,12 @@ pub trait Mailbox {
     fn unassign(&self, user: &str, id: u64) -> zbus::Result<()>;
     fn set_read(&self, user: &str, id: u64, read: bool) -> zbus::Result<()>;
     fn delete_message(&self, user: &str, id: u64) -> zbus::Result<()>;
+    fn send_message(
+        &self,
+        user: &str,
+        account: &zbus::ObjectPath<'_>,
+        message: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<u64>;
     #[zbus(signal)]
     fn messages_added(&self, account: OwnedObjectPath, ids: Vec<u64>) -> zbus::Result<()>;
     #[zbus(signal)]

@@ -23,6 +23,7 @@ mod handle;
 mod notice;
 mod owner;
 mod request;
+mod sending;
 mod task;
 mod worker;
 

@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 use super::backoff::Backoff;
 use super::board::State;
 use super::request::{Queue, Reply, Request};
+use super::sending::Outbox;
 use super::worker::Worker;
 use super::Runtime;
 use crate::fetch::{blocking, FetchReport};
@@ -146,6 +147,9 @@ async fn serve(me: &Worker, queue: &mut Queue) {
         backoff: Backoff::default(),
     };
     me.set(|s| s.state = State::Idle);
+    let mut outbox = Outbox::default();
+    let back = outbox.turn(me, None).await;
+    turns.conn = keep(me, &turns, back);
     loop {
         match wait(me, &mut turns, queue).await {
             Event::Closed => return,
@@ -156,6 +160,10 @@ async fn serve(me: &Worker, queue: &mut Queue) {
             Event::Request(Request::Trash { message, reply }) => {
                 let (r, back) = me.trash(turns.conn.take(), message).await;
                 let _ = reply.send(r);
+                turns.conn = keep(me, &turns, back);
+            }
+            Event::Request(Request::Deliver) => {
+                let back = outbox.turn(me, turns.conn.take()).await;
                 turns.conn = keep(me, &turns, back);
             }
         }
