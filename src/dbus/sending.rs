@@ -126,8 +126,7 @@ async fn announce_added(conn: &Connection, account: &str, id: u64) {
         ObjectPath::try_from(path.as_str()),
     ) {
         (Ok(e), Ok(p)) => Mailbox::messages_added(&e, p, &[id]).await,
-        (Err(e), _) => Err(e),
-        (_, Err(e)) => Err(e.into()),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     if let Err(e) = sent {
         tracing::debug!(error = %e, "could not emit MessagesAdded");
