@@ -14,6 +14,7 @@ pub mod account_iface;
 pub mod caller;
 pub mod errors;
 pub mod filter;
+pub mod folders;
 pub mod mailbox;
 pub mod mailbox_dict;
 pub mod manager;

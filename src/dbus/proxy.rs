@@ -37,6 +37,7 @@ pub trait Account {
     fn delete(&self) -> zbus::Result<()>;
     fn test_connection(&self) -> zbus::Result<Vec<Dict>>;
     fn fetch_now(&self) -> zbus::Result<u32>;
+    fn sync_folders(&self) -> zbus::Result<Vec<String>>;
     #[zbus(signal)]
     fn fetch_finished(&self, new_messages: u32, error: String) -> zbus::Result<()>;
 

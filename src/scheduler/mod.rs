@@ -19,6 +19,7 @@
 
 mod backoff;
 mod board;
+mod folders;
 mod handle;
 mod notice;
 mod owner;

@@ -32,6 +32,9 @@ pub enum Request {
     /// timer of the next retry); nobody waits for an answer
     /// (scheduler `sending`).
     Deliver,
+    /// List the account's folders and store them (SyncFolders); answered
+    /// with the names stored (scheduler `folders`).
+    SyncFolders(Reply<Vec<String>>),
 }
 
 impl Request {
@@ -40,6 +43,7 @@ impl Request {
         match self {
             Request::FetchNow(r) => drop(r.send(Err(e))),
             Request::Trash { reply, .. } => drop(reply.send(Err(e))),
+            Request::SyncFolders(r) => drop(r.send(Err(e))),
             Request::Deliver => {}
         }
     }

@@ -162,6 +162,11 @@ async fn serve(me: &Worker, queue: &mut Queue) {
                 let _ = reply.send(r);
                 turns.conn = keep(me, &turns, back);
             }
+            Event::Request(Request::SyncFolders(reply)) => {
+                let (r, back) = super::folders::sync(me, turns.conn.take()).await;
+                let _ = reply.send(r);
+                turns.conn = keep(me, &turns, back);
+            }
             Event::Request(Request::Deliver) => {
                 let back = outbox.turn(me, turns.conn.take()).await;
                 turns.conn = keep(me, &turns, back);
