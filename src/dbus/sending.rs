@@ -10,6 +10,10 @@
 //! SMTP or IMAP runs here: the answer is the outbox id, and the mail's
 //! `state` (queued, sending, sent, failed) and `error` follow in
 //! `MessagesChanged`.
+//!
+//! A signature belongs to a CRM user (their own, else the tenant's general
+//! one, filled with their employee data), so an admin who calls with user
+//! "" sends without one.
 
 use std::collections::HashMap;
 
@@ -38,18 +42,19 @@ pub(super) async fn send_message(
 ) -> ApiResult<u64> {
     let viewer = mb.viewer(conn, hdr, user).await?;
     let account = sendable_account(mb, &viewer, account).await?;
-    let draft = Draft::from_keys(message_values(message)?)?;
+    let mut draft = Draft::from_keys(message_values(message)?)?;
     if draft.draft_id.is_some() {
         return Err(Error::invalid("draft_id", "only SaveDraft replaces a draft").into());
     }
-    let sender = Sender {
-        user: match &viewer {
-            Visibility::User(u) => u.clone(),
-            // An admin acting as nobody: the tenant's general signature.
-            Visibility::All => String::new(),
-        },
-        viewer,
+    let user = match &viewer {
+        Visibility::User(u) => u.clone(),
+        Visibility::All => {
+            // An admin acting as nobody: no CRM user, so no signature.
+            draft.signature = false;
+            String::new()
+        }
     };
+    let sender = Sender { user, viewer };
     let id = queue_mail(&mb.ctx.store, &account, &sender, draft).await?;
     tracing::info!(account_id = %account.id, message = id, "mail queued");
     mb.ctx.scheduler.deliver(&account.id);
