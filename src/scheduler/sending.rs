@@ -22,6 +22,7 @@
 //! raced a slow server could leave two copies. POP3 accounts have no
 //! folders on the server, so no Sent copy.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -76,10 +77,12 @@ impl Outbox {
             tls: me.rt.tls.clone(),
             timeouts: me.rt.timeouts,
         };
-        let mut next = None;
+        // Each mail at most once per turn: a mail that comes back due at
+        // once waits for the timer, so a turn always ends.
+        let mut tried = HashSet::new();
         loop {
             let now = unix_now();
-            let due = match self.queued(me) {
+            let queued = match self.queued(me) {
                 Ok(q) => q,
                 Err(e) => {
                     tracing::error!(account_id = %id, error = %e, "cannot read the outbox");
@@ -87,14 +90,17 @@ impl Outbox {
                     return conn;
                 }
             };
-            let Some(first) = due.first().copied() else {
+            let due = queued
+                .iter()
+                .find(|(mail, at)| *at <= now && !tried.contains(mail));
+            let Some(&(mail, _)) = due else {
+                if let Some(at) = queued.iter().map(|(_, at)| *at).min() {
+                    let wait = u64::try_from(at - now).unwrap_or(0).max(1);
+                    self.arm(me, Duration::from_secs(wait));
+                }
                 break;
             };
-            if first.1 > now {
-                next = Some(first.1 - now);
-                break;
-            }
-            let mail = first.0;
+            tried.insert(mail);
             match send::deliver(&me.rt.store, &transport, mail).await {
                 Ok(Outcome::Sent(_)) => {
                     tracing::info!(account_id = %id, message = mail, "mail sent");
@@ -118,10 +124,6 @@ impl Outbox {
                     return conn;
                 }
             }
-        }
-        if let Some(wait) = next {
-            let wait = u64::try_from(wait).unwrap_or(0);
-            self.arm(me, Duration::from_secs(wait));
         }
         conn
     }
