@@ -114,6 +114,13 @@ pub async fn run(config: Config, opts: Options, log: LogHandle) -> Result<()> {
     })
     .await
     .map_err(|e| Error::storage_msg(format!("store task failed: {e}")))??;
+    // Settle the outbox a stopped daemon left before any task delivers;
+    // each account task then delivers its due mail when it starts.
+    let store = tokio::task::spawn_blocking(move || {
+        crate::send::resume(&store, crate::send::queue::unix_now()).map(|_| store)
+    })
+    .await
+    .map_err(|e| Error::storage_msg(format!("store task failed: {e}")))??;
     let store = Arc::new(store);
     tracing::info!(path = %store.path().display(), installation = store.installation_id(), "store open");
 

@@ -106,10 +106,6 @@ async fn every_property_change_is_signalled() {
         ("smtp_encryption", "none".into(), "SmtpEncryption"),
         ("smtp_login", false.into(), "SmtpLogin"),
         ("smtp_username", "smtp-login".into(), "SmtpUsername"),
-        ("drafts_folder", "Drafts".into(), "DraftsFolder"),
-        ("trash_folder", "Trash".into(), "TrashFolder"),
-        ("sent_folder", "Sent".into(), "SentFolder"),
-        ("save_sent_copy", true.into(), "SaveSentCopy"),
         ("poll_interval", 86_400u32.into(), "PollInterval"),
         ("password", "pw-1".into(), "HasPassword"),
     ];

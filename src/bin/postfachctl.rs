@@ -7,7 +7,9 @@
 use clap::{Parser, Subcommand};
 use postfach::ctl::commands::Ctl;
 use postfach::ctl::employee::EmployeeCommand;
+use postfach::ctl::folders::FoldersCommand;
 use postfach::ctl::inbox::InboxArgs;
+use postfach::ctl::send::SendArgs;
 use postfach::ctl::settings::SettingsArgs;
 use postfach::ctl::signature::SignatureCommand;
 use postfach::ctl::CtlError;
@@ -130,6 +132,11 @@ enum Command {
     /// Employees whose data fills the signatures' placeholders.
     #[command(subcommand)]
     Employee(EmployeeCommand),
+    /// Queue a mail from an account; the body from --body FILE or stdin.
+    Send(Box<SendArgs>),
+    /// An IMAP account's folders on the server.
+    #[command(subcommand)]
+    Folders(FoldersCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -263,6 +270,8 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Raw { id, user } => ctl.raw(id, &user).await,
         Command::Signature(cmd) => ctl.signature(cmd).await,
         Command::Employee(cmd) => ctl.employee(cmd).await,
+        Command::Send(args) => ctl.send(&args).await,
+        Command::Folders(cmd) => ctl.folders(cmd).await,
     }
 }
 

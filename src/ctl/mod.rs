@@ -7,7 +7,8 @@
 //! ([`commands`]), the connection test ([`conntest`]), fetching with a
 //! progress bar ([`fetch`]), listing mail ([`inbox`], its columns in [`table`], times in [`dates`]),
 //! one mail's view and changes ([`message`], HTML bodies via [`html`]),
-//! signatures ([`signature`]) and the employees that fill them ([`employee`]).
+//! signatures ([`signature`]) and the employees that fill them ([`employee`]),
+//! sending ([`send`]) and the account's server folders ([`folders`]).
 //! Every failure becomes one [`CtlError`] line on stderr.
 
 pub mod commands;
@@ -16,11 +17,13 @@ pub mod conntest;
 pub mod dates;
 pub mod employee;
 pub mod fetch;
+pub mod folders;
 pub mod html;
 pub mod inbox;
 pub mod message;
 pub mod output;
 pub mod password;
+pub mod send;
 pub mod settings;
 pub mod signature;
 pub mod table;

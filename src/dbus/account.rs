@@ -133,7 +133,11 @@ impl AccountObject {
         let (account, has_password) = self
             .ctx
             .blocking(move |s| {
-                let a = s.update_account(&id, |cur| cur.updated(&changes))?;
+                let a = s.update_account(&id, |cur| {
+                    let next = cur.updated(&changes)?;
+                    super::folders::check_known(cur, &changes)?;
+                    Ok(next)
+                })?;
                 let pw = s.has_secret(&id, SecretKind::Password)?;
                 Ok((a, pw))
             })
@@ -281,6 +285,36 @@ impl AccountObject {
         self.ctx.admin(conn, &hdr).await?;
         let account = self.current().await?;
         Ok(super::connect::complete(&self.ctx, &account, redirect_url).await?)
+    }
+
+    /// List the server's folders into `Folders` and `FoldersSyncedAt`,
+    /// proposing unset Drafts/Trash/Sent folders (scheduler `folders`).
+    async fn sync_folders(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<Vec<String>, ApiError> {
+        let caller = self.ctx.admin(conn, &hdr).await?;
+        let before = self.current().await?;
+        super::folders::check_imap(&before)?;
+        let folders = match self.ctx.scheduler.sync_folders(&self.id).await {
+            Ok(f) => f,
+            Err(e) => return Err(errors::for_account(&self.scrubber().await?, e)),
+        };
+        let after = self.current().await?;
+        let reload = super::folders::task_settings_changed(&before, &after);
+        let has_password = self
+            .ctx
+            .accounts
+            .get(&self.id)
+            .is_some_and(|s| s.has_password);
+        self.publish(&emitter, after, has_password).await;
+        if reload {
+            self.ctx.scheduler.reload(&self.id);
+        }
+        tracing::info!(account_id = %self.id, uid = caller.uid, "folders synchronized");
+        Ok(folders)
     }
 
     /// Emitted when a fetch ends; `error` is "" on success, else the

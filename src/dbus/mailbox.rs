@@ -138,7 +138,9 @@ impl Mailbox {
                 let mut private = HashMap::new();
                 let mut dicts = Vec::with_capacity(page.len());
                 for m in &page {
-                    dicts.push(message_dict(m, is_private(s, &mut private, &m.account)?));
+                    let mut d = message_dict(m, is_private(s, &mut private, &m.account)?);
+                    super::sending::outbox_keys(s, m, &mut d)?;
+                    dicts.push(d);
                 }
                 Ok((dicts, total))
             })
@@ -160,7 +162,9 @@ impl Mailbox {
             .blocking(move |s| {
                 let raw = s.raw(id)?.ok_or_else(|| not_found(id))?;
                 let private = is_private(s, &mut HashMap::new(), &m.account)?;
-                Ok(full_dict(&m, private, crate::mime::view(&raw)))
+                let mut d = full_dict(&m, private, crate::mime::view(&raw));
+                super::sending::outbox_keys(s, &m, &mut d)?;
+                Ok(d)
             })
             .await
     }
@@ -264,6 +268,19 @@ impl Mailbox {
         tracing::info!(message = id, account_id = %m.account, "message deleted");
         announce_changed(conn, id).await;
         Ok(())
+    }
+
+    /// Queue a mail from `account` for `user` (dbus::sending); returns its
+    /// id in folder `outbox` once it is committed there.
+    async fn send_message(
+        &self,
+        user: &str,
+        account: ObjectPath<'_>,
+        message: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u64, ApiError> {
+        super::sending::send_message(self, conn, &hdr, user, &account, message).await
     }
 
     /// New mail was stored for an account; opaque ids only (invariant 6).

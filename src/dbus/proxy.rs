@@ -39,6 +39,7 @@ pub trait Account {
     fn fetch_now(&self) -> zbus::Result<u32>;
     fn connect(&self, flow: &str) -> zbus::Result<Dict>;
     fn complete_connect(&self, redirect_url: &str) -> zbus::Result<()>;
+    fn sync_folders(&self) -> zbus::Result<Vec<String>>;
     #[zbus(signal)]
     fn fetch_finished(&self, new_messages: u32, error: String) -> zbus::Result<()>;
 
@@ -123,6 +124,12 @@ pub trait Mailbox {
     fn unassign(&self, user: &str, id: u64) -> zbus::Result<()>;
     fn set_read(&self, user: &str, id: u64, read: bool) -> zbus::Result<()>;
     fn delete_message(&self, user: &str, id: u64) -> zbus::Result<()>;
+    fn send_message(
+        &self,
+        user: &str,
+        account: &zbus::ObjectPath<'_>,
+        message: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<u64>;
     #[zbus(signal)]
     fn messages_added(&self, account: OwnedObjectPath, ids: Vec<u64>) -> zbus::Result<()>;
     #[zbus(signal)]

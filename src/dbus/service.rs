@@ -259,5 +259,9 @@ async fn announce(conn: &Connection, ctx: &Ctx, notice: Notice) -> zbus::Result<
             }
             Ok(())
         }
+        Notice::MessagesChanged(ids) => {
+            let root = SignalEmitter::new(conn, ROOT_PATH)?;
+            Mailbox::messages_changed(&root, &ids).await
+        }
     }
 }

@@ -82,8 +82,17 @@ impl Handle {
             .await
     }
 
+    /// Hands a request to the account's task without awaiting an answer.
+    pub(super) fn tell(&self, account: &str, r: Request) {
+        let _ = self.tx.send(Command::Request(account.to_string(), r));
+    }
+
     /// Sends a request to the account's task and awaits its answer.
-    async fn ask<T>(&self, account: &str, make: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
+    pub(super) async fn ask<T>(
+        &self,
+        account: &str,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Command::Request(account.to_string(), make(tx)))

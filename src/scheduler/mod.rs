@@ -20,10 +20,12 @@
 mod auth;
 mod backoff;
 mod board;
+mod folders;
 mod handle;
 mod notice;
 mod owner;
 mod request;
+mod sending;
 mod task;
 mod worker;
 

@@ -30,6 +30,8 @@ pub enum Notice {
         new_ids: Vec<u64>,
         error: String,
     },
+    /// These messages changed (an outbox mail's state or error).
+    MessagesChanged(Vec<u64>),
 }
 
 /// Accounts with a status notice queued and not yet taken.
@@ -66,6 +68,11 @@ impl Notifier {
             // No pump (the daemon is stopping): nobody to tell.
             let _ = self.tx.send(Notice::Status(account.to_string()));
         }
+    }
+
+    /// Messages changed: always queued.
+    pub fn messages_changed(&self, ids: Vec<u64>) {
+        let _ = self.tx.send(Notice::MessagesChanged(ids));
     }
 
     /// A fetch ended: always queued.
@@ -118,6 +125,7 @@ mod tests {
             match notice {
                 Notice::Status(id) => statuses.push(id),
                 Notice::FetchFinished { new_ids, .. } => ids.extend(new_ids),
+                Notice::MessagesChanged(_) => {}
             }
         }
         assert_eq!(statuses, ["a1", "a2"], "one status notice per account");

@@ -28,6 +28,13 @@ pub enum Request {
     /// answered when it is done, or at once when there is nothing to move
     /// (no Trash folder, not IMAP, no UID known under INBOX's UIDVALIDITY).
     Trash { message: u64, reply: Reply<()> },
+    /// Deliver the account's due outbox mail now (SendMessage, or the
+    /// timer of the next retry); nobody waits for an answer
+    /// (scheduler `sending`).
+    Deliver,
+    /// List the account's folders and store them (SyncFolders); answered
+    /// with the names stored (scheduler `folders`).
+    SyncFolders(Reply<Vec<String>>),
 }
 
 impl Request {
@@ -36,6 +43,8 @@ impl Request {
         match self {
             Request::FetchNow(r) => drop(r.send(Err(e))),
             Request::Trash { reply, .. } => drop(reply.send(Err(e))),
+            Request::SyncFolders(r) => drop(r.send(Err(e))),
+            Request::Deliver => {}
         }
     }
 
@@ -46,6 +55,8 @@ impl Request {
     pub(super) fn no_account(self, account: &str) {
         match self {
             Request::Trash { reply, .. } => drop(reply.send(Ok(()))),
+            // Its outbox mail went with the account.
+            Request::Deliver => {}
             other => other.fail(Error::NotFound(format!("no account {account}"))),
         }
     }

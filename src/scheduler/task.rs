@@ -34,6 +34,7 @@ use super::auth;
 use super::backoff::Backoff;
 use super::board::State;
 use super::request::{Queue, Reply, Request};
+use super::sending::Outbox;
 use super::worker::Worker;
 use super::Runtime;
 use crate::fetch::{blocking, FetchReport};
@@ -160,6 +161,9 @@ async fn serve(me: &Worker, queue: &mut Queue) {
     if !start.may_fetch {
         turns.next = None;
     }
+    let mut outbox = Outbox::default();
+    let back = outbox.turn(me, None).await;
+    turns.conn = keep(me, &turns, back);
     loop {
         match wait(me, &mut turns, queue).await {
             Event::Closed => return,
@@ -170,6 +174,15 @@ async fn serve(me: &Worker, queue: &mut Queue) {
             Event::Request(Request::Trash { message, reply }) => {
                 let (r, back) = me.trash(turns.conn.take(), message).await;
                 let _ = reply.send(r);
+                turns.conn = keep(me, &turns, back);
+            }
+            Event::Request(Request::SyncFolders(reply)) => {
+                let (r, back) = super::folders::sync(me, turns.conn.take()).await;
+                let _ = reply.send(r);
+                turns.conn = keep(me, &turns, back);
+            }
+            Event::Request(Request::Deliver) => {
+                let back = outbox.turn(me, turns.conn.take()).await;
                 turns.conn = keep(me, &turns, back);
             }
         }

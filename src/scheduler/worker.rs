@@ -28,7 +28,7 @@ const OPEN_SLOT: Duration = Duration::from_secs(2);
 
 /// The connection permit of one piece of work, released as soon as its
 /// session is open (or after [`OPEN_SLOT`]).
-type Slot = Mutex<Option<OwnedSemaphorePermit>>;
+pub(super) type Slot = Mutex<Option<OwnedSemaphorePermit>>;
 
 fn release(slot: &Slot) {
     if let Ok(mut p) = slot.lock() {
@@ -137,7 +137,7 @@ impl Worker {
     /// fails with a connection error is replaced once: servers end idle
     /// sessions (restarts, autologout) and that is no failure of the
     /// account. The connection comes back if it is still usable.
-    async fn on_connection<W: Work>(
+    pub(super) async fn on_connection<W: Work>(
         &self,
         kept: Option<Connection>,
         slot: &Slot,
@@ -339,7 +339,7 @@ impl Worker {
 
 /// A piece of IMAP work that [`Worker::on_connection`] runs (again, on a
 /// new connection, when a kept one failed).
-trait Work {
+pub(super) trait Work {
     type Out;
     fn run<'c>(
         &'c self,
@@ -381,7 +381,7 @@ impl Work for MoveTo<'_> {
     }
 }
 
-fn no_password() -> Error {
+pub(super) fn no_password() -> Error {
     Error::Authentication("no password set for this account (use SetPassword)".into())
 }
 

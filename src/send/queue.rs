@@ -224,6 +224,18 @@ pub async fn deliver(store: &Arc<Store>, transport: &Transport, id: u64) -> Resu
     }
 }
 
+/// The Office 365 hook of the transport choice: an Office 365 account
+/// logs in to SMTP with AUTH XOAUTH2 (`Login::XOAuth2`, the access token
+/// of its OAuth2 sign-in) once the sign-in provides a token here; until
+/// then its mail stays queued with this error (transient: it goes out as
+/// soon as the account is authorized and the task retries).
+fn office365_login(account: &Account) -> Error {
+    Error::NeedsAuthorization(format!(
+        "sending from Office 365 account {} needs its OAuth2 sign-in",
+        account.id
+    ))
+}
+
 enum AttemptError {
     /// The store failed while the mail was being sent; the record as it
     /// was last written.
@@ -263,12 +275,7 @@ async fn attempt(
         (Some(password), true) if !account.kind.is_office365() => {
             Login::Password { user, password }
         }
-        // XOAUTH2 (Login::XOAuth2) comes with the Office 365 sign-in.
-        (Some(_), true) => {
-            return Err(smtp_err(Failure::Transient(Error::NeedsAuthorization(
-                "sending from an Office 365 account needs its OAuth2 sign-in".into(),
-            ))))
-        }
+        (Some(_), true) => return Err(smtp_err(Failure::Transient(office365_login(account)))),
         (None, true) => {
             return Err(smtp_err(Failure::Transient(Error::Authentication(
                 "no SMTP password is set for this account".into(),

@@ -213,9 +213,20 @@ fn assign_read_and_delete_change_the_inbox() {
     assert_eq!(j["result"], "unread");
     assert_eq!(flags(&d, &[], &id).as_deref(), Some("---"));
 
-    // delete with a Trash folder the server lacks: the daemon's error, and
-    // the mail stays.
+    // A Trash folder no folder sync listed is refused.
+    let o = d.ctl(&["account", "set", &account, "--trash-folder", "Trash"]);
+    assert!(
+        stderr(&o).starts_with("postfachctl: FolderUnknown: "),
+        "{}",
+        stderr(&o)
+    );
+    // delete with a Trash folder the server no longer has: the daemon's
+    // error, and the mail stays.
+    let trash = ["mailbox", "create", "-u", &user.address, "Trash"];
+    common::doveadm(env, &trash);
+    ok(d.ctl(&["folders", "sync", &account]));
     ok(d.ctl(&["account", "set", &account, "--trash-folder", "Trash"]));
+    common::doveadm(env, &["mailbox", "delete", "-u", &user.address, "Trash"]);
     let o = d.ctl(&["delete", &id]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
@@ -226,7 +237,7 @@ fn assign_read_and_delete_change_the_inbox() {
     assert!(flags(&d, &[], &id).is_some());
 
     // With the folder: moved there on the server, gone from the inbox.
-    common::doveadm(env, &["mailbox", "create", "-u", &user.address, "Trash"]);
+    common::doveadm(env, &trash);
     assert_eq!(ok(d.ctl(&["delete", &id])), format!("deleted {id}\n"));
     let inbox = ok(d.ctl(&["inbox"]));
     assert_eq!(flags(&d, &[], &id), None, "{inbox}");
