@@ -12,4 +12,6 @@
 //! re-encrypted, is refused until it exists).
 
 pub mod format;
+pub mod restore;
 pub mod snapshot;
+pub mod tables;

@@ -16,58 +16,11 @@
 use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
 
-use redb::{ReadTransaction, ReadableTable, TableDefinition};
-
 use super::format::Writer;
-use crate::error::{Context, Error, Result};
+use super::tables::{dump, for_tables};
+use crate::error::{Context, Result};
 use crate::store::schema;
 use crate::store::Store;
-
-/// Rows of one table into `out` (see the module docs).
-fn dump<K: redb::Key + 'static, V: redb::Value + 'static>(
-    tx: &ReadTransaction,
-    def: TableDefinition<K, V>,
-    out: &mut dyn Write,
-) -> Result<u64> {
-    let table = tx.open_table(def).context("open a table for the backup")?;
-    let mut rows = 0;
-    for row in table.iter().context("read a table for the backup")? {
-        let (k, v) = row.context("read a table for the backup")?;
-        let kv = k.value();
-        let vv = v.value();
-        for part in [K::as_bytes(&kv).as_ref(), V::as_bytes(&vv).as_ref()] {
-            let len = u32::try_from(part.len())
-                .map_err(|_| Error::storage_msg("a stored row is too long to back up".into()))?;
-            out.write_all(&len.to_be_bytes())
-                .and_then(|()| out.write_all(part))
-                .context("write the backup")?;
-        }
-        rows += 1;
-    }
-    Ok(rows)
-}
-
-/// Calls the macro `$m` on every table that a backup carries, in a fixed
-/// order. `secrets` is not among them (module docs).
-macro_rules! for_tables {
-    ($m:ident) => {
-        $m!(schema::META);
-        $m!(schema::ACCOUNTS);
-        $m!(schema::SYNC);
-        $m!(schema::RAW);
-        $m!(schema::BLOBS);
-        $m!(schema::MESSAGES);
-        $m!(schema::SERVER_IDS);
-        $m!(schema::CONTENT);
-        $m!(schema::MESSAGE_SIDS);
-        $m!(schema::VIEW_INDEX);
-        $m!(schema::BUCKETS);
-        $m!(schema::VIEW_COUNTS);
-        $m!(schema::SIGNATURES);
-        $m!(schema::EMPLOYEES);
-        $m!(schema::EMPLOYEE_IMAGES);
-    };
-}
 
 /// What a written backup holds.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -105,10 +58,7 @@ pub fn write(store: &Store, out: &mut dyn Write) -> Result<Written> {
                 messages = rows;
             }
             scratch.file.rewind().context("rewind a backup part")?;
-            w.section(
-                &format!("table:{}", redb::TableHandle::name(&$def)),
-                &mut scratch.file,
-            )?;
+            w.section(&super::tables::section_name(&$def), &mut scratch.file)?;
         }};
     }
     for_tables!(one);

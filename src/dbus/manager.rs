@@ -19,11 +19,16 @@ use crate::store::SecretKind;
 
 pub struct Manager {
     ctx: Arc<Ctx>,
+    /// One restore at a time.
+    restoring: tokio::sync::Mutex<()>,
 }
 
 impl Manager {
     pub fn new(ctx: Arc<Ctx>) -> Manager {
-        Manager { ctx }
+        Manager {
+            ctx,
+            restoring: tokio::sync::Mutex::new(()),
+        }
     }
 }
 
@@ -133,6 +138,36 @@ impl Manager {
             "backup written"
         );
         Ok(())
+    }
+
+    /// Replace the store and its big-mail files by a backup read from `fd`
+    /// (`super::restoring`): verified whole before anything changes,
+    /// installed crash-safely, with the restore safety reset applied.
+    /// Admins only; one restore at a time.
+    async fn restore(
+        &self,
+        fd: zbus::OwnedFd,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<wire::Dict, ApiError> {
+        let caller = self.ctx.admin(conn, &hdr).await?;
+        let _passphrase = super::restoring::check_options(&options)?;
+        let Ok(_one) = self.restoring.try_lock() else {
+            return Err(Error::Busy("a restore is already running".into()).into());
+        };
+        let fd = std::os::fd::OwnedFd::from(fd);
+        let done = super::restoring::restore(&self.ctx, server, fd).await?;
+        tracing::info!(
+            uid = caller.uid,
+            accounts = done.accounts.len(),
+            reset = done.reset.len(),
+            message_count = done.messages,
+            secrets = done.secrets,
+            "backup restored"
+        );
+        Ok(super::restoring::report(&done))
     }
 
     /// The daemon's version.

@@ -22,6 +22,7 @@ pub mod presence;
 pub mod props;
 pub mod proxy;
 pub mod registry;
+pub mod restoring;
 pub mod service;
 pub mod signatures;
 pub mod wire;
