@@ -213,3 +213,88 @@ async fn truncated_or_altered_backups_are_refused_and_change_nothing() {
     restore(&conn, &good).await.unwrap();
     assert_eq!(all_mails(&conn).await.len(), before.len() - 1);
 }
+
+/// Not a test of its own: `only_admins_restore` runs this test binary as
+/// another Unix user with `POSTFACH_RESTORE_CLIENT` set to the bus address
+/// and `POSTFACH_RESTORE_FILE` to a backup; it prints the error name.
+#[tokio::test]
+#[ignore = "run by only_admins_restore as another user"]
+async fn restore_client() {
+    let Ok(address) = std::env::var("POSTFACH_RESTORE_CLIENT") else {
+        return;
+    };
+    let file = std::env::var("POSTFACH_RESTORE_FILE").unwrap();
+    let conn = zbus::connection::Builder::address(address.as_str())
+        .build()
+        .await
+        .unwrap();
+    if let Err(e) = restore(&conn, std::path::Path::new(&file)).await {
+        eprintln!("RESTORE-ERROR {}", fetchkit::error_name(&e));
+        std::process::exit(3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admins_restore() {
+    let env = Env::get();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[access]\nadmin_groups = [\"{}\"]\nfrontend_groups = [\"{}\"]\n[access.users]\n{} = \"alice\"\n",
+        env.admin_group, env.frontend_group, env.unix_alice
+    );
+    let d = common::Daemon::start(dir.path(), &config);
+    let conn = zbus::connection::Builder::address(d.bus().address())
+        .build()
+        .await
+        .unwrap();
+    // A backup of an installation with one account, readable by all.
+    let other = tempfile::tempdir().unwrap();
+    let o = fetchkit::start(other.path());
+    let oconn = fetchkit::bus(&o).await;
+    let user = common::create_user(env, "restacl");
+    fetchkit::account_for(&oconn, Proto::Pop3, &user, false, 0).await;
+    let files = env.dir.join(common::unique("rb"));
+    std::fs::create_dir(&files).unwrap();
+    std::fs::set_permissions(&files, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let file = files.join("backup");
+    backup(&oconn, &file).await.unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let call = |unix: &str| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--ignored",
+            "--exact",
+            "restore_client",
+            "--nocapture",
+            "-q",
+        ])
+        .env("POSTFACH_RESTORE_CLIENT", d.bus().address())
+        .env("POSTFACH_RESTORE_FILE", &file);
+        common::as_user(unix, &cmd).output().unwrap()
+    };
+    for unix in [&env.unix_frontend, &env.unix_alice, &env.unix_nobody] {
+        let out = call(unix);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("RESTORE-ERROR org.postfach.Postfach1.Error.AccessDenied"),
+            "{unix}: {err}"
+        );
+    }
+    let mgr = postfach::dbus::proxy::ManagerProxy::builder(&conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let before = mgr.installation_id().await.unwrap();
+    let out = call(&env.unix_admin);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(
+        mgr.installation_id().await.unwrap(),
+        before,
+        "the admin's restore took effect"
+    );
+}

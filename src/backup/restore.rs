@@ -147,7 +147,9 @@ fn build(
         .map_err(|e| io("create", &db_path, e))?;
     let db = Builder::new()
         .set_cache_size(CACHE_BYTES)
-        .create_file(file)
+        .create_with_backend(
+            redb::backends::FileBackend::new(file).context("open the restored store")?,
+        )
         .context("create the restored store")?;
     let mut tx = db.begin_write().context("begin the restored store")?;
     tx.set_durability(Durability::Immediate)

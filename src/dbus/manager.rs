@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use zbus::message::Header;
-use zbus::object_server::ObjectServer;
+use zbus::object_server::{ObjectServer, SignalEmitter};
 use zbus::{interface, Connection, OwnedObjectPath, OwnedVariant};
 
 use super::account_iface::AccountIface;
@@ -151,6 +151,7 @@ impl Manager {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
         #[zbus(object_server)] server: &ObjectServer,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<wire::Dict, ApiError> {
         let caller = self.ctx.admin(conn, &hdr).await?;
         let _passphrase = super::restoring::check_options(&options)?;
@@ -159,6 +160,8 @@ impl Manager {
         };
         let fd = std::os::fd::OwnedFd::from(fd);
         let done = super::restoring::restore(&self.ctx, server, fd).await?;
+        // The restored store carries its origin's installation id.
+        let _ = self.installation_id_changed(&emitter).await;
         tracing::info!(
             uid = caller.uid,
             accounts = done.accounts.len(),
