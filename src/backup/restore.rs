@@ -26,12 +26,13 @@ use std::path::{Path, PathBuf};
 use redb::{Builder, Durability, ReadableTable, ReadableTableMetadata};
 
 use super::format::unpack;
+use super::snapshot::SECRETS_SECTION;
 use super::tables::{for_tables, load, section_name};
 use crate::error::{Context, Error, Result};
 use crate::store::blobs::BLOB_DIR;
 use crate::store::install::{crash_point, sync_dir, NEW_DIR, STAGING_DIR};
 use crate::store::schema::{self, ACCOUNTS, BLOBS, KEY_INSTALLATION, KEY_VERSION, MESSAGES, META};
-use crate::store::DB_FILE;
+use crate::store::{BackupKey, Store, DB_FILE};
 
 /// Space kept free beyond the backup's share of the disk.
 const RESERVE: u64 = 64 * 1024 * 1024;
@@ -85,7 +86,8 @@ fn limit(dir: &Path) -> Result<u64> {
 
 /// Read, verify and build (module docs); blocking. On error nothing of
 /// it is left in `state_dir`.
-pub fn prepare(state_dir: &Path, input: &mut dyn Read) -> Result<Prepared> {
+pub fn prepare(store: &Store, input: &mut dyn Read, passphrase: Option<&str>) -> Result<Prepared> {
+    let state_dir = store.state_dir();
     let staging = state_dir.join(STAGING_DIR);
     let new = state_dir.join(NEW_DIR);
     let result = (|| {
@@ -113,8 +115,12 @@ pub fn prepare(state_dir: &Path, input: &mut dyn Read) -> Result<Prepared> {
                 return Err(bad(format!("section {name} twice")));
             }
         }
+        let secrets = match (tables.remove(SECRETS_SECTION), passphrase) {
+            (Some(path), Some(p)) => Some((backup_key(&header, p)?, path)),
+            _ => None,
+        };
         fresh_dir(&new)?;
-        let built = build(state_dir, &new, &mut tables, &blobs)?;
+        let built = build(store, &new, &mut tables, &blobs, secrets)?;
         if let Some(name) = tables.keys().next() {
             return Err(bad(format!("unknown section {}", crate::redact::cap(name))));
         }
@@ -128,14 +134,41 @@ pub fn prepare(state_dir: &Path, input: &mut dyn Read) -> Result<Prepared> {
     result
 }
 
+/// The key of a backup's secrets, from its header's `kdf` and the
+/// passphrase.
+fn backup_key(header: &serde_json::Value, passphrase: &str) -> Result<BackupKey> {
+    let kdf = header
+        .get("kdf")
+        .ok_or_else(|| bad("secrets without a key derivation"))?;
+    let num = |k: &str| {
+        kdf.get(k)
+            .and_then(|v| v.as_u64())
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| bad("key derivation parameters"))
+    };
+    if kdf.get("alg").and_then(|a| a.as_str()) != Some("argon2id") {
+        return Err(bad("unknown key derivation"));
+    }
+    let salt_hex = kdf.get("salt").and_then(|s| s.as_str()).unwrap_or_default();
+    let salt: Vec<u8> = (0..salt_hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(salt_hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    if salt.len() < 8 || salt.len() * 2 != salt_hex.len() {
+        return Err(bad("key derivation salt"));
+    }
+    BackupKey::derive(passphrase, &salt, num("m_kib")?, num("t")?, num("p")?)
+}
+
 /// The new database and `blobs/` in `new` (module docs). Consumes the
 /// table sections it knows from `tables`.
 fn build(
-    state_dir: &Path,
+    store: &Store,
     new: &Path,
     tables: &mut HashMap<String, PathBuf>,
     blob_files: &[(u64, PathBuf)],
+    secrets: Option<(BackupKey, PathBuf)>,
 ) -> Result<Prepared> {
+    let state_dir = store.state_dir();
     let db_path = new.join(DB_FILE);
     // 0600 like the store it replaces (`crate::store::opening`).
     let file = std::fs::OpenOptions::new()
@@ -209,6 +242,13 @@ fn build(
             if want != Some(len) {
                 return Err(bad(format!("big mail {id} does not match its index")));
             }
+        }
+    }
+    if let Some((key, path)) = secrets {
+        let file = File::open(&path).map_err(|e| io("open", &path, e))?;
+        prepared.secrets = store.import_secrets(&tx, &key, &mut BufReader::new(file))?;
+        if !prepared.secrets {
+            tracing::warn!("the passphrase does not open the backup's secrets: none restored");
         }
     }
     prepared.reset = crate::store::reset_restored(&tx, state_dir)?;

@@ -22,6 +22,10 @@ use crate::error::{Context, Result};
 use crate::store::schema;
 use crate::store::Store;
 
+/// The section of the secrets of a backup with a passphrase
+/// (`crate::store::BackupKey`).
+pub const SECRETS_SECTION: &str = "secrets";
+
 /// What a written backup holds.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Written {
@@ -31,7 +35,7 @@ pub struct Written {
 
 /// Write a backup of `store` into `out`. Runs blocking: call it from a
 /// blocking thread.
-pub fn write(store: &Store, out: &mut dyn Write) -> Result<Written> {
+pub fn write(store: &Store, out: &mut dyn Write, passphrase: Option<&str>) -> Result<Written> {
     let snap = store.snapshot()?;
     let tx = snap.tables();
     let header = serde_json::json!({
@@ -42,6 +46,26 @@ pub fn write(store: &Store, out: &mut dyn Write) -> Result<Written> {
             .map_or(0, |d| d.as_secs()),
         "secrets": false,
     });
+    let mut header = header;
+    let key = match passphrase {
+        None => None,
+        Some(p) => {
+            let mut salt = [0u8; 16];
+            rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut salt)
+                .map_err(|e| crate::error::Error::storage("no randomness for a salt", e))?;
+            let (m, t, p_) = (
+                crate::store::KDF_M_KIB,
+                crate::store::KDF_T,
+                crate::store::KDF_P,
+            );
+            header["secrets"] = true.into();
+            header["kdf"] = serde_json::json!({
+                "alg": "argon2id", "m_kib": m, "t": t, "p": p_,
+                "salt": salt.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            });
+            Some(crate::store::BackupKey::derive(p, &salt, m, t, p_)?)
+        }
+    };
     let header = serde_json::to_vec(&header).context("encode the backup header")?;
     let blob_files = snap.blobs()?;
     let mut w = Writer::new(BufWriter::new(out), &header)?;
@@ -62,6 +86,15 @@ pub fn write(store: &Store, out: &mut dyn Write) -> Result<Written> {
         }};
     }
     for_tables!(one);
+    if let Some(key) = &key {
+        let mut scratch = Scratch::new(&scratch_dir)?;
+        let mut buffered = BufWriter::new(&mut scratch.file);
+        store.export_secrets(tx, key, &mut buffered)?;
+        buffered.flush().context("write a backup part")?;
+        drop(buffered);
+        scratch.file.rewind().context("rewind a backup part")?;
+        w.section(SECRETS_SECTION, &mut scratch.file)?;
+    }
     let blobs = blob_files.len() as u64;
     for (id, len, path) in blob_files {
         let mut file = File::open(&path).context("open a big mail for the backup")?;

@@ -107,8 +107,9 @@ impl Manager {
 
     /// Write a backup of the store and its big-mail files into `fd`
     /// (`crate::backup`): a snapshot of one moment while fetching goes on,
-    /// holding no secret. Admins only. Option `passphrase` is refused
-    /// until secrets can travel re-encrypted under it.
+    /// holding no secret unless the option `passphrase` is given (then
+    /// every password and token travels sealed under a key derived from
+    /// it, `crate::store::BackupKey`). Admins only.
     async fn backup(
         &self,
         fd: zbus::OwnedFd,
@@ -117,19 +118,17 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), ApiError> {
         let caller = self.ctx.admin(conn, &hdr).await?;
-        if let Some(key) = options.keys().next() {
-            let why = if key == "passphrase" {
-                "secrets cannot be carried in a backup yet; back up without a passphrase \
-                 (passwords are then entered again after a restore)"
-            } else {
-                "unknown option; known: passphrase"
-            };
-            return Err(Error::invalid(crate::redact::cap(key), why).into());
-        }
+        let passphrase = super::restoring::check_options(&options)?;
         let fd = std::os::fd::OwnedFd::from(fd);
         let written = self
             .ctx
-            .blocking(move |s| crate::backup::snapshot::write(s, &mut std::fs::File::from(fd)))
+            .blocking(move |s| {
+                crate::backup::snapshot::write(
+                    s,
+                    &mut std::fs::File::from(fd),
+                    passphrase.as_deref(),
+                )
+            })
             .await?;
         tracing::info!(
             uid = caller.uid,
@@ -154,12 +153,12 @@ impl Manager {
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<wire::Dict, ApiError> {
         let caller = self.ctx.admin(conn, &hdr).await?;
-        let _passphrase = super::restoring::check_options(&options)?;
+        let passphrase = super::restoring::check_options(&options)?;
         let Ok(_one) = self.restoring.try_lock() else {
             return Err(Error::Busy("a restore is already running".into()).into());
         };
         let fd = std::os::fd::OwnedFd::from(fd);
-        let done = super::restoring::restore(&self.ctx, server, fd).await?;
+        let done = super::restoring::restore(&self.ctx, server, fd, passphrase).await?;
         // The restored store carries its origin's installation id.
         let _ = self.installation_id_changed(&emitter).await;
         tracing::info!(

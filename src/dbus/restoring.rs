@@ -32,10 +32,11 @@ pub async fn restore(
     ctx: &Arc<Ctx>,
     server: &ObjectServer,
     fd: std::os::fd::OwnedFd,
+    passphrase: Option<String>,
 ) -> Result<Prepared, ApiError> {
     let prepared = ctx
         .blocking(move |s| {
-            crate::backup::restore::prepare(s.state_dir(), &mut std::fs::File::from(fd))
+            crate::backup::restore::prepare(s, &mut std::fs::File::from(fd), passphrase.as_deref())
         })
         .await?;
     let before = ctx.blocking(|s| s.accounts()).await?;
@@ -107,7 +108,7 @@ pub fn report(p: &Prepared) -> wire::Dict {
     d
 }
 
-/// The options Restore knows.
+/// The options Backup and Restore know: `passphrase s`.
 pub fn check_options(
     options: &std::collections::HashMap<String, zbus::OwnedVariant>,
 ) -> Result<Option<String>, ApiError> {

@@ -46,6 +46,7 @@ mod reset;
 mod restored;
 pub mod schema;
 mod secret;
+mod secret_export;
 mod signatures;
 mod snapshot;
 mod swap;
@@ -68,6 +69,7 @@ pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
 pub use outbox::{OutboxRecord, OutboxState, Pending, OUTBOX};
 pub(crate) use restored::{log_restored_reset, reset_restored};
 pub use secret::{Secret, SecretKind};
+pub use secret_export::{BackupKey, KDF_M_KIB, KDF_P, KDF_T};
 pub use snapshot::Snapshot;
 
 use crate::error::{Context, Error, Result};

@@ -61,3 +61,31 @@ pub fn leftovers(state: &Path) -> Vec<String> {
         .filter(|n| n.starts_with("restore"))
         .collect()
 }
+
+fn options(passphrase: Option<&str>) -> HashMap<&str, Variant<'_>> {
+    let mut o = HashMap::new();
+    if let Some(p) = passphrase {
+        o.insert("passphrase", Variant::from(p));
+    }
+    o
+}
+
+pub async fn backup_with(
+    conn: &zbus::Connection,
+    file: &Path,
+    passphrase: Option<&str>,
+) -> zbus::Result<()> {
+    let out = std::fs::File::create(file).unwrap();
+    let mgr = ManagerProxy::new(conn).await.unwrap();
+    mgr.backup(Fd::from(&out), options(passphrase)).await
+}
+
+pub async fn restore_with(
+    conn: &zbus::Connection,
+    file: &Path,
+    passphrase: Option<&str>,
+) -> zbus::Result<Dict> {
+    let input = std::fs::File::open(file).unwrap();
+    let mgr = ManagerProxy::new(conn).await.unwrap();
+    mgr.restore(Fd::from(&input), options(passphrase)).await
+}
