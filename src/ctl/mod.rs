@@ -10,6 +10,7 @@
 //! signatures ([`signature`]) and the employees that fill them ([`employee`]).
 //! Every failure becomes one [`CtlError`] line on stderr.
 
+pub mod backup;
 pub mod commands;
 pub mod conntest;
 pub mod dates;
