@@ -157,14 +157,19 @@ impl Store {
         Ok(())
     }
 
-    /// Whether a secret is stored (readable or not); what `HasPassword` shows.
+    /// Whether a secret is stored that this installation's key sealed;
+    /// what `HasPassword` shows. A secret under a key that is missing or
+    /// was replaced (a store moved without its key) counts as none: it
+    /// must be entered again, and a fetch says so.
     pub fn has_secret(&self, account: &str, kind: SecretKind) -> Result<bool> {
         self.call("look up a secret", || {
             let tx = self.read()?;
             let t = tx.open_table(SECRETS).context("open secrets")?;
-            Ok(t.get((account, kind.code()))
-                .context("read secret")?
-                .is_some())
+            let Some(sealed) = t.get((account, kind.code())).context("read secret")? else {
+                return Ok(false);
+            };
+            let key = self.key.lock().map_err(|_| poisoned())?;
+            Ok(key.as_ref().is_some_and(|k| k.sealed_by_me(sealed.value())))
         })
     }
 
