@@ -369,7 +369,8 @@ mod tests {
         };
         std::fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
         let store = Store::open(dir.path()).unwrap();
-        assert!(store.has_secret(&id, SecretKind::Password).unwrap());
+        // Unreadable counts as none: the password must be entered again.
+        assert!(!store.has_secret(&id, SecretKind::Password).unwrap());
         let err = store.secret(&id, SecretKind::Password).unwrap_err();
         assert!(
             matches!(&err, Error::Storage { message: m, .. } if m.contains("missing")),
@@ -381,6 +382,7 @@ mod tests {
             .unwrap();
         let s = store.secret(&id, SecretKind::Password).unwrap().unwrap();
         assert_eq!(s.expose(), "pw2");
+        assert!(store.has_secret(&id, SecretKind::Password).unwrap());
         assert!(dir.path().join(KEY_FILE).exists());
     }
 

@@ -142,6 +142,7 @@ mod tests {
     use super::*;
 
     fn install(dir: &Path, tag: &str) {
+        std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join(DB_FILE), tag).unwrap();
         std::fs::create_dir_all(dir.join(BLOB_DIR)).unwrap();
         std::fs::write(dir.join(BLOB_DIR).join("7"), tag).unwrap();
