@@ -35,7 +35,15 @@ fn big_mail(subject: &str, size: usize) -> Vec<u8> {
     )
     .into_bytes();
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut rng = rand::thread_rng();
+    // xorshift64 seeded from the tag: a test build's unoptimised rand
+    // costs seconds per megabyte, and these bytes need no quality.
+    let mut x = tag | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
     assert!(size > m.len() + 2);
     let mut lines = 0;
     while m.len() < size {
@@ -48,7 +56,7 @@ fn big_mail(subject: &str, size: usize) -> Vec<u8> {
         // A full line, or the last one exactly filling `size` (never a
         // remainder too short for its CRLF).
         let line = if room >= 78 + 3 { 76 } else { room - 2 };
-        m.extend((0..line).map(|_| alphabet[rng.gen_range(0..64)]));
+        m.extend((0..line).map(|_| alphabet[(next() % 64) as usize]));
         m.extend_from_slice(b"\r\n");
     }
     assert_eq!(m.len(), size);

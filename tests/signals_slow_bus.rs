@@ -32,13 +32,19 @@ const FILL_FETCHES: usize = 300;
 /// twice what the old channel held.
 const FLOOD_FETCHES: usize = 600;
 
-/// "fetch done" lines in the daemon's log, and the sum of their `new=`.
+/// "fetch done" lines in the daemon's log, and the sum of their
+/// `message_count=` (the journal field MESSAGE_COUNT). A line without the
+/// field fails at once: a renamed field must not look like "nothing new".
 fn fetches(log: &str) -> (usize, u64) {
     let done: Vec<&str> = log.lines().filter(|l| l.contains("fetch done")).collect();
     let new = done
         .iter()
-        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("new=")))
-        .filter_map(|n| n.parse::<u64>().ok())
+        .map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("message_count="))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no message_count in {l:?}"))
+        })
         .sum();
     (done.len(), new)
 }
