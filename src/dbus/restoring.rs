@@ -70,6 +70,19 @@ pub async fn restore(
             tracing::warn!(error = %e, path = %path, "could not unpublish a replaced account");
         }
     }
+    let mut ids = Vec::new();
+    let published = publish(ctx, server, &mut ids).await;
+    // Whatever was published runs again, also when publishing failed.
+    ctx.scheduler.resume_all(ids);
+    published.map(|()| prepared)
+}
+
+/// The restored accounts as objects; their ids into `ids`.
+async fn publish(
+    ctx: &Arc<Ctx>,
+    server: &ObjectServer,
+    ids: &mut Vec<String>,
+) -> Result<(), ApiError> {
     let after = ctx
         .blocking(|s| {
             let mut out = Vec::new();
@@ -80,7 +93,6 @@ pub async fn restore(
             Ok(out)
         })
         .await?;
-    let mut ids = Vec::new();
     for (account, has_password) in after {
         let id = account.id.clone();
         ctx.accounts.put(Snapshot {
@@ -94,8 +106,7 @@ pub async fn restore(
             .map_err(ApiError::ZBus)?;
         ids.push(id);
     }
-    ctx.scheduler.resume_all(ids);
-    Ok(prepared)
+    Ok(())
 }
 
 /// The `a{sv}` report of DESIGN.md §3.
