@@ -129,8 +129,15 @@ impl Scrubber {
     /// The account's password and SMTP password from the store, or `None`
     /// when they cannot be read (then nothing of the text may be shown).
     pub fn for_account(store: &Store, account: &Account) -> Option<Scrubber> {
-        let password = store.secret(&account.id, SecretKind::Password).ok()?;
-        let smtp = store.secret(&account.id, SecretKind::SmtpPassword).ok()?;
+        let read = |kind| match store.secret(&account.id, kind) {
+            Ok(s) => Some(s),
+            // Sealed under a key this installation lacks (a store moved
+            // without its key): never opened, so in no text to scrub.
+            Err(_) if matches!(store.has_secret(&account.id, kind), Ok(false)) => Some(None),
+            Err(_) => None,
+        };
+        let password = read(SecretKind::Password)?;
+        let smtp = read(SecretKind::SmtpPassword)?;
         let secrets: Vec<&str> = [&password, &smtp]
             .into_iter()
             .flatten()

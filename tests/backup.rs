@@ -166,9 +166,19 @@ async fn backups_during_a_fetch_are_consistent_and_hold_every_mail_but_no_secret
         .to_string_lossy()
         .starts_with(".backup-part")));
 
+    // A passphrase carries the secrets sealed, never in clear.
     let mut opts = HashMap::new();
     opts.insert("passphrase", Variant::from("geheim"));
-    let err = backup(&conn, &out.path().join("pp"), opts)
+    let pp = out.path().join("pp");
+    backup(&conn, &pp, opts).await.unwrap();
+    let pw = user.password.as_bytes();
+    assert!(!std::fs::read(&pp)
+        .unwrap()
+        .windows(pw.len())
+        .any(|w| w == pw));
+    let mut opts = HashMap::new();
+    opts.insert("compression", Variant::from("zstd"));
+    let err = backup(&conn, &out.path().join("x"), opts)
         .await
         .unwrap_err();
     assert!(

@@ -7,9 +7,14 @@
 //! redb read transaction, and the big-mail files its rows name. Writing runs
 //! on a blocking thread and holds no write lock: fetching goes on.
 //!
-//! Secrets: a backup holds none. Passwords and tokens are entered again
-//! after a restore (the `passphrase` option, which would carry them
-//! re-encrypted, is refused until it exists).
+//! Secrets: without the `passphrase` option a backup holds none, and
+//! passwords and tokens are entered again after a restore; with it they
+//! travel sealed under a key derived from it (`crate::store::BackupKey`).
+//! The installation's key never goes in. [`restore`] reads a backup back
+//! (then `crate::store::install` switches to it); [`tables`] says which
+//! tables travel and how.
 
 pub mod format;
+pub mod restore;
 pub mod snapshot;
+pub mod tables;

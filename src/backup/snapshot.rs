@@ -16,58 +16,15 @@
 use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
 
-use redb::{ReadTransaction, ReadableTable, TableDefinition};
-
 use super::format::Writer;
-use crate::error::{Context, Error, Result};
+use super::tables::{dump, for_tables};
+use crate::error::{Context, Result};
 use crate::store::schema;
 use crate::store::Store;
 
-/// Rows of one table into `out` (see the module docs).
-fn dump<K: redb::Key + 'static, V: redb::Value + 'static>(
-    tx: &ReadTransaction,
-    def: TableDefinition<K, V>,
-    out: &mut dyn Write,
-) -> Result<u64> {
-    let table = tx.open_table(def).context("open a table for the backup")?;
-    let mut rows = 0;
-    for row in table.iter().context("read a table for the backup")? {
-        let (k, v) = row.context("read a table for the backup")?;
-        let kv = k.value();
-        let vv = v.value();
-        for part in [K::as_bytes(&kv).as_ref(), V::as_bytes(&vv).as_ref()] {
-            let len = u32::try_from(part.len())
-                .map_err(|_| Error::storage_msg("a stored row is too long to back up".into()))?;
-            out.write_all(&len.to_be_bytes())
-                .and_then(|()| out.write_all(part))
-                .context("write the backup")?;
-        }
-        rows += 1;
-    }
-    Ok(rows)
-}
-
-/// Calls the macro `$m` on every table that a backup carries, in a fixed
-/// order. `secrets` is not among them (module docs).
-macro_rules! for_tables {
-    ($m:ident) => {
-        $m!(schema::META);
-        $m!(schema::ACCOUNTS);
-        $m!(schema::SYNC);
-        $m!(schema::RAW);
-        $m!(schema::BLOBS);
-        $m!(schema::MESSAGES);
-        $m!(schema::SERVER_IDS);
-        $m!(schema::CONTENT);
-        $m!(schema::MESSAGE_SIDS);
-        $m!(schema::VIEW_INDEX);
-        $m!(schema::BUCKETS);
-        $m!(schema::VIEW_COUNTS);
-        $m!(schema::SIGNATURES);
-        $m!(schema::EMPLOYEES);
-        $m!(schema::EMPLOYEE_IMAGES);
-    };
-}
+/// The section of the secrets of a backup with a passphrase
+/// (`crate::store::BackupKey`).
+pub const SECRETS_SECTION: &str = "secrets";
 
 /// What a written backup holds.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -78,7 +35,7 @@ pub struct Written {
 
 /// Write a backup of `store` into `out`. Runs blocking: call it from a
 /// blocking thread.
-pub fn write(store: &Store, out: &mut dyn Write) -> Result<Written> {
+pub fn write(store: &Store, out: &mut dyn Write, passphrase: Option<&str>) -> Result<Written> {
     let snap = store.snapshot()?;
     let tx = snap.tables();
     let header = serde_json::json!({
@@ -89,6 +46,26 @@ pub fn write(store: &Store, out: &mut dyn Write) -> Result<Written> {
             .map_or(0, |d| d.as_secs()),
         "secrets": false,
     });
+    let mut header = header;
+    let key = match passphrase {
+        None => None,
+        Some(p) => {
+            let mut salt = [0u8; 16];
+            rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut salt)
+                .map_err(|e| crate::error::Error::storage("no randomness for a salt", e))?;
+            let (m, t, p_) = (
+                crate::store::KDF_M_KIB,
+                crate::store::KDF_T,
+                crate::store::KDF_P,
+            );
+            header["secrets"] = true.into();
+            header["kdf"] = serde_json::json!({
+                "alg": "argon2id", "m_kib": m, "t": t, "p": p_,
+                "salt": salt.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            });
+            Some(crate::store::BackupKey::derive(p, &salt, m, t, p_)?)
+        }
+    };
     let header = serde_json::to_vec(&header).context("encode the backup header")?;
     let blob_files = snap.blobs()?;
     let mut w = Writer::new(BufWriter::new(out), &header)?;
@@ -105,13 +82,19 @@ pub fn write(store: &Store, out: &mut dyn Write) -> Result<Written> {
                 messages = rows;
             }
             scratch.file.rewind().context("rewind a backup part")?;
-            w.section(
-                &format!("table:{}", redb::TableHandle::name(&$def)),
-                &mut scratch.file,
-            )?;
+            w.section(&super::tables::section_name(&$def), &mut scratch.file)?;
         }};
     }
     for_tables!(one);
+    if let Some(key) = &key {
+        let mut scratch = Scratch::new(&scratch_dir)?;
+        let mut buffered = BufWriter::new(&mut scratch.file);
+        store.export_secrets(tx, key, &mut buffered)?;
+        buffered.flush().context("write a backup part")?;
+        drop(buffered);
+        scratch.file.rewind().context("rewind a backup part")?;
+        w.section(SECRETS_SECTION, &mut scratch.file)?;
+    }
     let blobs = blob_files.len() as u64;
     for (id, len, path) in blob_files {
         let mut file = File::open(&path).context("open a big mail for the backup")?;

@@ -137,6 +137,28 @@ enum Command {
     /// An IMAP account's folders on the server.
     #[command(subcommand)]
     Folders(FoldersCommand),
+    /// Write a backup of the whole installation (mail, accounts, settings) to FILE.
+    ///
+    /// Without --passphrase-file it holds no passwords.
+    Backup {
+        file: std::path::PathBuf,
+        /// Seal the passwords into the backup with the passphrase in this file's first line.
+        #[arg(long)]
+        passphrase_file: Option<std::path::PathBuf>,
+    },
+    /// Replace the whole installation by the backup in FILE.
+    ///
+    /// Delete-on-server is switched off on every account that had it.
+    /// Asks for confirmation on a terminal; --yes elsewhere.
+    Restore {
+        file: std::path::PathBuf,
+        /// The passphrase the backup's passwords were sealed with (first line).
+        #[arg(long)]
+        passphrase_file: Option<std::path::PathBuf>,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -272,6 +294,15 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Employee(cmd) => ctl.employee(cmd).await,
         Command::Send(args) => ctl.send(&args).await,
         Command::Folders(cmd) => ctl.folders(cmd).await,
+        Command::Backup {
+            file,
+            passphrase_file,
+        } => ctl.backup(&file, passphrase_file.as_deref()).await,
+        Command::Restore {
+            file,
+            passphrase_file,
+            yes,
+        } => ctl.restore(&file, passphrase_file.as_deref(), yes).await,
     }
 }
 

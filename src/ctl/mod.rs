@@ -11,6 +11,7 @@
 //! sending ([`send`]) and the account's server folders ([`folders`]).
 //! Every failure becomes one [`CtlError`] line on stderr.
 
+pub mod backup;
 pub mod commands;
 pub mod connect;
 pub mod conntest;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use zbus::message::Header;
-use zbus::object_server::ObjectServer;
+use zbus::object_server::{ObjectServer, SignalEmitter};
 use zbus::{interface, Connection, OwnedObjectPath, OwnedVariant};
 
 use super::account_iface::AccountIface;
@@ -19,11 +19,16 @@ use crate::store::SecretKind;
 
 pub struct Manager {
     ctx: Arc<Ctx>,
+    /// One restore at a time.
+    restoring: tokio::sync::Mutex<()>,
 }
 
 impl Manager {
     pub fn new(ctx: Arc<Ctx>) -> Manager {
-        Manager { ctx }
+        Manager {
+            ctx,
+            restoring: tokio::sync::Mutex::new(()),
+        }
     }
 }
 
@@ -102,8 +107,9 @@ impl Manager {
 
     /// Write a backup of the store and its big-mail files into `fd`
     /// (`crate::backup`): a snapshot of one moment while fetching goes on,
-    /// holding no secret. Admins only. Option `passphrase` is refused
-    /// until secrets can travel re-encrypted under it.
+    /// holding no secret unless the option `passphrase` is given (then
+    /// every password and token travels sealed under a key derived from
+    /// it, `crate::store::BackupKey`). Admins only.
     async fn backup(
         &self,
         fd: zbus::OwnedFd,
@@ -112,19 +118,17 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), ApiError> {
         let caller = self.ctx.admin(conn, &hdr).await?;
-        if let Some(key) = options.keys().next() {
-            let why = if key == "passphrase" {
-                "secrets cannot be carried in a backup yet; back up without a passphrase \
-                 (passwords are then entered again after a restore)"
-            } else {
-                "unknown option; known: passphrase"
-            };
-            return Err(Error::invalid(crate::redact::cap(key), why).into());
-        }
+        let passphrase = super::restoring::check_options(&options)?;
         let fd = std::os::fd::OwnedFd::from(fd);
         let written = self
             .ctx
-            .blocking(move |s| crate::backup::snapshot::write(s, &mut std::fs::File::from(fd)))
+            .blocking(move |s| {
+                crate::backup::snapshot::write(
+                    s,
+                    &mut std::fs::File::from(fd),
+                    passphrase.as_deref(),
+                )
+            })
             .await?;
         tracing::info!(
             uid = caller.uid,
@@ -133,6 +137,39 @@ impl Manager {
             "backup written"
         );
         Ok(())
+    }
+
+    /// Replace the store and its big-mail files by a backup read from `fd`
+    /// (`super::restoring`): verified whole before anything changes,
+    /// installed crash-safely, with the restore safety reset applied.
+    /// Admins only; one restore at a time.
+    async fn restore(
+        &self,
+        fd: zbus::OwnedFd,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(object_server)] server: &ObjectServer,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<wire::Dict, ApiError> {
+        let caller = self.ctx.admin(conn, &hdr).await?;
+        let passphrase = super::restoring::check_options(&options)?;
+        let Ok(_one) = self.restoring.try_lock() else {
+            return Err(Error::Busy("a restore is already running".into()).into());
+        };
+        let fd = std::os::fd::OwnedFd::from(fd);
+        let done = super::restoring::restore(&self.ctx, server, fd, passphrase).await?;
+        // The restored store carries its origin's installation id.
+        let _ = self.installation_id_changed(&emitter).await;
+        tracing::info!(
+            uid = caller.uid,
+            accounts = done.accounts.len(),
+            reset = done.reset.len(),
+            message_count = done.messages,
+            secrets = done.secrets,
+            "backup restored"
+        );
+        Ok(super::restoring::report(&done))
     }
 
     /// The daemon's version.

@@ -25,6 +25,7 @@ pub mod props;
 pub mod proxy;
 pub mod registry;
 pub mod sending;
+pub mod restoring;
 pub mod service;
 pub mod signatures;
 pub mod wire;

@@ -20,6 +20,7 @@ pub trait Manager {
         -> zbus::Result<OwnedObjectPath>;
     fn test_settings(&self, settings: HashMap<&str, Variant<'_>>) -> zbus::Result<Vec<Dict>>;
     fn backup(&self, fd: zbus::Fd<'_>, options: HashMap<&str, Variant<'_>>) -> zbus::Result<()>;
+    fn restore(&self, fd: zbus::Fd<'_>, options: HashMap<&str, Variant<'_>>) -> zbus::Result<Dict>;
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
     #[zbus(property)]

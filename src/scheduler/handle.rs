@@ -23,6 +23,11 @@ pub enum Command {
     Request(String, Request),
     /// Answer at once: the watchdog's proof that the loop turns.
     Ping(oneshot::Sender<()>),
+    /// Stop every task and start none until [`Command::Resume`]; the sender
+    /// is answered once they have all ended (a restore replaces the store).
+    Pause(oneshot::Sender<()>),
+    /// Start tasks again, one per account id given.
+    Resume(Vec<String>),
 }
 
 /// Channels to the owner loop and the pump, and the status board.
@@ -62,6 +67,23 @@ impl Handle {
             return false;
         }
         matches!(tokio::time::timeout(wait, rx).await, Ok(Ok(())))
+    }
+
+    /// Stop every account task and keep them stopped until
+    /// [`Handle::resume_all`]; resolves when they have ended (or did not
+    /// within the owner's grace). The owner loop keeps answering meanwhile.
+    pub async fn pause_all(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Pause(tx))
+            .map_err(|_| Error::Busy("the daemon is stopping".into()))?;
+        rx.await
+            .map_err(|_| Error::Busy("the daemon is stopping".into()))
+    }
+
+    /// Start the tasks of `accounts` after [`Handle::pause_all`].
+    pub fn resume_all(&self, accounts: Vec<String>) {
+        let _ = self.tx.send(Command::Resume(accounts));
     }
 
     /// Ask the owner loop to stop this account's task.

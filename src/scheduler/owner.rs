@@ -73,12 +73,15 @@ pub async fn run(
 ) {
     let (done, mut all_done) = mpsc::channel::<()>(1);
     let mut tasks: HashMap<String, Running> = HashMap::new();
+    // Between Pause and Resume no task starts (a restore swaps the store).
+    let mut paused = false;
     loop {
         let cmd = tokio::select! {
             _ = stop.changed() => break,
             c = commands.recv() => match c { Some(c) => c, None => break },
         };
         match cmd {
+            Command::Reload(_) if paused => {}
             Command::Reload(id) => {
                 let before = tasks.remove(&id).map(|old| old.stop(Stop::Restart));
                 let new = Running::spawn(id.clone(), &rt, before, grace, done.clone());
@@ -100,6 +103,27 @@ pub async fn run(
             },
             Command::Ping(answer) => {
                 let _ = answer.send(());
+            }
+            Command::Pause(answer) => {
+                paused = true;
+                let ended: Vec<JoinHandle<()>> =
+                    tasks.drain().map(|(_, t)| t.stop(Stop::Restart)).collect();
+                // Awaited off this loop, so that it keeps answering.
+                tokio::spawn(async move {
+                    let all = futures::future::join_all(ended);
+                    if tokio::time::timeout(grace, all).await.is_err() {
+                        tracing::warn!("some account tasks did not stop in time for a pause");
+                    }
+                    let _ = answer.send(());
+                });
+            }
+            Command::Resume(ids) => {
+                paused = false;
+                for id in ids {
+                    let before = tasks.remove(&id).map(|old| old.stop(Stop::Restart));
+                    let new = Running::spawn(id.clone(), &rt, before, grace, done.clone());
+                    tasks.insert(id, new);
+                }
             }
         }
     }

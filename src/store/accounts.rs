@@ -157,14 +157,19 @@ impl Store {
         Ok(())
     }
 
-    /// Whether a secret is stored (readable or not); what `HasPassword` shows.
+    /// Whether a secret is stored that this installation's key sealed;
+    /// what `HasPassword` shows. A secret under a key that is missing or
+    /// was replaced (a store moved without its key) counts as none: it
+    /// must be entered again, and a fetch says so.
     pub fn has_secret(&self, account: &str, kind: SecretKind) -> Result<bool> {
         self.call("look up a secret", || {
             let tx = self.read()?;
             let t = tx.open_table(SECRETS).context("open secrets")?;
-            Ok(t.get((account, kind.code()))
-                .context("read secret")?
-                .is_some())
+            let Some(sealed) = t.get((account, kind.code())).context("read secret")? else {
+                return Ok(false);
+            };
+            let key = self.key.lock().map_err(|_| poisoned())?;
+            Ok(key.as_ref().is_some_and(|k| k.sealed_by_me(sealed.value())))
         })
     }
 
@@ -364,7 +369,8 @@ mod tests {
         };
         std::fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
         let store = Store::open(dir.path()).unwrap();
-        assert!(store.has_secret(&id, SecretKind::Password).unwrap());
+        // Unreadable counts as none: the password must be entered again.
+        assert!(!store.has_secret(&id, SecretKind::Password).unwrap());
         let err = store.secret(&id, SecretKind::Password).unwrap_err();
         assert!(
             matches!(&err, Error::Storage { message: m, .. } if m.contains("missing")),
@@ -376,6 +382,7 @@ mod tests {
             .unwrap();
         let s = store.secret(&id, SecretKind::Password).unwrap().unwrap();
         assert_eq!(s.expose(), "pw2");
+        assert!(store.has_secret(&id, SecretKind::Password).unwrap());
         assert!(dir.path().join(KEY_FILE).exists());
     }
 

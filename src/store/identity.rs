@@ -144,7 +144,7 @@ impl Store {
     }
 }
 
-fn record_in(tx: &redb::WriteTransaction, here: &Identity) -> Result<()> {
+pub(super) fn record_in(tx: &redb::WriteTransaction, here: &Identity) -> Result<()> {
     let mut meta = tx.open_table(META).context("open meta")?;
     let machine = here.machine_id.as_deref().unwrap_or("");
     meta.insert(KEY_MACHINE_ID, machine.as_bytes())

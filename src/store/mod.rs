@@ -35,6 +35,7 @@ pub mod blobs;
 mod counters;
 mod health;
 pub mod identity;
+pub mod install;
 mod list;
 mod messages;
 mod opening;
@@ -42,8 +43,10 @@ mod outbox;
 mod purge;
 mod rank;
 mod reset;
+mod restored;
 pub mod schema;
 mod secret;
+mod secret_export;
 mod signatures;
 mod snapshot;
 mod swap;
@@ -64,7 +67,9 @@ pub use blobs::{BlobWriter, Raw, StagedBlob, BLOB_MIN};
 pub use list::{ListQuery, Visibility};
 pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
 pub use outbox::{OutboxRecord, OutboxState, Pending, OUTBOX};
+pub(crate) use restored::{log_restored_reset, reset_restored};
 pub use secret::{Secret, SecretKind};
+pub use secret_export::{BackupKey, KDF_M_KIB, KDF_P, KDF_T};
 pub use snapshot::Snapshot;
 
 use crate::error::{Context, Error, Result};
@@ -133,6 +138,8 @@ impl Store {
                 })?;
         }
         let lock = take_lock(state_dir)?;
+        // A restore interrupted by a crash is finished or undone first.
+        install::recover(state_dir)?;
         let (current, key) = opening::open_checked(state_dir)?;
         let blobs = blobs::BlobDir::open(state_dir)?;
         if let Some(db) = &current.db {

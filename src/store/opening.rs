@@ -68,7 +68,10 @@ pub(super) fn open_checked(dir: &Path) -> Result<(Current, Option<SecretKey>)> {
     let path = dir.join(DB_FILE);
     let census = match std::fs::metadata(&path) {
         Ok(m) if m.len() > 0 => {
-            let key = SecretKey::load(&dir.join(KEY_FILE))?;
+            let key = match credential_key()? {
+                Some(k) => Some(k),
+                None => SecretKey::load(&dir.join(KEY_FILE))?,
+            };
             Some((dry_run(&path, key.as_ref())?, key))
         }
         Ok(_) => None,
@@ -111,7 +114,7 @@ pub(super) fn open_checked(dir: &Path) -> Result<(Current, Option<SecretKey>)> {
         (Some(id), Some(SCHEMA_VERSION)) => id.clone(),
         _ => init_schema(&db, &path, census.version)?,
     };
-    let key = match key {
+    let key = match key.map_or_else(credential_key, |k| Ok(Some(k)))? {
         Some(k) => Some(k),
         None if census.secrets > 0 => None,
         None => Some(SecretKey::create(&dir.join(KEY_FILE))?),
@@ -123,6 +126,24 @@ pub(super) fn open_checked(dir: &Path) -> Result<(Current, Option<SecretKey>)> {
         fault,
     };
     Ok((current, key))
+}
+
+/// The systemd credential that holds the store key (`LoadCredentialEncrypted=
+/// master-key:…` in the unit; docs/BACKUP.md "The store key").
+pub(super) const CREDENTIAL: &str = "master-key";
+
+/// The store key from `$CREDENTIALS_DIRECTORY/master-key` when systemd
+/// passed one: it then wins over `secret.key`, which is neither read nor
+/// created. A credential of the wrong size refuses the start.
+pub(super) fn credential_key() -> Result<Option<SecretKey>> {
+    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+        return Ok(None);
+    };
+    let path = Path::new(&dir).join(CREDENTIAL);
+    if !path.exists() {
+        return Ok(None);
+    }
+    SecretKey::load(&path)
 }
 
 /// Reopens a store that this process had open, after an I/O error: redb's

@@ -120,7 +120,7 @@ impl fmt::Debug for SecretKey {
 }
 
 impl SecretKey {
-    fn from_bytes(key: [u8; KEY_LEN]) -> SecretKey {
+    pub(crate) fn from_bytes(key: [u8; KEY_LEN]) -> SecretKey {
         let mut h = Sha256::new();
         h.update(b"postfach secret key id\0");
         h.update(key);

@@ -22,6 +22,7 @@ pub mod echo_server;
 pub mod eventually;
 pub mod fetch;
 pub mod imap_server;
+pub mod restorekit;
 pub mod settings;
 pub mod sysbus;
 
