@@ -20,6 +20,7 @@ use lettre::transport::smtp::response::Response;
 
 use super::xoauth2::{challenge_text, initial_response};
 use crate::error::{Error, Result};
+use crate::redact::Scrubber;
 
 /// One command line; Display adds the CRLF lettre's `command` expects.
 struct Line<'a>(&'a str);
@@ -31,8 +32,12 @@ impl fmt::Display for Line<'_> {
 }
 
 /// Logs in with XOAUTH2 after EHLO (and STARTTLS). Each server reply is
-/// awaited at most `read`. A rejected token is `Authentication` with the
-/// server's reason; the connection is then back in the command state.
+/// awaited at most `read`. A token the server rejects (a 5xx reply, such
+/// as 535 5.7.3 or Office 365's 5.7.139) is `NeedsAuthorization` with the
+/// server's reason: the caller may refresh the token once and try again.
+/// A server without XOAUTH2 is `Authentication`, a temporary refusal
+/// (454 4.7.0: its SASL backend is down) is `Connection`: no new token
+/// helps with either.
 pub async fn authenticate(
     conn: &mut AsyncSmtpConnection,
     user: &str,
@@ -48,11 +53,21 @@ pub async fn authenticate(
         ));
     }
     let blob = initial_response(user, token)?;
-    let go = step(conn, "AUTH XOAUTH2", read).await?;
+    // A refusal of the bare AUTH command is about the mechanism, not the
+    // token (no token was sent yet).
+    // A hostile server may echo what it got: its texts lose the token
+    // and the message carrying it.
+    let hide = Scrubber::new(&[token, blob.expose()], user);
+    let go = step(conn, "AUTH XOAUTH2", read, &hide)
+        .await
+        .map_err(|e| match e {
+            Error::NeedsAuthorization(why) => Error::Authentication(why),
+            other => other,
+        })?;
     if !go.has_code(334) {
         return Err(unexpected(&go));
     }
-    let answer = step(conn, blob.expose(), read).await?;
+    let answer = step(conn, blob.expose(), read, &hide).await?;
     if answer.has_code(235) {
         return Ok(());
     }
@@ -60,8 +75,8 @@ pub async fn authenticate(
         return Err(unexpected(&answer));
     }
     let detail = challenge_text(answer.first_line().unwrap_or("").as_bytes());
-    match step(conn, "", read).await {
-        Err(Error::Authentication(reason)) => Err(Error::Authentication(
+    match step(conn, "", read, &hide).await {
+        Err(Error::NeedsAuthorization(reason)) => Err(Error::NeedsAuthorization(
             format!("{reason} {detail}").trim_end().to_string(),
         )),
         Err(other) => Err(other),
@@ -69,17 +84,30 @@ pub async fn authenticate(
     }
 }
 
-/// Sends one line and reads the reply; a 4xx/5xx reply is a rejected login.
-async fn step(conn: &mut AsyncSmtpConnection, line: &str, read: Duration) -> Result<Response> {
+/// Sends one line and reads the reply: a 5xx reply is a refusal
+/// (`NeedsAuthorization`), a 4xx one a server that cannot check the login
+/// now (`Connection`).
+async fn step(
+    conn: &mut AsyncSmtpConnection,
+    line: &str,
+    read: Duration,
+    hide: &Scrubber,
+) -> Result<Response> {
+    let text =
+        |e: &lettre::transport::smtp::Error| super::errors::clean(&hide.clean(&e.to_string()));
     match tokio::time::timeout(read, conn.command(Line(line))).await {
         Err(_) => Err(Error::connection(format!(
             "no answer from the SMTP server within {} s during AUTH",
             read.as_secs()
         ))),
         Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) if e.status().is_some() => Err(Error::Authentication(format!(
+        Ok(Err(e)) if e.is_permanent() => Err(Error::NeedsAuthorization(format!(
             "login rejected by SMTP server: {}",
-            super::errors::clean(&e.to_string())
+            text(&e)
+        ))),
+        Ok(Err(e)) if e.status().is_some() => Err(Error::connection(format!(
+            "the SMTP server cannot check the login now: {}",
+            text(&e)
         ))),
         Ok(Err(e)) => Err(Error::connection_by("SMTP AUTH failed", e)),
     }

@@ -24,6 +24,11 @@
 //!   success the account fetches at once. A failure that is not the
 //!   user's (a wrong app registration) stops the poll with a clear
 //!   `LastError`; an unreachable endpoint is waited out inside the poll.
+//! - **Sending** (scheduler::sending, send::office365): while the account
+//!   has no tokens its outbox is held ([`send_held`]) instead of failing
+//!   attempt after attempt; a mail the sign-in cannot send shows the
+//!   account as needs-authorization ([`cannot_send`]); a completed sign-in
+//!   asks the task to deliver.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -175,6 +180,8 @@ impl DevicePoll {
             Ok(()) => {
                 tracing::info!(account_id = %id, "Office 365 sign-in completed");
                 set_authorized(me, true);
+                // Mail held for the sign-in goes now (scheduler::sending).
+                me.rt.handle.deliver(id);
                 me.set(|s| {
                     s.state = State::Idle;
                     s.last_error.clear();
@@ -216,6 +223,35 @@ pub(super) async fn after_failure(me: &Worker, e: &Error) {
             .unwrap_or(false);
         set_authorized(me, authorized);
     }
+}
+
+/// Whether the outbox must wait for Connect: an Office 365 account that
+/// logs in to SMTP and has no tokens (never connected, or a dead grant).
+/// Sending would only fail without asking anyone; Connect restarts the
+/// task, whose first turn sends (scheduler::sending).
+pub(super) async fn send_held(me: &Worker) -> bool {
+    let a = &me.account;
+    a.kind.is_office365()
+        && a.smtp_login
+        && matches!(me.rt.office365.is_authorized(&a.id).await, Ok(false))
+}
+
+/// After a mail could not go out because the sign-in cannot send: the
+/// account shows needs-authorization with the mail's error, and
+/// `Authorized` follows the tokens (a dead grant deleted them; a server
+/// that refuses fresh tokens leaves them).
+pub(super) async fn cannot_send(me: &Worker, error: &str) {
+    let authorized = me
+        .rt
+        .office365
+        .is_authorized(&me.account.id)
+        .await
+        .unwrap_or(false);
+    set_authorized(me, authorized);
+    me.set(|s| {
+        s.state = State::NeedsAuthorization;
+        s.last_error = crate::redact::cap(error);
+    });
 }
 
 fn set_authorized(me: &Worker, authorized: bool) {
