@@ -37,6 +37,7 @@ use tokio::task::JoinHandle;
 
 use super::board::State;
 use super::worker::Worker;
+use super::Handle;
 use crate::error::{Error, Result};
 use crate::oauth::REFRESH_MARGIN;
 use crate::store::Secret;
@@ -189,17 +190,7 @@ impl DevicePoll {
                 true
             }
             Err(e) => {
-                tracing::warn!(account_id = %id, error_kind = e.name(), error = %e, "Office 365 sign-in failed");
-                set_authorized(me, authorized);
-                let state = match (&e, authorized) {
-                    (_, true) => State::Idle,
-                    (Error::NeedsAuthorization(_), false) => State::NeedsAuthorization,
-                    _ => State::Error,
-                };
-                me.set(|s| {
-                    s.state = state;
-                    s.last_error = crate::redact::cap(&e.to_string());
-                });
+                me.rt.handle.sign_in_failed(id, authorized, &e);
                 authorized
             }
         }
@@ -209,6 +200,31 @@ impl DevicePoll {
 impl Drop for DevicePoll {
     fn drop(&mut self) {
         self.join.abort();
+    }
+}
+
+impl Handle {
+    /// A sign-in that failed (the device poll, or CompleteConnect outside
+    /// the task): the journal, `LastError` with Microsoft's reason, and
+    /// the state — unchanged work for an account that still holds the
+    /// tokens of an earlier sign-in, else needs-authorization (the user
+    /// declined, the code expired …) or error (a wrong app registration,
+    /// the sign-in server unreachable).
+    pub fn sign_in_failed(&self, account: &str, authorized: bool, e: &Error) {
+        tracing::warn!(account_id = %account, error_kind = e.name(), error = %e, "Office 365 sign-in failed");
+        let state = match (e, authorized) {
+            (_, true) => State::Idle,
+            (Error::NeedsAuthorization(_), false) => State::NeedsAuthorization,
+            _ => State::Error,
+        };
+        let changed = self.board().update(account, |s| {
+            s.authorized = authorized;
+            s.state = state;
+            s.last_error = crate::redact::cap(&e.to_string());
+        });
+        if changed {
+            self.notifier().status(account);
+        }
     }
 }
 
