@@ -257,3 +257,54 @@ async fn a_server_refusing_fresh_tokens_needs_authorization_and_keeps_them() {
     delivered_once(&to).await;
     w.assert_log_clean();
 }
+
+/// TestConnection's steps as (name, ok, message).
+async fn test_connection(w: &World, path: &OwnedObjectPath) -> Vec<(String, bool, String)> {
+    let acc = w.proxy(path).await;
+    let steps = acc.test_connection().await.unwrap();
+    steps
+        .iter()
+        .map(|d| (get(d, "name"), get(d, "ok"), get(d, "message")))
+        .collect()
+}
+
+fn step<'a>(steps: &'a [(String, bool, String)], name: &str) -> &'a (String, bool, String) {
+    steps
+        .iter()
+        .find(|s| s.0 == name)
+        .unwrap_or_else(|| panic!("no step {name}: {steps:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_logs_in_with_the_sign_ins_token() {
+    let env = Env::get();
+    let w = World::start().await;
+    let user = create_user(env, "o365t");
+    let path = account(&w, &user).await;
+    // Not connected: both logins say so instead of asking for a password.
+    let steps = test_connection(&w, &path).await;
+    for name in ["login", "smtp auth"] {
+        let (_, ok, message) = step(&steps, name);
+        assert!(!ok, "{steps:?}");
+        assert!(message.contains("Connect"), "{name}: {message}");
+    }
+    assert!(step(&steps, "smtp starttls").1, "{steps:?}");
+
+    let acc = w.proxy(&path).await;
+    w.device_sign_in(&acc, &user).await;
+    let steps = test_connection(&w, &path).await;
+    assert!(steps.iter().all(|s| s.1), "{steps:?}");
+    assert!(step(&steps, "login").2.contains("XOAUTH2"), "{steps:?}");
+    assert!(step(&steps, "smtp auth").2.contains("XOAUTH2"), "{steps:?}");
+
+    // A token the servers refuse: the steps say so, without the token.
+    revoked::revoke_until(&user.address, u64::MAX);
+    let steps = test_connection(&w, &path).await;
+    for name in ["login", "smtp auth"] {
+        let (_, ok, message) = step(&steps, name);
+        assert!(!ok, "{steps:?}");
+        assert!(!message.contains("pf."), "{name}: {message}");
+    }
+    assert!(step(&steps, "smtp auth").2.contains("535"), "{steps:?}");
+    w.assert_log_clean();
+}
