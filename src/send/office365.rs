@@ -77,9 +77,7 @@ async fn login(server: &Server<'_>, token: &crate::oauth::AccessToken) -> Result
 /// (`Connection`) is retried like a mail server that is down.
 fn sign_in(e: Error) -> Failure {
     Failure::Transient(match e {
-        Error::NeedsAuthorization(why) => {
-            Error::NeedsAuthorization(format!("cannot send with the Office 365 sign-in: {why}"))
-        }
+        Error::NeedsAuthorization(why) => Error::NeedsAuthorization(format!("cannot send: {why}")),
         other => other,
     })
 }
