@@ -118,7 +118,7 @@ pub struct Pending {
     pub at: i64,
 }
 
-fn record_from(bytes: &[u8]) -> Result<OutboxRecord> {
+pub(super) fn record_from(bytes: &[u8]) -> Result<OutboxRecord> {
     serde_json::from_slice(bytes).context("stored outbox record is unreadable")
 }
 
