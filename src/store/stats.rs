@@ -86,3 +86,22 @@ fn tree_bytes(dir: &Path) -> Result<u64> {
     }
     Ok(sum)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tree_bytes;
+
+    #[test]
+    fn tree_bytes_sums_files_below_and_follows_no_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("blobs");
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        std::fs::write(dir.join("1"), vec![0u8; 1000]).unwrap();
+        std::fs::write(dir.join("tmp").join("2"), vec![0u8; 24]).unwrap();
+        let outside = root.path().join("outside");
+        std::fs::write(&outside, vec![0u8; 5000]).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
+        assert_eq!(tree_bytes(&dir).unwrap(), 1024);
+        assert_eq!(tree_bytes(&root.path().join("absent")).unwrap(), 0);
+    }
+}
