@@ -25,10 +25,9 @@
 //!   user's (a wrong app registration) stops the poll with a clear
 //!   `LastError`; an unreachable endpoint is waited out inside the poll.
 //! - **Sending** (scheduler::sending, send::office365): while the account
-//!   has no tokens its outbox is held ([`send_held`]) instead of failing
-//!   attempt after attempt; a mail the sign-in cannot send shows the
-//!   account as needs-authorization ([`cannot_send`]); a completed sign-in
-//!   asks the task to deliver.
+//!   has no tokens its outbox is held instead of failing attempt after
+//!   attempt; a completed device sign-in asks the task to deliver what
+//!   waits.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -182,7 +181,9 @@ impl DevicePoll {
                 tracing::info!(account_id = %id, "Office 365 sign-in completed");
                 set_authorized(me, true);
                 // Mail held for the sign-in goes now (scheduler::sending).
-                me.rt.handle.deliver(id);
+                if super::sending::queued(me).is_ok_and(|q| !q.is_empty()) {
+                    me.rt.handle.deliver(id);
+                }
                 me.set(|s| {
                     s.state = State::Idle;
                     s.last_error.clear();
@@ -239,35 +240,6 @@ pub(super) async fn after_failure(me: &Worker, e: &Error) {
             .unwrap_or(false);
         set_authorized(me, authorized);
     }
-}
-
-/// Whether the outbox must wait for Connect: an Office 365 account that
-/// logs in to SMTP and has no tokens (never connected, or a dead grant).
-/// Sending would only fail without asking anyone; Connect restarts the
-/// task, whose first turn sends (scheduler::sending).
-pub(super) async fn send_held(me: &Worker) -> bool {
-    let a = &me.account;
-    a.kind.is_office365()
-        && a.smtp_login
-        && matches!(me.rt.office365.is_authorized(&a.id).await, Ok(false))
-}
-
-/// After a mail could not go out because the sign-in cannot send: the
-/// account shows needs-authorization with the mail's error, and
-/// `Authorized` follows the tokens (a dead grant deleted them; a server
-/// that refuses fresh tokens leaves them).
-pub(super) async fn cannot_send(me: &Worker, error: &str) {
-    let authorized = me
-        .rt
-        .office365
-        .is_authorized(&me.account.id)
-        .await
-        .unwrap_or(false);
-    set_authorized(me, authorized);
-    me.set(|s| {
-        s.state = State::NeedsAuthorization;
-        s.last_error = crate::redact::cap(error);
-    });
 }
 
 fn set_authorized(me: &Worker, authorized: bool) {

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::auth;
+use super::board::State;
 use super::request::Request;
 use super::worker::{no_password, Slot, Work, Worker};
 use super::Handle;
@@ -94,10 +94,10 @@ impl Outbox {
         // Each mail at most once per turn: a mail that comes back due at
         // once waits for the timer, so a turn always ends.
         let mut tried = HashSet::new();
-        let mut held = auth::send_held(me).await;
+        let mut held = send_held(me).await;
         loop {
             let now = unix_now();
-            let queued = match self.queued(me) {
+            let queued = match queued(me) {
                 Ok(q) => q,
                 Err(e) => {
                     tracing::error!(account_id = %id, error = %e, "cannot read the outbox");
@@ -133,8 +133,8 @@ impl Outbox {
                 Ok(Outcome::Unauthorized(at, error)) => {
                     tracing::warn!(account_id = %id, message = mail, next_at = at, error = %error, "mail not sent: the Office 365 sign-in cannot send; it needs Connect");
                     me.rt.handle.notifier().messages_changed(vec![mail]);
-                    auth::cannot_send(me, &error).await;
-                    held = auth::send_held(me).await;
+                    cannot_send(me, &error).await;
+                    held = send_held(me).await;
                 }
                 Ok(Outcome::Failed(error)) => {
                     tracing::warn!(account_id = %id, message = mail, error = %error, "mail failed");
@@ -153,18 +153,7 @@ impl Outbox {
         conn
     }
 
-    /// This account's queued mails as (id, due), soonest first.
-    fn queued(&self, me: &Worker) -> Result<Vec<(u64, i64)>> {
-        let store = &me.rt.store;
-        let all = blocking(|| store.pending_outbox(OutboxState::Queued))?;
-        Ok(all
-            .into_iter()
-            .filter(|p| p.account == me.account.id)
-            .map(|p| (p.id, p.at))
-            .collect())
-    }
-
-    /// Mails held for Connect (`auth::send_held`): not tried, and no timer
+    /// Mails held for Connect (`send_held`): not tried, and no timer
     /// (Connect restarts the task, whose first turn sends them). Each is
     /// due from now on, so that it goes out at once after Connect, and
     /// says why it waits unless an attempt already said more.
@@ -267,6 +256,46 @@ impl Outbox {
             tracing::error!(account_id = %a.id, message = mail, error = %e, "cannot record the Sent copy's failure");
         }
     }
+}
+
+/// Whether the outbox must wait for Connect: an Office 365 account that
+/// logs in to SMTP and has no tokens (never connected, or a dead grant).
+/// Sending would only fail without asking anyone; Connect restarts the
+/// task, whose first turn sends (scheduler::sending).
+async fn send_held(me: &Worker) -> bool {
+    let a = &me.account;
+    a.kind.is_office365()
+        && a.smtp_login
+        && matches!(me.rt.office365.is_authorized(&a.id).await, Ok(false))
+}
+
+/// After a mail could not go out because the sign-in cannot send: the
+/// account shows needs-authorization with the mail's error, and
+/// `Authorized` follows the tokens (a dead grant deleted them; a server
+/// that refuses fresh tokens leaves them).
+async fn cannot_send(me: &Worker, error: &str) {
+    let authorized = me
+        .rt
+        .office365
+        .is_authorized(&me.account.id)
+        .await
+        .unwrap_or(false);
+    me.set(|s| {
+        s.authorized = authorized;
+        s.state = State::NeedsAuthorization;
+        s.last_error = crate::redact::cap(error);
+    });
+}
+
+/// This account's queued mails as (id, due), soonest first.
+pub(super) fn queued(me: &Worker) -> Result<Vec<(u64, i64)>> {
+    let store = &me.rt.store;
+    let all = blocking(|| store.pending_outbox(OutboxState::Queued))?;
+    Ok(all
+        .into_iter()
+        .filter(|p| p.account == me.account.id)
+        .map(|p| (p.id, p.at))
+        .collect())
 }
 
 /// An APPEND of one message.
