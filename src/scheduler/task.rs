@@ -199,7 +199,14 @@ async fn fetch(
     waiters.extend(queue.fetches());
     // Boxed: the fetch's state then lives on the heap only while it runs,
     // instead of in every idling task's future (idle accounts' RSS).
-    let (result, back) = Box::pin(me.fetch(turns.conn.take())).await;
+    let (mut result, mut back) = Box::pin(me.fetch(turns.conn.take())).await;
+    // A reply no parser reads cost the session, not the rest of the mail:
+    // once more at once on a new connection (imap::unreadable).
+    if matches!(&result, Ok(r) if r.unfinished) {
+        let (again, conn) = Box::pin(me.fetch(back.take())).await;
+        result = Ok(merged(result, again));
+        back = conn;
+    }
     let poll = me.account.poll_interval;
     turns.next = match &result {
         Ok(_) => {
@@ -215,6 +222,27 @@ async fn fetch(
     }
     me.finished(&result, waiters, turns.next);
     turns.conn = keep(me, turns, back);
+}
+
+/// A fetch that ended `unfinished` followed by the one that went on: the
+/// mails of both (so FetchFinished names them all), the warnings of the
+/// second, which tried again what the first reported. Should the second
+/// fail, its error becomes a warning: the first's mails are stored.
+fn merged(
+    first: crate::error::Result<FetchReport>,
+    second: crate::error::Result<FetchReport>,
+) -> FetchReport {
+    let mut report = first.unwrap_or_default();
+    report.unfinished = false;
+    match second {
+        Ok(r) => {
+            report.new_ids.extend(r.new_ids);
+            report.deleted_on_server = report.deleted_on_server.saturating_add(r.deleted_on_server);
+            report.warning = r.warning;
+        }
+        Err(e) => report.warn(format!("the fetch on a new connection failed: {e}")),
+    }
+    report
 }
 
 /// The connection to keep for the next wait: only to idle on it.
