@@ -2,7 +2,13 @@
 //! backoff after a failure) or a request, serve it, repeat — until stopped.
 //!
 //! The task owns the account's `imap::Connection` between turns. IMAP
-//! accounts that IDLE keep it: fetch, then IDLE on the same connection. A
+//! accounts that IDLE keep it: fetch, then IDLE on the same connection,
+//! for at most the poll interval: then the IDLE ends with DONE and a turn
+//! fetches on the same connection (a NOOP when INBOX is known to match the
+//! store, imap::connection) before the next IDLE. IDLE is a hint, not a
+//! promise: GNU imap4d never pushes during IDLE, and Courier without its
+//! enhanced IDLE only every 60 s, so the poll interval stays the bound on
+//! how late new mail is fetched, as on a server without IDLE. A
 //! FetchNow while INBOX is known to match the store is answered by
 //! `Connection::idle` itself (DONE, NOOP, IDLE in one write; reported like
 //! any fetch that found nothing); any other request ends the IDLE with DONE
@@ -273,15 +279,14 @@ async fn wait(me: &Worker, turns: &mut Turns, queue: &mut Queue) -> Event {
     let (Some(conn), Some(delay)) = (turns.conn.as_mut(), turns.next) else {
         return sleep_or_request(turns.next, queue).await;
     };
+    if delay.is_zero() {
+        return Event::Turn;
+    }
     let mut wakes = Wakes { queue, me };
-    let outcome = conn
-        .idle(
-            &me.account,
-            &me.rt.store,
-            auth::idle_limit(me, REISSUE),
-            &mut wakes,
-        )
-        .await;
+    // At most the poll interval: a server whose IDLE never pushes would
+    // otherwise leave new mail waiting for the re-issue (see the docs).
+    let max = auth::idle_limit(me, delay.min(REISSUE));
+    let outcome = conn.idle(&me.account, &me.rt.store, max, &mut wakes).await;
     if !conn.usable() {
         turns.conn = None;
     }
