@@ -49,6 +49,7 @@ mod secret;
 mod secret_export;
 mod signatures;
 mod snapshot;
+mod stats;
 mod swap;
 mod tracking;
 mod views;
@@ -66,11 +67,13 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransac
 pub use blobs::{BlobWriter, Raw, StagedBlob, BLOB_MIN};
 pub use list::{ListQuery, Visibility};
 pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
-pub use outbox::{OutboxRecord, OutboxState, Pending, OUTBOX};
+pub use outbox::{OutboxRecord, OutboxState, Pending, HELD, OUTBOX};
+pub use reset::Reset;
 pub(crate) use restored::{log_restored_reset, reset_restored};
 pub use secret::{Secret, SecretKind};
 pub use secret_export::{BackupKey, KDF_M_KIB, KDF_P, KDF_T};
 pub use snapshot::Snapshot;
+pub use stats::OutboxCounts;
 
 use crate::error::{Context, Error, Result};
 use backend::Fault;

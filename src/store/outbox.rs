@@ -31,8 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use super::accounts::{account_in, no_account};
 use super::messages::{meta_json, MessageMeta, Summary};
+use super::purge::remove_rows_in;
 use super::schema::{self, BLOBS, MESSAGES, OUTBOX as RECORDS, OUTBOX_ACTIVE, RAW};
-use super::views::{meta_in, owner_in, Writer};
+use super::views::Writer;
 use super::{Store, BLOB_MIN};
 use crate::account::Account;
 use crate::error::{Context, Error, Result};
@@ -118,7 +119,7 @@ pub struct Pending {
     pub at: i64,
 }
 
-fn record_from(bytes: &[u8]) -> Result<OutboxRecord> {
+pub(super) fn record_from(bytes: &[u8]) -> Result<OutboxRecord> {
     serde_json::from_slice(bytes).context("stored outbox record is unreadable")
 }
 
@@ -157,6 +158,47 @@ fn put_record(
         .insert(id, record_json(new)?.as_slice())
         .context("write outbox")?;
     Ok(())
+}
+
+/// What a held mail's `error` says (`hold_in`).
+pub const HELD: &str = "not sent: this installation was restored from a backup or copied, and \
+the original may have sent it already; send it again if it is still wanted";
+
+/// Part of the restore safety reset (`super::reset`), in its transaction:
+/// every queued or sending mail becomes `failed` with [`HELD`]. A restored
+/// backup or a cloned machine is a second installation; its queue is the
+/// original's, which the original has sent or will send, and customers
+/// must not get each mail twice. Failed, not deleted: the CRM user sees
+/// it and can send it again. Returns how many mails were held.
+pub(super) fn hold_in(tx: &WriteTransaction) -> Result<usize> {
+    let ids: Vec<u64> = {
+        let active = tx.open_table(OUTBOX_ACTIVE).context("open outbox")?;
+        let rows = active.iter().context("read outbox index")?;
+        let mut ids = Vec::new();
+        for row in rows {
+            let (k, _) = row.context("read outbox index")?;
+            ids.push(k.value().2);
+        }
+        ids
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut held = 0;
+    for id in ids {
+        let Some(old) = record_in(tx, id)? else {
+            continue;
+        };
+        let new = OutboxRecord {
+            state: OutboxState::Failed,
+            error: HELD.to_string(),
+            done_at: now,
+            ..old.clone()
+        };
+        put_record(tx, id, Some(&old), &new)?;
+        held += 1;
+    }
+    Ok(held)
 }
 
 impl Store {
@@ -339,7 +381,7 @@ impl Store {
                 .context("open outbox")?
                 .remove(id)
                 .context("remove outbox record")?;
-            let had_blob = remove_message_in(&tx, id)?;
+            let had_blob = remove_rows_in(&tx, id)?.is_some_and(|(_, blob)| blob);
             if had_blob {
                 // As for a deleted mail: the file goes only after the
                 // commit, and the trash row proves it may (blobs::sweep).
@@ -353,31 +395,6 @@ impl Store {
             Ok(())
         })
     }
-}
-
-/// Remove message `id` (summary, view entries, bytes) if it still exists;
-/// whether it had a blob file, which the caller removes after the commit.
-fn remove_message_in(tx: &WriteTransaction, id: u64) -> Result<bool> {
-    let Some(m) = meta_in(tx, id)? else {
-        return Ok(false);
-    };
-    let owner = owner_in(tx, &m.account)?;
-    Writer::open(tx)?.remove(&m, owner.as_deref())?;
-    tx.open_table(MESSAGES)
-        .context("open messages")?
-        .remove(id)
-        .context("remove message")?;
-    tx.open_table(RAW)
-        .context("open raw")?
-        .remove(id)
-        .context("remove raw mail")?;
-    let had_blob = tx
-        .open_table(BLOBS)
-        .context("open blobs")?
-        .remove(id)
-        .context("remove blob row")?
-        .is_some();
-    Ok(had_blob)
 }
 
 #[cfg(test)]
