@@ -21,9 +21,9 @@
 //! only chooses this path, never where to stop: servers compute it
 //! differently (Dovecot's is the size with CRLF line ends, which is also
 //! what it sends; Exchange's is an estimate), and a size too small would
-//! cut the mail short. The overlap costs no round trip over stopping at a
-//! correct listed size that is a multiple of the piece, and one byte per
-//! piece.
+//! cut the mail short. The overlap costs one byte per piece and the same
+//! requests as before: a mail of exactly two pieces takes three, the last
+//! answered with one byte (trusting the listed size would save that one).
 //!
 //! Bad cases: a piece without data (the UID was expunged meanwhile, or a
 //! broken reply) skips the mail for this fetch — not stored, so never
@@ -31,7 +31,7 @@
 //! staged file is removed. A piece longer than asked, or one whose overlap
 //! byte differs, means the server ignored the origin; appending it would
 //! corrupt the mail, so the fetch fails instead. A reply that cannot be
-//! parsed is [`Got::Unreadable`] (imap::unreadable).
+//! parsed is `Got::Unreadable` (imap::unreadable).
 
 use futures::Stream;
 
