@@ -143,7 +143,7 @@ impl Store {
         let lock = take_lock(state_dir)?;
         // A restore interrupted by a crash is finished or undone first.
         install::recover(state_dir)?;
-        let (current, key) = opening::open_checked(state_dir)?;
+        let (current, key) = opening::open_checked(state_dir, opening::Pages::Check)?;
         let blobs = blobs::BlobDir::open(state_dir)?;
         if let Some(db) = &current.db {
             // Housekeeping: what it leaves, a later sweep removes.
