@@ -3,8 +3,8 @@
 //! draft lands in Drafts exactly once with `\Draft` and `\Seen` and the
 //! bytes the store keeps; replacing it leaves only the new version, also
 //! when the old one is already gone or its UIDVALIDITY changed (found by
-//! Message-ID); the refusals; and who may save, with real Unix callers on
-//! a private system bus.
+//! Message-ID); DeleteMessage of a draft; the refusals; and who may
+//! save, with real Unix callers on a private system bus.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -232,6 +232,16 @@ async fn a_replacement_saves_when_the_old_draft_is_gone_or_renumbered() {
         .unwrap();
     assert_eq!(subjects_on_server(&user), ["drei"]);
     assert_eq!(listed_drafts(&mb).await, [c]);
+
+    // DeleteMessage of a draft removes it from the Drafts folder too.
+    mb.delete_message("", c).await.unwrap();
+    assert!(subjects_on_server(&user).is_empty());
+    assert!(listed_drafts(&mb).await.is_empty());
+    let err = mb
+        .save_draft("", &path, draft("vier", Some(c)))
+        .await
+        .unwrap_err();
+    assert_eq!(error_name(&err), NOT_FOUND, "{err}");
     drop(daemon);
 }
 

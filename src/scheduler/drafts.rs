@@ -18,7 +18,8 @@
 //!    the store no longer knows the old one.
 //!
 //! Only IMAP accounts with a Drafts folder can keep drafts ([`check`]):
-//! POP3 has no folders on the server.
+//! POP3 has no folders on the server. DeleteMessage of a saved draft
+//! removes it from its folder the same way ([`discard`]).
 
 use std::future::Future;
 
@@ -193,6 +194,30 @@ async fn remove_old(
         }
     }
     conn
+}
+
+/// DeleteMessage of a saved draft: it is removed from its folder on the
+/// server like a replaced one (not moved to Trash: it was never sent and
+/// is the user's own unfinished text). Unlike a replacement, a failure
+/// fails the call, so the draft stays here and the caller can retry.
+pub(super) async fn discard(
+    me: &Worker,
+    kept: Option<Connection>,
+    draft: &DraftRecord,
+) -> (Result<()>, Option<Connection>) {
+    let work = RemoveDraft(OldDraft {
+        folder: &draft.folder,
+        uid_validity: draft.uid_validity,
+        uid: draft.uid,
+        message_id: &draft.message_id,
+    });
+    let (r, conn) = me
+        .on_connection(kept, &Slot::new(None), &no_password, &work)
+        .await;
+    if let Ok(removed) = &r {
+        tracing::info!(account_id = %me.account.id, uid = draft.uid, ?removed, "draft deleted on the server");
+    }
+    (r.map(|_| ()), conn)
 }
 
 /// `APPEND` with `\Draft \Seen`, answering with APPENDUID.

@@ -178,6 +178,9 @@ mod tests {
         assert!(store.draft_record(first).unwrap().is_none());
         assert!(store.raw(first).unwrap().is_none());
         assert!(store.raw(second).unwrap().is_some());
+
+        store.delete_message(second).unwrap().unwrap();
+        assert!(store.draft_record(second).unwrap().is_none());
     }
 
     #[test]

@@ -367,6 +367,11 @@ impl Store {
                 .remove(id)
                 .context("remove blob row")?
                 .is_some();
+            // A saved draft's server place (store::drafts) goes with it.
+            tx.open_table(super::schema::DRAFTS)
+                .context("open drafts")?
+                .remove(id)
+                .context("remove draft record")?;
             let acct = m.account.as_str();
             // Tombstones, not removal: a mail deleted only here may still be on
             // the server (no Trash folder, delete-on-server off), and the next
