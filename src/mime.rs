@@ -39,25 +39,73 @@ const MAX_RECIPIENTS: usize = 200;
 /// and thrown away) just to learn whether there are attachments was most of
 /// the parse cost and memory.
 pub fn summarize(raw: &[u8], received: i64) -> Summary {
-    let parsed = catch_unwind(AssertUnwindSafe(|| {
-        let parser = MessageParser::default();
-        let head = parser.parse_headers(raw)?;
-        if let Some(has_attachments) = single_part_attachments(&head, raw) {
-            return Some(Summary {
-                has_attachments,
-                ..summary_of(&head, received)
-            });
-        }
-        parser.parse(raw).map(|m| summary_of(&m, received))
+    summarize_with(raw, received, |raw| MessageParser::default().parse(raw))
+}
+
+/// [`summarize`] with the full MIME parse passed in, so a test can make it
+/// panic. The header block and the MIME tree are parsed apart, each under
+/// its own `catch_unwind`: a parser panic deep in a broken body (a nested
+/// message without headers, a boundary cut mid-line) still leaves the
+/// sender, subject, date and Message-ID the headers gave; only whether it
+/// has attachments is then guessed from the top-level type
+/// ([`guess_attachments`]).
+fn summarize_with<'x>(
+    raw: &'x [u8],
+    received: i64,
+    full: impl FnOnce(&'x [u8]) -> Option<Message<'x>>,
+) -> Summary {
+    let head = catch_unwind(AssertUnwindSafe(|| {
+        MessageParser::default().parse_headers(raw)
     }));
-    match parsed {
+    let head = match head {
+        Ok(Some(head)) => head,
+        Ok(None) => return fallback(received),
+        Err(_) => {
+            tracing::warn!(
+                size = raw.len(),
+                "mail parser panicked on the headers; summary left empty"
+            );
+            return fallback(received);
+        }
+    };
+    if let Some(has_attachments) = single_part_attachments(&head, raw) {
+        return Summary {
+            has_attachments,
+            ..summary_of(&head, received)
+        };
+    }
+    match catch_unwind(AssertUnwindSafe(|| {
+        full(raw).map(|m| summary_of(&m, received))
+    })) {
         Ok(Some(s)) => s,
         Ok(None) => fallback(received),
         Err(_) => {
-            tracing::warn!(size = raw.len(), "mail parser panicked; summary left empty");
-            fallback(received)
+            tracing::warn!(
+                size = raw.len(),
+                "mail parser panicked on the body; summary from the headers"
+            );
+            Summary {
+                has_attachments: guess_attachments(&head),
+                ..summary_of(&head, received)
+            }
         }
     }
+}
+
+/// Whether a mail whose MIME tree could not be parsed has attachments,
+/// from its top-level type alone: `multipart/mixed` (RFC 2046 §5.1.3, the
+/// type for "independent body parts", attachments among them) and a
+/// forwarded `message/*` say yes; `multipart/alternative` or `related`
+/// (one body in several forms, inline pictures) say no.
+fn guess_attachments(head: &Message<'_>) -> bool {
+    head.parts
+        .first()
+        .and_then(|root| root.content_type())
+        .is_some_and(|ct| match ct.ctype() {
+            "message" => true,
+            "multipart" => ct.subtype().is_none_or(|s| s.eq_ignore_ascii_case("mixed")),
+            _ => false,
+        })
 }
 
 /// For a mail that is one part, whether it counts as an attachment, decided

@@ -140,6 +140,8 @@ enum Command {
     /// An IMAP account's folders on the server.
     #[command(subcommand)]
     Folders(FoldersCommand),
+    /// Version, installation id, accounts by state, outbox and store size.
+    Status,
     /// Write a backup of the whole installation (mail, accounts, settings) to FILE.
     ///
     /// Without --passphrase-file it holds no passwords.
@@ -307,6 +309,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
             passphrase_file,
             yes,
         } => ctl.restore(&file, passphrase_file.as_deref(), yes).await,
+        Command::Status => ctl.status().await,
     }
 }
 

@@ -9,6 +9,7 @@
 //! one mail's view and changes ([`message`], HTML bodies via [`html`]),
 //! signatures ([`signature`]) and the employees that fill them ([`employee`]),
 //! sending ([`send`]), drafts ([`draft`]) and the account's server folders ([`folders`]).
+//! `status` ([`status`]) shows the installation at a glance.
 //! Every failure becomes one [`CtlError`] line on stderr.
 
 pub mod backup;
@@ -28,6 +29,7 @@ pub mod password;
 pub mod send;
 pub mod settings;
 pub mod signature;
+pub mod status;
 pub mod table;
 
 use std::fmt;

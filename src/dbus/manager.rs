@@ -172,6 +172,19 @@ impl Manager {
         Ok(super::restoring::report(&done))
     }
 
+    /// The installation at a glance (`postfachctl status`): `version`,
+    /// `installation_id`, `accounts` and `outbox` counted by state,
+    /// `store_bytes` on disk (keys in `super::status`). Admins only: the
+    /// figures span every tenant.
+    async fn status(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<wire::Dict, ApiError> {
+        self.ctx.admin(conn, &hdr).await?;
+        super::status::status(&self.ctx).await
+    }
+
     /// The daemon's version.
     #[zbus(property)]
     fn version(&self) -> String {

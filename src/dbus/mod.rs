@@ -29,6 +29,7 @@ pub mod restoring;
 pub mod sending;
 pub mod service;
 pub mod signatures;
+pub mod status;
 pub mod wire;
 
 /// The well-known bus name.

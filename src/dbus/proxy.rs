@@ -21,6 +21,7 @@ pub trait Manager {
     fn test_settings(&self, settings: HashMap<&str, Variant<'_>>) -> zbus::Result<Vec<Dict>>;
     fn backup(&self, fd: zbus::Fd<'_>, options: HashMap<&str, Variant<'_>>) -> zbus::Result<()>;
     fn restore(&self, fd: zbus::Fd<'_>, options: HashMap<&str, Variant<'_>>) -> zbus::Result<Dict>;
+    fn status(&self) -> zbus::Result<Dict>;
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
     #[zbus(property)]

@@ -25,7 +25,7 @@ use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 
 use super::messages::Summary;
-use super::outbox::remove_message_in;
+use super::purge::remove_rows_in;
 use super::schema::DRAFTS as RECORDS;
 use super::Store;
 use crate::account::Account;
@@ -87,7 +87,7 @@ impl Store {
                     let rec = take_record(tx, old)?
                         .filter(|r| r.account == account.id)
                         .ok_or_else(|| no_draft(old))?;
-                    had_blob = remove_message_in(tx, old)?;
+                    had_blob = remove_rows_in(tx, old)?.is_some_and(|(_, blob)| blob);
                     if had_blob {
                         // As for a deleted mail: the file goes only after
                         // the commit, and the trash row proves it may.

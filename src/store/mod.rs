@@ -51,6 +51,7 @@ mod secret;
 mod secret_export;
 mod signatures;
 mod snapshot;
+mod stats;
 mod swap;
 mod tracking;
 mod views;
@@ -74,6 +75,7 @@ pub(crate) use restored::{log_restored_reset, reset_restored};
 pub use secret::{Secret, SecretKind};
 pub use secret_export::{BackupKey, KDF_M_KIB, KDF_P, KDF_T};
 pub use snapshot::Snapshot;
+pub use stats::OutboxCounts;
 
 use crate::error::{Context, Error, Result};
 use backend::Fault;

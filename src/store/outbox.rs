@@ -31,8 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use super::accounts::{account_in, no_account};
 use super::messages::{meta_json, MessageMeta, Summary};
+use super::purge::remove_rows_in;
 use super::schema::{self, BLOBS, MESSAGES, OUTBOX as RECORDS, OUTBOX_ACTIVE, RAW};
-use super::views::{meta_in, owner_in, Writer};
+use super::views::Writer;
 use super::{Store, BLOB_MIN};
 use crate::account::Account;
 use crate::error::{Context, Error, Result};
@@ -118,7 +119,7 @@ pub struct Pending {
     pub at: i64,
 }
 
-fn record_from(bytes: &[u8]) -> Result<OutboxRecord> {
+pub(super) fn record_from(bytes: &[u8]) -> Result<OutboxRecord> {
     serde_json::from_slice(bytes).context("stored outbox record is unreadable")
 }
 
@@ -359,7 +360,7 @@ impl Store {
                 .context("open outbox")?
                 .remove(id)
                 .context("remove outbox record")?;
-            let had_blob = remove_message_in(&tx, id)?;
+            let had_blob = remove_rows_in(&tx, id)?.is_some_and(|(_, blob)| blob);
             if had_blob {
                 // As for a deleted mail: the file goes only after the
                 // commit, and the trash row proves it may (blobs::sweep).
@@ -373,31 +374,6 @@ impl Store {
             Ok(())
         })
     }
-}
-
-/// Remove message `id` (summary, view entries, bytes) if it still exists;
-/// whether it had a blob file, which the caller removes after the commit.
-pub(super) fn remove_message_in(tx: &WriteTransaction, id: u64) -> Result<bool> {
-    let Some(m) = meta_in(tx, id)? else {
-        return Ok(false);
-    };
-    let owner = owner_in(tx, &m.account)?;
-    Writer::open(tx)?.remove(&m, owner.as_deref())?;
-    tx.open_table(MESSAGES)
-        .context("open messages")?
-        .remove(id)
-        .context("remove message")?;
-    tx.open_table(RAW)
-        .context("open raw")?
-        .remove(id)
-        .context("remove raw mail")?;
-    let had_blob = tx
-        .open_table(BLOBS)
-        .context("open blobs")?
-        .remove(id)
-        .context("remove blob row")?
-        .is_some();
-    Ok(had_blob)
 }
 
 #[cfg(test)]

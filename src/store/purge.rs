@@ -1,4 +1,4 @@
-//! What deleting an account removes from the message tables.
+//! What deleting a message or an account removes from the message tables.
 //!
 //! Mails assigned to a CRM contact [Journalzuordnung] belong to the journal,
 //! not to the account, so they stay, with the account's last name and
@@ -6,10 +6,11 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::messages::{meta_from, meta_json};
+use super::messages::{meta_from, meta_json, MessageMeta, TOMBSTONE};
 use super::schema::{BLOBS, CONTENT, MESSAGES, RAW, SERVER_IDS};
 use super::tracking::take_message_sids;
-use super::views::Writer;
+use super::views::{meta_in, owner_in, Writer};
+use super::Store;
 use crate::account::Account;
 use crate::error::Context;
 use crate::error::Result;
@@ -71,6 +72,94 @@ pub(super) fn delete_account_messages(
         }
     }
     Ok(blobs)
+}
+
+impl Store {
+    /// Removes the message (raw, summary, view entries, content hash,
+    /// server-id mappings) in one transaction and returns what the caller
+    /// needs to act on the server: the account id and the message's server
+    /// ids (e.g. `imap:INBOX:<uidvalidity>:<uid>`). None if there is no such
+    /// message. Once the hash and server ids are gone, a copy still on the
+    /// server would be fetched again, so the caller deletes it there.
+    pub fn delete_message(&self, id: u64) -> Result<Option<(String, Vec<String>)>> {
+        self.call("delete a message", || {
+            let tx = self.write()?;
+            let Some((m, had_blob)) = remove_rows_in(&tx, id)? else {
+                return Ok(None);
+            };
+            // A saved draft's server place (store::drafts) goes with it.
+            tx.open_table(super::schema::DRAFTS)
+                .context("open drafts")?
+                .remove(id)
+                .context("remove draft record")?;
+            let acct = m.account.as_str();
+            // Tombstones, not removal: a mail deleted only here may still be on
+            // the server (no Trash folder, delete-on-server off), and the next
+            // fetch must not bring it back — neither by its server id nor, after
+            // a UIDVALIDITY change, by its content. They go with the account,
+            // or when the fetcher forgets the server id after a server delete.
+            {
+                let mut content = tx.open_table(CONTENT).context("open content")?;
+                let ours = content
+                    .get((acct, m.sha256.as_str()))
+                    .context("read content")?
+                    .is_some_and(|g| g.value() == id);
+                if ours {
+                    content
+                        .insert((acct, m.sha256.as_str()), TOMBSTONE)
+                        .context("write content")?;
+                }
+            }
+            let sids = super::tracking::take_message_sids(&tx, id)?;
+            {
+                let mut t = tx.open_table(SERVER_IDS).context("open server ids")?;
+                for sid in &sids {
+                    t.insert((acct, sid.as_str()), TOMBSTONE)
+                        .context("write server id")?;
+                }
+            }
+            if had_blob {
+                super::blobs::drain(&tx, &self.blobs)?;
+                super::blobs::trash(&tx, &[id])?;
+            }
+            tx.commit().context("commit message deletion")?;
+            if had_blob {
+                self.blobs.unlink_deleted(&[id]);
+            }
+            Ok(Some((m.account, sids)))
+        })
+    }
+}
+
+/// Remove message `id`'s rows (summary, view entries, bytes) if it still
+/// exists: its summary, and whether it had a blob file, which the caller
+/// trashes in the same transaction and unlinks after the commit. The
+/// server-side bookkeeping (content hash, server ids) is the caller's: a
+/// deleted mail leaves tombstones, a withdrawn outbox mail has none.
+pub(super) fn remove_rows_in(
+    tx: &WriteTransaction,
+    id: u64,
+) -> Result<Option<(MessageMeta, bool)>> {
+    let Some(m) = meta_in(tx, id)? else {
+        return Ok(None);
+    };
+    let owner = owner_in(tx, &m.account)?;
+    Writer::open(tx)?.remove(&m, owner.as_deref())?;
+    tx.open_table(MESSAGES)
+        .context("open messages")?
+        .remove(id)
+        .context("remove message")?;
+    tx.open_table(RAW)
+        .context("open raw")?
+        .remove(id)
+        .context("remove raw mail")?;
+    let had_blob = tx
+        .open_table(BLOBS)
+        .context("open blobs")?
+        .remove(id)
+        .context("remove blob row")?
+        .is_some();
+    Ok(Some((m, had_blob)))
 }
 
 #[cfg(test)]
