@@ -98,6 +98,20 @@ fn subjects_on_server(user: &MailUser) -> Vec<String> {
         .collect()
 }
 
+/// `doveadm save` of `bytes` into `folder` of `user`.
+fn doveadm_save(user: &MailUser, folder: &str, bytes: &[u8]) {
+    use std::io::Write;
+    let mut child = Command::new("doveadm")
+        .arg("-c")
+        .arg(&Env::get().dovecot_conf)
+        .args(["save", "-u", &user.address, "-m", folder])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run doveadm save");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    assert!(child.wait().unwrap().success(), "doveadm save");
+}
+
 /// Ids in folder `drafts` as the admin sees them.
 async fn listed_drafts(mb: &MailboxProxy<'_>) -> Vec<u64> {
     let mut f = HashMap::new();
@@ -211,6 +225,18 @@ async fn a_replacement_saves_when_the_old_draft_is_gone_or_renumbered() {
         .unwrap();
     assert_eq!(subjects_on_server(&user), ["zwei"]);
     assert_eq!(listed_drafts(&mb).await, [b]);
+
+    // A second copy of the same version (an APPEND sent again after a
+    // broken connection): the replacement removes both.
+    let copy = fetchkit::raw(&mb, b).await;
+    doveadm_save(&user, "Drafts", &copy);
+    assert_eq!(subjects_on_server(&user), ["zwei", "zwei"]);
+    let b2 = mb
+        .save_draft("", &path, draft("zwei b", Some(b)))
+        .await
+        .unwrap();
+    assert_eq!(subjects_on_server(&user), ["zwei b"]);
+    let b = b2;
 
     // A new UIDVALIDITY: the recorded UID means nothing, the Message-ID
     // still finds the old version.

@@ -3,12 +3,15 @@
 //!
 //! The old version is found in its folder by what SaveDraft recorded:
 //! - its UID from the APPEND's `APPENDUID` (RFC 4315), while the folder's
-//!   UIDVALIDITY is still the one it was seen under (RFC 3501 §2.3.1.1),
-//!   AND its Message-ID: `UID SEARCH UID <uid> HEADER Message-ID <id>`, so
-//!   a UID that names some other mail is never touched;
+//!   UIDVALIDITY is still the one it was seen under (a UID is never reused
+//!   under one UIDVALIDITY, RFC 3501 §2.3.1.1), OR its Message-ID, which
+//!   also finds a second copy left by an APPEND that was sent again after
+//!   a broken connection: `UID SEARCH OR UID <uid> HEADER Message-ID <id>`;
 //! - by the Message-ID alone when no UID is known (the server sent no
-//!   APPENDUID) or the UIDVALIDITY changed. Every version of a draft gets a
-//!   new Message-ID, so this never finds the version just saved.
+//!   APPENDUID) or the UIDVALIDITY changed.
+//!
+//! Every version of a draft gets a new Message-ID, so neither finds the
+//! version just saved.
 //!
 //! Then `UID STORE \Deleted` + `UID EXPUNGE` of exactly those UIDs
 //! (imap::wire::expunge, needs UIDPLUS). A server without UIDPLUS gets the
@@ -76,7 +79,7 @@ impl Connection {
         });
         let by_uid = old.uid != 0 && mailbox.uid_validity == Some(old.uid_validity);
         let query = if by_uid {
-            format!("UID {} HEADER Message-ID {message_id}", old.uid)
+            format!("OR UID {} HEADER Message-ID {message_id}", old.uid)
         } else {
             format!("HEADER Message-ID {message_id}")
         };

@@ -17,7 +17,8 @@
 //! - [`uidset`]: UID sets, batches and server ids (pure).
 //!
 //! Each topic file adds its methods to [`Connection`] and depends on
-//! `connection` alone, never the other way round.
+//! `connection` (`drafts` also on `folders`' name quoting and folder
+//! errors), never the other way round.
 
 pub mod connection;
 pub mod drafts;

@@ -17,6 +17,15 @@
 //!    is logged and does not fail the call: the new version is saved, and
 //!    the store no longer knows the old one.
 //!
+//! As for the Sent copy, a kept connection that breaks during the APPEND is
+//! replaced and the APPEND sent once more (scheduler::worker): if the
+//! first one had reached the server, Drafts holds that version twice, and
+//! the next replacement removes both (they share the Message-ID).
+//!
+//! The signature is composed into the draft like into a sent mail, so a
+//! CRM that saves a text it loaded from a draft (which already ends with
+//! the signature) passes `signature: false`.
+//!
 //! Only IMAP accounts with a Drafts folder can keep drafts ([`check`]):
 //! POP3 has no folders on the server. DeleteMessage of a saved draft
 //! removes it from its folder the same way ([`discard`]).
