@@ -1,7 +1,8 @@
 //! `PropertiesChanged` for the Account interface comes from one table
 //! (src/dbus/props.rs): every property that a call or a fetch changes is
 //! announced — public ones (`State`, `LastFetchAt`, `Progress`) with their
-//! value, every other one by name only.
+//! value, every other one (the folder list and folder settings included)
+//! by name only.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -170,4 +171,23 @@ async fn every_property_change_is_signalled() {
     };
     assert!(more.contains("Progress"));
     assert_eq!(other_acc.progress().await.unwrap(), (2, 2));
+
+    // The folder sync names what it changed, without the folder names.
+    let listed = other_acc.sync_folders().await.unwrap();
+    assert!(listed.iter().any(|f| f == "INBOX"), "{listed:?}");
+    let (_, names) = until_named(&mut other_changes, "FoldersSyncedAt").await;
+    assert!(names.contains("Folders"), "{names:?}");
+    assert_eq!(other_acc.folders().await.unwrap(), listed);
+    // A folder setting from that list: its property by name.
+    for (key, prop) in [
+        ("trash_folder", "TrashFolder"),
+        ("sent_folder", "SentFolder"),
+        ("drafts_folder", "DraftsFolder"),
+    ] {
+        let mut change = HashMap::new();
+        change.insert(key, Variant::from("INBOX"));
+        other_acc.update(change).await.unwrap();
+        let (_, names) = until_named(&mut other_changes, prop).await;
+        assert!(names.contains(prop), "{key}: {names:?}");
+    }
 }

@@ -44,8 +44,9 @@ const CACHE_BYTES: usize = 32 * 1024 * 1024;
 pub struct Prepared {
     /// Ids of the restored accounts, in creation order.
     pub accounts: Vec<String>,
-    /// Ids whose delete-on-server was switched off.
-    pub reset: Vec<String>,
+    /// Ids whose delete-on-server was switched off, and how many outbox
+    /// mails were held (`crate::store::Reset`).
+    pub reset: crate::store::Reset,
     pub messages: u64,
     /// Whether passwords and tokens came back.
     pub secrets: bool,

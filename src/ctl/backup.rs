@@ -162,10 +162,13 @@ impl Ctl {
         let secrets: bool = get("secrets")
             .and_then(|v| v.try_into().ok())
             .unwrap_or_default();
+        let held: u64 = get("held")
+            .and_then(|v| v.try_into().ok())
+            .unwrap_or_default();
         if self.json {
             println!(
                 "{}",
-                serde_json::json!({ "accounts": accounts, "reset": reset, "messages": messages, "secrets": secrets })
+                serde_json::json!({ "accounts": accounts, "reset": reset, "messages": messages, "secrets": secrets, "held": held })
             );
             return Ok(());
         }
@@ -177,6 +180,12 @@ impl Ctl {
             println!(
                 "delete-on-server switched off for {} (set delete_on_server again to re-enable)",
                 reset.join(", ")
+            );
+        }
+        if held > 0 {
+            println!(
+                "{held} outbox mails not sent from here (the original installation sends them); \
+                 they are failed and can be sent again"
             );
         }
         if !secrets {

@@ -164,7 +164,8 @@ impl Manager {
         tracing::info!(
             uid = caller.uid,
             accounts = done.accounts.len(),
-            reset = done.reset.len(),
+            reset = done.reset.accounts.len(),
+            held = done.reset.held,
             message_count = done.messages,
             secrets = done.secrets,
             "backup restored"

@@ -113,7 +113,8 @@ async fn publish(
 pub fn report(p: &Prepared) -> wire::Dict {
     let mut d = wire::Dict::new();
     d.insert("accounts".into(), p.accounts.clone().into());
-    d.insert("reset".into(), p.reset.clone().into());
+    d.insert("reset".into(), p.reset.accounts.clone().into());
+    d.insert("held".into(), (p.reset.held as u64).into());
     d.insert("messages".into(), p.messages.into());
     d.insert("secrets".into(), p.secrets.into());
     d

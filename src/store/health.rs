@@ -231,7 +231,7 @@ impl Store {
         // redb must release the file before it can be opened again.
         current.db = None;
         let opened = if trouble.full_check {
-            self.open_with_key()
+            self.open_with_key(opening::Pages::Check)
         } else {
             opening::reopen(&self.dir)
         };
@@ -255,8 +255,8 @@ impl Store {
     }
 
     /// The checks of a start, and the key they load.
-    fn open_with_key(&self) -> Result<Current> {
-        let (fresh, key) = opening::open_checked(&self.dir)?;
+    fn open_with_key(&self, pages: opening::Pages) -> Result<Current> {
+        let (fresh, key) = opening::open_checked(&self.dir, pages)?;
         *self.key.lock().unwrap_or_else(PoisonError::into_inner) = key;
         Ok(fresh)
     }
@@ -283,7 +283,9 @@ impl Store {
     /// until no store call is in flight, holds new ones back, closes the
     /// database, runs `install` on the state directory (a restore moves
     /// the verified new store and `blobs/` into place there, crash-safely),
-    /// then opens what is there with every check of a start. Callers
+    /// then opens what is there with the checks of a start but the page
+    /// walk (`opening::Pages::Trusted`: the new file was just built here,
+    /// and every store call waits meanwhile). Callers
     /// holding `Arc<Store>` keep it: calls in flight finished on the old
     /// database, later ones wait for the swap and use the new one.
     ///
@@ -298,7 +300,7 @@ impl Store {
                 catch_unwind(AssertUnwindSafe(|| install(&self.dir))).unwrap_or_else(|_| {
                     Err(Error::storage_msg("installing the new store failed".into()))
                 });
-            match self.open_with_key() {
+            match self.open_with_key(opening::Pages::Trusted) {
                 Ok(fresh) => {
                     *current = fresh;
                     self.after_reopen(current);

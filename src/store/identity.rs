@@ -122,17 +122,17 @@ impl Store {
         if recorded.is_some() && why.is_none() {
             return Ok(Vec::new());
         }
-        let ids = match &why {
+        let reset = match &why {
             Some(_) => super::reset::reset_in(&tx)?,
-            None => Vec::new(),
+            None => super::reset::Reset::default(),
         };
         record_in(&tx, here)?;
         tx.commit().context("commit store identity")?;
         if let Some(why) = why {
-            tracing::warn!(reason = %why, accounts = ids.len(), "copied store: applying the restore safety reset");
-            super::reset::log_reset(&ids, &why);
+            tracing::warn!(reason = %why, accounts = reset.accounts.len(), "copied store: applying the restore safety reset");
+            super::reset::log_reset(&reset, &why);
         }
-        Ok(ids)
+        Ok(reset.accounts)
     }
 
     /// Record `here` as the store's identity without a reset (a restore

@@ -70,7 +70,8 @@ pub use blobs::{BlobWriter, Raw, StagedBlob, BLOB_MIN};
 pub use drafts::{no_draft, DraftRecord, DRAFTS};
 pub use list::{ListQuery, Visibility};
 pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
-pub use outbox::{OutboxRecord, OutboxState, Pending, OUTBOX};
+pub use outbox::{OutboxRecord, OutboxState, Pending, HELD, OUTBOX};
+pub use reset::Reset;
 pub(crate) use restored::{log_restored_reset, reset_restored};
 pub use secret::{Secret, SecretKind};
 pub use secret_export::{BackupKey, KDF_M_KIB, KDF_P, KDF_T};
@@ -145,7 +146,7 @@ impl Store {
         let lock = take_lock(state_dir)?;
         // A restore interrupted by a crash is finished or undone first.
         install::recover(state_dir)?;
-        let (current, key) = opening::open_checked(state_dir)?;
+        let (current, key) = opening::open_checked(state_dir, opening::Pages::Check)?;
         let blobs = blobs::BlobDir::open(state_dir)?;
         if let Some(db) = &current.db {
             // Housekeeping: what it leaves, a later sweep removes.

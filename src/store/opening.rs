@@ -61,10 +61,23 @@ struct Census {
     sealed_by_key: usize,
 }
 
+/// Whether the dry run of step 2 walks every page checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pages {
+    /// At start and after damage was seen: the file may be anyone's.
+    Check,
+    /// A file this process has just built and committed (a restore's new
+    /// store, `super::health`'s swap): the walk reads the whole file while
+    /// every store call waits at the swap's gate — the watchdog's probe
+    /// among them — and could only find what redb's own commit already
+    /// guarantees. The next start checks it like any other.
+    Trusted,
+}
+
 /// Opens the store file of `dir` with every check of the module docs;
 /// returns the database and the secret key (None: the key file is missing
 /// and secrets exist, see `super::accounts`).
-pub(super) fn open_checked(dir: &Path) -> Result<(Current, Option<SecretKey>)> {
+pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<SecretKey>)> {
     let path = dir.join(DB_FILE);
     let census = match std::fs::metadata(&path) {
         Ok(m) if m.len() > 0 => {
@@ -72,7 +85,7 @@ pub(super) fn open_checked(dir: &Path) -> Result<(Current, Option<SecretKey>)> {
                 Some(k) => Some(k),
                 None => SecretKey::load(&dir.join(KEY_FILE))?,
             };
-            Some((dry_run(&path, key.as_ref())?, key))
+            Some((dry_run(&path, key.as_ref(), pages)?, key))
         }
         Ok(_) => None,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -239,12 +252,12 @@ fn guarded(
 }
 
 /// Step 2 of the module docs.
-fn dry_run(path: &Path, key: Option<&SecretKey>) -> Result<Census> {
+fn dry_run(path: &Path, key: Option<&SecretKey>, pages: Pages) -> Result<Census> {
     let db = guarded(path, true, || {
         let file = File::open(path)?;
         Builder::new()
             .set_cache_size(CACHE_BYTES)
-            .set_check_integrity_on_open(true)
+            .set_check_integrity_on_open(pages == Pages::Check)
             .create_with_backend(DryRun::new(file)?)
             .map_err(Failure::from)
     })?;

@@ -160,6 +160,47 @@ fn put_record(
     Ok(())
 }
 
+/// What a held mail's `error` says (`hold_in`).
+pub const HELD: &str = "not sent: this installation was restored from a backup or copied, and \
+the original may have sent it already; send it again if it is still wanted";
+
+/// Part of the restore safety reset (`super::reset`), in its transaction:
+/// every queued or sending mail becomes `failed` with [`HELD`]. A restored
+/// backup or a cloned machine is a second installation; its queue is the
+/// original's, which the original has sent or will send, and customers
+/// must not get each mail twice. Failed, not deleted: the CRM user sees
+/// it and can send it again. Returns how many mails were held.
+pub(super) fn hold_in(tx: &WriteTransaction) -> Result<usize> {
+    let ids: Vec<u64> = {
+        let active = tx.open_table(OUTBOX_ACTIVE).context("open outbox")?;
+        let rows = active.iter().context("read outbox index")?;
+        let mut ids = Vec::new();
+        for row in rows {
+            let (k, _) = row.context("read outbox index")?;
+            ids.push(k.value().2);
+        }
+        ids
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut held = 0;
+    for id in ids {
+        let Some(old) = record_in(tx, id)? else {
+            continue;
+        };
+        let new = OutboxRecord {
+            state: OutboxState::Failed,
+            error: HELD.to_string(),
+            done_at: now,
+            ..old.clone()
+        };
+        put_record(tx, id, Some(&old), &new)?;
+        held += 1;
+    }
+    Ok(held)
+}
+
 impl Store {
     /// Queue a composed mail: its bytes, its summary in folder [`OUTBOX`]
     /// and its record, in one durable transaction (module docs). The

@@ -27,16 +27,26 @@ impl Store {
     /// ids that were reset, oldest first.
     pub fn restore_safety_reset(&self, reason: &str) -> Result<Vec<String>> {
         let tx = self.write()?;
-        let ids = reset_in(&tx)?;
+        let reset = reset_in(&tx)?;
         tx.commit().context("commit restore safety reset")?;
-        log_reset(&ids, reason);
-        Ok(ids)
+        log_reset(&reset, reason);
+        Ok(reset.accounts)
     }
+}
+
+/// What one reset changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reset {
+    /// The accounts whose delete-on-server was switched off, oldest first.
+    pub accounts: Vec<String>,
+    /// Outbox mails held (`super::outbox::hold_in`): queued or sending
+    /// mails of the original installation, now failed, not sent from here.
+    pub held: usize,
 }
 
 /// The reset inside the caller's transaction; the caller commits and then
 /// calls [`log_reset`].
-pub(super) fn reset_in(tx: &WriteTransaction) -> Result<Vec<String>> {
+pub(super) fn reset_in(tx: &WriteTransaction) -> Result<Reset> {
     let mut table = tx.open_table(ACCOUNTS).context("open accounts")?;
     let mut changed: Vec<Account> = Vec::new();
     for row in table.iter().context("read accounts")? {
@@ -55,15 +65,29 @@ pub(super) fn reset_in(tx: &WriteTransaction) -> Result<Vec<String>> {
             .insert(account.id.as_str(), json.as_slice())
             .context("write account")?;
     }
+    drop(table);
     let mut ids: Vec<String> = changed.into_iter().map(|a| a.id).collect();
     // Creation order: `a` + counter, so shorter ids are older.
     ids.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
-    Ok(ids)
+    let held = super::outbox::hold_in(tx)?;
+    Ok(Reset {
+        accounts: ids,
+        held,
+    })
 }
 
-/// One journal warning per reset account: its id and why, nothing else.
-pub(super) fn log_reset(ids: &[String], reason: &str) {
-    for id in ids {
+/// One journal warning per reset account: its id and why, nothing else;
+/// one more when outbox mails were held.
+pub(super) fn log_reset(reset: &Reset, reason: &str) {
+    if reset.held > 0 {
+        tracing::warn!(
+            held = reset.held,
+            reason,
+            "{} outbox mail(s) not sent from here ({reason}): they are failed and can be sent again",
+            reset.held
+        );
+    }
+    for id in &reset.accounts {
         tracing::warn!(
             account = %id,
             reason,
@@ -126,5 +150,53 @@ mod tests {
         let on = [("delete_on_server".to_string(), SettingValue::Bool(true))];
         let d = store.update_account(&a.id, |c| c.updated(&on)).unwrap();
         assert!(d.delete_on_server && !d.restore_reset);
+    }
+
+    /// A cloned or restored installation must not send the original's
+    /// queue a second time: queued mail becomes failed with the reason,
+    /// sent and failed mail stay as they were, and nothing is due.
+    #[test]
+    fn reset_holds_the_queued_outbox() {
+        use crate::store::{OutboxRecord, OutboxState, Summary, HELD};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = with_delete(&store, false);
+        let queue = |subject: &str| {
+            let summary = Summary {
+                subject: subject.into(),
+                ..Summary::default()
+            };
+            let rec = OutboxRecord {
+                from: "a@example.org".into(),
+                rcpt: vec!["b@example.org".into()],
+                ..OutboxRecord::default()
+            };
+            store
+                .add_outbox(&a, b"Subject: x\r\n\r\nx\r\n".to_vec(), summary, rec)
+                .unwrap()
+        };
+        let waiting = queue("wartet");
+        let gone = queue("raus");
+        let mut sent = store.outbox_record(gone).unwrap().unwrap();
+        sent.state = OutboxState::Sent;
+        store
+            .set_outbox_record(gone, OutboxState::Queued, &sent)
+            .unwrap();
+        assert_eq!(store.pending_outbox(OutboxState::Queued).unwrap().len(), 1);
+
+        store.restore_safety_reset("test").unwrap();
+        let held = store.outbox_record(waiting).unwrap().unwrap();
+        assert_eq!(held.state, OutboxState::Failed);
+        assert_eq!(held.error, HELD);
+        assert!(held.done_at > 0);
+        assert_eq!(store.outbox_record(gone).unwrap().unwrap(), sent);
+        assert!(store
+            .pending_outbox(OutboxState::Queued)
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .pending_outbox(OutboxState::Sending)
+            .unwrap()
+            .is_empty());
     }
 }
