@@ -20,6 +20,10 @@ pub struct FetchReport {
     /// Something the admin should know that did not fail the fetch, e.g.
     /// "delete on server skipped: the server has no UIDPLUS".
     pub warning: Option<String>,
+    /// The fetch stopped early, its session lost to a reply no parser reads
+    /// (imap::unreadable), with mail still to fetch: the caller may fetch
+    /// again at once on a new connection.
+    pub unfinished: bool,
 }
 
 impl FetchReport {

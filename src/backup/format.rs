@@ -32,8 +32,12 @@ pub const VERSION: u16 = 1;
 pub const HEADER_MAX: u32 = 64 * 1024;
 /// Largest chunk; writers use this size.
 pub const CHUNK_MAX: u32 = 1024 * 1024;
-/// Most sections in one file (tables, secrets, one per big mail).
-pub const SECTIONS_MAX: usize = 10_000_000;
+/// Most sections in one file (tables, secrets, one per big mail). Big
+/// mails are those of at least `crate::store::BLOB_MIN` (1 MiB), so a
+/// million sections is a terabyte of them; the reader keeps one entry
+/// (name, staged path: about 100 bytes) per section, so a hostile file
+/// of tiny sections costs at most ~100 MB before it is refused.
+pub const SECTIONS_MAX: usize = 1_000_000;
 
 /// Writes a backup into `W`, hashing as it goes.
 pub struct Writer<W: Write> {
@@ -161,6 +165,16 @@ impl Hashing<'_> {
 /// checksum; at most `limit` bytes are read. On error the caller removes
 /// `staging`.
 pub fn unpack(input: &mut dyn Read, staging: &Path, limit: u64) -> Result<Unpacked> {
+    unpack_capped(input, staging, limit, SECTIONS_MAX)
+}
+
+/// [`unpack`] with the section cap passed in (tests use a small one).
+fn unpack_capped(
+    input: &mut dyn Read,
+    staging: &Path,
+    limit: u64,
+    sections_max: usize,
+) -> Result<Unpacked> {
     let mut r = Hashing {
         input,
         whole: Sha256::new(),
@@ -199,7 +213,7 @@ pub fn unpack(input: &mut dyn Read, staging: &Path, limit: u64) -> Result<Unpack
             1 => {}
             t => return Err(bad(format!("unknown part {t}"))),
         }
-        if sections.len() >= SECTIONS_MAX {
+        if sections.len() >= sections_max {
             return Err(bad("too many sections"));
         }
         let mut nl = [0u8; 1];

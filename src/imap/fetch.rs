@@ -27,20 +27,25 @@
 //! fetched alone in pieces into blob files (crate::imap::partial), so that
 //! no big mail is ever held whole in memory.
 //!
+//! A FETCH reply that cannot be parsed costs that mail alone: the mails
+//! read before it are stored, the fetch reports the mail and ends
+//! `unfinished` (its session is lost), and from then on that mail is
+//! fetched alone, after the others and the deletes (imap::unreadable).
+//!
 //! Bodies are fetched with `BODY.PEEK[]` (RFC 3501 §6.4.5) so that `\Seen`
 //! stays as the user left it for other clients, and the literal bytes are
 //! stored as they came: no line-ending or dot rewriting (invariant 3).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::connection::Connection;
+use super::download;
 use super::partial;
 use super::session::{Caps, LOGOUT_WAIT};
 use super::syncstate;
 pub use super::syncstate::{SyncState, STATE_KEY};
 use super::uidset::{self, compress, server_id, COMMAND_UIDS};
+use super::unreadable::{self, Suspects};
 use super::wire::{self, imap_error, next, timed, Session};
 use crate::account::Account;
 use crate::error::{Error, Result};
@@ -48,7 +53,7 @@ use crate::fetch::deadline::Deadline;
 use crate::fetch::{blocking, too_large_warning, FetchReport, Progress};
 use crate::net::{Timeouts, TlsContext};
 use crate::pipeline::{self, Committed, Committer};
-use crate::store::{NewMail, Store};
+use crate::store::Store;
 
 /// Deadline work (bytes) allowed before INBOX is open (CAPABILITY, NOOP,
 /// SELECT), and per mail for its line of the UID listing and the FETCH
@@ -156,6 +161,13 @@ async fn run(
         .filter(|(uid, _)| !known.contains(&server_id(uidvalidity, *uid)))
         .partition(|(_, size)| *size <= t.max_message_size);
     deadline.cap_more(new.iter().map(|(_, size)| size + LISTED_WORK).sum());
+    // Mails whose reply could not be read before come alone, last.
+    let mut suspects = Suspects::load(store, account, uidvalidity, &new)?;
+    let batched: Vec<(u32, u64)> = new
+        .iter()
+        .copied()
+        .filter(|(uid, _)| !suspects.contains(*uid))
+        .collect();
 
     let mut report = FetchReport::default();
     let total = u32::try_from(new.len()).unwrap_or(u32::MAX);
@@ -172,20 +184,21 @@ async fn run(
     // crate::pipeline for the rules that keep this safe.
     let mut committer = Committer::new(store, account);
     let batches = pipeline::split(
-        &new,
+        &batched,
         |(_, size)| size,
         pipeline::FIRST_BATCH_MAILS,
         pipeline::BATCH_MAILS,
         pipeline::BATCH_BYTES,
     );
+    let mut lost = None;
     for batch in batches {
         let bytes = batch.iter().map(|(_, size)| partial::held(*size)).sum();
         if committer.must_wait(bytes) {
             on_commit(committer.wait().await?);
         }
-        let fetched = fetch_batch(session, store, &t, host, uidvalidity, &batch).await;
-        let mails = match fetched {
-            Ok(mails) => mails,
+        let fetched = download::batch(session, store, &t, host, uidvalidity, &batch).await;
+        let got = match fetched {
+            Ok(got) => got,
             Err(e) => {
                 // Never leave the commit in flight behind a reported error.
                 on_commit(committer.wait().await?);
@@ -193,15 +206,42 @@ async fn run(
             }
         };
         let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
-        on_commit(committer.start(mails, n).await?);
+        on_commit(committer.start(got.mails, n).await?);
+        if got.lost.is_some() {
+            lost = got.lost;
+            break;
+        }
     }
     on_commit(committer.wait().await?);
+    if let Some(lost) = lost {
+        // The session is gone with the reply: what was read is stored, the
+        // rest comes with the next fetch, which the caller may start at
+        // once (imap::unreadable). No deletes without a session.
+        conn.usable = false;
+        let blamed = lost.uid.map(|uid| (uid, size_of(&new, uid)));
+        if let Some((uid, size)) = blamed {
+            suspects.blame(uid, size);
+            suspects.save(store, account)?;
+        }
+        let text = unreadable::warning(host, blamed, &lost.line);
+        tracing::warn!(account_id = %account.id, host, "{text}");
+        report.warn(text);
+        report.unfinished = true;
+        let written = SyncState {
+            uidnext: 0,
+            ..state
+        };
+        blocking(|| store.set_sync_state(&account.id, STATE_KEY, &written.render()))?;
+        return Ok(report);
+    }
     // Complete only if every listed mail is now stored: a UID the server
     // did not return (expunged meanwhile, or a broken reply) must be listed
     // again next time, which the UIDNEXT shortcut above would skip. Checked
     // before the deletes, which forget the server ids they remove.
     // A mail refused for its size keeps the fetch incomplete too, so that
     // it is listed (and reported) again, and fetched once the limit allows.
+    // So does a mail fetched alone below: stored after the deletes, it is
+    // deleted on the server by the next fetch.
     let complete = too_big.is_empty()
         && (new.is_empty() || {
             let known = blocking(|| store.known_server_ids(&account.id, &prefix))?;
@@ -209,16 +249,42 @@ async fn run(
                 .all(|(uid, _)| known.contains(&server_id(uidvalidity, *uid)))
         });
 
+    let mut deleted = 0;
     if account.delete_on_server {
         if caps.has("UIDPLUS") {
             let uids: Vec<u32> = on_server.iter().map(|(uid, _)| *uid).collect();
-            report.deleted_on_server =
-                delete_stored(session, store, account, &t, uidvalidity, &uids).await?;
+            deleted = delete_stored(session, store, account, &t, uidvalidity, &uids).await?;
         } else {
             tracing::warn!(account_id = %account.id, host, "{NO_UIDPLUS}");
-            report.warning = Some(NO_UIDPLUS.to_string());
         }
     }
+    // After the deletes, so that a reply that is unreadable again costs
+    // this session only when nothing else is left to do on it.
+    let mut lost = None;
+    for (uid, size) in suspects.listed() {
+        let got = download::batch(session, store, &t, host, uidvalidity, &[(uid, size)]).await?;
+        if !got.mails.is_empty() {
+            suspects.stored(uid);
+        }
+        on_commit(committer.start(got.mails, 1).await?);
+        on_commit(committer.wait().await?);
+        if let Some(l) = got.lost {
+            lost = Some((uid, size, l.line));
+            break;
+        }
+    }
+    report.deleted_on_server = deleted;
+    if account.delete_on_server && !caps.has("UIDPLUS") {
+        report.warning = Some(NO_UIDPLUS.to_string());
+    }
+    if let Some((uid, size, line)) = lost {
+        conn.usable = false;
+        suspects.blame(uid, size);
+        let text = unreadable::warning(host, Some((uid, size)), &line);
+        tracing::warn!(account_id = %account.id, host, "{text}");
+        report.warn(text);
+    }
+    suspects.save(store, account)?;
     if !too_big.is_empty() {
         let listed = too_big
             .iter()
@@ -276,72 +342,12 @@ async fn list_uids(session: &mut Session, t: &Timeouts, host: &str) -> Result<Ve
     Ok(out)
 }
 
-/// Downloads one batch of (UID, listed size): big mails one by one in
-/// pieces into blob files (crate::imap::partial), the others with one
-/// `UID FETCH`. A UID that vanished meanwhile (another client expunged it)
-/// is simply absent from the result; unsolicited FETCH responses for other
-/// messages (flag changes) are ignored.
-async fn fetch_batch(
-    session: &mut Session,
-    store: &Store,
-    t: &Timeouts,
-    host: &str,
-    uidvalidity: u32,
-    batch: &[(u32, u64)],
-) -> Result<Vec<NewMail>> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let mut got: HashMap<u32, NewMail> = HashMap::new();
-    for &(uid, _) in batch.iter().filter(|(_, size)| partial::is_big(*size)) {
-        if let Some(m) = partial::fetch(session, store, t, host, uidvalidity, uid, now).await? {
-            got.insert(uid, m);
-        }
-    }
-    let uids: Vec<u32> = batch
+/// The listed size of `uid` among `listed`.
+fn size_of(listed: &[(u32, u64)], uid: u32) -> u64 {
+    listed
         .iter()
-        .filter(|(_, size)| !partial::is_big(*size))
-        .map(|(uid, _)| *uid)
-        .collect();
-    if uids.is_empty() {
-        return Ok(in_uid_order(got));
-    }
-    let set = compress(&uids);
-    let wanted: HashSet<u32> = uids.iter().copied().collect();
-    let what = "downloading mail (UID FETCH BODY.PEEK[])";
-    let stream = timed(t, host, what, async {
-        session
-            .uid_fetch(&set, "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[])")
-            .await
-            .map_err(|e| imap_error(host, what, e))
-    })
-    .await?;
-    let mut stream = std::pin::pin!(stream);
-    while let Some(item) = next(&mut stream, t, host, what).await? {
-        let Some(uid) = item.uid.filter(|u| wanted.contains(u)) else {
-            continue;
-        };
-        let Some(body) = item.body() else {
-            continue;
-        };
-        let received = item.internal_date().map(|d| d.timestamp()).unwrap_or(now);
-        got.insert(
-            uid,
-            NewMail {
-                server_id: server_id(uidvalidity, uid),
-                raw: body.to_vec().into(),
-                received,
-            },
-        );
-    }
-    Ok(in_uid_order(got))
-}
-
-fn in_uid_order(got: HashMap<u32, NewMail>) -> Vec<NewMail> {
-    let mut mails: Vec<(u32, NewMail)> = got.into_iter().collect();
-    mails.sort_unstable_by_key(|(uid, _)| *uid);
-    mails.into_iter().map(|(_, m)| m).collect()
+        .find(|(u, _)| *u == uid)
+        .map_or(0, |(_, size)| *size)
 }
 
 /// Deletes from the server exactly those of `on_server` whose server id the

@@ -12,6 +12,7 @@
 //! - [`wire`]: command plumbing: timeouts, errors, the one tag loop,
 //!   `UID STORE \Deleted` + `UID EXPUNGE`.
 //! - [`partial`]: big mails in pieces into blob files (RFC 3501 §6.4.5).
+//! - `unreadable`: a FETCH reply no parser reads costs that mail alone.
 //! - `news`: which server responses mean new mail (pure).
 //! - `syncstate`: the INBOX sync state in the store; where a stored mail is.
 //! - [`uidset`]: UID sets, batches and server ids (pure).
@@ -22,6 +23,7 @@
 
 pub mod connection;
 pub mod drafts;
+mod download;
 pub mod fetch;
 pub mod folders;
 pub mod idle;
@@ -33,6 +35,7 @@ pub mod syncstate;
 #[cfg(test)]
 mod testing;
 pub mod uidset;
+mod unreadable;
 pub mod wire;
 pub mod xoauth2;
 

@@ -62,9 +62,14 @@ where
 }
 
 /// Maps an async-imap error to one of ours. The texts of NO/BAD come from
-/// the server; async-imap never puts command arguments (the password) in them.
+/// the server; async-imap never puts command arguments (the password) in
+/// them. A reply that cannot be parsed shows its first line only.
 pub fn imap_error(host: &str, what: &str, e: async_imap::error::Error) -> Error {
     use async_imap::error::Error as E;
+    // Its text would carry the reader's whole buffer, mail included.
+    if let Some(line) = bad_reply(&e) {
+        return describe_unreadable(host, what, &line);
+    }
     match e {
         E::No(text) | E::Bad(text) => Error::connection(format!(
             "{host}: server refused {what}: {}",
@@ -78,6 +83,40 @@ pub fn imap_error(host: &str, what: &str, e: async_imap::error::Error) -> Error 
         }
         other => Error::connection(format!("{host}: protocol error during {what}: {other}")),
     }
+}
+
+/// Characters of an unreadable reply's first line that an error shows.
+const SHOWN: usize = 80;
+
+/// What async-imap's reader says before the buffer it could not parse.
+const MARK: &str = "during parsing of ";
+
+/// The first line of the reply async-imap could not parse, if `e` is that.
+pub fn bad_reply(e: &async_imap::error::Error) -> Option<String> {
+    let text = match e {
+        async_imap::error::Error::Io(io) => io.to_string(),
+        async_imap::error::Error::Parse(p) => return Some(p.to_string()),
+        _ => return None,
+    };
+    let (_, buffer) = text.split_once(MARK)?;
+    // The buffer is rendered with {:?}: quoted, CRLF escaped.
+    let buffer = buffer.strip_prefix('"').unwrap_or(buffer);
+    let line = buffer.split("\\r\\n").next().unwrap_or(buffer);
+    Some(line.to_string())
+}
+
+/// The error shown for an unreadable reply: its first line, capped.
+pub fn describe_unreadable(host: &str, what: &str, line: &str) -> Error {
+    let shown: String = line.chars().take(SHOWN).collect();
+    let more = if line.chars().count() > SHOWN {
+        "…"
+    } else {
+        ""
+    };
+    Error::connection(format!(
+        "{host}: the server's reply could not be read (not IMAP as RFC 3501 defines it) \
+         while {what}: {shown}{more}"
+    ))
 }
 
 /// Pulls the human text out of async-imap's `code: …, info: Some("…")`

@@ -2,7 +2,13 @@
 //! backoff after a failure) or a request, serve it, repeat — until stopped.
 //!
 //! The task owns the account's `imap::Connection` between turns. IMAP
-//! accounts that IDLE keep it: fetch, then IDLE on the same connection. A
+//! accounts that IDLE keep it: fetch, then IDLE on the same connection,
+//! for at most the poll interval: then the IDLE ends with DONE and a turn
+//! fetches on the same connection (a NOOP when INBOX is known to match the
+//! store, imap::connection) before the next IDLE. IDLE is a hint, not a
+//! promise: GNU imap4d never pushes during IDLE, and Courier without its
+//! enhanced IDLE only every 60 s, so the poll interval stays the bound on
+//! how late new mail is fetched, as on a server without IDLE. A
 //! FetchNow while INBOX is known to match the store is answered by
 //! `Connection::idle` itself (DONE, NOOP, IDLE in one write; reported like
 //! any fetch that found nothing); any other request ends the IDLE with DONE
@@ -204,7 +210,14 @@ async fn fetch(
     waiters.extend(queue.fetches());
     // Boxed: the fetch's state then lives on the heap only while it runs,
     // instead of in every idling task's future (idle accounts' RSS).
-    let (result, back) = Box::pin(me.fetch(turns.conn.take())).await;
+    let (mut result, mut back) = Box::pin(me.fetch(turns.conn.take())).await;
+    // A reply no parser reads cost the session, not the rest of the mail:
+    // once more at once on a new connection (imap::unreadable).
+    if matches!(&result, Ok(r) if r.unfinished) {
+        let (again, conn) = Box::pin(me.fetch(back.take())).await;
+        result = Ok(merged(result, again));
+        back = conn;
+    }
     let poll = me.account.poll_interval;
     turns.next = match &result {
         Ok(_) => {
@@ -220,6 +233,27 @@ async fn fetch(
     }
     me.finished(&result, waiters, turns.next);
     turns.conn = keep(me, turns, back);
+}
+
+/// A fetch that ended `unfinished` followed by the one that went on: the
+/// mails of both (so FetchFinished names them all), the warnings of the
+/// second, which tried again what the first reported. Should the second
+/// fail, its error becomes a warning: the first's mails are stored.
+fn merged(
+    first: crate::error::Result<FetchReport>,
+    second: crate::error::Result<FetchReport>,
+) -> FetchReport {
+    let mut report = first.unwrap_or_default();
+    report.unfinished = false;
+    match second {
+        Ok(r) => {
+            report.new_ids.extend(r.new_ids);
+            report.deleted_on_server = report.deleted_on_server.saturating_add(r.deleted_on_server);
+            report.warning = r.warning;
+        }
+        Err(e) => report.warn(format!("the fetch on a new connection failed: {e}")),
+    }
+    report
 }
 
 /// The connection to keep for the next wait: only to idle on it.
@@ -250,15 +284,14 @@ async fn wait(me: &Worker, turns: &mut Turns, queue: &mut Queue) -> Event {
     let (Some(conn), Some(delay)) = (turns.conn.as_mut(), turns.next) else {
         return sleep_or_request(turns.next, queue).await;
     };
+    if delay.is_zero() {
+        return Event::Turn;
+    }
     let mut wakes = Wakes { queue, me };
-    let outcome = conn
-        .idle(
-            &me.account,
-            &me.rt.store,
-            auth::idle_limit(me, REISSUE),
-            &mut wakes,
-        )
-        .await;
+    // At most the poll interval: a server whose IDLE never pushes would
+    // otherwise leave new mail waiting for the re-issue (see the docs).
+    let max = auth::idle_limit(me, delay.min(REISSUE));
+    let outcome = conn.idle(&me.account, &me.rt.store, max, &mut wakes).await;
     if !conn.usable() {
         turns.conn = None;
     }

@@ -1,13 +1,15 @@
 //! Scripted hostile mail servers on loopback for the daemon tests
-//! (`fetch_limits`): a POP3 server whose LIST sizes lie or whose replies
-//! drip, and an IMAP server that announces a huge literal or keeps a
-//! command busy with harmless untagged lines. Each connection runs on a
+//! (`fetch_limits`, `imap_quirks`): a POP3 server whose LIST sizes lie or
+//! whose replies drip, an IMAP server that announces a huge literal or
+//! keeps a command busy with harmless untagged lines, and one that answers
+//! like GNU imap4d (imap4d.rs). Each connection runs on a
 //! thread of its own with blocking sockets, so a server that the daemon
 //! drops simply ends; every command line seen is logged for the test.
 #![allow(dead_code)] // each test binary uses a different subset
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers
 
 pub mod imap;
+pub mod imap4d;
 pub mod pop3;
 
 use std::collections::HashMap;

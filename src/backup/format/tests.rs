@@ -121,3 +121,16 @@ impl Read for Endless {
         Ok(buf.len())
     }
 }
+
+/// A file of more sections than the cap is refused before the list of
+/// staged sections grows further.
+#[test]
+fn more_sections_than_the_cap_are_refused() {
+    let bytes = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let r = unpack_capped(&mut &bytes[..], dir.path(), u64::MAX, 2);
+    let e = r.expect_err("three sections, cap two").to_string();
+    assert!(e.contains("too many sections"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    assert!(unpack_capped(&mut &bytes[..], dir.path(), u64::MAX, 3).is_ok());
+}
