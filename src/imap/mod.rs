@@ -22,8 +22,8 @@
 //! errors), never the other way round.
 
 pub mod connection;
-pub mod drafts;
 mod download;
+pub mod drafts;
 pub mod fetch;
 pub mod folders;
 pub mod idle;
