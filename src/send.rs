@@ -34,4 +34,4 @@ pub mod smtp;
 pub mod thread;
 
 pub use message::{Draft, MessageValue};
-pub use queue::{deliver, queue_mail, resume, Outcome, Sender, Transport};
+pub use queue::{compose_mail, deliver, queue_mail, resume, Outcome, Sender, Transport};

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::compose::{compose, Compose};
+use super::compose::{compose, Compose, Composed};
 use super::message::{Draft, InReplyTo};
 use super::office365;
 use super::policy;
@@ -66,6 +66,34 @@ pub async fn queue_mail(
 ) -> Result<u64> {
     draft.check_sendable()?;
     check_has_server(account)?;
+    let composed = compose_mail(store, account, sender, draft).await?;
+    let queued_at = unix_now();
+    let record = OutboxRecord {
+        user: sender.user.clone(),
+        from: composed.from.to_string(),
+        rcpt: composed.rcpt.iter().map(ToString::to_string).collect(),
+        queued_at,
+        next_at: queued_at,
+        ..OutboxRecord::default()
+    };
+    let account = account.clone();
+    blocking(store, move |s| {
+        let summary = crate::mime::summarize(&composed.raw, queued_at);
+        s.add_outbox(&account, composed.raw, summary, record)
+    })
+    .await
+}
+
+/// Composes `draft` for `sender` from `account`: resolves the mail it
+/// answers, renders the signature when the draft asks for one, builds the
+/// mail (module docs). Shared by SendMessage and SaveDraft; nothing is
+/// stored.
+pub async fn compose_mail(
+    store: &Arc<Store>,
+    account: &Account,
+    sender: &Sender,
+    draft: Draft,
+) -> Result<Composed> {
     let parent = match draft.in_reply_to.clone() {
         None => None,
         Some(InReplyTo::MessageId(id)) => Some(Parent::by_id(&id)),
@@ -86,10 +114,10 @@ pub async fn queue_mail(
         None
     };
     let now = SystemTime::now();
-    let (account2, user) = (account.clone(), sender.user.clone());
-    let composed = tokio::task::spawn_blocking(move || {
+    let account = account.clone();
+    tokio::task::spawn_blocking(move || {
         compose(&Compose {
-            account: &account2,
+            account: &account,
             draft: &draft,
             signature: signature.as_ref(),
             parent: parent.as_ref(),
@@ -97,22 +125,7 @@ pub async fn queue_mail(
         })
     })
     .await
-    .map_err(|e| Error::storage("composing the mail failed", e))??;
-    let queued_at = unix_now();
-    let record = OutboxRecord {
-        user,
-        from: composed.from.to_string(),
-        rcpt: composed.rcpt.iter().map(ToString::to_string).collect(),
-        queued_at,
-        next_at: queued_at,
-        ..OutboxRecord::default()
-    };
-    let account = account.clone();
-    blocking(store, move |s| {
-        let summary = crate::mime::summarize(&composed.raw, queued_at);
-        s.add_outbox(&account, composed.raw, summary, record)
-    })
-    .await
+    .map_err(|e| Error::storage("composing the mail failed", e))?
 }
 
 /// An account without `smtp_host` cannot send (IMAP and POP3 accounts
