@@ -42,7 +42,7 @@ fn added_after(version: u64) -> Vec<&'static str> {
 fn rows(body: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out = Vec::new();
     let mut at = 0;
-    let mut take = |at: &mut usize| {
+    let take = |at: &mut usize| {
         let n = u32::from_be_bytes(body[*at..*at + 4].try_into().unwrap()) as usize;
         let v = body[*at + 4..*at + 4 + n].to_vec();
         *at += 4 + n;
