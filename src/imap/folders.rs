@@ -298,18 +298,15 @@ fn special_use(a: &NameAttribute<'_>) -> Option<&'static str> {
 }
 
 /// A folder name as an IMAP quoted string (RFC 3501 §9 `quoted`): in
-/// modified UTF-7, without CR, LF or NUL; `"` and `\` escaped.
+/// modified UTF-7, `"` and `\` escaped; a name with control characters
+/// (CR, LF, NUL: no server has such a folder) is refused before encoding.
 pub(super) fn quote(name: &str) -> Result<String> {
-    let name = utf7::encode(name);
-    if name.is_empty()
-        || name
-            .bytes()
-            .any(|b| matches!(b, 0 | b'\r' | b'\n') || b >= 0x80)
-    {
+    if name.is_empty() || name.chars().any(char::is_control) {
         return Err(Error::FolderUnknown(format!(
             "{name:?} is not a folder name the server can have"
         )));
     }
+    let name = utf7::encode(name);
     Ok(format!(
         "\"{}\"",
         name.replace('\\', "\\\\").replace('"', "\\\"")

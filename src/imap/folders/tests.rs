@@ -160,5 +160,7 @@ fn folder_names_are_quoted_or_refused() {
     assert_eq!(quote("Sent").unwrap(), "\"Sent\"");
     assert_eq!(quote("a\"b\\c").unwrap(), "\"a\\\"b\\\\c\"");
     assert!(quote("a\r\nb").is_err());
+    assert!(quote("a\0b").is_err());
     assert!(quote("").is_err());
+    assert_eq!(quote("Entwürfe").unwrap(), "\"Entw&APw-rfe\"");
 }
