@@ -139,6 +139,7 @@ impl Worker {
         if r.is_ok() {
             tracing::info!(account_id = %a.id, message, "mail moved to the Trash folder on the server");
         }
+        let r = r.map_err(|e| imap::folders::by_folder_list(e, &a.trash_folder, &a.folders));
         (r.map(|_| ()), back)
     }
 

@@ -164,3 +164,58 @@ fn folder_names_are_quoted_or_refused() {
     assert!(quote("").is_err());
     assert_eq!(quote("Entwürfe").unwrap(), "\"Entw&APw-rfe\"");
 }
+
+/// Cyrus and Courier answer a folder outside their `INBOX.` namespace
+/// without a response code.
+#[tokio::test]
+async fn a_plain_mailbox_does_not_exist_is_folder_unknown() {
+    let (port, script) = server(vec![
+        LOGIN,
+        caps("MOVE"),
+        SELECT,
+        (
+            "UID MOVE 7 \"TRASH\"",
+            "{tag} NO Mailbox does not exist\r\n",
+        ),
+    ])
+    .await;
+    let mut conn = connection(port).await;
+    let err = conn.move_to("Trash", 5, &[7]).await.unwrap_err();
+    assert!(matches!(&err, Error::FolderUnknown(_)), "{err:?}");
+    script.await.expect("exactly the scripted commands");
+}
+
+#[test]
+fn the_folder_list_decides_and_names_the_namespaced_folder() {
+    let listed: Vec<String> = ["INBOX", "INBOX.Drafts", "INBOX.Trash", "INBOX.Sent"]
+        .map(String::from)
+        .to_vec();
+    // Any refusal for a folder the sync did not list: FolderUnknown, with
+    // the folder of the same name under INBOX.
+    let refused = Error::connection("imap.example: server refused moving mail: NO odd".into());
+    let e = by_folder_list(refused, "Trash", &listed);
+    assert!(
+        matches!(&e, Error::FolderUnknown(m) if m.contains("\"Trash\"") && m.contains("\"INBOX.Trash\"")),
+        "{e:?}"
+    );
+    // A listed folder's connection trouble stays what it is.
+    let dropped = Error::connection("imap.example: connection reset".into());
+    let e = by_folder_list(dropped, "INBOX.Trash", &listed);
+    assert!(matches!(&e, Error::Connection { .. }), "{e:?}");
+    // Never synced: nothing to decide by.
+    let dropped = Error::connection("imap.example: server refused".into());
+    let e = by_folder_list(dropped, "Trash", &[]);
+    assert!(matches!(&e, Error::Connection { .. }), "{e:?}");
+    // Other kinds pass untouched.
+    let auth = Error::Authentication("no".into());
+    assert!(matches!(
+        by_folder_list(auth, "Trash", &listed),
+        Error::Authentication(_)
+    ));
+    // No namesake: the hint says to choose a listed one.
+    let e = by_folder_list(Error::FolderUnknown("x".into()), "Papierkorb", &listed);
+    assert!(
+        matches!(&e, Error::FolderUnknown(m) if m.contains("choose one the server lists")),
+        "{e:?}"
+    );
+}
