@@ -349,3 +349,35 @@ async fn a_megabyte_reply_to_the_dot_is_cut_off_and_not_resent() {
     assert!(e.len() < 2 * postfach::send::smtp::MAX_TEXT, "{e}");
     assert_eq!(seen.accepted.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dripping_greeting_before_starttls_times_out_as_a_whole() {
+    // A greeting line every 1.5 s: each within the 2 s read timeout, the
+    // reply never complete. Timed per line, the prelude would take 100
+    // lines (150 s) to give up.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lines = Arc::new(AtomicUsize::new(0));
+    let sent = lines.clone();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        while sock.write_all(b"220-hostile\r\n").await.is_ok() {
+            sent.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+    });
+    let (kit, id) = queued(port, Encryption::Starttls, Duration::from_secs(2)).await;
+    let Outcome::Retry(_, e) = attempt(&kit, id).await else {
+        panic!("not retried");
+    };
+    assert!(
+        e.contains("no complete answer from the SMTP server in 2 s"),
+        "{e}"
+    );
+    assert_eq!(record(&kit, id).state, OutboxState::Queued);
+    let n = lines.load(Ordering::SeqCst);
+    assert!(
+        n < 10,
+        "gave up after {n} lines, not after the whole reply's time"
+    );
+}
