@@ -13,7 +13,8 @@
 //! 3. [`queue::deliver`] is one attempt, run by the account's task:
 //!    `queued → sending`, SMTP session ([`smtp`]), the durable mark just
 //!    before the body, the body, and the server's 250 recorded as `sent`
-//!    before anything else. Failures follow [`policy`]: transient ones
+//!    before anything else. Office 365 accounts log in with XOAUTH2 and
+//!    a token of their sign-in (`office365`). Failures follow [`policy`]: transient ones
 //!    queue the mail again with backoff, a 5xx fails it with the server's
 //!    reply, an uncertain outcome fails it without sending it again.
 //! 4. [`queue::resume`] runs once at start: mails left `sending` by a
@@ -26,10 +27,11 @@
 
 pub mod compose;
 pub mod message;
+mod office365;
 pub mod policy;
 pub mod queue;
 pub mod smtp;
 pub mod thread;
 
 pub use message::{Draft, MessageValue};
-pub use queue::{deliver, queue_mail, resume, Outcome, Sender, Transport};
+pub use queue::{compose_mail, deliver, queue_mail, resume, Outcome, Sender, Transport};

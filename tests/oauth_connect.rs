@@ -147,6 +147,30 @@ async fn browser_flow_with_complete_connect_refuses_a_foreign_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_browser_sign_in_is_the_accounts_last_error() {
+    let env = Env::get();
+    let user = create_user(env, "o365bd");
+    let w = World::start().await;
+    let path = w.account("imap-office365", &user, 0).await;
+    let acc = w.proxy(&path).await;
+    let before = until_state(&acc, "needs-authorization", "Connect").await;
+    let info = acc.connect("browser").await.unwrap();
+    let url: String = get(&info, "authorize_url");
+    w.server.with(|st| st.decline_browser = true);
+    let redirect = browse(&url).await;
+    // A foreign redirect is the caller's mistake only.
+    let forged = redirect.replace("state=", "state=x");
+    acc.complete_connect(&forged).await.unwrap_err();
+    assert_eq!(acc.last_error().await.unwrap(), before);
+    // The user's refusal is the account's status too.
+    let e = acc.complete_connect(&redirect).await.unwrap_err();
+    assert!(e.to_string().contains("AADSTS65004"), "{e}");
+    let last = until_state(&acc, "needs-authorization", "AADSTS65004").await;
+    assert!(last.contains("declined"), "{last}");
+    assert!(!acc.authorized().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_refuses_plain_accounts_unknown_flows_and_a_missing_config() {
     let env = Env::get();
     let user = create_user(env, "o365x");

@@ -249,6 +249,7 @@ async fn the_accounts_pin_decides_trust_for_smtp_too() {
     kit.transport = Transport {
         tls: TlsContext::from_pem(include_bytes!("../src/net/testdata/ca.pem")).unwrap(),
         timeouts: kit.transport.timeouts,
+        office365: None,
     };
     let from = create_user(env, "sender");
     let to = create_user(env, "rcpt");

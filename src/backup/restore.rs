@@ -13,8 +13,9 @@
 //! need about twice the tables' size; big mails are moved, not copied);
 //! rows are capped (`super::tables::ROW_PART_MAX`).
 //!
-//! Schema: a backup restores into a daemon of the same store schema; any
-//! other is refused with both versions named.
+//! Schema: a backup of this daemon's store schema restores, and so does one
+//! of an older schema down to [`OLDEST_RESTORABLE`] (migrated while the new
+//! database is built); any other is refused with the versions named.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -33,6 +34,13 @@ use crate::store::blobs::BLOB_DIR;
 use crate::store::install::{crash_point, sync_dir, NEW_DIR, STAGING_DIR};
 use crate::store::schema::{self, ACCOUNTS, BLOBS, KEY_INSTALLATION, KEY_VERSION, MESSAGES, META};
 use crate::store::{BackupKey, Store, DB_FILE};
+
+/// The oldest store schema whose backups restore here. Every migration
+/// step after schema 4 only adds tables (`crate::store::schema`), so the
+/// tables of such a backup load with today's definitions, the missing
+/// ones start empty, and the store's migration finishes the job. A step
+/// that changes a table's layout must raise this to its new version.
+pub const OLDEST_RESTORABLE: u64 = 4;
 
 /// Space kept free beyond the backup's share of the disk.
 const RESERVE: u64 = 64 * 1024 * 1024;
@@ -98,14 +106,20 @@ pub fn prepare(store: &Store, input: &mut dyn Read, passphrase: Option<&str>) ->
         crash_point("staged");
         let header: serde_json::Value =
             serde_json::from_slice(&unpacked.header).map_err(|_| bad("header is not JSON"))?;
-        let version = header.get("schema_version").and_then(|v| v.as_u64());
-        if version != Some(schema::SCHEMA_VERSION) {
-            return Err(bad(format!(
-                "it holds store schema {}, this postfachd restores schema {}",
-                version.map_or("?".into(), |v| v.to_string()),
-                schema::SCHEMA_VERSION
-            )));
-        }
+        let version = header
+            .get("schema_version")
+            .and_then(|v| v.as_u64())
+            .filter(|v| (OLDEST_RESTORABLE..=schema::SCHEMA_VERSION).contains(v))
+            .ok_or_else(|| {
+                bad(format!(
+                    "it holds store schema {}, this postfachd restores schemas \
+                     {OLDEST_RESTORABLE} to {}",
+                    header
+                        .get("schema_version")
+                        .map_or("?".into(), |v| crate::redact::cap(&v.to_string())),
+                    schema::SCHEMA_VERSION
+                ))
+            })?;
         let mut tables: HashMap<String, PathBuf> = HashMap::new();
         let mut blobs: Vec<(u64, PathBuf)> = Vec::new();
         for (name, path) in unpacked.sections {
@@ -121,7 +135,7 @@ pub fn prepare(store: &Store, input: &mut dyn Read, passphrase: Option<&str>) ->
             _ => None,
         };
         fresh_dir(&new)?;
-        let built = build(store, &new, &mut tables, &blobs, secrets)?;
+        let built = build(store, &new, version, &mut tables, &blobs, secrets)?;
         if let Some(name) = tables.keys().next() {
             return Err(bad(format!("unknown section {}", crate::redact::cap(name))));
         }
@@ -165,6 +179,7 @@ fn backup_key(header: &serde_json::Value, passphrase: &str) -> Result<BackupKey>
 fn build(
     store: &Store,
     new: &Path,
+    version: u64,
     tables: &mut HashMap<String, PathBuf>,
     blob_files: &[(u64, PathBuf)],
     secrets: Option<(BackupKey, PathBuf)>,
@@ -206,9 +221,9 @@ fn build(
     let mut prepared = Prepared::default();
     {
         let meta = tx.open_table(META).context("read restored meta")?;
-        let version = meta.get(KEY_VERSION).context("read restored meta")?;
-        let version = version.map(|v| v.value().to_vec());
-        if version.as_deref() != Some(schema::SCHEMA_VERSION.to_be_bytes().as_slice())
+        let stored = meta.get(KEY_VERSION).context("read restored meta")?;
+        let stored = stored.map(|v| v.value().to_vec());
+        if stored.as_deref() != Some(version.to_be_bytes().as_slice())
             || meta
                 .get(KEY_INSTALLATION)
                 .context("read restored meta")?
@@ -251,6 +266,11 @@ fn build(
         if !prepared.secrets {
             tracing::warn!("the passphrase does not open the backup's secrets: none restored");
         }
+    }
+    // An older backup's tables load as they are (see OLDEST_RESTORABLE);
+    // the store's own migration brings the new database up to date.
+    if version < schema::SCHEMA_VERSION {
+        schema::migrate(&tx, version)?;
     }
     prepared.reset = crate::store::reset_restored(&tx, state_dir)?;
     tx.commit().context("commit the restored store")?;

@@ -37,6 +37,7 @@ macro_rules! for_tables {
         $m!($crate::store::schema::EMPLOYEE_IMAGES);
         $m!($crate::store::schema::OUTBOX);
         $m!($crate::store::schema::OUTBOX_ACTIVE);
+        $m!($crate::store::schema::DRAFTS);
     };
 }
 pub(crate) use for_tables;

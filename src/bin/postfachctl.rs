@@ -6,6 +6,7 @@
 
 use clap::{Parser, Subcommand};
 use postfach::ctl::commands::Ctl;
+use postfach::ctl::draft::DraftArgs;
 use postfach::ctl::employee::EmployeeCommand;
 use postfach::ctl::folders::FoldersCommand;
 use postfach::ctl::inbox::InboxArgs;
@@ -134,6 +135,8 @@ enum Command {
     Employee(EmployeeCommand),
     /// Queue a mail from an account; the body from --body FILE or stdin.
     Send(Box<SendArgs>),
+    /// Save a draft in an IMAP account's Drafts folder; --replace DRAFT replaces one.
+    Draft(Box<DraftArgs>),
     /// An IMAP account's folders on the server.
     #[command(subcommand)]
     Folders(FoldersCommand),
@@ -295,6 +298,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Signature(cmd) => ctl.signature(cmd).await,
         Command::Employee(cmd) => ctl.employee(cmd).await,
         Command::Send(args) => ctl.send(&args).await,
+        Command::Draft(args) => ctl.draft(&args).await,
         Command::Folders(cmd) => ctl.folders(cmd).await,
         Command::Backup {
             file,

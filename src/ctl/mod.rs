@@ -8,7 +8,7 @@
 //! progress bar ([`fetch`]), listing mail ([`inbox`], its columns in [`table`], times in [`dates`]),
 //! one mail's view and changes ([`message`], HTML bodies via [`html`]),
 //! signatures ([`signature`]) and the employees that fill them ([`employee`]),
-//! sending ([`send`]) and the account's server folders ([`folders`]).
+//! sending ([`send`]), drafts ([`draft`]) and the account's server folders ([`folders`]).
 //! `status` ([`status`]) shows the installation at a glance.
 //! Every failure becomes one [`CtlError`] line on stderr.
 
@@ -17,6 +17,7 @@ pub mod commands;
 pub mod connect;
 pub mod conntest;
 pub mod dates;
+pub mod draft;
 pub mod employee;
 pub mod fetch;
 pub mod folders;

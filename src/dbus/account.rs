@@ -230,9 +230,19 @@ impl AccountObject {
                 ))
             })
             .await?;
+        // Office 365: the token of the sign-in, as the account's task
+        // gets it (refreshed ahead of expiry).
+        let token = if account.kind.is_office365() {
+            self.ctx.office365.access_token(&account).await
+        } else {
+            Err(Error::NeedsAuthorization(
+                crate::probe::NOT_CONNECTED.into(),
+            ))
+        };
         let secrets = crate::probe::Secrets {
             password: pw.as_ref().map(|p| p.expose()),
             smtp_password: smtp_pw.as_ref().map(|p| p.expose()),
+            token: token.as_ref().map(|t| t.secret()),
         };
         let steps =
             crate::probe::test(&account, &secrets, &self.ctx.tls()?, &self.ctx.timeouts).await;

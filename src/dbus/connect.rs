@@ -58,12 +58,24 @@ pub async fn connect(ctx: &Ctx, account: &Account, flow: &str) -> Result<Dict> {
 }
 
 /// Completes the browser sign-in from the address Microsoft redirected to;
-/// on success the account's task restarts and fetches at once.
+/// on success the account's task restarts and fetches at once, on failure
+/// the reason is also the account's `LastError`.
 pub async fn complete(ctx: &Ctx, account: &Account, redirect_url: &str) -> Result<()> {
     office365_only(account)?;
-    ctx.office365
-        .complete_browser(account, redirect_url)
-        .await?;
+    if let Err(e) = ctx.office365.complete_browser(account, redirect_url).await {
+        // Microsoft's answer (declined, consent required …) is the
+        // account's status too, like a failed device sign-in; a redirect
+        // refused as malformed or foreign is only the caller's mistake.
+        if !matches!(e, Error::InvalidArgument { .. }) {
+            let authorized = ctx
+                .office365
+                .is_authorized(&account.id)
+                .await
+                .unwrap_or(false);
+            ctx.scheduler.sign_in_failed(&account.id, authorized, &e);
+        }
+        return Err(e);
+    }
     ctx.scheduler.reload(&account.id);
     // Fetch at once, also for an account fetched on demand only; the
     // request reaches the restarted task. Its outcome is the account's

@@ -283,6 +283,20 @@ impl Mailbox {
         super::sending::send_message(self, conn, &hdr, user, &account, message).await
     }
 
+    /// Save a draft of `user` in `account`'s Drafts folder, replacing the
+    /// one `draft_id` names (dbus::drafts); returns its id in folder
+    /// `drafts` once it is on the server and stored.
+    async fn save_draft(
+        &self,
+        user: &str,
+        account: ObjectPath<'_>,
+        message: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u64, ApiError> {
+        super::drafts::save_draft(self, conn, &hdr, user, &account, message).await
+    }
+
     /// New mail was stored for an account; opaque ids only (invariant 6).
     #[zbus(signal)]
     pub async fn messages_added(

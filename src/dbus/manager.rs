@@ -91,9 +91,11 @@ impl Manager {
         self.ctx.admin(conn, &hdr).await?;
         let settings = wire::settings(settings)?;
         let (account, secrets) = Account::create("test".into(), &settings)?;
+        let unsaved = Error::NeedsAuthorization(crate::probe::NOT_CONNECTED.into());
         let probe_secrets = crate::probe::Secrets {
             password: secrets.password.as_deref(),
             smtp_password: secrets.smtp_password.as_deref(),
+            token: Err(&unsaved),
         };
         let steps = crate::probe::test(
             &account,

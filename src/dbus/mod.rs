@@ -13,6 +13,7 @@ pub mod account;
 pub mod account_iface;
 pub mod caller;
 pub mod connect;
+mod drafts;
 pub mod errors;
 pub mod filter;
 pub mod folders;

@@ -132,6 +132,12 @@ pub trait Mailbox {
         account: &zbus::ObjectPath<'_>,
         message: HashMap<&str, Variant<'_>>,
     ) -> zbus::Result<u64>;
+    fn save_draft(
+        &self,
+        user: &str,
+        account: &zbus::ObjectPath<'_>,
+        message: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<u64>;
     #[zbus(signal)]
     fn messages_added(&self, account: OwnedObjectPath, ids: Vec<u64>) -> zbus::Result<()>;
     #[zbus(signal)]

@@ -64,7 +64,7 @@ pub(super) async fn send_message(
 
 /// The account named by `path` if `viewer` may send from it; NotFound
 /// otherwise, with the same words whether it is missing or hidden.
-async fn sendable_account(
+pub(super) async fn sendable_account(
     mb: &Mailbox,
     viewer: &Visibility,
     path: &ObjectPath<'_>,
@@ -88,7 +88,7 @@ async fn sendable_account(
 
 /// The message keys typed by their D-Bus signature; a variant inside a
 /// variant is unwrapped once, as for settings.
-fn message_values(
+pub(super) fn message_values(
     dict: HashMap<String, OwnedVariant>,
 ) -> crate::error::Result<Vec<(String, MessageValue)>> {
     check_keys("message", dict.keys(), dict.len(), KEYS.len())?;
@@ -124,7 +124,7 @@ fn message_value(v: &Variant<'_>) -> MessageValue {
 
 /// `MessagesAdded(account, [id])`; a failed emit is logged only: the mail
 /// is queued and the caller must not send it again.
-async fn announce_added(conn: &Connection, account: &str, id: u64) {
+pub(super) async fn announce_added(conn: &Connection, account: &str, id: u64) {
     let path = super::account_path(account);
     let sent = match (
         SignalEmitter::new(conn, ROOT_PATH),

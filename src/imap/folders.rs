@@ -144,11 +144,28 @@ impl Connection {
     /// §6.3.11). Our own tag loop rather than async-imap's APPEND, which
     /// loses the server's `[TRYCREATE]` when the folder is missing.
     pub async fn append(&mut self, folder: &str, flags: &[&str], message: &[u8]) -> Result<()> {
+        self.append_uid(folder, flags, message).await.map(|_| ())
+    }
+
+    /// [`Connection::append`], answering with the new message's
+    /// (UIDVALIDITY, UID) from the tagged OK's `APPENDUID` code (RFC 4315
+    /// §3); None when the server does not send it (no UIDPLUS).
+    pub async fn append_uid(
+        &mut self,
+        folder: &str,
+        flags: &[&str],
+        message: &[u8],
+    ) -> Result<Option<(u32, u32)>> {
         let r = self.append_inner(folder, flags, message).await;
         self.checked(r)
     }
 
-    async fn append_inner(&mut self, folder: &str, flags: &[&str], message: &[u8]) -> Result<()> {
+    async fn append_inner(
+        &mut self,
+        folder: &str,
+        flags: &[&str],
+        message: &[u8],
+    ) -> Result<Option<(u32, u32)>> {
         let quoted = quote(folder)?;
         let (t, host, session) = (&self.t, self.host.as_str(), &mut self.session);
         let id = tag();
@@ -194,9 +211,29 @@ impl Connection {
             })
         })
         .await?;
-        let end = End::Tagged(id);
-        let refused = |text: &str| refusal(host, folder, &what, text, false);
-        wire::until(session, t, host, &what, &end, refused, |_| Ok(())).await
+        timed(t, host, &what, async {
+            loop {
+                let done = wire::read(session, host, &what, |r| match r {
+                    Response::Done {
+                        tag: done,
+                        status,
+                        outcome,
+                    } if done.0 == id => Some(match status {
+                        Status::Ok => Ok(append_uid(outcome.code.as_ref())),
+                        _ => {
+                            let text = outcome.information.as_deref().unwrap_or("");
+                            Err(refusal(host, folder, &what, text, false))
+                        }
+                    }),
+                    _ => None,
+                })
+                .await?;
+                if let Some(r) = done {
+                    return r;
+                }
+            }
+        })
+        .await
     }
 
     /// Every folder of the account (`LIST "" "*"`, RFC 3501 §6.3.8) with its
@@ -230,6 +267,19 @@ impl Connection {
     }
 }
 
+/// (UIDVALIDITY, UID) of `[APPENDUID v uid]`; a set of several UIDs (a
+/// MULTIAPPEND, which we never send) is no answer for one message.
+fn append_uid(code: Option<&ResponseCode<'_>>) -> Option<(u32, u32)> {
+    use async_imap::imap_proto::rfc4315::UidSetMember;
+    match code {
+        Some(ResponseCode::AppendUid(validity, set)) => match set.as_slice() {
+            [UidSetMember::Uid(uid)] => Some((*validity, *uid)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn special_use(a: &NameAttribute<'_>) -> Option<&'static str> {
     Some(match a {
         NameAttribute::All => "\\All",
@@ -245,7 +295,7 @@ fn special_use(a: &NameAttribute<'_>) -> Option<&'static str> {
 
 /// A folder name as an IMAP quoted string (RFC 3501 §9 `quoted`): 7-bit
 /// text without CR, LF or NUL; `"` and `\` escaped.
-fn quote(name: &str) -> Result<String> {
+pub(super) fn quote(name: &str) -> Result<String> {
     if name.is_empty()
         || name
             .bytes()
@@ -263,7 +313,12 @@ fn quote(name: &str) -> Result<String> {
 
 /// A refused COPY/MOVE with `[TRYCREATE]` or `[NONEXISTENT]` means the
 /// folder is missing: FolderUnknown.
-fn folder_error(host: &str, folder: &str, what: &str, e: async_imap::error::Error) -> Error {
+pub(super) fn folder_error(
+    host: &str,
+    folder: &str,
+    what: &str,
+    e: async_imap::error::Error,
+) -> Error {
     if let async_imap::error::Error::No(text) = &e {
         if is_missing_folder(text) {
             return refusal(host, folder, what, &server_text(text), true);

@@ -6,7 +6,8 @@
 //! - [`idle`]: wait for new mail with IDLE (RFC 2177), answering fetch
 //!   requests on the idling connection; `idle_wire` is IDLE on the wire.
 //! - [`folders`]: move mail into a folder (the Trash move, RFC 6851,
-//!   RFC 4315), APPEND, LIST (RFC 6154).
+//!   RFC 4315), APPEND (with APPENDUID), LIST (RFC 6154).
+//! - [`drafts`]: remove a replaced draft from the Drafts folder.
 //! - [`session`]: TCP/TLS/STARTTLS, greeting, CAPABILITY, LOGIN, LOGOUT.
 //! - [`wire`]: command plumbing: timeouts, errors, the one tag loop,
 //!   `UID STORE \Deleted` + `UID EXPUNGE`.
@@ -17,10 +18,12 @@
 //! - [`uidset`]: UID sets, batches and server ids (pure).
 //!
 //! Each topic file adds its methods to [`Connection`] and depends on
-//! `connection` alone, never the other way round.
+//! `connection` (`drafts` also on `folders`' name quoting and folder
+//! errors), never the other way round.
 
 pub mod connection;
 mod download;
+pub mod drafts;
 pub mod fetch;
 pub mod folders;
 pub mod idle;
@@ -37,6 +40,7 @@ pub mod wire;
 pub mod xoauth2;
 
 pub use connection::Connection;
+pub use drafts::{OldDraft, Removed};
 pub use folders::{Folder, Moved, Plan};
 pub use idle::{wait_for_change, IdleOutcome, Outcome, Wake, Wakes};
 pub use session::LOGOUT_WAIT;

@@ -259,17 +259,25 @@ pub async fn open(
     if account.encryption == Encryption::None {
         net::check_plaintext_auth(account)?;
     }
-    let mut client = connect(account, tls, t).await?;
+    let client = connect(account, tls, t).await?;
     if account.kind.is_office365() {
-        // `password` is an access token: SASL XOAUTH2, with the initial
-        // response on the command line when the server takes it (RFC 4959).
-        let host = &account.host;
-        let caps = pre_auth(&mut client, t, host, "pfcap2", "CAPABILITY").await?;
-        let sasl_ir = caps.has("SASL-IR");
-        return super::xoauth2::authenticate(client, &account.username, password, sasl_ir, t, host)
-            .await;
+        return login_xoauth2(client, account, password, t).await;
     }
     login(client, &account.username, password, t, &account.host).await
+}
+
+/// Office 365: `AUTHENTICATE XOAUTH2` with an access token, the initial
+/// response on the command line when the server takes it (RFC 4959).
+pub async fn login_xoauth2(
+    mut client: Client,
+    account: &Account,
+    token: &str,
+    t: &Timeouts,
+) -> Result<Session> {
+    let host = &account.host;
+    let caps = pre_auth(&mut client, t, host, "pfcap2", "CAPABILITY").await?;
+    let sasl_ir = caps.has("SASL-IR");
+    super::xoauth2::authenticate(client, &account.username, token, sasl_ir, t, host).await
 }
 
 /// Says LOGOUT (RFC 3501 §6.1.3) and waits at most `bound` for the

@@ -62,14 +62,23 @@ fn tls_message(enc: Encryption, host: &str) -> String {
     }
 }
 
-fn no_password() -> Error {
+/// What a good login step says.
+fn logged_in(a: &Account) -> String {
+    if a.kind.is_office365() {
+        format!("logged in as {} with XOAUTH2", a.username)
+    } else {
+        format!("logged in as {}", a.username)
+    }
+}
+
+pub fn no_password() -> Error {
     Error::Authentication("no password set for this account".into())
 }
 
 pub async fn imap(
     report: &mut Report,
     a: &Account,
-    password: Option<&str>,
+    password: Result<&str>,
     tls: &TlsContext,
     t: &Timeouts,
 ) {
@@ -89,13 +98,13 @@ pub async fn imap(
     };
     let login = async {
         net::check_plaintext_auth(a)?;
-        let pw = password.ok_or_else(no_password)?;
+        let pw = password?;
+        if a.kind.is_office365() {
+            return crate::imap::session::login_xoauth2(client, a, pw, t).await;
+        }
         crate::imap::session::login(client, &a.username, pw, t, &a.host).await
     };
-    let Some(mut session) = report
-        .step("login", login, |_| format!("logged in as {}", a.username))
-        .await
-    else {
+    let Some(mut session) = report.step("login", login, |_| logged_in(a)).await else {
         return;
     };
     let examine = async {
@@ -117,7 +126,7 @@ pub async fn imap(
 pub async fn pop3(
     report: &mut Report,
     a: &Account,
-    password: Option<&str>,
+    password: Result<&str>,
     tls: &TlsContext,
     t: &Timeouts,
 ) {
@@ -137,15 +146,17 @@ pub async fn pop3(
     };
     let login = async {
         net::check_plaintext_auth(a)?;
-        let pw = password.ok_or_else(no_password)?;
-        if caps.has_sasl("PLAIN") {
+        let pw = password?;
+        if a.kind.is_office365() {
+            client.login_xoauth2(&a.username, pw).await
+        } else if caps.has_sasl("PLAIN") {
             client.login_plain(&a.username, pw).await
         } else {
             client.login_user_pass(&a.username, pw).await
         }
     };
     if report
-        .step("login", login, |_| format!("logged in as {}", a.username))
+        .step("login", login, |_| logged_in(a))
         .await
         .is_none()
     {

@@ -71,6 +71,29 @@ impl Report {
 pub struct Secrets<'a> {
     pub password: Option<&'a str>,
     pub smtp_password: Option<&'a str>,
+    /// Office 365 kinds: the access token of the account's sign-in, which
+    /// every login step uses with XOAUTH2 instead of a password; or why
+    /// there is none (not connected, a dead grant), which those steps show.
+    pub token: std::result::Result<&'a str, &'a crate::error::Error>,
+}
+
+/// What an Office 365 login step shows when no sign-in gave a token (an
+/// unsaved account, TestSettings).
+pub const NOT_CONNECTED: &str =
+    "Office 365 accounts log in with their sign-in, not a password: save the account and Connect";
+
+/// The secret a login step uses: for Office 365 kinds the token (or the
+/// reason there is none), else `password` (or "none set").
+fn credential<'a>(
+    a: &Account,
+    secrets: &Secrets<'a>,
+    password: Option<&'a str>,
+    none: impl FnOnce() -> crate::error::Error,
+) -> Result<&'a str> {
+    if a.kind.is_office365() {
+        return secrets.token.map_err(Clone::clone);
+    }
+    password.ok_or_else(none)
 }
 
 /// Test an account's incoming server and, when it has one, its SMTP server.
@@ -86,24 +109,21 @@ pub async fn test(
             &[
                 secrets.password.unwrap_or_default(),
                 secrets.smtp_password.unwrap_or_default(),
+                secrets.token.unwrap_or_default(),
             ],
             &account.username,
         ),
     };
+    let incoming = credential(account, secrets, secrets.password, incoming::no_password);
     if account.kind.is_imap() {
-        incoming::imap(&mut report, account, secrets.password, tls, t).await;
+        incoming::imap(&mut report, account, incoming, tls, t).await;
     } else {
-        incoming::pop3(&mut report, account, secrets.password, tls, t).await;
+        incoming::pop3(&mut report, account, incoming, tls, t).await;
     }
     if !account.smtp_host.is_empty() {
-        smtp::test(
-            &mut report,
-            account,
-            secrets.smtp_password.or(secrets.password),
-            tls,
-            t,
-        )
-        .await;
+        let password = secrets.smtp_password.or(secrets.password);
+        let secret = credential(account, secrets, password, smtp::no_password);
+        smtp::test(&mut report, account, secret, tls, t).await;
     }
     report.steps
 }

@@ -88,7 +88,7 @@ async fn ehlo(c: &mut Conn, t: &Timeouts) -> Result<Vec<String>> {
 pub async fn test(
     report: &mut Report,
     a: &Account,
-    password: Option<&str>,
+    password: Result<&str>,
     tls: &TlsContext,
     t: &Timeouts,
 ) {
@@ -153,9 +153,10 @@ pub async fn test(
                     "refusing to send the password in clear text to {host}: smtp_encryption is none"
                 )));
             }
-            let pw = password.ok_or_else(|| {
-                Error::Authentication("no SMTP password set for this account".into())
-            })?;
+            let pw = password?;
+            if a.kind.is_office365() {
+                return xoauth2(&mut c, &caps, a, pw, t).await;
+            }
             if !caps.iter().any(|l| {
                 l.to_ascii_uppercase().starts_with("AUTH")
                     && l.to_ascii_uppercase().contains("PLAIN")
@@ -175,9 +176,14 @@ pub async fn test(
             }
             Ok(())
         };
+        let how = if a.kind.is_office365() {
+            " with XOAUTH2"
+        } else {
+            ""
+        };
         if report
             .step("smtp auth", auth, |_| {
-                format!("logged in as {}", a.smtp_username)
+                format!("logged in as {}{how}", a.smtp_username)
             })
             .await
             .is_none()
@@ -186,4 +192,50 @@ pub async fn test(
         }
     }
     let _ = command(&mut c, "QUIT", t).await;
+}
+
+pub fn no_password() -> Error {
+    Error::Authentication("no SMTP password set for this account".into())
+}
+
+/// AUTH XOAUTH2 in the two-step form (docs/OAUTH.md): the message after
+/// the 334, and an empty line to a failure challenge so that the server
+/// ends the exchange with its reason.
+async fn xoauth2(
+    c: &mut Conn,
+    caps: &[String],
+    a: &Account,
+    token: &str,
+    t: &Timeouts,
+) -> Result<()> {
+    let offered = caps.iter().any(|l| {
+        let l = l.to_ascii_uppercase();
+        l.starts_with("AUTH") && l.split_whitespace().any(|m| m == "XOAUTH2")
+    });
+    if !offered {
+        return Err(Error::Authentication(format!(
+            "{}: SMTP server does not offer AUTH XOAUTH2",
+            a.smtp_host
+        )));
+    }
+    let (code, text) = command(c, "AUTH XOAUTH2", t).await?;
+    expect(code, 334, "AUTH XOAUTH2", &text)?;
+    let blob = crate::oauth::xoauth2::initial_response(&a.smtp_username, token)?;
+    let (mut code, mut text) = command(c, blob.expose(), t).await?;
+    let mut detail = String::new();
+    if code == 334 {
+        detail = crate::oauth::xoauth2::challenge_text(text.join("").as_bytes());
+        (code, text) = command(c, "", t).await?;
+    }
+    if code != 235 {
+        return Err(Error::Authentication(
+            format!(
+                "SMTP login rejected by server: {code} {} {detail}",
+                text.join(" ")
+            )
+            .trim_end()
+            .to_string(),
+        ));
+    }
+    Ok(())
 }

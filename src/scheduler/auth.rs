@@ -24,6 +24,10 @@
 //!   success the account fetches at once. A failure that is not the
 //!   user's (a wrong app registration) stops the poll with a clear
 //!   `LastError`; an unreachable endpoint is waited out inside the poll.
+//! - **Sending** (scheduler::sending, send::office365): while the account
+//!   has no tokens its outbox is held instead of failing attempt after
+//!   attempt; a completed device sign-in asks the task to deliver what
+//!   waits.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -32,6 +36,7 @@ use tokio::task::JoinHandle;
 
 use super::board::State;
 use super::worker::Worker;
+use super::Handle;
 use crate::error::{Error, Result};
 use crate::oauth::REFRESH_MARGIN;
 use crate::store::Secret;
@@ -175,6 +180,10 @@ impl DevicePoll {
             Ok(()) => {
                 tracing::info!(account_id = %id, "Office 365 sign-in completed");
                 set_authorized(me, true);
+                // Mail held for the sign-in goes now (scheduler::sending).
+                if super::sending::queued(me).is_ok_and(|q| !q.is_empty()) {
+                    me.rt.handle.deliver(id);
+                }
                 me.set(|s| {
                     s.state = State::Idle;
                     s.last_error.clear();
@@ -182,17 +191,7 @@ impl DevicePoll {
                 true
             }
             Err(e) => {
-                tracing::warn!(account_id = %id, error_kind = e.name(), error = %e, "Office 365 sign-in failed");
-                set_authorized(me, authorized);
-                let state = match (&e, authorized) {
-                    (_, true) => State::Idle,
-                    (Error::NeedsAuthorization(_), false) => State::NeedsAuthorization,
-                    _ => State::Error,
-                };
-                me.set(|s| {
-                    s.state = state;
-                    s.last_error = crate::redact::cap(&e.to_string());
-                });
+                me.rt.handle.sign_in_failed(id, authorized, &e);
                 authorized
             }
         }
@@ -202,6 +201,31 @@ impl DevicePoll {
 impl Drop for DevicePoll {
     fn drop(&mut self) {
         self.join.abort();
+    }
+}
+
+impl Handle {
+    /// A sign-in that failed (the device poll, or CompleteConnect outside
+    /// the task): the journal, `LastError` with Microsoft's reason, and
+    /// the state — unchanged work for an account that still holds the
+    /// tokens of an earlier sign-in, else needs-authorization (the user
+    /// declined, the code expired …) or error (a wrong app registration,
+    /// the sign-in server unreachable).
+    pub fn sign_in_failed(&self, account: &str, authorized: bool, e: &Error) {
+        tracing::warn!(account_id = %account, error_kind = e.name(), error = %e, "Office 365 sign-in failed");
+        let state = match (e, authorized) {
+            (_, true) => State::Idle,
+            (Error::NeedsAuthorization(_), false) => State::NeedsAuthorization,
+            _ => State::Error,
+        };
+        let changed = self.board().update(account, |s| {
+            s.authorized = authorized;
+            s.state = state;
+            s.last_error = crate::redact::cap(&e.to_string());
+        });
+        if changed {
+            self.notifier().status(account);
+        }
     }
 }
 

@@ -20,6 +20,7 @@
 mod auth;
 mod backoff;
 mod board;
+pub mod drafts;
 mod folders;
 mod handle;
 mod notice;

@@ -35,6 +35,12 @@ pub enum Request {
     /// List the account's folders and store them (SyncFolders); answered
     /// with the names stored (scheduler `folders`).
     SyncFolders(Reply<Vec<String>>),
+    /// APPEND a draft to the Drafts folder, store it, remove the one it
+    /// replaces (SaveDraft); answered once it is stored (scheduler `drafts`).
+    SaveDraft {
+        job: Box<super::drafts::DraftJob>,
+        reply: Reply<super::drafts::SavedDraft>,
+    },
 }
 
 impl Request {
@@ -44,6 +50,7 @@ impl Request {
             Request::FetchNow(r) => drop(r.send(Err(e))),
             Request::Trash { reply, .. } => drop(reply.send(Err(e))),
             Request::SyncFolders(r) => drop(r.send(Err(e))),
+            Request::SaveDraft { reply, .. } => drop(reply.send(Err(e))),
             Request::Deliver => {}
         }
     }

@@ -13,6 +13,15 @@
 //!   request. The timer belongs to the [`Outbox`] of the running task and
 //!   is aborted with it.
 //!
+//! Office 365 accounts log in with XOAUTH2 (`send::office365`: a token of
+//! the sign-in, one refresh when the server refuses it). A mail their
+//! sign-in cannot send stays queued and the account shows
+//! needs-authorization with the reason. Without tokens (never connected,
+//! or a dead grant) the outbox is held: no attempts and no timer, each
+//! mail due at once and saying that it waits for Connect; the sign-in's
+//! completion (a restarted task, or the device poll's end) sends them.
+//! So a held mail never fails for its age, and never goes twice.
+//!
 //! The Sent copy (`SaveSentCopy`, IMAP accounts only): the composed bytes
 //! exactly as sent, APPENDed with `\Seen` (RFC 3501 §6.3.11) to
 //! `SentFolder`. Bcc recipients are in the envelope only, so the copy does
@@ -28,6 +37,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use super::board::State;
 use super::request::Request;
 use super::worker::{no_password, Slot, Work, Worker};
 use super::Handle;
@@ -40,6 +50,9 @@ use crate::store::OutboxState;
 
 /// How long a turn waits after the store failed before trying again.
 const STORE_RETRY: Duration = Duration::from_secs(30);
+
+/// The error of a mail held for Connect that no attempt explained yet.
+const HELD: &str = "waiting for the Office 365 sign-in: the account needs Connect";
 
 /// IMAP flags of the Sent copy: the sender has read it.
 const SENT_FLAGS: &[&str] = &["\\Seen"];
@@ -76,13 +89,15 @@ impl Outbox {
         let transport = Transport {
             tls: me.rt.tls.clone(),
             timeouts: me.rt.timeouts,
+            office365: Some(me.rt.office365.clone()),
         };
         // Each mail at most once per turn: a mail that comes back due at
         // once waits for the timer, so a turn always ends.
         let mut tried = HashSet::new();
+        let mut held = send_held(me).await;
         loop {
             let now = unix_now();
-            let queued = match self.queued(me) {
+            let queued = match queued(me) {
                 Ok(q) => q,
                 Err(e) => {
                     tracing::error!(account_id = %id, error = %e, "cannot read the outbox");
@@ -90,6 +105,10 @@ impl Outbox {
                     return conn;
                 }
             };
+            if held {
+                self.hold(me, &queued, now);
+                break;
+            }
             let due = queued
                 .iter()
                 .find(|(mail, at)| *at <= now && !tried.contains(mail));
@@ -111,6 +130,12 @@ impl Outbox {
                     tracing::warn!(account_id = %id, message = mail, next_at = at, error = %error, "mail not sent; will retry");
                     me.rt.handle.notifier().messages_changed(vec![mail]);
                 }
+                Ok(Outcome::Unauthorized(at, error)) => {
+                    tracing::warn!(account_id = %id, message = mail, next_at = at, error = %error, "mail not sent: the Office 365 sign-in cannot send; it needs Connect");
+                    me.rt.handle.notifier().messages_changed(vec![mail]);
+                    cannot_send(me, &error).await;
+                    held = send_held(me).await;
+                }
                 Ok(Outcome::Failed(error)) => {
                     tracing::warn!(account_id = %id, message = mail, error = %error, "mail failed");
                     me.rt.handle.notifier().messages_changed(vec![mail]);
@@ -128,15 +153,40 @@ impl Outbox {
         conn
     }
 
-    /// This account's queued mails as (id, due), soonest first.
-    fn queued(&self, me: &Worker) -> Result<Vec<(u64, i64)>> {
+    /// Mails held for Connect (`send_held`): not tried, and no timer
+    /// (Connect restarts the task, whose first turn sends them). Each is
+    /// due from now on, so that it goes out at once after Connect, and
+    /// says why it waits unless an attempt already said more.
+    fn hold(&self, me: &Worker, queued: &[(u64, i64)], now: i64) {
         let store = &me.rt.store;
-        let all = blocking(|| store.pending_outbox(OutboxState::Queued))?;
-        Ok(all
-            .into_iter()
-            .filter(|p| p.account == me.account.id)
-            .map(|p| (p.id, p.at))
-            .collect())
+        let mut changed = Vec::new();
+        for &(mail, at) in queued {
+            let r = blocking(|| {
+                let Some(mut rec) = store.outbox_record(mail)? else {
+                    return Ok(false);
+                };
+                if rec.state != OutboxState::Queued || (at <= now && !rec.error.is_empty()) {
+                    return Ok(false);
+                }
+                rec.next_at = now.min(at);
+                if rec.error.is_empty() {
+                    rec.error = HELD.into();
+                }
+                store.set_outbox_record(mail, OutboxState::Queued, &rec)?;
+                Ok(true)
+            });
+            match r {
+                Ok(true) => changed.push(mail),
+                Ok(false) | Err(Error::Busy(_) | Error::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::error!(account_id = %me.account.id, message = mail, error = %e, "cannot mark the mail as waiting for Connect");
+                }
+            }
+        }
+        if !changed.is_empty() {
+            tracing::info!(account_id = %me.account.id, mails = changed.len(), "mail waits for the Office 365 sign-in (Connect)");
+            me.rt.handle.notifier().messages_changed(changed);
+        }
     }
 
     /// A `Deliver` to this account's task after `wait`.
@@ -206,6 +256,46 @@ impl Outbox {
             tracing::error!(account_id = %a.id, message = mail, error = %e, "cannot record the Sent copy's failure");
         }
     }
+}
+
+/// Whether the outbox must wait for Connect: an Office 365 account that
+/// logs in to SMTP and has no tokens (never connected, or a dead grant).
+/// Sending would only fail without asking anyone; Connect restarts the
+/// task, whose first turn sends (scheduler::sending).
+async fn send_held(me: &Worker) -> bool {
+    let a = &me.account;
+    a.kind.is_office365()
+        && a.smtp_login
+        && matches!(me.rt.office365.is_authorized(&a.id).await, Ok(false))
+}
+
+/// After a mail could not go out because the sign-in cannot send: the
+/// account shows needs-authorization with the mail's error, and
+/// `Authorized` follows the tokens (a dead grant deleted them; a server
+/// that refuses fresh tokens leaves them).
+async fn cannot_send(me: &Worker, error: &str) {
+    let authorized = me
+        .rt
+        .office365
+        .is_authorized(&me.account.id)
+        .await
+        .unwrap_or(false);
+    me.set(|s| {
+        s.authorized = authorized;
+        s.state = State::NeedsAuthorization;
+        s.last_error = crate::redact::cap(error);
+    });
+}
+
+/// This account's queued mails as (id, due), soonest first.
+pub(super) fn queued(me: &Worker) -> Result<Vec<(u64, i64)>> {
+    let store = &me.rt.store;
+    let all = blocking(|| store.pending_outbox(OutboxState::Queued))?;
+    Ok(all
+        .into_iter()
+        .filter(|p| p.account == me.account.id)
+        .map(|p| (p.id, p.at))
+        .collect())
 }
 
 /// An APPEND of one message.

@@ -187,6 +187,11 @@ async fn serve(me: &Worker, queue: &mut Queue) {
                 let _ = reply.send(r);
                 turns.conn = keep(me, &turns, back);
             }
+            Event::Request(Request::SaveDraft { job, reply }) => {
+                let (r, back) = super::drafts::save(me, turns.conn.take(), &job).await;
+                let _ = reply.send(r);
+                turns.conn = keep(me, &turns, back);
+            }
             Event::Request(Request::Deliver) => {
                 let back = outbox.turn(me, turns.conn.take()).await;
                 turns.conn = keep(me, &turns, back);

@@ -92,8 +92,9 @@ impl Worker {
         self.on_connection(kept, &slot, &no_password, &work).await
     }
 
-    /// The Trash move of stored message `message` (see `Request::Trash`):
-    /// nothing to do without a Trash folder or a UID known under INBOX's
+    /// The Trash move of stored message `message` (see `Request::Trash`);
+    /// a saved draft is removed from its Drafts folder instead. Nothing to
+    /// do without a Trash folder or a UID known under INBOX's
     /// current UIDVALIDITY; otherwise a move on the kept connection or a
     /// new one. On any error the caller keeps the mail locally.
     pub async fn trash(
@@ -102,10 +103,18 @@ impl Worker {
         message: u64,
     ) -> (Result<()>, Option<Connection>) {
         let a = &self.account;
+        let store = &self.rt.store;
+        if a.kind.is_imap() {
+            // A saved draft leaves the Drafts folder instead (scheduler::drafts).
+            match blocking(|| store.draft_record(message)) {
+                Ok(Some(draft)) => return super::drafts::discard(self, kept, &draft).await,
+                Ok(None) => {}
+                Err(e) => return (Err(e), kept),
+            }
+        }
         if !a.kind.is_imap() || a.trash_folder.is_empty() {
             return (Ok(()), kept);
         }
-        let store = &self.rt.store;
         let place = blocking(|| imap::syncstate::locate(store, &a.id, message));
         let (validity, uid) = match place {
             Ok(Some(place)) => place,

@@ -17,14 +17,16 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::compose::{compose, Compose};
+use super::compose::{compose, Compose, Composed};
 use super::message::{Draft, InReplyTo};
+use super::office365;
 use super::policy;
-use super::smtp::{Failure, Login, Server, Session};
+use super::smtp::{self, Failure, Login, Server, Session};
 use super::thread::Parent;
 use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::net::{Timeouts, TlsContext};
+use crate::oauth::Office365;
 use crate::signature::{self, For, ForMail};
 use crate::store::{OutboxRecord, OutboxState, Pending, SecretKind, Store, Visibility};
 
@@ -64,6 +66,34 @@ pub async fn queue_mail(
 ) -> Result<u64> {
     draft.check_sendable()?;
     check_has_server(account)?;
+    let composed = compose_mail(store, account, sender, draft).await?;
+    let queued_at = unix_now();
+    let record = OutboxRecord {
+        user: sender.user.clone(),
+        from: composed.from.to_string(),
+        rcpt: composed.rcpt.iter().map(ToString::to_string).collect(),
+        queued_at,
+        next_at: queued_at,
+        ..OutboxRecord::default()
+    };
+    let account = account.clone();
+    blocking(store, move |s| {
+        let summary = crate::mime::summarize(&composed.raw, queued_at);
+        s.add_outbox(&account, composed.raw, summary, record)
+    })
+    .await
+}
+
+/// Composes `draft` for `sender` from `account`: resolves the mail it
+/// answers, renders the signature when the draft asks for one, builds the
+/// mail (module docs). Shared by SendMessage and SaveDraft; nothing is
+/// stored.
+pub async fn compose_mail(
+    store: &Arc<Store>,
+    account: &Account,
+    sender: &Sender,
+    draft: Draft,
+) -> Result<Composed> {
     let parent = match draft.in_reply_to.clone() {
         None => None,
         Some(InReplyTo::MessageId(id)) => Some(Parent::by_id(&id)),
@@ -84,10 +114,10 @@ pub async fn queue_mail(
         None
     };
     let now = SystemTime::now();
-    let (account2, user) = (account.clone(), sender.user.clone());
-    let composed = tokio::task::spawn_blocking(move || {
+    let account = account.clone();
+    tokio::task::spawn_blocking(move || {
         compose(&Compose {
-            account: &account2,
+            account: &account,
             draft: &draft,
             signature: signature.as_ref(),
             parent: parent.as_ref(),
@@ -95,22 +125,7 @@ pub async fn queue_mail(
         })
     })
     .await
-    .map_err(|e| Error::storage("composing the mail failed", e))??;
-    let queued_at = unix_now();
-    let record = OutboxRecord {
-        user,
-        from: composed.from.to_string(),
-        rcpt: composed.rcpt.iter().map(ToString::to_string).collect(),
-        queued_at,
-        next_at: queued_at,
-        ..OutboxRecord::default()
-    };
-    let account = account.clone();
-    blocking(store, move |s| {
-        let summary = crate::mime::summarize(&composed.raw, queued_at);
-        s.add_outbox(&account, composed.raw, summary, record)
-    })
-    .await
+    .map_err(|e| Error::storage("composing the mail failed", e))?
 }
 
 /// An account without `smtp_host` cannot send (IMAP and POP3 accounts
@@ -158,6 +173,10 @@ pub enum Outcome {
     Sent(String),
     /// Queued again; the next attempt is due at this time (Unix seconds).
     Retry(i64, String),
+    /// Queued again like `Retry`, because the account's Office 365
+    /// sign-in cannot send (no tokens, a dead grant, or tokens the server
+    /// refuses): the account needs Connect (`super::office365`).
+    Unauthorized(i64, String),
     /// Failed for good; the error.
     Failed(String),
     /// Not attempted: no such outbox mail, or not `queued` (sent, failed,
@@ -165,11 +184,14 @@ pub enum Outcome {
     Skipped,
 }
 
-/// Where deliveries go: the TLS trust and the timeouts of the daemon.
+/// Where deliveries go: the TLS trust and the timeouts of the daemon,
+/// and the Office 365 sign-in that gives Office 365 accounts their
+/// XOAUTH2 tokens (None: such accounts' mail stays queued).
 #[derive(Debug, Clone)]
 pub struct Transport {
     pub tls: TlsContext,
     pub timeouts: Timeouts,
+    pub office365: Option<Arc<Office365>>,
 }
 
 /// One delivery attempt of outbox mail `id`, whether or not it is due
@@ -219,21 +241,15 @@ pub async fn deliver(store: &Arc<Store>, transport: &Transport, id: u64) -> Resu
         }
         Err(AttemptError::Smtp(f, rec)) => {
             let next = policy::after_failure(&rec, unix_now(), &f);
-            record(store, id, OutboxState::Sending, next).await
+            let outcome = record(store, id, OutboxState::Sending, next).await?;
+            Ok(match (outcome, f) {
+                (Outcome::Retry(at, e), Failure::Transient(Error::NeedsAuthorization(_))) => {
+                    Outcome::Unauthorized(at, e)
+                }
+                (outcome, _) => outcome,
+            })
         }
     }
-}
-
-/// The Office 365 hook of the transport choice: an Office 365 account
-/// logs in to SMTP with AUTH XOAUTH2 (`Login::XOAuth2`, the access token
-/// of its OAuth2 sign-in) once the sign-in provides a token here; until
-/// then its mail stays queued with this error (transient: it goes out as
-/// soon as the account is authorized and the task retries).
-fn office365_login(account: &Account) -> Error {
-    Error::NeedsAuthorization(format!(
-        "sending from Office 365 account {} needs its OAuth2 sign-in",
-        account.id
-    ))
 }
 
 enum AttemptError {
@@ -256,39 +272,19 @@ async fn attempt(
     // Checked when queued too; an admin may have cleared it since. Transient:
     // the mail goes once the server is set again.
     check_has_server(account).map_err(|e| smtp_err(Failure::Transient(e)))?;
-    let a = account.id.clone();
-    let secret = blocking(store, move |s| {
-        Ok(match s.secret(&a, SecretKind::SmtpPassword)? {
-            Some(p) => Some(p),
-            None => s.secret(&a, SecretKind::Password)?,
-        })
-    })
-    .await
-    .map_err(|e| AttemptError::Store(e, sending.clone()))?;
-    let user = if account.smtp_username.is_empty() {
-        account.username.as_str()
-    } else {
-        account.smtp_username.as_str()
-    };
-    let login = match (&secret, account.smtp_login) {
-        (_, false) => Login::None,
-        (Some(password), true) if !account.kind.is_office365() => {
-            Login::Password { user, password }
-        }
-        (Some(_), true) => return Err(smtp_err(Failure::Transient(office365_login(account)))),
-        (None, true) => {
-            return Err(smtp_err(Failure::Transient(Error::Authentication(
-                "no SMTP password is set for this account".into(),
-            ))))
-        }
-    };
     let server = Server {
         account,
         tls: &transport.tls,
         timeouts: transport.timeouts,
     };
-    let mut session = Session::open(&server, &login).await.map_err(smtp_err)?;
-    drop(secret);
+    let mut session = if account.kind.is_office365() && account.smtp_login {
+        office365::open(&server, transport.office365.as_deref()).await
+    } else {
+        open_with_password(store, &server)
+            .await
+            .map_err(|e| AttemptError::Store(e, sending.clone()))?
+    }
+    .map_err(smtp_err)?;
     let from = sending.from.parse().map_err(|_| {
         smtp_err(Failure::Permanent(Error::invalid(
             "address",
@@ -325,6 +321,37 @@ async fn attempt(
         Ok(a) => Ok((session, a.reply)),
         Err(f) => Err(AttemptError::Smtp(f, marked)),
     }
+}
+
+/// A session logged in with the account's SMTP password (else its
+/// password), or without a login when `smtp_login` is off. The outer
+/// error is the store's, the inner one the session's.
+async fn open_with_password(
+    store: &Arc<Store>,
+    server: &Server<'_>,
+) -> Result<std::result::Result<Session, Failure>> {
+    let account = server.account;
+    if !account.smtp_login {
+        return Ok(Session::open(server, &Login::None).await);
+    }
+    let a = account.id.clone();
+    let secret = blocking(store, move |s| {
+        Ok(match s.secret(&a, SecretKind::SmtpPassword)? {
+            Some(p) => Some(p),
+            None => s.secret(&a, SecretKind::Password)?,
+        })
+    })
+    .await?;
+    let Some(password) = secret else {
+        return Ok(Err(Failure::Transient(Error::Authentication(
+            "no SMTP password is set for this account".into(),
+        ))));
+    };
+    let login = Login::Password {
+        user: smtp::login_user(account),
+        password: &password,
+    };
+    Ok(Session::open(server, &login).await)
 }
 
 /// Compare-and-set; false when another writer changed the state first.

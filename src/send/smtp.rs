@@ -13,7 +13,10 @@
 //!   verifier, so the TCP and TLS streams are ours and lettre's
 //!   `AsyncSmtpConnection` runs on them (see `wire` for STARTTLS).
 //! - `smtp_login` on: AUTH PLAIN, else LOGIN (whichever the server offers
-//!   first in that order); [`Login::XOAuth2`] is the hook for Office 365.
+//!   first in that order); [`Login::XOAuth2`] (Office 365) is AUTH XOAUTH2 by
+//!   `crate::oauth::smtp`, with an access token the caller fetched; a
+//!   token the server refuses is `NeedsAuthorization` (see
+//!   `super::office365` for the one refresh that follows).
 //!   Off: no AUTH (a server that relays for the client's address).
 //! - EHLO names the client by the address literal of its own socket
 //!   (RFC 5321 §4.1.4), as Thunderbird does: always well-formed, and it
@@ -122,6 +125,16 @@ fn without_last_crlf(raw: &[u8]) -> &[u8] {
     raw.strip_suffix(b"\r\n").unwrap_or(raw)
 }
 
+/// The user of the SMTP login, password or XOAUTH2: `smtp_username`, else
+/// `username` (an admin sets the first only when SMTP wants another name).
+pub fn login_user(a: &Account) -> &str {
+    if a.smtp_username.is_empty() {
+        &a.username
+    } else {
+        &a.smtp_username
+    }
+}
+
 /// The clear-text password rule for SMTP (module docs).
 pub fn check_plaintext_login(a: &Account, login: &Login<'_>) -> Result<(), Error> {
     if a.smtp_encryption == Encryption::None
@@ -207,7 +220,29 @@ impl Session {
             Login::Password { user, password } => {
                 (vec![Mechanism::Plain, Mechanism::Login], *user, *password)
             }
-            Login::XOAuth2 { user, token } => (vec![Mechanism::Xoauth2], *user, *token),
+            // Not lettre's `auth` with `Mechanism::Xoauth2`: it leaves the
+            // server waiting after a failure challenge (`crate::oauth::smtp`).
+            Login::XOAuth2 { user, token } => {
+                let host = &self.host;
+                return crate::oauth::smtp::authenticate(
+                    &mut self.conn,
+                    user,
+                    token.expose(),
+                    self.read,
+                )
+                .await
+                .map_err(|e| {
+                    transient(match e {
+                        Error::NeedsAuthorization(why) => {
+                            Error::NeedsAuthorization(format!("{host} refused the login: {why}"))
+                        }
+                        Error::Authentication(why) => {
+                            Error::Authentication(format!("{host}: {why}"))
+                        }
+                        other => other,
+                    })
+                });
+            }
         };
         if self
             .conn

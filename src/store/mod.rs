@@ -24,7 +24,8 @@
 //! message is listed in), `rank` (counts and deep offsets in O(log n)),
 //! `list` (paging and visibility checks), `signatures` (signatures and
 //! employees per tenant), `outbox` (mails being sent and their queue
-//! records), `backend` (how redb reaches the file), `opening`, `health`,
+//! records), `drafts` (saved drafts and their places on the server),
+//! `backend` (how redb reaches the file), `opening`, `health`,
 //! `swap`, `snapshot` (what a backup reads), `reset` (the restore safety
 //! reset), [`identity`] (the copied-store check).
 
@@ -33,6 +34,7 @@ mod backend;
 mod backup_files;
 pub mod blobs;
 mod counters;
+mod drafts;
 mod health;
 pub mod identity;
 pub mod install;
@@ -65,6 +67,7 @@ use nix::fcntl::{Flock, FlockArg};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 pub use blobs::{BlobWriter, Raw, StagedBlob, BLOB_MIN};
+pub use drafts::{no_draft, DraftRecord, DRAFTS};
 pub use list::{ListQuery, Visibility};
 pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};
 pub use outbox::{OutboxRecord, OutboxState, Pending, HELD, OUTBOX};

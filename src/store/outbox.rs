@@ -215,71 +215,91 @@ impl Store {
     ) -> Result<u64> {
         self.call("queue an outbox mail", || {
             record.account = account.id.clone();
-            // A big mail is staged as a file first, outside the transaction.
-            let staged = if raw.len() as u64 > BLOB_MIN {
-                let mut w = self.blob_writer()?;
-                w.write(&raw)?;
-                Some(w.finish()?)
-            } else {
-                None
-            };
-            let size = raw.len() as u64;
-            let sha256 = super::sha256_hex(&raw);
-            let tx = self.write()?;
-            let Some(stored) = account_in(&tx, &account.id)? else {
-                return Err(no_account(&account.id));
-            };
-            let id = schema::next_counter(&tx, schema::KEY_NEXT_MESSAGE)?;
-            let meta = MessageMeta {
-                id,
-                account: account.id.clone(),
-                tenant: stored.tenant.clone(),
-                folder: OUTBOX.to_string(),
-                from: summary.from,
-                to: summary.to,
-                cc: summary.cc,
-                subject: summary.subject,
-                date: summary.date.unwrap_or(record.queued_at),
-                received: record.queued_at,
-                size,
-                read: true,
-                has_attachments: summary.has_attachments,
-                contact: String::new(),
-                message_id: summary.message_id,
-                sha256,
-                account_name: stored.name.clone(),
-                account_address: stored.address.clone(),
-            };
-            Writer::open(&tx)?.add(&meta, Some(&stored.private_owner))?;
-            tx.open_table(MESSAGES)
-                .context("open messages")?
-                .insert(id, meta_json(&meta)?.as_slice())
-                .context("write message")?;
-            put_record(&tx, id, None, &record)?;
-            match staged {
-                None => {
-                    tx.open_table(RAW)
-                        .context("open raw")?
-                        .insert(id, raw.as_slice())
-                        .context("write raw mail")?;
-                }
-                Some(blob) => {
-                    tx.open_table(BLOBS)
-                        .context("open blobs")?
-                        .insert(id, size)
-                        .context("write blob row")?;
-                    self.blobs.commit_file(blob, id)?;
-                    // The rename must be durable before the row that points to
-                    // it; a failure leaves a file the next open removes.
-                    if let Err(e) = self.blobs.sync() {
-                        self.blobs.discard(&[id]);
-                        return Err(e);
-                    }
+            let at = record.queued_at;
+            self.add_own_mail(account, OUTBOX, raw, summary, at, |tx, id| {
+                put_record(tx, id, None, &record)
+            })
+        })
+    }
+
+    /// A mail this daemon composed (outbox, drafts) as message of
+    /// `account` in `folder`: bytes (a blob file when big), summary (read,
+    /// received at `at`) and view entries under the account's visibility
+    /// class, plus what `extra` writes for the new id, in one durable
+    /// transaction. NotFound if the account was deleted meanwhile.
+    pub(super) fn add_own_mail(
+        &self,
+        account: &Account,
+        folder: &str,
+        raw: Vec<u8>,
+        summary: Summary,
+        at: i64,
+        extra: impl FnOnce(&WriteTransaction, u64) -> Result<()>,
+    ) -> Result<u64> {
+        // A big mail is staged as a file first, outside the transaction.
+        let staged = if raw.len() as u64 > BLOB_MIN {
+            let mut w = self.blob_writer()?;
+            w.write(&raw)?;
+            Some(w.finish()?)
+        } else {
+            None
+        };
+        let size = raw.len() as u64;
+        let sha256 = super::sha256_hex(&raw);
+        let tx = self.write()?;
+        let Some(stored) = account_in(&tx, &account.id)? else {
+            return Err(no_account(&account.id));
+        };
+        let id = schema::next_counter(&tx, schema::KEY_NEXT_MESSAGE)?;
+        let meta = MessageMeta {
+            id,
+            account: account.id.clone(),
+            tenant: stored.tenant.clone(),
+            folder: folder.to_string(),
+            from: summary.from,
+            to: summary.to,
+            cc: summary.cc,
+            subject: summary.subject,
+            date: summary.date.unwrap_or(at),
+            received: at,
+            size,
+            read: true,
+            has_attachments: summary.has_attachments,
+            contact: String::new(),
+            message_id: summary.message_id,
+            sha256,
+            account_name: stored.name.clone(),
+            account_address: stored.address.clone(),
+        };
+        Writer::open(&tx)?.add(&meta, Some(&stored.private_owner))?;
+        tx.open_table(MESSAGES)
+            .context("open messages")?
+            .insert(id, meta_json(&meta)?.as_slice())
+            .context("write message")?;
+        extra(&tx, id)?;
+        match staged {
+            None => {
+                tx.open_table(RAW)
+                    .context("open raw")?
+                    .insert(id, raw.as_slice())
+                    .context("write raw mail")?;
+            }
+            Some(blob) => {
+                tx.open_table(BLOBS)
+                    .context("open blobs")?
+                    .insert(id, size)
+                    .context("write blob row")?;
+                self.blobs.commit_file(blob, id)?;
+                // The rename must be durable before the row that points to
+                // it; a failure leaves a file the next open removes.
+                if let Err(e) = self.blobs.sync() {
+                    self.blobs.discard(&[id]);
+                    return Err(e);
                 }
             }
-            tx.commit().context("commit outbox mail")?;
-            Ok(id)
-        })
+        }
+        tx.commit().context("commit a composed mail")?;
+        Ok(id)
     }
 
     /// The queue record of outbox mail `id`.

@@ -87,6 +87,11 @@ impl Store {
             let Some((m, had_blob)) = remove_rows_in(&tx, id)? else {
                 return Ok(None);
             };
+            // A saved draft's server place (store::drafts) goes with it.
+            tx.open_table(super::schema::DRAFTS)
+                .context("open drafts")?
+                .remove(id)
+                .context("remove draft record")?;
             let acct = m.account.as_str();
             // Tombstones, not removal: a mail deleted only here may still be on
             // the server (no Trash folder, delete-on-server off), and the next

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 6;
+pub const SCHEMA_VERSION: u64 = 7;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -78,6 +78,12 @@ pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// at the time the attempt began (schema 6; see `super::outbox`).
 pub const OUTBOX_ACTIVE: TableDefinition<(u8, i64, u64), &str> =
     TableDefinition::new("outbox_active");
+
+/// Draft message id -> JSON of [`super::DraftRecord`]: where a draft that
+/// SaveDraft stored lives on the server (folder, UIDVALIDITY, UID,
+/// Message-ID); the draft itself is a message in folder `drafts` (schema 7;
+/// see `super::drafts`).
+pub const DRAFTS: TableDefinition<u64, &[u8]> = TableDefinition::new("drafts");
 
 /// Schema 1 indexes, replaced in schema 2 by [`VIEW_INDEX`] and [`BUCKETS`];
 /// kept only so that the migration can drop them.
@@ -151,6 +157,7 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(EMPLOYEE_IMAGES).context("create tables")?;
     tx.open_table(OUTBOX).context("create tables")?;
     tx.open_table(OUTBOX_ACTIVE).context("create tables")?;
+    tx.open_table(DRAFTS).context("create tables")?;
     Ok(())
 }
 
@@ -166,6 +173,7 @@ const STEPS: &[Step] = &[
     migrate_3_to_4,
     migrate_4_to_5,
     migrate_to_outbox,
+    migrate_to_drafts,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -222,6 +230,15 @@ fn migrate_4_to_5(tx: &WriteTransaction) -> Result<()> {
 fn migrate_to_outbox(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(OUTBOX).context("create outbox")?;
     tx.open_table(OUTBOX_ACTIVE).context("create outbox")?;
+    Ok(())
+}
+
+/// Schema 7 adds the server places of saved drafts ([`DRAFTS`]); the step
+/// only creates the table. An older daemon would show the drafts but could
+/// not replace them on the server, and its backups would lose the table, so
+/// it must refuse the store.
+fn migrate_to_drafts(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(DRAFTS).context("create drafts")?;
     Ok(())
 }
 

@@ -122,6 +122,7 @@ pub fn transport(env: &Env) -> Transport {
             read: Duration::from_secs(20),
             ..Timeouts::default()
         },
+        office365: None,
     }
 }
 

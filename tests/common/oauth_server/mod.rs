@@ -17,6 +17,7 @@
 
 mod grants;
 pub mod http;
+pub mod revoked;
 pub mod token;
 
 use std::net::SocketAddr;

@@ -67,7 +67,8 @@ pub fn verify(token: &str) -> Option<String> {
     if exp <= now() {
         return None;
     }
-    String::from_utf8(B64.decode(user).ok()?).ok()
+    let user = String::from_utf8(B64.decode(user).ok()?).ok()?;
+    (!super::revoked::is_revoked(&user, exp)).then_some(user)
 }
 
 /// Starts this process's introspection listener once.

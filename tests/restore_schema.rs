@@ -1,0 +1,161 @@
+//! A backup made by an older postfachd restores into this one: every
+//! migration step since `backup::restore::OLDEST_RESTORABLE` only adds
+//! tables, so an older backup's tables load and the store's migration
+//! finishes the job. The older backups are made from today's by rewriting
+//! what differs — the header's `schema_version`, the meta table's version
+//! row, and the tables the older schema did not have — and sealing the file
+//! again with the backup writer. Older still is refused, naming both ends.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+use common::fetch as fetchkit;
+use common::restorekit::{all_mails, backup, leftovers, mail, restore};
+
+use std::path::Path;
+
+use common::Env;
+use fetchkit::Proto;
+use postfach::backup::format::{unpack, Writer};
+use postfach::backup::restore::OLDEST_RESTORABLE;
+use postfach::store::schema::SCHEMA_VERSION;
+
+/// Tables that came after each schema (src/store/schema.rs, STEPS).
+fn added_after(version: u64) -> Vec<&'static str> {
+    let mut t = Vec::new();
+    if version < 7 {
+        t.push("table:drafts");
+    }
+    if version < 6 {
+        t.extend(["table:outbox", "table:outbox_active"]);
+    }
+    if version < 5 {
+        t.extend([
+            "table:signatures",
+            "table:employees",
+            "table:employee_images",
+        ]);
+    }
+    t
+}
+
+/// `rows` of a table section: `key_len u32 ‖ key ‖ value_len u32 ‖ value`.
+fn rows(body: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let take = |at: &mut usize| {
+        let n = u32::from_be_bytes(body[*at..*at + 4].try_into().unwrap()) as usize;
+        let v = body[*at + 4..*at + 4 + n].to_vec();
+        *at += 4 + n;
+        v
+    };
+    while at < body.len() {
+        let k = take(&mut at);
+        let v = take(&mut at);
+        out.push((k, v));
+    }
+    out
+}
+
+fn encode(rows: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in rows {
+        out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        out.extend_from_slice(k);
+        out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        out.extend_from_slice(v);
+    }
+    out
+}
+
+/// Today's backup `from` rewritten as one of schema `version`.
+fn as_schema(from: &Path, version: u64, to: &Path) {
+    let staging = tempfile::tempdir().unwrap();
+    let u = unpack(
+        &mut std::fs::File::open(from).unwrap(),
+        staging.path(),
+        u64::MAX,
+    )
+    .unwrap();
+    let mut header: serde_json::Value = serde_json::from_slice(&u.header).unwrap();
+    header["schema_version"] = version.into();
+    let mut w = Writer::new(Vec::new(), header.to_string().as_bytes()).unwrap();
+    let dropped = added_after(version);
+    let mut seen_meta = false;
+    for (name, path) in &u.sections {
+        let body = std::fs::read(path).unwrap();
+        if dropped.contains(&name.as_str()) {
+            continue;
+        }
+        let body = if name == "table:meta" {
+            seen_meta = true;
+            let mut r = rows(&body);
+            let row = r.iter_mut().find(|(k, _)| k == b"schema_version").unwrap();
+            assert_eq!(row.1, SCHEMA_VERSION.to_be_bytes());
+            row.1 = version.to_be_bytes().to_vec();
+            encode(&r)
+        } else {
+            body
+        };
+        w.section(name, &mut body.as_slice()).unwrap();
+    }
+    assert!(seen_meta);
+    std::fs::write(to, w.finish().unwrap()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_of_older_schemas_restore_and_older_still_are_refused() {
+    let env = Env::get();
+    let user = common::create_user(env, "oldschema");
+    for i in 0..3 {
+        common::drop_raw(env, &user, &mail(i, if i == 0 { 1_200_000 } else { 4000 }));
+    }
+    let state = tempfile::tempdir().unwrap();
+    let d = fetchkit::start(state.path());
+    let conn = fetchkit::bus(&d).await;
+    let path = fetchkit::account_for(&conn, Proto::Imap, &user, true, 0).await;
+    let acc = fetchkit::account(&conn, &path).await;
+    assert_eq!(acc.fetch_now().await.unwrap(), 3);
+    let mails = all_mails(&conn).await;
+    let out = tempfile::tempdir().unwrap();
+    let today = out.path().join("today");
+    backup(&conn, &today).await.unwrap();
+
+    for version in OLDEST_RESTORABLE..SCHEMA_VERSION {
+        let old = out.path().join(format!("schema-{version}"));
+        as_schema(&today, version, &old);
+        let fresh = tempfile::tempdir().unwrap();
+        let b = fetchkit::start(fresh.path());
+        let conn_b = fetchkit::bus(&b).await;
+        let report = restore(&conn_b, &old)
+            .await
+            .unwrap_or_else(|e| panic!("schema {version}: {e}"));
+        let reset: Vec<String> = fetchkit::get(&report, "reset");
+        assert_eq!(reset.len(), 1, "schema {version}: {report:?}");
+        assert_eq!(all_mails(&conn_b).await, mails, "schema {version}");
+        assert!(leftovers(fresh.path()).is_empty());
+        // The restored store is today's schema: a restart opens it as is.
+        drop(conn_b);
+        drop(b);
+        let again = fetchkit::start(fresh.path());
+        let conn_c = fetchkit::bus(&again).await;
+        assert_eq!(
+            all_mails(&conn_c).await,
+            mails,
+            "schema {version} after a restart"
+        );
+    }
+
+    let too_old = out.path().join("too-old");
+    as_schema(&today, OLDEST_RESTORABLE - 1, &too_old);
+    let e = restore(&conn, &too_old)
+        .await
+        .expect_err("too old")
+        .to_string();
+    assert!(
+        e.contains(&format!(
+            "restores schemas {OLDEST_RESTORABLE} to {SCHEMA_VERSION}"
+        )),
+        "{e}"
+    );
+    assert_eq!(all_mails(&conn).await, mails, "nothing changed");
+}
