@@ -1,6 +1,7 @@
 //! Hostile SMTP servers against the outbox's delivery: a scripted server
 //! on loopback that goes silent, defers forever, drops the connection
-//! after the final dot, or answers the dot with a megabyte of reply. Each
+//! after the final dot, answers the dot with a megabyte of reply, or
+//! refuses the STARTTLS it offered. Each
 //! case must end in a clear outbox state (`src/send/policy.rs`) and never
 //! hand the server the same mail twice: the server counts the bodies it
 //! received.
@@ -36,6 +37,9 @@ enum Script {
     CutAfterDot,
     /// Answer the final dot with about 1 MB of `250-` lines, then `250`.
     HugeReply,
+    /// Offer STARTTLS and AUTH, then refuse STARTTLS with 454 (a path
+    /// that strips TLS).
+    RefuseTls,
 }
 
 /// The steps [`Script::Defer`] refuses, in order, and what it says.
@@ -113,7 +117,13 @@ async fn serve(sock: TcpStream, script: Script, n: usize, seen: Arc<Seen>) {
             .to_ascii_uppercase();
         seen.commands.lock().unwrap().push(verb.clone());
         let answer = match verb.as_str() {
+            "EHLO" | "HELO" if script == Script::RefuseTls => {
+                "250-hostile\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n".to_string()
+            }
             "EHLO" | "HELO" => say(1, "250-hostile\r\n250 8BITMIME\r\n"),
+            "STARTTLS" if script == Script::RefuseTls => {
+                "454 4.7.0 hostile: TLS not available\r\n".to_string()
+            }
             "MAIL" => say(2, "250 2.1.0 ok\r\n"),
             "RCPT" => say(3, "250 2.1.5 ok\r\n"),
             "DATA" if defer(4) => say(4, ""),
@@ -380,4 +390,30 @@ async fn a_dripping_greeting_before_starttls_times_out_as_a_whole() {
         n < 10,
         "gave up after {n} lines, not after the whole reply's time"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_starttls_keeps_the_mail_queued_and_the_password_home() {
+    let (port, seen) = hostile(Script::RefuseTls).await;
+    let env = Env::get();
+    let kit = Kit::new(env);
+    let from = create_user(env, "sender");
+    let a = kit.account(&from, Encryption::Starttls, port, true, &[]);
+    let id = queue_mail(&kit.store, &a, &sender(), simple("x@example.com", "x"))
+        .await
+        .unwrap();
+    let Outcome::Retry(_, e) = attempt(&kit, id).await else {
+        panic!("not retried");
+    };
+    assert!(e.contains("454"), "{e}");
+    assert_eq!(record(&kit, id).state, OutboxState::Queued);
+    let heard = seen.commands.lock().unwrap().clone();
+    assert!(
+        heard
+            .iter()
+            .all(|c| ["EHLO", "STARTTLS", "QUIT"].contains(&c.as_str())),
+        "nothing past STARTTLS in clear: {heard:?}"
+    );
+    assert!(heard.contains(&"STARTTLS".to_string()), "{heard:?}");
+    assert_eq!(seen.bodies.load(Ordering::SeqCst), 0);
 }
