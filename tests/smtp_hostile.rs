@@ -1,10 +1,9 @@
 //! Hostile SMTP servers against the outbox's delivery: a scripted server
 //! on loopback that goes silent, defers forever, drops the connection
 //! after the final dot, answers the dot with a megabyte of reply, or
-//! refuses the STARTTLS it offered. Each
-//! case must end in a clear outbox state (`src/send/policy.rs`) and never
-//! hand the server the same mail twice: the server counts the bodies it
-//! received.
+//! refuses the STARTTLS it offered. Each case must end in a clear outbox
+//! state (`src/send/policy.rs`) and never hand the server the same mail
+//! twice: the server counts the bodies it received.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
