@@ -131,3 +131,65 @@ async fn pop3_accounts_have_no_folders() {
     assert!(err.to_string().contains("drafts_folder"), "{err}");
     drop(daemon);
 }
+
+/// Folder names outside ASCII (Exchange's German `Entwürfe` and
+/// `Gelöschte Elemente`) are modified UTF-7 on the wire (RFC 3501
+/// §5.1.3): listed readable, set readable, and found by the commands that
+/// use them — the Trash move of DeleteMessage and SaveDraft's APPEND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_ascii_folders_are_readable_and_used_as_the_server_names_them() {
+    let env = Env::get();
+    let user = create_user(env, "fu7");
+    mailboxes(env, &user, &["Entwürfe", "Gelöschte Elemente", "A & B"]);
+    common::drop_messages(env, &user, 1);
+    let state = tempfile::tempdir().unwrap();
+    let daemon = fetchkit::start(state.path());
+    let conn = fetchkit::bus(&daemon).await;
+    let path = imap_account(&conn, &user).await;
+    let acc = fetchkit::account(&conn, &path).await;
+    let mut folders = acc.sync_folders().await.unwrap();
+    folders.sort();
+    assert_eq!(
+        folders,
+        ["A & B", "Entwürfe", "Gelöschte Elemente", "INBOX"],
+        "decoded from modified UTF-7"
+    );
+    acc.update(one("trash_folder", "Gelöschte Elemente"))
+        .await
+        .unwrap();
+    acc.update(one("drafts_folder", "Entwürfe")).await.unwrap();
+
+    assert_eq!(acc.fetch_now().await.unwrap(), 1);
+    let mb = fetchkit::mailbox(&conn).await;
+    let (page, _) = mb.list_messages("", HashMap::new(), 0, 10).await.unwrap();
+    let id: u64 = fetchkit::get(&page[0], "id");
+    mb.delete_message("", id).await.unwrap();
+    let count = |folder: &str| {
+        doveadm(
+            env,
+            &["mailbox", "status", "-u", &user.address, "messages", folder],
+        )
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+    };
+    assert_eq!(
+        count("Gelöschte Elemente"),
+        "messages=1",
+        "moved to the Trash"
+    );
+    assert_eq!(count("INBOX"), "messages=0");
+
+    let mut draft = HashMap::new();
+    draft.insert("subject", Variant::from("Entwurf".to_string()));
+    draft.insert("text", Variant::from("Hallo".to_string()));
+    draft.insert("signature", Variant::from(false));
+    mb.save_draft("", &path, draft).await.unwrap();
+    assert_eq!(
+        count("Entwürfe"),
+        "messages=1",
+        "appended to the Drafts folder"
+    );
+    drop(daemon);
+}

@@ -69,7 +69,7 @@ impl Connection {
         let (t, host, session) = (&self.t, self.host.as_str(), &mut self.session);
         let what = format!("selecting {folder:?} (SELECT)");
         let mailbox = timed(t, host, &what, async {
-            let r = session.select(folder).await;
+            let r = session.select(super::utf7::encode(folder)).await;
             r.map_err(|e| folder_error(host, folder, &what, e))
         })
         .await?;

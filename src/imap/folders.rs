@@ -25,6 +25,7 @@ use async_imap::imap_proto::{NameAttribute, Response, ResponseCode, Status};
 use super::connection::Connection;
 use super::session::Caps;
 use super::uidset::{compress, COMMAND_UIDS};
+use super::utf7;
 use super::wire::{self, imap_error, server_text, tag, timed, End};
 use crate::error::{Error, Result};
 
@@ -74,7 +75,9 @@ pub enum Moved {
 /// A folder as LIST shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Folder {
-    /// The server's name (modified UTF-7, RFC 3501 §5.1.3), as commands need it.
+    /// The name as people read it (UTF-8); commands send it in modified
+    /// UTF-7 ([`super::utf7`]). A listed name that is not valid modified
+    /// UTF-7 is kept as the server sent it.
     pub name: String,
     /// Its RFC 6154 special use: `\Sent`, `\Drafts`, `\Trash`, `\Junk`,
     /// `\Archive`, `\All`, `\Flagged`; "" for none.
@@ -117,7 +120,7 @@ impl Connection {
             if plan == Plan::Move {
                 let what = format!("moving mail to {folder:?} (UID MOVE)");
                 timed(t, host, &what, async {
-                    let r = session.uid_mv(&set, folder).await;
+                    let r = session.uid_mv(&set, utf7::encode(folder)).await;
                     r.map_err(|e| folder_error(host, folder, &what, e))
                 })
                 .await?;
@@ -125,7 +128,7 @@ impl Connection {
             }
             let what = format!("copying mail to {folder:?} (UID COPY)");
             timed(t, host, &what, async {
-                let r = session.uid_copy(&set, folder).await;
+                let r = session.uid_copy(&set, utf7::encode(folder)).await;
                 r.map_err(|e| folder_error(host, folder, &what, e))
             })
             .await?;
@@ -257,8 +260,9 @@ impl Connection {
         let mut out = Vec::new();
         while let Some(name) = wire::next(&mut stream, t, host, what).await? {
             let attrs = name.attributes();
+            let wire_name = name.name();
             out.push(Folder {
-                name: name.name().to_string(),
+                name: utf7::decode(wire_name).unwrap_or_else(|| wire_name.to_string()),
                 special_use: attrs.iter().find_map(special_use).unwrap_or(""),
                 selectable: !attrs.contains(&NameAttribute::NoSelect),
             });
@@ -293,9 +297,10 @@ fn special_use(a: &NameAttribute<'_>) -> Option<&'static str> {
     })
 }
 
-/// A folder name as an IMAP quoted string (RFC 3501 §9 `quoted`): 7-bit
-/// text without CR, LF or NUL; `"` and `\` escaped.
+/// A folder name as an IMAP quoted string (RFC 3501 §9 `quoted`): in
+/// modified UTF-7, without CR, LF or NUL; `"` and `\` escaped.
 pub(super) fn quote(name: &str) -> Result<String> {
+    let name = utf7::encode(name);
     if name.is_empty()
         || name
             .bytes()

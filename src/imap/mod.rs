@@ -16,6 +16,7 @@
 //! - `news`: which server responses mean new mail (pure).
 //! - `syncstate`: the INBOX sync state in the store; where a stored mail is.
 //! - [`uidset`]: UID sets, batches and server ids (pure).
+//! - [`utf7`]: folder names between the wire's modified UTF-7 and UTF-8 (pure).
 //!
 //! Each topic file adds its methods to [`Connection`] and depends on
 //! `connection` (`drafts` also on `folders`' name quoting and folder
@@ -36,6 +37,7 @@ pub mod syncstate;
 mod testing;
 pub mod uidset;
 mod unreadable;
+pub mod utf7;
 pub mod wire;
 pub mod xoauth2;
 
