@@ -203,15 +203,18 @@ impl lettre::transport::smtp::client::AsyncTokioStream for Wire {
 }
 
 /// One reply of the prelude: code, and the raw bytes of all its lines.
+/// `read` bounds the whole reply, as [`Wire`] does: a server sending one
+/// line just within it cannot stretch the reply to `MAX_LINES` times it.
 async fn reply(c: &mut BufReader<Stream>, t: &Timeouts) -> Result<(u16, Vec<u8>)> {
+    let deadline = tokio::time::Instant::now() + t.read;
     let mut all = Vec::new();
     for _ in 0..MAX_LINES {
         let start = all.len();
         let mut line = (&mut *c).take(MAX_LINE);
-        match tokio::time::timeout(t.read, line.read_until(b'\n', &mut all)).await {
+        match tokio::time::timeout_at(deadline, line.read_until(b'\n', &mut all)).await {
             Err(_) => {
                 return Err(Error::connection(format!(
-                    "no answer from the SMTP server for {} s",
+                    "no complete answer from the SMTP server in {} s",
                     t.read.as_secs()
                 )))
             }
