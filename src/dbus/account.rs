@@ -17,10 +17,10 @@ use zbus::object_server::SignalEmitter;
 use zbus::{interface, Connection, OwnedVariant};
 
 use super::account_iface::AccountIface;
+use super::ctx::Ctx;
 use super::errors::{self, ApiError, ApiResult};
 use super::props::{self, View};
 use super::registry::Snapshot;
-use super::service::Ctx;
 use super::{account_path, wire, ACCOUNT_IFACE};
 use crate::account::{Account, SettingValue, MAX_STRING};
 use crate::error::{Error, Result};

@@ -30,9 +30,9 @@ use zbus::object_server::{DispatchResult, Interface, SignalEmitter};
 use zbus::{fdo, BoxDBusError, Connection, ObjectServer, OwnedVariant, Variant};
 
 use super::account::AccountObject;
+use super::ctx::Ctx;
 use super::props::{self, Prop, View};
 use super::registry::Snapshot;
-use super::service::Ctx;
 use super::{account_path, ACCOUNT_IFACE};
 use crate::redact;
 

@@ -16,7 +16,7 @@
 
 use zbus::Variant;
 
-use super::service::Ctx;
+use super::ctx::Ctx;
 use super::wire::Dict;
 use crate::account::Account;
 use crate::error::{Error, Result};

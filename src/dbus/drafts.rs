@@ -20,36 +20,33 @@
 
 use std::collections::HashMap;
 
-use zbus::message::Header;
 use zbus::{Connection, ObjectPath, OwnedVariant};
 
+use super::ctx::Ctx;
 use super::errors::{scrub_reply, ApiError, ApiResult};
-use super::mailbox::{announce_changed, Mailbox};
-use super::sending::{announce_added, message_values, sendable_account};
+use super::sending::{message_values, sendable_account};
 use crate::account::Account;
 use crate::error::Error;
 use crate::redact::Scrubber;
-use crate::scheduler::drafts::{check, DraftJob};
+use crate::scheduler::drafts::check;
+use crate::scheduler::DraftJob;
 use crate::send::{compose_mail, Draft, Sender};
 use crate::store::{no_draft, Visibility};
 
 /// SaveDraft (module docs); returns the draft's id.
 pub(super) async fn save_draft(
-    mb: &Mailbox,
+    ctx: &Ctx,
     conn: &Connection,
-    hdr: &Header<'_>,
-    user: &str,
+    viewer: Visibility,
     account: &ObjectPath<'_>,
     message: HashMap<String, OwnedVariant>,
 ) -> ApiResult<u64> {
-    let viewer = mb.viewer(conn, hdr, user).await?;
-    let account = sendable_account(mb, &viewer, account).await?;
+    let account = sendable_account(ctx, &viewer, account).await?;
     let mut draft = Draft::from_keys(message_values(message)?)?;
     check(&account)?;
     if let Some(old) = draft.draft_id {
         let (v, acct) = (viewer.clone(), account.id.clone());
-        let mine = mb
-            .ctx
+        let mine = ctx
             .blocking(move |s| {
                 Ok(s.visible_message(old, &v)?.is_some()
                     && s.draft_record(old)?.is_some_and(|r| r.account == acct))
@@ -68,29 +65,28 @@ pub(super) async fn save_draft(
     };
     let replaces = draft.draft_id;
     let sender = Sender { user, viewer };
-    let composed = compose_mail(&mb.ctx.store, &account, &sender, draft).await?;
+    let composed = compose_mail(&ctx.store, &account, &sender, draft).await?;
     let job = DraftJob {
         raw: composed.raw,
         message_id: composed.message_id,
         user: sender.user,
         replaces,
     };
-    let saved = match mb.ctx.scheduler.save_draft(&account.id, job).await {
+    let saved = match ctx.scheduler.save_draft(&account.id, job).await {
         Ok(saved) => saved,
-        Err(e) => return Err(scrubbed(mb, account, e).await),
+        Err(e) => return Err(scrubbed(ctx, account, e).await),
     };
-    announce_added(conn, &account.id, saved.id).await;
+    super::announce::added(conn, &account.id, saved.id).await;
     if let Some(old) = saved.replaced {
-        announce_changed(conn, old).await;
+        super::announce::changed(conn, old).await;
     }
     Ok(saved.id)
 }
 
 /// The task's error without the account's secrets: the APPEND logs in, and
 /// a server's words may repeat the password.
-async fn scrubbed(mb: &Mailbox, account: Account, e: Error) -> ApiError {
-    let scrubber = mb
-        .ctx
+async fn scrubbed(ctx: &Ctx, account: Account, e: Error) -> ApiError {
+    let scrubber = ctx
         .blocking(move |s| {
             Scrubber::for_account(s, &account)
                 .ok_or_else(|| Error::storage_msg("cannot read the account's secrets".into()))

@@ -17,12 +17,11 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{interface, Connection, ObjectPath, OwnedFd, OwnedVariant};
 
+use super::ctx::Ctx;
 use super::errors::{ApiError, ApiResult};
 use super::filter::Filter;
 use super::mailbox_dict::{check_contact, full_dict, message_dict, sealed_memfd};
-use super::service::Ctx;
 use super::wire::Dict;
-use super::ROOT_PATH;
 use crate::access::Viewer;
 use crate::error::{Error, Result};
 use crate::redact::Scrubber;
@@ -96,20 +95,8 @@ impl Mailbox {
         let viewer = self.viewer(conn, hdr, user).await?;
         self.visible(&viewer, id).await?;
         self.ctx.blocking(f).await?;
-        announce_changed(conn, id).await;
+        super::announce::changed(conn, id).await;
         Ok(())
-    }
-}
-
-/// `MessagesChanged([id])`. A failed emit is logged, not returned: the
-/// change itself is committed and the caller must not retry it.
-pub(super) async fn announce_changed(conn: &Connection, id: u64) {
-    let sent = match SignalEmitter::new(conn, ROOT_PATH) {
-        Ok(e) => Mailbox::messages_changed(&e, &[id]).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = sent {
-        tracing::debug!(error = %e, "could not emit MessagesChanged");
     }
 }
 
@@ -266,7 +253,7 @@ impl Mailbox {
             return Err(not_found(id).into());
         }
         tracing::info!(message = id, account_id = %m.account, "message deleted");
-        announce_changed(conn, id).await;
+        super::announce::changed(conn, id).await;
         Ok(())
     }
 
@@ -280,7 +267,8 @@ impl Mailbox {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u64, ApiError> {
-        super::sending::send_message(self, conn, &hdr, user, &account, message).await
+        let viewer = self.viewer(conn, &hdr, user).await?;
+        super::sending::send_message(&self.ctx, conn, viewer, &account, message).await
     }
 
     /// Save a draft of `user` in `account`'s Drafts folder, replacing the
@@ -294,7 +282,8 @@ impl Mailbox {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u64, ApiError> {
-        super::drafts::save_draft(self, conn, &hdr, user, &account, message).await
+        let viewer = self.viewer(conn, &hdr, user).await?;
+        super::drafts::save_draft(&self.ctx, conn, viewer, &account, message).await
     }
 
     /// New mail was stored for an account; opaque ids only (invariant 6).

@@ -9,9 +9,9 @@ use zbus::object_server::{ObjectServer, SignalEmitter};
 use zbus::{interface, Connection, OwnedObjectPath, OwnedVariant};
 
 use super::account_iface::AccountIface;
+use super::ctx::Ctx;
 use super::errors::ApiError;
 use super::registry::Snapshot;
-use super::service::Ctx;
 use super::{account_path, wire};
 use crate::account::Account;
 use crate::error::{Error, Result};

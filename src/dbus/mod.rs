@@ -11,8 +11,10 @@
 
 pub mod account;
 pub mod account_iface;
+pub mod announce;
 pub mod caller;
 pub mod connect;
+pub mod ctx;
 mod drafts;
 pub mod errors;
 pub mod filter;

@@ -27,9 +27,9 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{fdo, interface, Connection, ObjectPath, OwnedObjectPath, OwnedVariant, Type, Variant};
 
+use super::ctx::Ctx;
 use super::props::{self, View};
 use super::registry::Snapshot;
-use super::service::Ctx;
 use super::{account_path, ACCOUNT_IFACE};
 use crate::redact;
 use crate::scheduler::Status;

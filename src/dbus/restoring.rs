@@ -15,9 +15,9 @@ use std::time::Duration;
 use zbus::object_server::ObjectServer;
 
 use super::account_iface::AccountIface;
+use super::ctx::Ctx;
 use super::errors::ApiError;
 use super::registry::Snapshot;
-use super::service::Ctx;
 use super::{account_path, wire};
 use crate::backup::restore::Prepared;
 use crate::error::Error;

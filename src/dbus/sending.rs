@@ -17,14 +17,12 @@
 
 use std::collections::HashMap;
 
-use zbus::message::Header;
-use zbus::object_server::SignalEmitter;
 use zbus::{Connection, ObjectPath, OwnedVariant, Variant};
 
+use super::account_id;
+use super::ctx::Ctx;
 use super::errors::ApiResult;
-use super::mailbox::Mailbox;
 use super::wire::check_keys;
-use super::{account_id, ROOT_PATH};
 use crate::account::Account;
 use crate::error::Error;
 use crate::send::message::KEYS;
@@ -33,15 +31,13 @@ use crate::store::Visibility;
 
 /// SendMessage (module docs); returns the outbox id.
 pub(super) async fn send_message(
-    mb: &Mailbox,
+    ctx: &Ctx,
     conn: &Connection,
-    hdr: &Header<'_>,
-    user: &str,
+    viewer: Visibility,
     account: &ObjectPath<'_>,
     message: HashMap<String, OwnedVariant>,
 ) -> ApiResult<u64> {
-    let viewer = mb.viewer(conn, hdr, user).await?;
-    let account = sendable_account(mb, &viewer, account).await?;
+    let account = sendable_account(ctx, &viewer, account).await?;
     let mut draft = Draft::from_keys(message_values(message)?)?;
     if draft.draft_id.is_some() {
         return Err(Error::invalid("draft_id", "only SaveDraft replaces a draft").into());
@@ -55,24 +51,23 @@ pub(super) async fn send_message(
         }
     };
     let sender = Sender { user, viewer };
-    let id = queue_mail(&mb.ctx.store, &account, &sender, draft).await?;
+    let id = queue_mail(&ctx.store, &account, &sender, draft).await?;
     tracing::info!(account_id = %account.id, message = id, "mail queued");
-    mb.ctx.scheduler.deliver(&account.id);
-    announce_added(conn, &account.id, id).await;
+    ctx.scheduler.deliver(&account.id);
+    super::announce::added(conn, &account.id, id).await;
     Ok(id)
 }
 
 /// The account named by `path` if `viewer` may send from it; NotFound
 /// otherwise, with the same words whether it is missing or hidden.
 pub(super) async fn sendable_account(
-    mb: &Mailbox,
+    ctx: &Ctx,
     viewer: &Visibility,
     path: &ObjectPath<'_>,
 ) -> ApiResult<Account> {
     let missing = || Error::NotFound(format!("no account at {}", path.as_str()));
     let id = account_id(path.as_str()).ok_or_else(missing)?.to_string();
-    let account = mb
-        .ctx
+    let account = ctx
         .blocking(move |s| s.account(&id))
         .await?
         .ok_or_else(missing)?;
@@ -119,22 +114,6 @@ fn message_value(v: &Variant<'_>) -> MessageValue {
         "a(ssay)" => Vec::<(String, String, Vec<u8>)>::try_from(owned)
             .map_or_else(|_| other(), MessageValue::Attachments),
         _ => other(),
-    }
-}
-
-/// `MessagesAdded(account, [id])`; a failed emit is logged only: the mail
-/// is queued and the caller must not send it again.
-pub(super) async fn announce_added(conn: &Connection, account: &str, id: u64) {
-    let path = super::account_path(account);
-    let sent = match (
-        SignalEmitter::new(conn, ROOT_PATH),
-        ObjectPath::try_from(path.as_str()),
-    ) {
-        (Ok(e), Ok(p)) => Mailbox::messages_added(&e, p, &[id]).await,
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    };
-    if let Err(e) = sent {
-        tracing::debug!(error = %e, "could not emit MessagesAdded");
     }
 }
 

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use zbus::message::Header;
 use zbus::{interface, Connection, OwnedVariant};
 
+use super::ctx::Ctx;
 use super::errors::{ApiError, ApiResult};
-use super::service::Ctx;
 use super::wire;
 use crate::access::Role;
 use crate::error::{Error, Result};

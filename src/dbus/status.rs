@@ -18,8 +18,8 @@
 
 use std::collections::HashMap;
 
+use super::ctx::Ctx;
 use super::errors::ApiError;
-use super::service::Ctx;
 use super::wire;
 use crate::access::Reader;
 use crate::scheduler::State;

@@ -14,11 +14,33 @@
 //! whatever the server sends; an honest server never comes near that.
 
 use super::client::{Mails, Retr};
-use super::fetch::Entry;
 use crate::error::Result;
 use crate::fetch::blocking;
 use crate::store::blobs::is_big;
 use crate::store::{BlobWriter, Raw, Store, BLOB_MIN};
+
+/// One mail on the server as this fetch sees it.
+#[derive(Debug)]
+pub(super) struct Entry {
+    pub n: u32,
+    /// Its LIST size, which may lie.
+    pub size: u64,
+    /// Server id, when known before RETR (UIDL); None: keyed by content.
+    pub key: Option<String>,
+}
+
+impl Entry {
+    /// How warnings name it: number, server id, and the LIST size when
+    /// the mail turned out to be another.
+    pub(super) fn label(&self, actual: u64) -> String {
+        let id = self.key.as_deref().unwrap_or("no UIDL");
+        if actual == self.size {
+            format!("message {} ({id})", self.n)
+        } else {
+            format!("message {} ({id}, listed as {} bytes)", self.n, self.size)
+        }
+    }
+}
 
 /// What became of one RETR.
 #[derive(Debug)]

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::batch::{Download, Got};
+use super::batch::{Download, Entry, Got};
 use super::client::{Capabilities, Client};
 use super::wire::Wait;
 use crate::account::{Account, Encryption};
@@ -143,29 +143,6 @@ struct Tag {
     mails: u32,
     /// (message number, server id) of the mails in the batch.
     keys: Vec<(u32, String)>,
-}
-
-/// One mail on the server as this fetch sees it.
-#[derive(Debug)]
-pub(super) struct Entry {
-    pub n: u32,
-    /// Its LIST size, which may lie.
-    pub size: u64,
-    /// Server id, when known before RETR (UIDL); None: keyed by content.
-    pub key: Option<String>,
-}
-
-impl Entry {
-    /// How warnings name it: number, server id, and the LIST size when
-    /// the mail turned out to be another.
-    fn label(&self, actual: u64) -> String {
-        let id = self.key.as_deref().unwrap_or("no UIDL");
-        if actual == self.size {
-            format!("message {} ({id})", self.n)
-        } else {
-            format!("message {} ({id}, listed as {} bytes)", self.n, self.size)
-        }
-    }
 }
 
 /// The fetch after connect and CAPA: login, select, retrieve, commit,

@@ -5,14 +5,8 @@
 //! - **Logins** take [`crate::oauth::Office365::access_token`], which
 //!   refreshes ahead of expiry and commits a rotated refresh token before
 //!   the new access token is used.
-//! - **A kept IMAP connection** outlives nothing: Office 365 ends a
-//!   session whose token expired ("AccessTokenExpired") and fails its
-//!   commands. So the IDLE on it ends when the token reaches the refresh
-//!   margin ([`idle_limit`]), and the next turn logs in afresh with a new
-//!   token instead of reusing it ([`stale`]). A session the server ends
-//!   earlier is re-opened by the worker's usual reconnect, and a command
-//!   refused as unauthenticated on a reused session counts the same
-//!   ([`reconnects`]); neither shows an error.
+//! - **A kept IMAP connection** outlives nothing: its token's life is
+//!   `super::token`, which the worker reads.
 //! - **A dead grant** (`invalid_grant`, revoked, declined, expired device
 //!   code) is `NeedsAuthorization`: the task stops trying (no timer; the
 //!   oauth module already deleted the tokens and logged one warning) until
@@ -29,78 +23,12 @@
 //!   attempt; a completed device sign-in asks the task to deliver what
 //!   waits.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
 use tokio::task::JoinHandle;
 
 use super::board::State;
 use super::worker::Worker;
 use super::Handle;
 use crate::error::{Error, Result};
-use crate::oauth::REFRESH_MARGIN;
-use crate::store::Secret;
-
-/// When the access token of the worker's last login was issued and
-/// expires (unix seconds; 0 before any Office 365 login).
-#[derive(Debug, Default)]
-pub(super) struct TokenLife {
-    issued_at: AtomicU64,
-    expires_at: AtomicU64,
-}
-
-/// A fresh access token for the account's next login, noted as the one
-/// the kept connection will run on.
-pub(super) async fn login_token(me: &Worker) -> Result<Secret> {
-    let token = me.rt.office365.access_token(&me.account).await?;
-    me.token_life.issued_at.store(now(), Ordering::Relaxed);
-    me.token_life
-        .expires_at
-        .store(token.expires_at(), Ordering::Relaxed);
-    set_authorized(me, true);
-    Ok(Secret::from(token.secret().to_string()))
-}
-
-/// Seconds left before the kept connection's token reaches the refresh
-/// margin (the oauth module's rule: 5 minutes, or half its life).
-fn left(me: &Worker) -> Option<u64> {
-    if !me.account.kind.is_office365() {
-        return None;
-    }
-    let issued = me.token_life.issued_at.load(Ordering::Relaxed);
-    let expires = me.token_life.expires_at.load(Ordering::Relaxed);
-    let margin = REFRESH_MARGIN
-        .as_secs()
-        .min(expires.saturating_sub(issued) / 2);
-    Some(expires.saturating_sub(margin).saturating_sub(now()))
-}
-
-/// Whether a kept connection must not be reused: its token is about to
-/// expire, and the server would end the session under us.
-pub(super) fn stale(me: &Worker) -> bool {
-    left(me) == Some(0)
-}
-
-/// How long an IDLE on the kept connection may last: `reissue`, or less
-/// when the token runs out sooner (at least a second, so that a token
-/// issued with no time left cannot spin).
-pub(super) fn idle_limit(me: &Worker, reissue: Duration) -> Duration {
-    match left(me) {
-        Some(s) => reissue.min(Duration::from_secs(s.max(1))),
-        None => reissue,
-    }
-}
-
-/// Whether `e` on a reused Office 365 connection means "log in again":
-/// a server that ended the session for its expired token refuses the
-/// next command as unauthenticated.
-pub(super) fn reconnects(me: &Worker, e: &Error) -> bool {
-    match e {
-        Error::Connection { .. } => true,
-        Error::Authentication(_) => me.account.kind.is_office365(),
-        _ => false,
-    }
-}
 
 /// How an Office 365 account's task begins.
 pub(super) struct Start {
@@ -244,8 +172,4 @@ pub(super) async fn after_failure(me: &Worker, e: &Error) {
 
 fn set_authorized(me: &Worker, authorized: bool) {
     me.set(|s| s.authorized = authorized);
-}
-
-fn now() -> u64 {
-    crate::oauth::unix_now()
 }

@@ -32,6 +32,7 @@
 
 use std::future::Future;
 
+use super::request::{DraftJob, SavedDraft};
 use super::worker::{no_password, Slot, Work, Worker};
 use super::{Handle, Request};
 use crate::account::Account;
@@ -43,37 +44,6 @@ use crate::store::{no_draft, DraftRecord};
 
 /// IMAP flags of a saved draft.
 const DRAFT_FLAGS: &[&str] = &["\\Draft", "\\Seen"];
-
-/// A composed draft for the account's task.
-pub struct DraftJob {
-    pub raw: Vec<u8>,
-    /// With angle brackets.
-    pub message_id: String,
-    /// The CRM user who saves it.
-    pub user: String,
-    /// The draft (its message id) this one replaces.
-    pub replaces: Option<u64>,
-}
-
-impl std::fmt::Debug for DraftJob {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "DraftJob({} bytes, replaces {:?})",
-            self.raw.len(),
-            self.replaces
-        )
-    }
-}
-
-/// What SaveDraft stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SavedDraft {
-    /// The new draft's message id (folder `drafts`).
-    pub id: u64,
-    /// The draft it replaced, now gone from the store.
-    pub replaced: Option<u64>,
-}
 
 impl Handle {
     /// Saves a draft on the account's task (module docs); resolves when it
@@ -209,7 +179,25 @@ async fn remove_old(
 /// server like a replaced one (not moved to Trash: it was never sent and
 /// is the user's own unfinished text). Unlike a replacement, a failure
 /// fails the call, so the draft stays here and the caller can retry.
-pub(super) async fn discard(
+/// A Trash request (DeleteMessage): a saved draft leaves the Drafts
+/// folder ([`discard`]: it was never sent, so not into Trash); any other
+/// mail takes the worker's Trash move.
+pub(super) async fn trash(
+    me: &Worker,
+    kept: Option<Connection>,
+    message: u64,
+) -> (Result<()>, Option<Connection>) {
+    if me.account.kind.is_imap() {
+        match blocking(|| me.rt.store.draft_record(message)) {
+            Ok(Some(draft)) => return discard(me, kept, &draft).await,
+            Ok(None) => {}
+            Err(e) => return (Err(e), kept),
+        }
+    }
+    me.trash(kept, message).await
+}
+
+async fn discard(
     me: &Worker,
     kept: Option<Connection>,
     draft: &DraftRecord,

@@ -28,6 +28,7 @@ mod owner;
 mod request;
 mod sending;
 mod task;
+mod token;
 mod worker;
 
 use std::sync::Arc;
@@ -38,7 +39,7 @@ pub use board::{Board, State, Status};
 pub use handle::{Command, Handle};
 pub use notice::{Notice, Notices};
 pub use owner::run;
-pub use request::{Reply, Request};
+pub use request::{DraftJob, Reply, Request, SavedDraft};
 
 use crate::net::{Timeouts, TlsContext};
 use crate::store::Store;

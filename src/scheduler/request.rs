@@ -38,8 +38,8 @@ pub enum Request {
     /// APPEND a draft to the Drafts folder, store it, remove the one it
     /// replaces (SaveDraft); answered once it is stored (scheduler `drafts`).
     SaveDraft {
-        job: Box<super::drafts::DraftJob>,
-        reply: Reply<super::drafts::SavedDraft>,
+        job: Box<DraftJob>,
+        reply: Reply<SavedDraft>,
     },
 }
 
@@ -113,6 +113,37 @@ impl Queue {
         self.later = keep;
         out
     }
+}
+
+/// A composed draft for the account's task.
+pub struct DraftJob {
+    pub raw: Vec<u8>,
+    /// With angle brackets.
+    pub message_id: String,
+    /// The CRM user who saves it.
+    pub user: String,
+    /// The draft (its message id) this one replaces.
+    pub replaces: Option<u64>,
+}
+
+impl std::fmt::Debug for DraftJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DraftJob({} bytes, replaces {:?})",
+            self.raw.len(),
+            self.replaces
+        )
+    }
+}
+
+/// What SaveDraft stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedDraft {
+    /// The new draft's message id (folder `drafts`).
+    pub id: u64,
+    /// The draft it replaced, now gone from the store.
+    pub replaced: Option<u64>,
 }
 
 #[cfg(test)]

@@ -178,7 +178,7 @@ async fn serve(me: &Worker, queue: &mut Queue) {
                 fetch(me, &mut turns, queue, vec![reply]).await
             }
             Event::Request(Request::Trash { message, reply }) => {
-                let (r, back) = me.trash(turns.conn.take(), message).await;
+                let (r, back) = super::drafts::trash(me, turns.conn.take(), message).await;
                 let _ = reply.send(r);
                 turns.conn = keep(me, &turns, back);
             }
@@ -290,7 +290,7 @@ async fn wait(me: &Worker, turns: &mut Turns, queue: &mut Queue) -> Event {
     let mut wakes = Wakes { queue, me };
     // At most the poll interval: a server whose IDLE never pushes would
     // otherwise leave new mail waiting for the re-issue (see the docs).
-    let max = auth::idle_limit(me, delay.min(REISSUE));
+    let max = me.token_life.idle_limit(&me.account, delay.min(REISSUE));
     let outcome = conn.idle(&me.account, &me.rt.store, max, &mut wakes).await;
     if !conn.usable() {
         turns.conn = None;
@@ -314,7 +314,9 @@ async fn wait(me: &Worker, turns: &mut Turns, queue: &mut Queue) -> Event {
             tracing::debug!(account_id = %me.account.id, error = %e, "IDLE ended with an error");
             // Office 365 ends sessions at token expiry: log in again by
             // then at the latest (scheduler::auth).
-            let pause = auth::idle_limit(me, delay.min(Duration::from_secs(60)));
+            let pause = me
+                .token_life
+                .idle_limit(&me.account, delay.min(Duration::from_secs(60)));
             sleep_or_request(Some(pause), queue).await
         }
     }

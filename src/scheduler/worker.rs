@@ -8,9 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use super::auth;
 use super::board::{State, Status};
 use super::request::Reply;
+use super::token::{reconnects, TokenLife};
 use super::Runtime;
 use crate::account::Account;
 use crate::error::{Error, Result};
@@ -46,7 +46,7 @@ pub(super) struct Worker {
     /// can await them all (see `owner`).
     pub done: mpsc::Sender<()>,
     /// Office 365: the life of the token the last login used.
-    pub token_life: auth::TokenLife,
+    pub token_life: TokenLife,
 }
 
 impl Worker {
@@ -104,14 +104,6 @@ impl Worker {
     ) -> (Result<()>, Option<Connection>) {
         let a = &self.account;
         let store = &self.rt.store;
-        if a.kind.is_imap() {
-            // A saved draft leaves the Drafts folder instead (scheduler::drafts).
-            match blocking(|| store.draft_record(message)) {
-                Ok(Some(draft)) => return super::drafts::discard(self, kept, &draft).await,
-                Ok(None) => {}
-                Err(e) => return (Err(e), kept),
-            }
-        }
         if !a.kind.is_imap() || a.trash_folder.is_empty() {
             return (Ok(()), kept);
         }
@@ -155,7 +147,7 @@ impl Worker {
         work: &W,
     ) -> (Result<W::Out>, Option<Connection>) {
         let kept = match kept {
-            Some(c) if auth::stale(self) => {
+            Some(c) if self.token_life.stale(&self.account) => {
                 self.retire(c);
                 None
             }
@@ -170,7 +162,7 @@ impl Worker {
             },
         };
         let r = match work.run(&mut conn).await {
-            Err(e) if reused && auth::reconnects(self, &e) => {
+            Err(e) if reused && reconnects(&self.account, &e) => {
                 let id = &self.account.id;
                 tracing::debug!(account_id = %id, error = %e, "the kept session failed; reconnecting");
                 drop(conn);
@@ -223,11 +215,16 @@ impl Worker {
         fut.await
     }
 
-    /// What the next login uses: the password, or for Office 365 an
-    /// access token (scheduler::auth).
+    /// What the next login uses: the password, or for Office 365 a fresh
+    /// access token (`Office365::access_token` refreshes ahead of expiry
+    /// and commits a rotated refresh token first), noted as the one the
+    /// kept connection runs on; a token means the account is authorized.
     async fn credential(&self) -> Result<Option<crate::store::Secret>> {
         if self.account.kind.is_office365() {
-            return auth::login_token(self).await.map(Some);
+            let token = self.rt.office365.access_token(&self.account).await?;
+            self.token_life.note(token.expires_at());
+            self.set(|s| s.authorized = true);
+            return Ok(Some(token.secret().to_string().into()));
         }
         blocking(|| self.rt.store.secret(&self.account.id, SecretKind::Password))
     }
