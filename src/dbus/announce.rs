@@ -44,7 +44,7 @@ pub async fn added(conn: &Connection, account: &str, id: u64) {
             )
             .await
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     };
     if let Err(e) = sent {
         tracing::debug!(error = %e, "could not emit MessagesAdded");
