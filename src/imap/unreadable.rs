@@ -23,7 +23,7 @@
 
 use super::wire::{bad_reply, describe_unreadable as describe, imap_error};
 use crate::account::Account;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fetch::blocking;
 use crate::net::Timeouts;
 use crate::store::Store;
@@ -54,15 +54,10 @@ pub(super) async fn next<S, T>(
 where
     S: futures::Stream<Item = async_imap::error::Result<T>> + Unpin,
 {
-    use futures::StreamExt;
-    match tokio::time::timeout(t.read, stream.next()).await {
-        Err(_) => Err(Error::connection(format!(
-            "{host}: no answer within {} s while {what}",
-            t.read.as_secs()
-        ))),
-        Ok(None) => Ok(Next::End),
-        Ok(Some(Ok(item))) => Ok(Next::Item(item)),
-        Ok(Some(Err(e))) => match bad_reply(&e) {
+    match super::wire::next_raw(stream, t, host, what).await? {
+        None => Ok(Next::End),
+        Some(Ok(item)) => Ok(Next::Item(item)),
+        Some(Err(e)) => match bad_reply(&e) {
             Some(line) => Ok(Next::Unreadable(line)),
             None => Err(imap_error(host, what, e)),
         },

@@ -50,15 +50,32 @@ pub async fn next<S, T>(stream: &mut S, t: &Timeouts, host: &str, what: &str) ->
 where
     S: futures::Stream<Item = async_imap::error::Result<T>> + Unpin,
 {
-    match tokio::time::timeout(t.read, stream.next()).await {
-        Err(_) => Err(Error::connection(format!(
-            "{host}: no answer within {} s while {what}",
-            t.read.as_secs()
-        ))),
-        Ok(None) => Ok(None),
-        Ok(Some(Ok(item))) => Ok(Some(item)),
-        Ok(Some(Err(e))) => Err(imap_error(host, what, e)),
+    match next_raw(stream, t, host, what).await? {
+        None => Ok(None),
+        Some(Ok(item)) => Ok(Some(item)),
+        Some(Err(e)) => Err(imap_error(host, what, e)),
     }
+}
+
+/// [`next`] with async-imap's own error left for the caller to tell apart
+/// (`super::unreadable`); only the read timeout is decided here.
+pub(super) async fn next_raw<S, T>(
+    stream: &mut S,
+    t: &Timeouts,
+    host: &str,
+    what: &str,
+) -> Result<Option<async_imap::error::Result<T>>>
+where
+    S: futures::Stream<Item = async_imap::error::Result<T>> + Unpin,
+{
+    tokio::time::timeout(t.read, stream.next())
+        .await
+        .map_err(|_| {
+            Error::connection(format!(
+                "{host}: no answer within {} s while {what}",
+                t.read.as_secs()
+            ))
+        })
 }
 
 /// Maps an async-imap error to one of ours. The texts of NO/BAD come from
