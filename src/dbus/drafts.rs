@@ -24,13 +24,13 @@ use zbus::{Connection, ObjectPath, OwnedVariant};
 
 use super::ctx::Ctx;
 use super::errors::{scrub_reply, ApiError, ApiResult};
-use super::sending::{message_values, sendable_account};
+use super::sending::{message_values, sendable_account, sender_of};
 use crate::account::Account;
 use crate::error::Error;
 use crate::redact::Scrubber;
 use crate::scheduler::drafts::check;
 use crate::scheduler::DraftJob;
-use crate::send::{compose_mail, Draft, Sender};
+use crate::send::{compose_mail, Draft};
 use crate::store::{no_draft, Visibility};
 
 /// SaveDraft (module docs); returns the draft's id.
@@ -56,15 +56,8 @@ pub(super) async fn save_draft(
             return Err(no_draft(old).into());
         }
     }
-    let user = match &viewer {
-        Visibility::User(u) => u.clone(),
-        Visibility::All => {
-            draft.signature = false;
-            String::new()
-        }
-    };
     let replaces = draft.draft_id;
-    let sender = Sender { user, viewer };
+    let sender = sender_of(viewer, &mut draft);
     let composed = compose_mail(&ctx.store, &account, &sender, draft).await?;
     let job = DraftJob {
         raw: composed.raw,

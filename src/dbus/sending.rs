@@ -42,20 +42,25 @@ pub(super) async fn send_message(
     if draft.draft_id.is_some() {
         return Err(Error::invalid("draft_id", "only SaveDraft replaces a draft").into());
     }
-    let user = match &viewer {
-        Visibility::User(u) => u.clone(),
-        Visibility::All => {
-            // An admin acting as nobody: no CRM user, so no signature.
-            draft.signature = false;
-            String::new()
-        }
-    };
-    let sender = Sender { user, viewer };
+    let sender = sender_of(viewer, &mut draft);
     let id = queue_mail(&ctx.store, &account, &sender, draft).await?;
     tracing::info!(account_id = %account.id, message = id, "mail queued");
     ctx.scheduler.deliver(&account.id);
     super::announce::added(conn, &account.id, id).await;
     Ok(id)
+}
+
+/// Who sends (or saves) `draft`: the viewer's CRM user. An admin acting
+/// as nobody has no CRM user, so no signature.
+pub(super) fn sender_of(viewer: Visibility, draft: &mut Draft) -> Sender {
+    let user = match &viewer {
+        Visibility::User(u) => u.clone(),
+        Visibility::All => {
+            draft.signature = false;
+            String::new()
+        }
+    };
+    Sender { user, viewer }
 }
 
 /// The account named by `path` if `viewer` may send from it; NotFound
