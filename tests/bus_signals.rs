@@ -77,9 +77,7 @@ async fn every_property_change_is_signalled() {
     let d = Daemon::start(dir.path(), &config);
     let conn = common::api::bus(&d).await;
     let mgr = ManagerProxy::new(&conn).await.unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let closed_port = common::scripted::closed_port();
     let mut s = HashMap::new();
     s.insert("kind", Variant::from("imap"));
     s.insert("host", Variant::from("127.0.0.1"));

@@ -1,5 +1,5 @@
 //! A server that refuses the login by repeating it, password included
-//! (tests/common/echo_server.rs), over IMAP LOGIN, POP3 PASS and POP3
+//! (tests/common/scripted/echo.rs), over IMAP LOGIN, POP3 PASS and POP3
 //! AUTH PLAIN: the password shows up in no reply, property, signal or log
 //! line — it is masked where the server put it (src/redact.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
@@ -14,7 +14,7 @@ use futures::StreamExt;
 use zbus::Variant;
 
 use common::api::error_parts;
-use common::echo_server::{self, Echo};
+use common::scripted::echo::{self, Echo};
 use common::Daemon;
 use postfach::dbus::proxy::{AccountProxy, ManagerProxy};
 
@@ -41,7 +41,7 @@ fn assert_clean(what: &str, text: &str) {
 }
 
 async fn refused_login_does_not_leak_the_password(kind: Echo) {
-    let port = echo_server::start(kind);
+    let port = echo::start(kind);
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), "");
     let conn = common::api::bus(&d).await;
