@@ -32,7 +32,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use zbus::Variant;
 
-use super::Env;
+use super::{Env, Settings};
 
 /// The lines a server's clients sent, over all its connections.
 pub type Log = Arc<Mutex<Vec<String>>>;
@@ -207,15 +207,9 @@ pub fn generated(len: usize, tag: u8) -> Vec<u8> {
 /// Account settings for a scripted server on loopback (clear text is
 /// allowed there).
 pub fn settings(kind: &str, port: u16, delete: bool) -> HashMap<&'static str, Variant<'static>> {
-    let mut s = HashMap::new();
-    s.insert("kind", Variant::from(kind.to_string()));
-    s.insert("host", Variant::from("127.0.0.1"));
-    s.insert("port", Variant::from(port));
-    s.insert("encryption", Variant::from("none"));
-    s.insert("address", Variant::from("anna@scripted.test"));
-    s.insert("password", Variant::from("pw"));
-    s.insert("tenant", Variant::from("mandant1"));
-    s.insert("delete_on_server", Variant::from(delete));
-    s.insert("poll_interval", Variant::from(0u32));
-    s
+    Settings::on_loopback(kind, port, "anna@scripted.test")
+        .with("password", "pw")
+        .with("tenant", "mandant1")
+        .with("delete_on_server", delete)
+        .dbus()
 }
