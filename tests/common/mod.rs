@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod api;
+pub mod corpus;
 pub mod daemon;
 pub mod dovecot;
 pub mod eventually;
