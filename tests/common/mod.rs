@@ -18,13 +18,12 @@
 pub mod api;
 pub mod daemon;
 pub mod dovecot;
-pub mod echo_server;
 pub mod eventually;
 pub mod faultproxy;
 pub mod fetch;
-pub mod imap_server;
 pub mod outboxcheck;
 pub mod restorekit;
+pub mod scripted;
 pub mod settings;
 pub mod smtpfeed;
 pub mod sysbus;
