@@ -23,6 +23,7 @@ pub mod eventually;
 pub mod fetch;
 pub mod imap_server;
 pub mod restorekit;
+pub mod resumption_breaker;
 pub mod settings;
 pub mod sysbus;
 

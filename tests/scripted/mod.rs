@@ -2,12 +2,14 @@
 //! (`fetch_limits`, `imap_quirks`): a POP3 server whose LIST sizes lie or
 //! whose replies drip, an IMAP server that announces a huge literal or
 //! keeps a command busy with harmless untagged lines, and one that answers
-//! like GNU imap4d (imap4d.rs). Each connection runs on a
+//! like GNU imap4d (imap4d.rs) or, without UIDNEXT, like Courier
+//! (courier.rs). Each connection runs on a
 //! thread of its own with blocking sockets, so a server that the daemon
 //! drops simply ends; every command line seen is logged for the test.
 #![allow(dead_code)] // each test binary uses a different subset
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers
 
+pub mod courier;
 pub mod imap;
 pub mod imap4d;
 pub mod pop3;
