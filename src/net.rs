@@ -4,7 +4,9 @@
 //! every protocol resolves, connects, verifies certificates and words its
 //! failures the same way. Certificate checks live in [`verify`]; the
 //! connected [`Stream`] and the guards in its read path (a fetch's
-//! deadline, IMAP literals above the size limit: [`literal`]) in `stream`.
+//! deadline, IMAP literals above the size limit: [`literal`]) in `stream`;
+//! servers that break TLS resumption in `resume`; a clear-text greeting
+//! awaited on an implicit-TLS port in `greeting`.
 
 mod greeting;
 pub mod literal;
@@ -14,7 +16,6 @@ mod verify;
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -197,34 +198,6 @@ impl TlsContext {
         let mut config = (*self.config(None, true)?).clone();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
-    }
-
-    /// Runs `attempt` (connect, any clear-text dialogue, TLS handshake)
-    /// and, when it failed because `host:port` refused a resumed session
-    /// (net::resume), once more: the second attempt offers no session.
-    pub async fn retry_unresumed<T, F, Fut>(
-        &self,
-        host: &str,
-        port: u16,
-        mut attempt: F,
-    ) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let resumed = self.refusing.resumes(host, port);
-        match attempt().await {
-            Err(e) if resumed && !self.refusing.resumes(host, port) => {
-                tracing::info!(
-                    host,
-                    port,
-                    "the server refused a resumed TLS session ({e}); connecting again without, \
-                     and no longer resuming there"
-                );
-                attempt().await
-            }
-            r => r,
-        }
     }
 
     /// The shared config for this trust (`pin`: that pin alone), with or

@@ -19,6 +19,7 @@
 
 use std::cell::Cell;
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use rustls::client::{
@@ -26,6 +27,8 @@ use rustls::client::{
 };
 use rustls::pki_types::ServerName;
 use rustls::NamedGroup;
+
+use crate::error::Result;
 
 tokio::task_local! {
     /// Whether the store handed a session to the handshake being polled.
@@ -114,6 +117,36 @@ impl Refusing {
                 }
             }
             set.insert(Self::key(host, port));
+        }
+    }
+}
+
+impl super::TlsContext {
+    /// Runs `attempt` (connect, any clear-text dialogue, TLS handshake)
+    /// and, when it failed because `host:port` refused a resumed session
+    /// (net::resume), once more: the second attempt offers no session.
+    pub async fn retry_unresumed<T, F, Fut>(
+        &self,
+        host: &str,
+        port: u16,
+        mut attempt: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let resumed = self.refusing.resumes(host, port);
+        match attempt().await {
+            Err(e) if resumed && !self.refusing.resumes(host, port) => {
+                tracing::info!(
+                    host,
+                    port,
+                    "the server refused a resumed TLS session ({e}); connecting again without, \
+                     and no longer resuming there"
+                );
+                attempt().await
+            }
+            r => r,
         }
     }
 }

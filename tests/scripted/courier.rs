@@ -1,9 +1,10 @@
 //! An IMAP server that answers like Courier-IMAP 5 where it matters for
 //! "nothing new": its SELECT/EXAMINE sends no `[UIDNEXT]`. It answers
 //! `UID SEARCH UID n:*` as RFC 3501 §9 reads `n:*` (with nothing at or
-//! above `n` the highest UID in use is still found), and it refuses a full
-//! listing (`UID FETCH 1:*`) when no mail arrived since the last one, so a
-//! client that lists INBOX to learn that nothing is new gets an error.
+//! above `n` the highest UID in use is still found), and it answers a full
+//! listing (`UID FETCH 1:*`) with NO when no mail arrived since the last
+//! one. (async-imap reads a FETCH answered NO as an empty result, so the
+//! tests count the listings rather than wait for an error.)
 //!
 //! `UID COPY` is answered OK (without COPYUID); STORE, EXPUNGE and MOVE
 //! are not offered.
