@@ -1,18 +1,17 @@
 //! An IMAP server that sends no UIDNEXT (Courier-IMAP 5), through the
-//! daemon, against a scripted server (tests/scripted/courier.rs) that
+//! daemon, against a scripted server (tests/common/scripted/courier.rs) that
 //! refuses a full UID listing when nothing arrived since the last one:
 //! "nothing new" must be answered without listing INBOX, and new mail must
 //! still be found and stored.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
-mod scripted;
 
 use std::time::Duration;
 
-use common::{fetch, Daemon};
+use common::scripted::courier::Courier;
+use common::{fetch, scripted, Daemon};
 use postfach::dbus::proxy::AccountProxy;
-use scripted::courier::Courier;
 
 /// Generous: a FetchNow that does not return within this hangs.
 const HANG: Duration = Duration::from_secs(90);

@@ -4,23 +4,21 @@
 //! remembered so no later connection offers one there, and an account on
 //! such a server fetches every time, not every second time.
 //!
-//! The server is tests/common's fake IMAP server over TLS behind a front
+//! The server is tests/common/scripted's fake IMAP server over TLS behind a front
 //! that refuses every ClientHello with a `pre_shared_key` extension
 //! (tests/common/resumption_breaker.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use common::imap_server::{FakeImap, Options};
 use common::resumption_breaker::ResumptionBreaker;
-use common::{fetch, Daemon, Env};
+use common::scripted::fake_imap::{FakeImap, Options};
+use common::{fetch, Daemon, Env, Settings};
 use postfach::net::{self, Timeouts, TlsContext};
 use rustls::HandshakeKind;
 use tokio::io::AsyncReadExt;
-use zbus::Variant;
 
 fn timeouts() -> Timeouts {
     Timeouts {
@@ -100,16 +98,13 @@ async fn an_account_on_a_server_refusing_resumption_fetches_every_time() {
     let state = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(state.path(), &fetch::config(env));
     let conn = fetch::bus(&daemon).await;
-    let mut s: HashMap<&'static str, Variant<'static>> = HashMap::new();
-    s.insert("kind", Variant::from("imap"));
-    s.insert("host", Variant::from("localhost"));
-    s.insert("port", Variant::from(front.port()));
-    s.insert("encryption", Variant::from("tls"));
-    s.insert("address", Variant::from("anna@resume.test"));
-    s.insert("password", Variant::from("pw"));
-    s.insert("tenant", Variant::from("mandant1"));
-    s.insert("delete_on_server", Variant::from(false));
-    s.insert("poll_interval", Variant::from(0u32));
+    let s = Settings::on_loopback("imap", front.port(), "anna@resume.test")
+        .with("host", "localhost")
+        .with("encryption", "tls")
+        .with("password", "pw")
+        .with("tenant", "mandant1")
+        .with("delete_on_server", false)
+        .dbus();
     let path = fetch::create(&conn, s).await;
     let acc = fetch::account(&conn, &path).await;
     for round in 1..=3 {
