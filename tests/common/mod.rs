@@ -24,6 +24,7 @@ pub mod faultproxy;
 pub mod fetch;
 pub mod outboxcheck;
 pub mod restorekit;
+pub mod resumption_breaker;
 pub mod scripted;
 pub mod settings;
 pub mod smtpfeed;
