@@ -11,6 +11,7 @@ mod common;
 use common::fetch as fetchkit;
 use common::restorekit::{all_mails, backup, leftovers, mail, restore};
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use common::Env;
@@ -18,10 +19,21 @@ use fetchkit::Proto;
 use postfach::backup::format::{unpack, Writer};
 use postfach::backup::restore::OLDEST_RESTORABLE;
 use postfach::store::schema::SCHEMA_VERSION;
+use zbus::zvariant::Variant;
+
+/// How many mails a ListMessages `text` search finds.
+async fn found(conn: &zbus::Connection, text: &str) -> u32 {
+    let mb = fetchkit::mailbox(conn).await;
+    let filter = HashMap::from([("text", Variant::from(text))]);
+    mb.list_messages("", filter, 0, 10).await.unwrap().1
+}
 
 /// Tables that came after each schema (src/store/schema.rs, STEPS).
 fn added_after(version: u64) -> Vec<&'static str> {
     let mut t = Vec::new();
+    if version < 8 {
+        t.push("table:search_index");
+    }
     if version < 7 {
         t.push("table:drafts");
     }
@@ -132,6 +144,9 @@ async fn backups_of_older_schemas_restore_and_older_still_are_refused() {
         let reset: Vec<String> = fetchkit::get(&report, "reset");
         assert_eq!(reset.len(), 1, "schema {version}: {report:?}");
         assert_eq!(all_mails(&conn_b).await, mails, "schema {version}");
+        // The word index was built by the migration (schema 8).
+        assert_eq!(found(&conn_b, "Restore 1").await, 1, "schema {version}");
+        assert_eq!(found(&conn_b, "restore").await, 3, "schema {version}");
         assert!(leftovers(fresh.path()).is_empty());
         // The restored store is today's schema: a restart opens it as is.
         drop(conn_b);

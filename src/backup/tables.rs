@@ -38,6 +38,7 @@ macro_rules! for_tables {
         $m!($crate::store::schema::OUTBOX);
         $m!($crate::store::schema::OUTBOX_ACTIVE);
         $m!($crate::store::schema::DRAFTS);
+        $m!($crate::store::schema::SEARCH_INDEX);
     };
 }
 pub(crate) use for_tables;

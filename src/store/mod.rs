@@ -47,6 +47,7 @@ mod rank;
 mod reset;
 mod restored;
 pub mod schema;
+mod search;
 mod secret;
 mod secret_export;
 mod signatures;

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 7;
+pub const SCHEMA_VERSION: u64 = 8;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -84,6 +84,13 @@ pub const OUTBOX_ACTIVE: TableDefinition<(u8, i64, u64), &str> =
 /// Message-ID); the draft itself is a message in folder `drafts` (schema 7;
 /// see `super::drafts`).
 pub const DRAFTS: TableDefinition<u64, &[u8]> = TableDefinition::new("drafts");
+
+/// (word, date, id) -> place (assigned or not, account, folder): one
+/// posting per distinct word of a message's subject, sender and recipients,
+/// so that ListMessages `text` reads the postings of the query's words
+/// instead of every summary (schema 8; see `super::search`).
+pub const SEARCH_INDEX: TableDefinition<(&str, i64, u64), &str> =
+    TableDefinition::new("search_index");
 
 /// Schema 1 indexes, replaced in schema 2 by [`VIEW_INDEX`] and [`BUCKETS`];
 /// kept only so that the migration can drop them.
@@ -158,6 +165,7 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(OUTBOX).context("create tables")?;
     tx.open_table(OUTBOX_ACTIVE).context("create tables")?;
     tx.open_table(DRAFTS).context("create tables")?;
+    tx.open_table(SEARCH_INDEX).context("create tables")?;
     Ok(())
 }
 
@@ -174,6 +182,7 @@ const STEPS: &[Step] = &[
     migrate_4_to_5,
     migrate_to_outbox,
     migrate_to_drafts,
+    migrate_to_search,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -240,6 +249,20 @@ fn migrate_to_outbox(tx: &WriteTransaction) -> Result<()> {
 fn migrate_to_drafts(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(DRAFTS).context("create drafts")?;
     Ok(())
+}
+
+/// Schema 8 adds the word index of ListMessages `text` ([`SEARCH_INDEX`]),
+/// built here from every stored summary in the one transaction of the
+/// migration: a crash leaves the schema 7 store untouched and the next
+/// start builds it again, and no reader ever sees a half-built index (a
+/// resumable build would need a "complete up to" mark that every search
+/// checks). Earlier steps may have filed postings already (the view writer
+/// keeps both), so the table is cleared first. Self-contained, so that its
+/// place in [`STEPS`] can move.
+fn migrate_to_search(tx: &WriteTransaction) -> Result<()> {
+    tx.delete_table(SEARCH_INDEX)
+        .context("clear search index")?;
+    super::search::rebuild(tx)
 }
 
 /// Bring a store written at schema `from` (>= 1) up to [`SCHEMA_VERSION`]
