@@ -16,10 +16,14 @@ use std::time::Instant;
 
 type Res<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
+type Pack = Box<dyn FnMut(&[u8]) -> Vec<u8>>;
+/// Row and the raw length.
+type Unpack = Box<dyn FnMut(&[u8], usize) -> Vec<u8>>;
+
 struct Codec {
     name: String,
-    pack: Box<dyn FnMut(&[u8]) -> Vec<u8>>,
-    unpack: Box<dyn FnMut(&[u8], usize) -> Vec<u8>>,
+    pack: Pack,
+    unpack: Unpack,
 }
 
 fn mails(seed: u64, n: usize, size: usize) -> Vec<Vec<u8>> {
@@ -37,7 +41,7 @@ fn codecs(train: &[Vec<u8>]) -> Res<Vec<Codec>> {
     }];
     out.push(Codec {
         name: "lz4 (lz4_flex)".into(),
-        pack: Box::new(|m| lz4_flex::compress(m)),
+        pack: Box::new(lz4_flex::compress),
         unpack: Box::new(|p, n| lz4_flex::decompress(p, n).unwrap()),
     });
     for level in [1, 3, 6, 9] {
