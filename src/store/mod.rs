@@ -33,6 +33,7 @@ mod accounts;
 mod backend;
 mod backup_files;
 pub mod blobs;
+pub mod compress;
 mod counters;
 mod drafts;
 mod health;
