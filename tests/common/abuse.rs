@@ -247,7 +247,7 @@ impl Rng {
 
     fn path(&mut self, w: &World) -> String {
         match self.below(6) {
-            0 | 1 | 2 if !w.accounts.is_empty() => self.pick(&w.accounts).clone(),
+            0..=2 if !w.accounts.is_empty() => self.pick(&w.accounts).clone(),
             3 => ROOT.to_string(),
             4 => format!("{ROOT}/accounts/{}", self.below(1000)),
             _ => "/".to_string(),
