@@ -16,7 +16,7 @@ use common::fetch as fetchkit;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::imap_server::{FakeImap, Options};
+use common::scripted::fake_imap::{FakeImap, Options};
 use common::{eventually, Env, Settings};
 use fetchkit::Proto;
 use zbus::Variant;

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use zbus::fdo::{PropertiesChangedStream, PropertiesProxy};
 use zbus::{Connection, OwnedObjectPath, Variant};
 
-use common::{Daemon, Env};
+use common::{Daemon, Env, Settings};
 use postfach::dbus::proxy::{AccountProxy, ManagerProxy};
 
 const PUBLIC: [&str; 3] = ["State", "LastFetchAt", "Progress"];
@@ -77,16 +77,8 @@ async fn every_property_change_is_signalled() {
     let d = Daemon::start(dir.path(), &config);
     let conn = common::api::bus(&d).await;
     let mgr = ManagerProxy::new(&conn).await.unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let mut s = HashMap::new();
-    s.insert("kind", Variant::from("imap"));
-    s.insert("host", Variant::from("127.0.0.1"));
-    s.insert("port", Variant::from(closed_port));
-    s.insert("encryption", Variant::from("none"));
-    s.insert("address", Variant::from("sig@example.test"));
-    s.insert("poll_interval", Variant::from(0u32));
+    let closed_port = common::scripted::closed_port();
+    let s = Settings::on_loopback("imap", closed_port, "sig@example.test").dbus();
     let path = mgr.create_account(s).await.unwrap();
     let acc = account(&conn, &path).await;
     let mut changes = watch(&conn, &path).await;
@@ -128,13 +120,7 @@ async fn every_property_change_is_signalled() {
     assert!(names.contains("Kind"), "one signal names both: {names:?}");
     assert!(!acc.authorized().await.unwrap());
     // SetPassword on an account without one: HasPassword and Authorized.
-    let mut s = HashMap::new();
-    s.insert("kind", Variant::from("imap"));
-    s.insert("host", Variant::from("127.0.0.1"));
-    s.insert("port", Variant::from(closed_port));
-    s.insert("encryption", Variant::from("none"));
-    s.insert("address", Variant::from("sig3@example.test"));
-    s.insert("poll_interval", Variant::from(0u32));
+    let s = Settings::on_loopback("imap", closed_port, "sig3@example.test").dbus();
     let other = mgr.create_account(s).await.unwrap();
     let other_acc = account(&conn, &other).await;
     let mut other_changes = watch(&conn, &other).await;

@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use postfach::dbus::proxy::{AccountProxy, ManagerProxy};
 use zbus::{Connection, OwnedObjectPath, Variant};
@@ -129,6 +130,31 @@ async fn create_read_update_delete_and_restart() {
             || name == "org.freedesktop.DBus.Error.UnknownObject",
         "{name}"
     );
+    // And the object itself goes: no longer managed, no longer served
+    // (introspection lists only the objects the bus connection serves).
+    let (parent, node) = path.as_str().rsplit_once('/').unwrap();
+    let (parent, node) = (parent.to_string(), format!("<node name=\"{node}\""));
+    assert!(!snapshot(&conn).await.contains(path.as_str()));
+    common::eventually(
+        "the deleted account unpublished",
+        Duration::from_secs(10),
+        || {
+            let (conn, parent, node) = (conn.clone(), parent.clone(), node.clone());
+            async move {
+                let xml = zbus::fdo::IntrospectableProxy::builder(&conn)
+                    .destination("org.postfach.Postfach1")
+                    .path(parent)
+                    .build()
+                    .await
+                    .unwrap()
+                    .introspect()
+                    .await
+                    .unwrap();
+                !xml.contains(&node)
+            }
+        },
+    )
+    .await;
     assert!(daemon.stop().success());
 }
 

@@ -219,15 +219,12 @@ async fn kicked_connection_mid_fetch() {
 async fn sigterm_while_a_server_hangs_stops_promptly() {
     let env = Env::get();
     let user = common::create_user(env, "fchang");
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (silent, silent_port) = common::scripted::silent();
     let state = tempfile::tempdir().unwrap();
     let mut daemon = fetchkit::start(state.path());
     let conn = fetchkit::bus(&daemon).await;
     let mut s = fetchkit::settings(Proto::Imap, &user, &user.password, true, 0);
-    s.insert(
-        "port",
-        zbus::Variant::from(silent.local_addr().unwrap().port()),
-    );
+    s.insert("port", zbus::Variant::from(silent_port));
     let path = fetchkit::create(&conn, s).await;
     let acc = fetchkit::account(&conn, &path).await;
     let background = fetch_in_background(&conn, &path);

@@ -179,10 +179,8 @@ async fn a_failing_account_does_not_delay_a_good_one() {
     let daemon = fetchkit::start(state.path());
     let conn = fetchkit::bus(&daemon).await;
 
-    // A port nobody listens on: bind, read the port, close.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_port = closed.local_addr().unwrap().port();
-    drop(closed);
+    // A port nobody listens on.
+    let closed_port = common::scripted::closed_port();
     let mut dead = fetchkit::settings(Proto::Imap, &bad_user, &bad_user.password, false, 1);
     dead.insert("port", zbus::Variant::from(closed_port));
     let created = std::time::Instant::now();
@@ -191,12 +189,9 @@ async fn a_failing_account_does_not_delay_a_good_one() {
     let wrong = fetchkit::create(&conn, wrong).await;
     // A server that accepts and then never says a word: its account hangs
     // until the read timeout, holding one connection permit meanwhile.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (silent, silent_port) = common::scripted::silent();
     let mut hung = fetchkit::settings(Proto::Pop3, &bad_user, &bad_user.password, false, 1);
-    hung.insert(
-        "port",
-        zbus::Variant::from(silent.local_addr().unwrap().port()),
-    );
+    hung.insert("port", zbus::Variant::from(silent_port));
     let hung = fetchkit::create(&conn, hung).await;
     let good = fetchkit::account_for(&conn, Proto::Imap, &good_user, false, 1).await;
     let mb = fetchkit::mailbox(&conn).await;
@@ -298,8 +293,7 @@ async fn hung_accounts_do_not_starve_a_good_one_of_connections() {
     let daemon = common::Daemon::start(state.path(), &config);
     let conn = fetchkit::bus(&daemon).await;
 
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
+    let (silent, port) = common::scripted::silent();
     let mut hung = Vec::new();
     for proto in [Proto::Imap, Proto::Pop3] {
         let mut s = fetchkit::settings(proto, &hung_user, &hung_user.password, false, 1);

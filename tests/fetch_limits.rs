@@ -11,16 +11,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
-mod scripted;
 
 use std::path::Path;
 use std::time::Duration;
 
 use zbus::{Connection, OwnedObjectPath};
 
-use common::{fetch, Daemon, Env};
+use common::scripted::pop3::{Body, Mail};
+use common::{fetch, scripted, Daemon, Env};
 use fetch::{get, Proto};
-use scripted::pop3::{Body, Mail};
 
 /// The daemon's peak resident memory must stay below this while a mail of
 /// 90 MB (or a literal of 500 MB) passes: a debug build starts at about

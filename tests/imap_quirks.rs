@@ -1,5 +1,5 @@
 //! IMAP servers that are not Dovecot, through the daemon, against a
-//! scripted server that answers like GNU imap4d (tests/scripted/imap4d.rs):
+//! scripted server that answers like GNU imap4d (tests/common/scripted/imap4d.rs):
 //!
 //! - a big mail whose length is an exact multiple of the partial-fetch
 //!   piece is stored byte-exact, and no piece is ever asked for at or past
@@ -17,16 +17,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
-mod scripted;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use zbus::{Connection, OwnedObjectPath, Variant};
 
-use common::{eventually, fetch, Daemon};
+use common::scripted::imap4d::Imap4d;
+use common::{eventually, fetch, scripted, Daemon};
 use postfach::imap::partial::PIECE;
-use scripted::imap4d::Imap4d;
 
 /// Generous: a FetchNow that does not return within this hangs.
 const HANG: Duration = Duration::from_secs(90);

@@ -321,9 +321,7 @@ async fn delete_moves_the_mail_to_trash_on_the_server() {
     );
 
     // The server cannot be reached: the mail stays, locally and there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = common::scripted::closed_port();
     let mut change = HashMap::new();
     change.insert("port", Variant::from(port));
     acc.update(change).await.expect("Update port");

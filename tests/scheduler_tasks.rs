@@ -100,9 +100,7 @@ async fn set_password_update_and_delete_restart_or_stop_the_task() {
     .await;
 
     // Update to a closed port: the restarted task fails quickly.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = common::scripted::closed_port();
     let mut change = HashMap::new();
     change.insert("port", Variant::from(port));
     acc.update(change).await.unwrap();

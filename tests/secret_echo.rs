@@ -1,21 +1,19 @@
 //! A server that refuses the login by repeating it, password included
-//! (tests/common/echo_server.rs), over IMAP LOGIN, POP3 PASS and POP3
+//! (tests/common/scripted/echo.rs), over IMAP LOGIN, POP3 PASS and POP3
 //! AUTH PLAIN: the password shows up in no reply, property, signal or log
 //! line — it is masked where the server put it (src/redact.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine;
 use futures::StreamExt;
-use zbus::Variant;
 
 use common::api::error_parts;
-use common::echo_server::{self, Echo};
-use common::Daemon;
+use common::scripted::echo::{self, Echo};
+use common::{Daemon, Settings};
 use postfach::dbus::proxy::{AccountProxy, ManagerProxy};
 
 /// With a quote and a backslash, which IMAP escapes when it sends them.
@@ -41,24 +39,19 @@ fn assert_clean(what: &str, text: &str) {
 }
 
 async fn refused_login_does_not_leak_the_password(kind: Echo) {
-    let port = echo_server::start(kind);
+    let port = echo::start(kind);
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), "");
     let conn = common::api::bus(&d).await;
-    let mut s = HashMap::new();
     let proto = if kind == Echo::ImapLogin {
         "imap"
     } else {
         "pop3"
     };
-    s.insert("kind", Variant::from(proto));
-    s.insert("host", Variant::from("127.0.0.1"));
-    s.insert("port", Variant::from(port));
-    s.insert("encryption", Variant::from("none"));
-    s.insert("address", Variant::from("echo@example.test"));
-    s.insert("username", Variant::from(LOGIN));
-    s.insert("password", Variant::from(SECRET));
-    s.insert("poll_interval", Variant::from(0u32));
+    let s = Settings::on_loopback(proto, port, "echo@example.test")
+        .with("username", LOGIN)
+        .with("password", SECRET)
+        .dbus();
     let path = ManagerProxy::new(&conn)
         .await
         .unwrap()

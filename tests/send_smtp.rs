@@ -15,9 +15,8 @@ use postfach::send::message::MessageValue;
 use postfach::send::{deliver, queue_mail, Outcome, Transport};
 use postfach::signature::{Employee, Signature};
 use postfach::store::{NewMail, OutboxState};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use common::{create_user, Env};
+use common::{create_user, scripted, Env};
 use sendkit::{
     assert_same_mail, client_line, delivered, draft, list, plain_port, queue_id, s, sender, simple,
     Kit,
@@ -276,25 +275,21 @@ async fn starttls_is_required_and_no_password_goes_out_in_clear() {
     let env = Env::get();
     let kit = Kit::new(env);
     // A server that does not offer STARTTLS, but offers AUTH in clear.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(async move {
-        let (sock, _) = listener.accept().await.unwrap();
-        let mut c = BufReader::new(sock);
-        c.get_mut().write_all(b"220 fake ESMTP\r\n").await.unwrap();
-        let mut heard = Vec::new();
-        let mut line = String::new();
-        while c.read_line(&mut line).await.unwrap_or(0) > 0 {
-            heard.push(line.trim_end().to_string());
+    let (ended, end) = std::sync::mpsc::channel();
+    let ended = std::sync::Mutex::new(ended);
+    let (port, heard) = scripted::listen(move |mut c| {
+        c.send(b"220 fake ESMTP\r\n");
+        while let Some(line) = c.line() {
             let answer: &[u8] = if line.starts_with("EHLO") {
                 b"250-fake\r\n250 AUTH PLAIN LOGIN\r\n"
             } else {
                 b"502 no\r\n"
             };
-            c.get_mut().write_all(answer).await.unwrap();
-            line.clear();
+            if !c.send(answer) {
+                break;
+            }
         }
-        heard
+        let _ = ended.lock().unwrap().send(());
     });
     let from = create_user(env, "sender");
     let a = kit.account(&from, Encryption::Starttls, port, true, &[]);
@@ -305,7 +300,10 @@ async fn starttls_is_required_and_no_password_goes_out_in_clear() {
         Outcome::Retry(_, e) => assert!(e.contains("does not offer STARTTLS"), "{e}"),
         other => panic!("{other:?}"),
     }
-    let heard = server.await.unwrap();
+    // Everything the client said, once it has closed the connection.
+    end.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the client closes");
+    let heard = heard.lock().unwrap().clone();
     assert_eq!(heard.len(), 1, "only EHLO: {heard:?}");
     assert!(
         heard[0].starts_with("EHLO ["),
@@ -315,13 +313,10 @@ async fn starttls_is_required_and_no_password_goes_out_in_clear() {
 
 /// A server on loopback that greets with `line` again and again, a
 /// `pause` apart, for as long as the client listens.
-async fn endless_greeting(line: &'static [u8], pause: std::time::Duration) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.unwrap();
-        while sock.write_all(line).await.is_ok() {
-            tokio::time::sleep(pause).await;
+fn endless_greeting(line: &'static [u8], pause: std::time::Duration) -> u16 {
+    let (port, _) = scripted::listen(move |mut c| {
+        while c.send(line) {
+            std::thread::sleep(pause);
         }
     });
     port
@@ -355,8 +350,7 @@ async fn an_endless_reply_ends_the_session() {
     let port = endless_greeting(
         b"220-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n",
         std::time::Duration::ZERO,
-    )
-    .await;
+    );
     let e = deliver_to_hostile(port, std::time::Duration::from_secs(60)).await;
     assert!(e.contains("SMTP response too large"), "{e}");
 }
@@ -364,7 +358,7 @@ async fn an_endless_reply_ends_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dripping_reply_times_out_as_a_whole() {
     // Every line comes well within the read timeout; the reply never ends.
-    let port = endless_greeting(b"220-a\r\n", std::time::Duration::from_millis(100)).await;
+    let port = endless_greeting(b"220-a\r\n", std::time::Duration::from_millis(100));
     let e = deliver_to_hostile(port, std::time::Duration::from_secs(2)).await;
     assert!(e.contains("no complete answer from the SMTP server"), "{e}");
 }

@@ -17,9 +17,8 @@ use postfach::account::Encryption;
 use postfach::send::queue::unix_now;
 use postfach::send::{deliver, policy, queue_mail, Outcome};
 use postfach::store::{OutboxRecord, OutboxState};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
 
+use common::scripted::{self, Conn};
 use common::{create_user, Env};
 use sendkit::{sender, simple, Kit};
 
@@ -64,26 +63,21 @@ struct Seen {
     commands: Mutex<Vec<String>>,
 }
 
-/// A scripted server on loopback, serving every connection by `script`.
-async fn hostile(script: Script) -> (u16, Arc<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+/// A scripted server on loopback (tests/common/scripted), serving every
+/// connection by `script`.
+fn hostile(script: Script) -> (u16, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let n = s.connections.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(serve(sock, script, n, s.clone()));
-        }
+    let (port, _lines) = scripted::listen(move |conn| {
+        let n = s.connections.fetch_add(1, Ordering::SeqCst);
+        serve(conn, script, n, &s);
     });
     (port, seen)
 }
 
-async fn serve(sock: TcpStream, script: Script, n: usize, seen: Arc<Seen>) {
-    let mut c = BufReader::new(sock);
+fn serve(mut c: Conn, script: Script, n: usize, seen: &Seen) {
     if script == Script::Silent {
-        let mut buf = [0u8; 256];
-        while let Ok(1..) = c.read(&mut buf).await {}
+        c.drain();
         seen.closed_by_client.fetch_add(1, Ordering::SeqCst);
         return;
     }
@@ -95,20 +89,14 @@ async fn serve(sock: TcpStream, script: Script, n: usize, seen: Arc<Seen>) {
             ok.to_string()
         }
     };
-    if c.get_mut()
-        .write_all(say(0, "220 hostile ESMTP\r\n").as_bytes())
-        .await
-        .is_err()
-    {
+    if !c.send(say(0, "220 hostile ESMTP\r\n").as_bytes()) {
         return;
     }
-    let mut line = String::new();
     loop {
-        line.clear();
-        if c.read_line(&mut line).await.unwrap_or(0) == 0 {
+        let Some(line) = c.line() else {
             seen.closed_by_client.fetch_add(1, Ordering::SeqCst);
             return;
-        }
+        };
         let verb = line
             .split_whitespace()
             .next()
@@ -127,11 +115,10 @@ async fn serve(sock: TcpStream, script: Script, n: usize, seen: Arc<Seen>) {
             "RCPT" => say(3, "250 2.1.5 ok\r\n"),
             "DATA" if defer(4) => say(4, ""),
             "DATA" => {
-                let go = b"354 end with <CRLF>.<CRLF>\r\n";
-                if c.get_mut().write_all(go).await.is_err() {
+                if !c.send(b"354 end with <CRLF>.<CRLF>\r\n") {
                     return;
                 }
-                if !read_body(&mut c).await {
+                if !read_body(&mut c) {
                     seen.closed_by_client.fetch_add(1, Ordering::SeqCst);
                     return;
                 }
@@ -147,13 +134,13 @@ async fn serve(sock: TcpStream, script: Script, n: usize, seen: Arc<Seen>) {
                 }
             }
             "QUIT" => {
-                let _ = c.get_mut().write_all(b"221 2.0.0 bye\r\n").await;
+                c.send(b"221 2.0.0 bye\r\n");
                 return;
             }
             "RSET" | "NOOP" => "250 2.0.0 ok\r\n".to_string(),
             _ => "502 5.5.2 not here\r\n".to_string(),
         };
-        if c.get_mut().write_all(answer.as_bytes()).await.is_err() {
+        if !c.send(answer.as_bytes()) {
             // The client gave up on the reply (HugeReply) and closed.
             seen.closed_by_client.fetch_add(1, Ordering::SeqCst);
             return;
@@ -162,16 +149,13 @@ async fn serve(sock: TcpStream, script: Script, n: usize, seen: Arc<Seen>) {
 }
 
 /// Read the body up to its final dot; false if the connection ended first.
-async fn read_body(c: &mut BufReader<TcpStream>) -> bool {
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match c.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return false,
-            Ok(_) if line == b".\r\n" => return true,
-            Ok(_) => {}
+fn read_body(c: &mut Conn) -> bool {
+    while let Some(line) = c.quiet_line() {
+        if line == "." {
+            return true;
         }
     }
+    false
 }
 
 /// About 1 MB of continuation lines (each under 1000 bytes, as RFC 5321
@@ -237,7 +221,7 @@ async fn a_greeting_that_never_comes_times_out_queues_and_closes() {
         .into_iter()
         .enumerate()
     {
-        let (port, seen) = hostile(Script::Silent).await;
+        let (port, seen) = hostile(Script::Silent);
         let (kit, id) = queued(port, enc, Duration::from_secs(2)).await;
         let Outcome::Retry(_, e) = attempt(&kit, id).await else {
             panic!("{enc:?}: not retried");
@@ -261,7 +245,7 @@ async fn a_greeting_that_never_comes_times_out_queues_and_closes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deferred_at_every_step_stays_queued_until_it_gives_up() {
-    let (port, seen) = hostile(Script::Defer).await;
+    let (port, seen) = hostile(Script::Defer);
     let (kit, id) = queued(port, Encryption::None, Duration::from_secs(20)).await;
     for (i, deferral) in DEFERRALS.iter().enumerate() {
         let before = unix_now();
@@ -320,7 +304,7 @@ async fn deferred_at_every_step_stays_queued_until_it_gives_up() {
 
 /// Two attempts at a mail the server may have; the second must not start.
 async fn uncertain(script: Script) -> (Kit, u64, Arc<Seen>, String) {
-    let (port, seen) = hostile(script).await;
+    let (port, seen) = hostile(script);
     let (kit, id) = queued(port, Encryption::None, Duration::from_secs(20)).await;
     let Outcome::Failed(e) = attempt(&kit, id).await else {
         panic!("{script:?}: not failed");
@@ -364,15 +348,12 @@ async fn a_dripping_greeting_before_starttls_times_out_as_a_whole() {
     // A greeting line every 1.5 s: each within the 2 s read timeout, the
     // reply never complete. Timed per line, the prelude would take 100
     // lines (150 s) to give up.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     let lines = Arc::new(AtomicUsize::new(0));
     let sent = lines.clone();
-    tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.unwrap();
-        while sock.write_all(b"220-hostile\r\n").await.is_ok() {
+    let (port, _) = scripted::listen(move |mut c| {
+        while c.send(b"220-hostile\r\n") {
             sent.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            std::thread::sleep(Duration::from_millis(1500));
         }
     });
     let (kit, id) = queued(port, Encryption::Starttls, Duration::from_secs(2)).await;
@@ -393,7 +374,7 @@ async fn a_dripping_greeting_before_starttls_times_out_as_a_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_starttls_keeps_the_mail_queued_and_the_password_home() {
-    let (port, seen) = hostile(Script::RefuseTls).await;
+    let (port, seen) = hostile(Script::RefuseTls);
     let env = Env::get();
     let kit = Kit::new(env);
     let from = create_user(env, "sender");

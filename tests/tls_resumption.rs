@@ -14,7 +14,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::imap_server::{FakeImap, Options};
+use common::scripted::fake_imap::{FakeImap, Options};
 use common::Env;
 use postfach::net::{self, Timeouts, TlsContext};
 use rustls::HandshakeKind;

@@ -16,12 +16,11 @@ use zbus::names::InterfaceName;
 use zbus::object_server::SignalEmitter;
 use zbus::{interface, Connection, OwnedVariant};
 
-use super::account_iface::AccountIface;
 use super::ctx::Ctx;
 use super::errors::{self, ApiError, ApiResult};
 use super::props::{self, View};
 use super::registry::Snapshot;
-use super::{account_path, wire, ACCOUNT_IFACE};
+use super::{wire, ACCOUNT_IFACE};
 use crate::account::{Account, SettingValue, MAX_STRING};
 use crate::error::{Error, Result};
 use crate::redact::Scrubber;
@@ -195,19 +194,9 @@ impl AccountObject {
         self.ctx.scheduler.remove(&self.id);
         self.ctx.accounts.remove(&self.id);
         self.ctx.forget_status(&self.id);
-        // Unpublish from a task: the object must not remove itself while
-        // this very call still runs on it.
-        let conn = conn.clone();
-        let path = account_path(&self.id);
-        tokio::spawn(async move {
-            if let Err(e) = conn
-                .object_server()
-                .remove::<AccountIface, _>(path.as_str())
-                .await
-            {
-                tracing::warn!(error = %e, path = %path, "could not unpublish a deleted account");
-            }
-        });
+        // The scheduler's removal notice has the service unpublish this
+        // object (service::pump): it must not remove itself while this
+        // very call still runs on it.
         tracing::info!(account_id = %self.id, uid = caller.uid, "account deleted");
         Ok(())
     }

@@ -62,7 +62,7 @@ pub async fn restore(
     }
     crate::store::log_restored_reset(&prepared.reset);
     for old in &before {
-        ctx.scheduler.remove(&old.id);
+        ctx.scheduler.remove_quietly(&old.id);
         ctx.accounts.remove(&old.id);
         ctx.forget_status(&old.id);
         let path = account_path(&old.id);

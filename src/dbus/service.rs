@@ -71,6 +71,8 @@ pub async fn serve(
 /// in the order the tasks sent them; none is ever dropped (see
 /// scheduler::notice for why that stays bounded). Signals carry opaque ids
 /// only (invariant 6): anyone allowed to listen on the bus sees them.
+/// A removal notice unpublishes the account's object (and zbus sends
+/// `InterfacesRemoved`).
 async fn pump(conn: Connection, ctx: Arc<Ctx>) {
     let Some(mut notices) = ctx.scheduler.subscribe() else {
         return;
@@ -133,6 +135,17 @@ async fn announce(conn: &Connection, ctx: &Ctx, notice: Notice) -> zbus::Result<
         Notice::MessagesChanged(ids) => {
             let root = SignalEmitter::new(conn, ROOT_PATH)?;
             Mailbox::messages_changed(&root, &ids).await
+        }
+        Notice::Removed(id) => {
+            let path = account_path(&id);
+            let removed = conn
+                .object_server()
+                .remove::<AccountIface, _>(path.as_str())
+                .await;
+            if let Err(e) = removed {
+                tracing::warn!(error = %e, path = %path, "could not unpublish a deleted account");
+            }
+            Ok(())
         }
     }
 }

@@ -17,8 +17,9 @@ use crate::fetch::FetchReport;
 pub enum Command {
     /// The account was created or its settings/secrets changed: (re)start its task.
     Reload(String),
-    /// The account was deleted: stop its task.
-    Remove(String),
+    /// The account was deleted or replaced: stop its task for good; `announce` sends
+    /// [`super::Notice::Removed`] once the owner loop has done so.
+    Remove { id: String, announce: bool },
     /// Hand a request to the account's task.
     Request(String, Request),
     /// Answer at once: the watchdog's proof that the loop turns.
@@ -86,9 +87,24 @@ impl Handle {
         let _ = self.tx.send(Command::Resume(accounts));
     }
 
-    /// Ask the owner loop to stop this account's task.
+    /// Ask the owner loop to stop this deleted account's task; then a
+    /// [`super::Notice::Removed`] tells the notice's reader (the D-Bus
+    /// service unpublishes the account's object).
     pub fn remove(&self, account: &str) {
-        let _ = self.tx.send(Command::Remove(account.to_string()));
+        let _ = self.tx.send(Command::Remove {
+            id: account.to_string(),
+            announce: true,
+        });
+    }
+
+    /// Like [`Handle::remove`] without the notice: for a caller that
+    /// unpublishes the object itself (a restore replaces every account,
+    /// possibly under the same ids).
+    pub fn remove_quietly(&self, account: &str) {
+        let _ = self.tx.send(Command::Remove {
+            id: account.to_string(),
+            announce: false,
+        });
     }
 
     /// Fetch now; resolves when that fetch is done.

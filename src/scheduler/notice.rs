@@ -32,6 +32,9 @@ pub enum Notice {
     },
     /// These messages changed (an outbox mail's state or error).
     MessagesChanged(Vec<u64>),
+    /// The account was removed (Delete): its task is told to stop, and its
+    /// D-Bus object is to be unpublished by whoever published it.
+    Removed(String),
 }
 
 /// Accounts with a status notice queued and not yet taken.
@@ -73,6 +76,11 @@ impl Notifier {
     /// Messages changed: always queued.
     pub fn messages_changed(&self, ids: Vec<u64>) {
         let _ = self.tx.send(Notice::MessagesChanged(ids));
+    }
+
+    /// An account was removed: always queued.
+    pub fn removed(&self, account: &str) {
+        let _ = self.tx.send(Notice::Removed(account.to_string()));
     }
 
     /// A fetch ended: always queued.
@@ -125,7 +133,7 @@ mod tests {
             match notice {
                 Notice::Status(id) => statuses.push(id),
                 Notice::FetchFinished { new_ids, .. } => ids.extend(new_ids),
-                Notice::MessagesChanged(_) => {}
+                Notice::MessagesChanged(_) | Notice::Removed(_) => {}
             }
         }
         assert_eq!(statuses, ["a1", "a2"], "one status notice per account");

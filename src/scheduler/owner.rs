@@ -87,11 +87,16 @@ pub async fn run(
                 let new = Running::spawn(id.clone(), &rt, before, grace, done.clone());
                 tasks.insert(id, new);
             }
-            Command::Remove(id) => match tasks.remove(&id) {
-                // The task clears its board entry when it ends.
-                Some(old) => drop(old.stop(Stop::Remove)),
-                None => rt.handle.board().remove(&id),
-            },
+            Command::Remove { id, announce } => {
+                match tasks.remove(&id) {
+                    // The task clears its board entry when it ends.
+                    Some(old) => drop(old.stop(Stop::Remove)),
+                    None => rt.handle.board().remove(&id),
+                }
+                if announce {
+                    rt.handle.notifier().removed(&id);
+                }
+            }
             Command::Request(id, request) => match tasks.get(&id) {
                 Some(t) => {
                     if let Err(mpsc::error::SendError(request)) = t.requests.send(request) {

@@ -19,11 +19,10 @@ pub mod abuse;
 pub mod api;
 pub mod daemon;
 pub mod dovecot;
-pub mod echo_server;
 pub mod eventually;
 pub mod fetch;
-pub mod imap_server;
 pub mod restorekit;
+pub mod scripted;
 pub mod settings;
 pub mod sysbus;
 

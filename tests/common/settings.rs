@@ -87,6 +87,19 @@ impl Settings {
             .with("address", &user.address)
     }
 
+    /// An account of `kind` at `address` on a scripted server on loopback
+    /// (tests/common/scripted): clear text (allowed on loopback), fetched
+    /// only on demand (poll interval 0). No password.
+    pub fn on_loopback(kind: &str, port: u16, address: &str) -> Settings {
+        Settings::new()
+            .with("kind", kind)
+            .with("host", "127.0.0.1")
+            .with("port", port)
+            .with("encryption", "none")
+            .with("address", address)
+            .with("poll_interval", 0u32)
+    }
+
     /// Sets `key` (replacing an earlier value of it).
     pub fn with(mut self, key: &'static str, value: impl IntoSetting) -> Settings {
         let value = value.into_setting();

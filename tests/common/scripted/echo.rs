@@ -1,10 +1,9 @@
-//! A scripted mail server on loopback that refuses every login by
-//! repeating the client's login line — password included — in its error:
-//! the server that ARCHITECTURE.md "The D-Bus API"'s "scrubbed of the account's secrets"
-//! is about (`NO … "user" "secret"`, `-ERR … PASS secret`).
+//! A server that refuses every login by repeating the client's login line
+//! — password included — in its error: the server that ARCHITECTURE.md
+//! "The D-Bus API"'s "scrubbed of the account's secrets" is about
+//! (`NO … "user" "secret"`, `-ERR … PASS secret`).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use super::{listen, Conn};
 
 /// What the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,40 +19,24 @@ pub enum Echo {
 /// Starts the server; it serves every connection until the test ends.
 /// Returns its port on 127.0.0.1.
 pub fn start(kind: Echo) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let port = listener.local_addr().expect("local address").port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let _ = serve(kind, conn);
-            });
-        }
-    });
-    port
+    listen(move |conn| serve(kind, conn)).0
 }
 
-fn serve(kind: Echo, conn: TcpStream) -> std::io::Result<()> {
-    let mut out = conn.try_clone()?;
-    let mut lines = BufReader::new(conn);
+fn serve(kind: Echo, mut c: Conn) {
     let greeting: &[u8] = match kind {
         Echo::ImapLogin => b"* OK [CAPABILITY IMAP4rev1] echo ready\r\n",
         _ => b"+OK echo ready\r\n",
     };
-    out.write_all(greeting)?;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if lines.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let said = line.trim_end_matches(['\r', '\n']);
+    if !c.send(greeting) {
+        return;
+    }
+    while let Some(said) = c.line() {
         let reply = match kind {
-            Echo::ImapLogin => imap(said),
-            _ => pop3(kind, said),
+            Echo::ImapLogin => imap(&said),
+            _ => pop3(kind, &said),
         };
-        out.write_all(reply.as_bytes())?;
-        if reply.contains("BYE") || reply.starts_with("+OK bye") {
-            return Ok(());
+        if !c.send(reply.as_bytes()) || reply.contains("BYE") || reply.starts_with("+OK bye") {
+            return;
         }
     }
 }
