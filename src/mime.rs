@@ -259,7 +259,22 @@ pub struct View {
     pub html: String,
     /// (file name, MIME type, decoded size in bytes).
     pub attachments: Vec<(String, String, u64)>,
+    /// `text` or `html` was cut at [`MAX_BODY`], or the attachment list at
+    /// [`MAX_ATTACHMENTS`]: the whole mail is in GetRaw.
+    pub truncated: bool,
 }
+
+/// The most of `text` and of `html` that GetMessage hands out. A D-Bus
+/// message may be at most 128 MiB (D-Bus specification, "Message
+/// Format"), and the system bus's own limit is 32 MiB: a dbus-daemon
+/// disconnects a peer that sends a bigger one, so one mail with a 50 MB
+/// text part would take the daemon off the bus. 1 MiB each is more text
+/// than anyone reads in a CRM; the rest stays in GetRaw.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// The most attachments GetMessage lists (a mail of 10,000 tiny parts
+/// would otherwise make a reply of megabytes of names).
+pub const MAX_ATTACHMENTS: usize = 1000;
 
 /// The readable parts of a raw mail. Never panics; unreadable mail gives an
 /// empty view, and the caller can still offer the raw bytes (GetRaw).
@@ -278,14 +293,28 @@ pub fn view(raw: &[u8]) -> View {
 }
 
 fn view_of(m: &Message<'_>) -> View {
-    let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    let mut truncated = false;
+    let mut cut = |s: String| {
+        if s.len() <= MAX_BODY {
+            return s;
+        }
+        truncated = true;
+        let mut end = MAX_BODY;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_string()
+    };
+    let text = cut(m.body_text(0).map(|t| t.into_owned()).unwrap_or_default());
     let html = if m.html_body_count() > 0 && m.html_part(0).is_some_and(|p| p.is_text_html()) {
-        m.body_html(0).map(|t| t.into_owned()).unwrap_or_default()
+        cut(m.body_html(0).map(|t| t.into_owned()).unwrap_or_default())
     } else {
         String::new()
     };
+    truncated |= m.attachments().nth(MAX_ATTACHMENTS).is_some();
     let attachments = m
         .attachments()
+        .take(MAX_ATTACHMENTS)
         .enumerate()
         .map(|(i, part)| {
             let mime = part
@@ -309,6 +338,7 @@ fn view_of(m: &Message<'_>) -> View {
         text,
         html,
         attachments,
+        truncated,
     }
 }
 

@@ -4,12 +4,17 @@
 //! every protocol resolves, connects, verifies certificates and words its
 //! failures the same way. Certificate checks live in [`verify`]; the
 //! connected [`Stream`] and the guards in its read path (a fetch's
-//! deadline, IMAP literals above the size limit: [`literal`]) in `stream`.
+//! deadline, IMAP literals above the size limit: [`literal`]) in `stream`;
+//! servers that break TLS resumption in `resume`; a clear-text greeting
+//! awaited on an implicit-TLS port in `greeting`.
 
+mod greeting;
 pub mod literal;
+mod resume;
 mod stream;
 mod verify;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -29,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::fetch::deadline::Budget;
 use crate::fetch::DEFAULT_MAX_MESSAGE_SIZE;
 
+pub use greeting::expect_greeting;
 pub use stream::{Stream, WRITE_BUFFER};
 pub use verify::spki_pin;
 
@@ -71,7 +77,14 @@ pub struct TlsContext {
     webpki: Option<Arc<WebPkiServerVerifier>>,
     /// One client config per trust, shared by its connections; see [`Configs`].
     configs: Configs,
+    /// Hosts whose server fails resumed handshakes (net::resume).
+    refusing: resume::Refusing,
 }
+
+/// Debian's self-signed "snakeoil" certificate (package ssl-cert): it is
+/// linked into /etc/ssl/certs, so the system store lists it, but it is no
+/// CA; see `verify::without_snakeoil`.
+const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
 
 /// How many TLS sessions a config remembers: rustls keeps up to 8 TLS 1.3
 /// tickets per server name, so this holds 1,024 servers, enough for the
@@ -84,9 +97,14 @@ const SESSIONS: usize = 8 * 1024;
 /// check, which makes a round of logins cheaper on both ends; rustls only
 /// resumes a session under the verifier that checked it. A session made
 /// under one pin therefore never stands in for another account's own
-/// verification of the same host name.
+/// verification of the same host name. Each trust has a second config
+/// without resumption, for the servers that break it (net::resume); the
+/// key's `bool` says whether the config resumes.
 #[derive(Clone, Debug, Default)]
-struct Configs(Arc<Mutex<HashMap<Option<String>, Arc<rustls::ClientConfig>>>>);
+struct Configs(Arc<Mutex<HashMap<ConfigKey, Arc<rustls::ClientConfig>>>>);
+
+/// The pin of a trust (`None`: webpki) and whether its config resumes.
+type ConfigKey = (Option<String>, bool);
 
 impl TlsContext {
     /// Load the system roots and `extra_ca_file`. A missing or unreadable
@@ -98,7 +116,9 @@ impl TlsContext {
         for e in &native.errors {
             tracing::warn!("system CA certificates: {e}");
         }
-        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        let snakeoil = std::fs::read(SNAKEOIL).ok();
+        let certs = verify::without_snakeoil(native.certs, snakeoil.as_deref());
+        let (added, ignored) = roots.add_parsable_certificates(certs);
         if ignored > 0 {
             tracing::debug!("system CA store: {added} loaded, {ignored} unusable");
         }
@@ -167,6 +187,7 @@ impl TlsContext {
             provider,
             webpki,
             configs: Configs::default(),
+            refusing: resume::Refusing::default(),
         })
     }
 
@@ -174,15 +195,15 @@ impl TlsContext {
     /// trust as the mail servers (system roots plus `extra_ca_file`),
     /// offering HTTP/1.1 only.
     pub fn https_config(&self) -> Result<rustls::ClientConfig> {
-        let mut config = (*self.config(None)?).clone();
+        let mut config = (*self.config(None, true)?).clone();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
 
-    /// The shared config for this trust (`pin`: that pin alone), made on
-    /// first use.
-    fn config(&self, pin: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
-        let key = pin.map(str::to_string);
+    /// The shared config for this trust (`pin`: that pin alone), with or
+    /// without resumption, made on first use.
+    fn config(&self, pin: Option<&str>, resumes: bool) -> Result<Arc<rustls::ClientConfig>> {
+        let key = (pin.map(str::to_string), resumes);
         if let Ok(map) = self.configs.0.lock() {
             if let Some(c) = map.get(&key) {
                 return Ok(c.clone());
@@ -202,8 +223,12 @@ impl TlsContext {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
-        config.resumption =
-            Resumption::in_memory_sessions(if pin.is_some() { 64 } else { SESSIONS });
+        config.resumption = if resumes {
+            let sessions = if pin.is_some() { 64 } else { SESSIONS };
+            Resumption::store(Arc::new(resume::Store::new(sessions)))
+        } else {
+            Resumption::disabled()
+        };
         let config = Arc::new(config);
         // A poisoned map only costs resumption: the config still works.
         if let Ok(mut map) = self.configs.0.lock() {
@@ -282,20 +307,36 @@ pub async fn start_tls(
     let pin = pin
         .filter(|p| !p.is_empty())
         .map(|p| p.strip_prefix("sha256/").unwrap_or(p));
-    let config = ctx.config(pin)?;
+    let port = tcp.peer_addr().map_or(0, |a| a.port());
+    let config = ctx.config(pin, ctx.refusing.resumes(host, port))?;
     let name = ServerName::try_from(host.to_string())
         .map_err(|_| Error::invalid("host", format!("{host:?} is not a valid TLS server name")))?;
     let connector = tokio_rustls::TlsConnector::from(config);
-    let handshake = timeout(t.connect, connector.connect(name, tcp));
-    match verify::EXPLANATION
-        .scope(explanation.clone(), handshake)
-        .await
-    {
+    // rustls takes the session to offer when the connection is made, so
+    // that happens inside the scopes too.
+    let offered = Cell::new(false);
+    let handshake = async move { timeout(t.connect, connector.connect(name, tcp)).await };
+    let (result, offered) = resume::OFFERED
+        .scope(offered, async {
+            let r = verify::EXPLANATION
+                .scope(explanation.clone(), handshake)
+                .await;
+            (r, resume::OFFERED.with(Cell::get))
+        })
+        .await;
+    if offered && !matches!(result, Ok(Ok(_))) {
+        ctx.refusing.add(host, port);
+    }
+    match result {
         Ok(Ok(tls)) => Ok(Stream::tls_stream(tls)),
         Ok(Err(e)) => {
             let explained = explanation.lock().ok().and_then(|mut s| s.take());
             Err(Error::Tls(match explained {
                 Some(text) => text,
+                None if verify::plain_reply(&e) => format!(
+                    "TLS handshake with {host} failed: the server does not speak TLS on \
+                     port {port} — try STARTTLS or the TLS port [{e}]"
+                ),
                 None => format!("TLS handshake with {host} failed: {e}"),
             }))
         }

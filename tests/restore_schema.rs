@@ -3,14 +3,16 @@
 //! tables, so an older backup's tables load and the store's migration
 //! finishes the job. The older backups are made from today's by rewriting
 //! what differs — the header's `schema_version`, the meta table's version
-//! row, and the tables the older schema did not have — and sealing the file
-//! again with the backup writer. Older still is refused, naming both ends.
+//! row, and the tables the older schema did not have (before schema 8 the
+//! raw mails travel unpacked in `table:raw`) — and sealing the file again
+//! with the backup writer. Older still is refused, naming both ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 use common::fetch as fetchkit;
 use common::restorekit::{all_mails, backup, leftovers, mail, restore};
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use common::Env;
@@ -18,10 +20,24 @@ use fetchkit::Proto;
 use postfach::backup::format::{unpack, Writer};
 use postfach::backup::restore::OLDEST_RESTORABLE;
 use postfach::store::schema::SCHEMA_VERSION;
+use zbus::zvariant::Variant;
+
+/// How many mails a ListMessages `text` search finds.
+async fn found(conn: &zbus::Connection, text: &str) -> u32 {
+    let mb = fetchkit::mailbox(conn).await;
+    let filter = HashMap::from([("text", Variant::from(text))]);
+    mb.list_messages("", filter, 0, 10).await.unwrap().1
+}
 
 /// Tables that came after each schema (src/store/schema.rs, STEPS).
 fn added_after(version: u64) -> Vec<&'static str> {
     let mut t = Vec::new();
+    if version < 9 {
+        t.push("table:raw_packed");
+    }
+    if version < 8 {
+        t.push("table:search_index");
+    }
     if version < 7 {
         t.push("table:drafts");
     }
@@ -81,12 +97,32 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
     let mut w = Writer::new(Vec::new(), header.to_string().as_bytes()).unwrap();
     let dropped = added_after(version);
     let mut seen_meta = false;
+    // Schema 9 packed the raw mails (postfach::store::compress); older
+    // backups carry them as received, in `table:raw`.
+    let unpacked: Vec<(Vec<u8>, Vec<u8>)> = if version < 9 {
+        let (_, path) = u
+            .sections
+            .iter()
+            .find(|(n, _)| n == "table:raw_packed")
+            .unwrap();
+        let r = rows(&std::fs::read(path).unwrap());
+        assert!(!r.is_empty());
+        r.into_iter()
+            .map(|(k, v)| (k, postfach::store::compress::unpack(&v).unwrap()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     for (name, path) in &u.sections {
         let body = std::fs::read(path).unwrap();
         if dropped.contains(&name.as_str()) {
             continue;
         }
-        let body = if name == "table:meta" {
+        let body = if name == "table:raw" && version < 9 {
+            let mut r = rows(&body);
+            r.extend(unpacked.iter().cloned());
+            encode(&r)
+        } else if name == "table:meta" {
             seen_meta = true;
             let mut r = rows(&body);
             let row = r.iter_mut().find(|(k, _)| k == b"schema_version").unwrap();
@@ -132,6 +168,9 @@ async fn backups_of_older_schemas_restore_and_older_still_are_refused() {
         let reset: Vec<String> = fetchkit::get(&report, "reset");
         assert_eq!(reset.len(), 1, "schema {version}: {report:?}");
         assert_eq!(all_mails(&conn_b).await, mails, "schema {version}");
+        // The word index was built by the migration (schema 8).
+        assert_eq!(found(&conn_b, "Restore 1").await, 1, "schema {version}");
+        assert_eq!(found(&conn_b, "restore").await, 3, "schema {version}");
         assert!(leftovers(fresh.path()).is_empty());
         // The restored store is today's schema: a restart opens it as is.
         drop(conn_b);

@@ -24,6 +24,7 @@ macro_rules! for_tables {
         $m!($crate::store::schema::ACCOUNTS);
         $m!($crate::store::schema::SYNC);
         $m!($crate::store::schema::RAW);
+        $m!($crate::store::schema::RAW_PACKED);
         $m!($crate::store::schema::BLOBS);
         $m!($crate::store::schema::MESSAGES);
         $m!($crate::store::schema::SERVER_IDS);
@@ -38,6 +39,7 @@ macro_rules! for_tables {
         $m!($crate::store::schema::OUTBOX);
         $m!($crate::store::schema::OUTBOX_ACTIVE);
         $m!($crate::store::schema::DRAFTS);
+        $m!($crate::store::schema::SEARCH_INDEX);
     };
 }
 pub(crate) use for_tables;

@@ -6,6 +6,7 @@
 //! with indicatif. Polling rather than PropertiesChanged: a missed or late
 //! signal would leave the bar stuck, a poll cannot. The bar is drawn only
 //! when stdout is a terminal, so logs and pipes get just the result line.
+//! The fetch's warning, if any, follows on stderr (`warning` in JSON).
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -43,10 +44,22 @@ impl Ctl {
             bar.finish_and_clear();
         }
         let new = result.map_err(|e| not_found(id, e.into()))?;
+        // A fetch that succeeded leaves its warnings (delete on server
+        // skipped for lack of UIDPLUS, a mail refused for its size, …) in
+        // LastError, set before FetchNow answers; an admin who fetches by
+        // hand must see them here, not only in `account show`.
+        let warning = account.last_error().await.unwrap_or_default();
         if self.json {
-            println!("{}", serde_json::json!({ "id": id, "new_messages": new }));
+            let mut out = serde_json::json!({ "id": id, "new_messages": new });
+            if !warning.is_empty() {
+                out["warning"] = serde_json::Value::from(warning);
+            }
+            println!("{out}");
         } else {
             println!("{}", new_messages(new));
+            if !warning.is_empty() {
+                eprintln!("warning: {warning}");
+            }
         }
         Ok(())
     }

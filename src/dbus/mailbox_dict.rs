@@ -44,8 +44,10 @@ pub fn message_dict(m: &MessageMeta, private: bool) -> Dict {
     d
 }
 
-/// `GetMessage`: the list dict plus `message_id`, `text`, `html` and
-/// `attachments a(sst)` (name, MIME type, decoded size).
+/// `GetMessage`: the list dict plus `message_id`, `text`, `html`,
+/// `attachments a(sst)` (name, MIME type, decoded size) and `truncated`
+/// (a body or the list was cut to keep the reply within the bus's message
+/// limit; see [`crate::mime::MAX_BODY`]).
 pub fn full_dict(m: &MessageMeta, private: bool, view: View) -> Dict {
     let mut d = message_dict(m, private);
     let message_id = if view.message_id.is_empty() {
@@ -57,6 +59,7 @@ pub fn full_dict(m: &MessageMeta, private: bool, view: View) -> Dict {
     d.insert("text".into(), view.text.into());
     d.insert("html".into(), view.html.into());
     d.insert("attachments".into(), Variant::from(view.attachments));
+    d.insert("truncated".into(), view.truncated.into());
     d
 }
 

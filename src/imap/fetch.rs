@@ -44,6 +44,7 @@ use super::partial;
 use super::session::{Caps, LOGOUT_WAIT};
 use super::syncstate;
 pub use super::syncstate::{SyncState, STATE_KEY};
+use super::uidnext;
 use super::uidset::{self, compress, server_id, COMMAND_UIDS};
 use super::unreadable::{self, Suspects};
 use super::wire::{self, imap_error, next, timed, Session};
@@ -130,17 +131,22 @@ async fn run(
             "{host}: the server sent no UIDVALIDITY for INBOX (RFC 3501 requires it)"
         ))
     })?;
-    let state = SyncState {
-        uidvalidity,
-        uidnext: mailbox.uid_next.unwrap_or(0),
-    };
     // No new mail since the last complete fetch: UIDNEXT only grows when
     // mail arrives (RFC 3501 §2.3.1.1), and a state with a UIDNEXT is only
     // written after a fetch that stored (and, with delete on server,
     // deleted) everything it listed. An idle account's round then costs
-    // one SELECT/EXAMINE: no listing, no store commit.
+    // one SELECT/EXAMINE (and a UID SEARCH where the server sends no
+    // UIDNEXT: imap::uidnext): no listing, no store commit.
+    let server_next = mailbox.uid_next.filter(|n| *n != 0);
     let previous = syncstate::load(store, account)?;
-    if state.uidnext != 0 && previous == Some(state) {
+    let nothing_new = match (server_next, previous) {
+        (Some(n), Some(p)) => p.uidvalidity == uidvalidity && p.uidnext == n,
+        (None, Some(p)) if p.uidvalidity == uidvalidity && p.uidnext != 0 => {
+            !uidnext::any_from(session, &t, host, p.uidnext).await?
+        }
+        _ => false,
+    };
+    if nothing_new {
         conn.inbox = Some(mailbox.exists);
         progress(0, 0);
         return Ok(unchanged(account, &caps));
@@ -153,6 +159,10 @@ async fn run(
         Vec::new()
     } else {
         list_uids(session, &t, host).await?
+    };
+    let state = SyncState {
+        uidvalidity,
+        uidnext: uidnext::stand_in(server_next, previous, uidvalidity, &on_server),
     };
     let known = blocking(|| store.known_server_ids(&account.id, &prefix))?;
     let (new, too_big): (Vec<_>, Vec<_>) = on_server

@@ -72,6 +72,18 @@ pub enum Moved {
     Stale,
 }
 
+impl Moved {
+    /// The journal's words for how a Trash move ended: "moved" only when
+    /// the mail left INBOX.
+    pub fn journal(&self) -> &'static str {
+        match self {
+            Moved::Moved(_) => "mail moved to the Trash folder on the server",
+            Moved::Copied => "mail copied to the Trash folder; the original stays in INBOX",
+            Moved::Stale => "mail left on the server: INBOX UIDVALIDITY changed",
+        }
+    }
+}
+
 /// A folder as LIST shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Folder {

@@ -15,6 +15,7 @@
 //! - `unreadable`: a FETCH reply no parser reads costs that mail alone.
 //! - `news`: which server responses mean new mail (pure).
 //! - `syncstate`: the INBOX sync state in the store; where a stored mail is.
+//! - `uidnext`: "nothing new" where the server sends no UIDNEXT (Courier).
 //! - [`uidset`]: UID sets, batches and server ids (pure).
 //! - [`utf7`]: folder names between the wire's modified UTF-7 and UTF-8 (pure).
 //!
@@ -35,6 +36,7 @@ pub mod session;
 pub mod syncstate;
 #[cfg(test)]
 mod testing;
+mod uidnext;
 pub mod uidset;
 mod unreadable;
 pub mod utf7;

@@ -82,12 +82,23 @@ impl Caps {
 /// be authenticated in clear text, which is the STARTTLS-stripping attack
 /// (RFC 2595 §3.1, CVE-2020-12398); no STARTTLS capability is an error, never
 /// a silent fall-back to clear text.
+///
+/// A server that refuses a resumed TLS session gets one more attempt
+/// without it (net::resume).
 pub async fn connect(account: &Account, tls: &TlsContext, t: &Timeouts) -> Result<Client> {
+    tls.retry_unresumed(&account.host, account.port, || {
+        connect_once(account, tls, t)
+    })
+    .await
+}
+
+async fn connect_once(account: &Account, tls: &TlsContext, t: &Timeouts) -> Result<Client> {
     let host = account.host.as_str();
     let pin = Some(account.tls_pin.as_str()).filter(|p| !p.is_empty());
     let tcp = net::connect_tcp(host, account.port, t).await?;
     match account.encryption {
         Encryption::None => {
+            net::expect_greeting(&tcp, host, account.port, tls, t).await?;
             let mut client = Client::new(guarded(Stream::plain(tcp), t));
             greeting(&mut client, t, host).await?;
             Ok(client)
@@ -99,6 +110,7 @@ pub async fn connect(account: &Account, tls: &TlsContext, t: &Timeouts) -> Resul
             Ok(client)
         }
         Encryption::Starttls => {
+            net::expect_greeting(&tcp, host, account.port, tls, t).await?;
             let tcp = starttls_dialogue(tcp, t, host).await?;
             let stream = net::start_tls(tcp, host, tls, pin, t).await?;
             // No greeting after the handshake (RFC 3501 §6.2.1).

@@ -226,6 +226,28 @@ fn view_of_text_and_broken_mail() {
     let _ = view(&nested_multipart(200));
 }
 
+#[test]
+fn view_cuts_huge_bodies_and_attachment_lists_and_says_so() {
+    // "ä" is two bytes: the cut must land on a character boundary.
+    let body = format!("x{}", "ä".repeat(MAX_BODY));
+    let v = view(format!("Subject: big\r\n\r\n{body}").as_bytes());
+    assert!(v.truncated);
+    assert!(v.text.len() <= MAX_BODY && v.text.len() > MAX_BODY - 4);
+    assert!(v.text.starts_with("xää"));
+    let mut many = String::from("Content-Type: multipart/mixed; boundary=p\r\n\r\n");
+    for i in 0..MAX_ATTACHMENTS + 5 {
+        many.push_str(&format!(
+            "--p\r\nContent-Type: application/pdf; name=a{i}.pdf\r\n\r\nx\r\n"
+        ));
+    }
+    many.push_str("--p--\r\n");
+    let v = view(many.as_bytes());
+    assert_eq!(v.attachments.len(), MAX_ATTACHMENTS);
+    assert!(v.truncated);
+    let small = view(b"Subject: s\r\n\r\nshort\r\n");
+    assert!(!small.truncated);
+}
+
 /// The header-only path of `summarize` must give exactly what a parse of
 /// the whole mail gives, for every single-part form near its boundary:
 /// text parts it takes, and look-alikes (attachment disposition, other

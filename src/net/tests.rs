@@ -231,3 +231,96 @@ fn plaintext_rule() {
     let e = check_plaintext_auth(&account("mail.example.com", "none", false)).unwrap_err();
     assert!(matches!(e, Error::Tls(ref m) if m.contains("clear text to mail.example.com")));
 }
+
+const SNAKEOIL: &[u8] = include_bytes!("testdata/snakeoil.pem");
+const SELF_LOCALHOST: &[u8] = include_bytes!("testdata/selflocal.pem");
+
+/// A context whose "system store" is the CA and a snakeoil certificate,
+/// loaded as `TlsContext::new` loads the system store.
+fn store_with_snakeoil(filter: bool) -> TlsContext {
+    let certs = vec![der(CA), der(SNAKEOIL)];
+    let certs = if filter {
+        verify::without_snakeoil(certs, Some(SNAKEOIL))
+    } else {
+        certs
+    };
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(certs);
+    TlsContext::with_roots(roots).unwrap()
+}
+
+/// Regression: Debian's snakeoil (CN=localhost) in the system store made
+/// every other self-signed CN=localhost server read "BadSignature".
+#[tokio::test]
+async fn a_snakeoil_in_the_system_store_is_no_ca() {
+    let m = tls_err(
+        handshake(
+            SELF_LOCALHOST,
+            "localhost",
+            &store_with_snakeoil(false),
+            None,
+        )
+        .await,
+    );
+    assert!(m.contains("BadSignature"), "the flaw as it was: {m}");
+    let m = tls_err(
+        handshake(
+            SELF_LOCALHOST,
+            "localhost",
+            &store_with_snakeoil(true),
+            None,
+        )
+        .await,
+    );
+    assert!(
+        m.starts_with("TLS certificate not trusted: self-signed, issuer CN=localhost"),
+        "{m}"
+    );
+    // The other roots stay.
+    let ok = handshake(LEAF, "localhost", &store_with_snakeoil(true), None).await;
+    assert_eq!(ok.unwrap(), "hello");
+}
+
+#[test]
+fn snakeoil_and_its_subject_are_left_out_of_the_system_store() {
+    // OTHER is CA-signed, but its subject is CN=localhost too.
+    let all = vec![
+        der(CA),
+        der(SNAKEOIL),
+        der(SELF_LOCALHOST),
+        der(OTHER),
+        der(SELF_SIGNED),
+    ];
+    let kept = verify::without_snakeoil(all.clone(), Some(SNAKEOIL));
+    assert_eq!(kept, vec![der(CA), der(SELF_SIGNED)]);
+    assert_eq!(verify::without_snakeoil(all.clone(), None), all);
+}
+
+/// Regression: TLS against a clear-text port read "received corrupt
+/// message of type InvalidContentType".
+#[tokio::test]
+async fn tls_against_a_clear_text_port_says_so() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let _ = tcp
+            .write_all(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n")
+            .await;
+        let mut sink = [0u8; 512];
+        let _ = tcp.read(&mut sink).await;
+    });
+    let t = Timeouts::default();
+    let tcp = connect_tcp("127.0.0.1", port, &t).await.unwrap();
+    let e = start_tls(tcp, "localhost", &ca_ctx(), None, &t)
+        .await
+        .err()
+        .unwrap();
+    let m = e.to_string();
+    assert!(
+        m.contains(&format!(
+            "the server does not speak TLS on port {port} — try STARTTLS or the TLS port"
+        )),
+        "{m}"
+    );
+}

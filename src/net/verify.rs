@@ -15,6 +15,7 @@ use base64::Engine;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
@@ -187,6 +188,51 @@ fn describe(
         _ => "TLS certificate rejected".to_string(),
     };
     format!("{head} [{err}]")
+}
+
+/// The system store without the machine's snakeoil certificate (`snakeoil`:
+/// the PEM of /etc/ssl/certs/ssl-cert-snakeoil.pem, if any) and without any
+/// other certificate of the same subject. Debian links that self-signed
+/// leaf (CN = the host name, often `localhost`) into /etc/ssl/certs; as a
+/// "root" it makes every other self-signed `CN=localhost` server look
+/// signed by it, and webpki then reports `BadSignature` instead of an
+/// untrusted self-signed certificate.
+pub(super) fn without_snakeoil(
+    certs: Vec<CertificateDer<'static>>,
+    snakeoil: Option<&[u8]>,
+) -> Vec<CertificateDer<'static>> {
+    let Some(pem) = snakeoil else {
+        return certs;
+    };
+    let bad: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .filter_map(std::result::Result::ok)
+        .collect();
+    let subjects: Vec<Vec<u8>> = bad.iter().filter_map(|c| subject(c)).collect();
+    certs
+        .into_iter()
+        .filter(|c| !bad.contains(c))
+        .filter(|c| subject(c).is_none_or(|s| !subjects.contains(&s)))
+        .collect()
+}
+
+fn subject(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
+    webpki::EndEntityCert::try_from(cert)
+        .ok()
+        .map(|c| c.subject().to_vec())
+}
+
+/// Whether a failed handshake read clear text where a TLS record belongs
+/// (the first byte of `* OK`, `+OK` or `220` is no TLS content type, RFC
+/// 8446 §5.1): the port speaks the protocol without TLS.
+pub(super) fn plain_reply(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| {
+            matches!(
+                r,
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+            )
+        })
 }
 
 /// rustls presents names in Debug form (`DnsName("a.example")`); an admin

@@ -84,8 +84,14 @@ pub async fn fetch(
     progress: Progress<'_>,
 ) -> Result<FetchReport> {
     net::check_plaintext_auth(account)?;
-    let tcp = net::connect_tcp(&account.host, account.port, t).await?;
-    let (client, caps) = open(tcp, account, tls, t).await?;
+    // A server that refuses a resumed TLS session gets one more attempt
+    // without it (net::resume).
+    let (client, caps) = tls
+        .retry_unresumed(&account.host, account.port, || async {
+            let tcp = net::connect_tcp(&account.host, account.port, t).await?;
+            open(tcp, account, tls, t).await
+        })
+        .await?;
     let limits = Limits {
         max_mail: usize::try_from(t.max_message_size).unwrap_or(usize::MAX),
         ..Limits::default()
@@ -106,6 +112,9 @@ pub async fn open(
 ) -> Result<(Client<Stream>, Capabilities)> {
     let pin = Some(account.tls_pin.as_str()).filter(|p| !p.is_empty());
     let wait = Wait::new(t.read, t.deadline);
+    if account.encryption != Encryption::Tls {
+        net::expect_greeting(&tcp, &account.host, account.port, tls, t).await?;
+    }
     match account.encryption {
         Encryption::None => greet(Stream::plain(tcp), wait).await,
         Encryption::Tls => {

@@ -128,8 +128,8 @@ impl Worker {
         let (r, back) = self
             .on_connection(kept, &Slot::new(None), &no_password, &work)
             .await;
-        if r.is_ok() {
-            tracing::info!(account_id = %a.id, message, "mail moved to the Trash folder on the server");
+        if let Ok(moved) = &r {
+            tracing::info!(account_id = %a.id, message, "{}", moved.journal());
         }
         let r = r.map_err(|e| imap::folders::by_folder_list(e, &a.trash_folder, &a.folders));
         (r.map(|_| ()), back)

@@ -20,7 +20,9 @@ use redb::ReadOnlyTable;
 use super::counters::{Counters, Totals};
 use super::messages::{meta_from, INBOX};
 use super::rank::{self, Index, Merge, TOP};
-use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_INDEX};
+use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, SEARCH_INDEX, VIEW_INDEX};
+use super::search::read::Candidates;
+use super::search::Query;
 use super::views::{account_scope, base, private_class, scoped, SEP};
 use super::{MessageMeta, Store};
 use crate::account::Account;
@@ -54,7 +56,8 @@ pub struct ListQuery {
     pub since: Option<i64>,
     /// date <= until
     pub until: Option<i64>,
-    /// Case-insensitive substring of subject, from, to, cc.
+    /// Words of subject, from, to, cc: the query must occur, ignoring
+    /// case, at the start of a word (`super::search` module docs).
     pub text: Option<String>,
     pub offset: u32,
     pub limit: u32,
@@ -151,7 +154,7 @@ fn plan(q: &ListQuery, accounts: &Accounts, b: &Totals) -> Result<Plan> {
             }
         }
     }
-    let text = q.text.as_ref().map(|t| t.to_lowercase());
+    let text = q.text.as_deref().and_then(Query::parse);
     let read = q.read;
     let residual: Option<Check> = if text.is_none() && read.is_none() && tenant_check.is_none() {
         None
@@ -159,18 +162,14 @@ fn plan(q: &ListQuery, accounts: &Accounts, b: &Totals) -> Result<Plan> {
         Some(Box::new(move |m: &MessageMeta| {
             tenant_check.as_ref().is_none_or(|t| &m.tenant == t)
                 && read.is_none_or(|r| m.read == r)
-                && text.as_ref().is_none_or(|t| {
-                    std::iter::once(&m.subject)
-                        .chain(std::iter::once(&m.from))
-                        .chain(&m.to)
-                        .chain(&m.cc)
-                        .any(|f| f.to_lowercase().contains(t.as_str()))
-                })
+                && text.as_ref().is_none_or(|t| t.matches(m))
         }))
     };
     debug_assert!(scopes.iter().all(|s| !s.ends_with(SEP)));
     Ok(Plan { scopes, residual })
 }
+
+type Messages = ReadOnlyTable<u64, &'static [u8]>;
 
 fn meta(messages: &ReadOnlyTable<u64, &'static [u8]>, id: u64) -> Result<Option<MessageMeta>> {
     match messages.get(id).context("read message")? {
@@ -239,6 +238,19 @@ impl Store {
             }
             return Ok((page, clamp(in_range)));
         };
+        if let Some(text) = q.text.as_deref().and_then(Query::parse) {
+            let words = tx.open_table(SEARCH_INDEX).context("open search index")?;
+            if let Some(found) = Candidates::new(&words, text.driver(), since, until)? {
+                let view = text::View {
+                    ix: &ix,
+                    c: &c,
+                    scopes: &plan.scopes,
+                    in_range,
+                };
+                let mut filter = text::Filter::new(q, &text, &accounts);
+                return text::page(found, &mut filter, &messages, &view, q, total_scan);
+            }
+        }
         let mut merge = Merge::new(&ix, &plan.scopes, (until, u64::MAX), since)?;
         let end = offset.saturating_add(limit);
         let (mut matched, mut scanned, mut past) = (0u64, 0u64, 0u64);
@@ -324,5 +336,9 @@ impl Store {
     }
 }
 
+mod text;
+
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod text_tests;

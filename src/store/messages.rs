@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::accounts::{account_in, no_account};
 pub use super::blobs::Raw;
-use super::schema::{self, BLOBS, CONTENT, MESSAGES, MESSAGE_SIDS, RAW, SERVER_IDS};
+use super::schema::{self, BLOBS, CONTENT, MESSAGES, MESSAGE_SIDS, RAW_PACKED, SERVER_IDS};
 use super::views::{meta_in, owner_in, Writer};
 use super::Store;
 use crate::account::Account;
@@ -153,6 +153,16 @@ impl Store {
         summarize: &dyn Fn(&[u8], i64) -> Summary,
         moved: &mut Vec<u64>,
     ) -> Result<(super::WriteTx<'_>, Vec<u64>)> {
+        // Compressed before the write transaction begins, so that other
+        // accounts' commits do not wait for it (a mail seen before is
+        // compressed in vain: rare, and cheaper than a second pass).
+        let packed: Vec<Option<Vec<u8>>> = mails
+            .iter()
+            .map(|m| match &m.raw {
+                Raw::Bytes(b) => super::compress::pack(b).map(Some),
+                Raw::Blob(_) => Ok(None),
+            })
+            .collect::<Result<_>>()?;
         let tx = self.write()?;
         // The stored account, not the caller's copy, decides the visibility
         // class: an owner change committed meanwhile must not be undone.
@@ -172,11 +182,11 @@ impl Store {
             let mut sids = tx.open_table(SERVER_IDS).context("open server ids")?;
             let mut content = tx.open_table(CONTENT).context("open content")?;
             let mut message_sids = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
-            let mut raws = tx.open_table(RAW).context("open raw")?;
+            let mut raws = tx.open_table(RAW_PACKED).context("open raw")?;
             let mut blob_rows = tx.open_table(BLOBS).context("open blobs")?;
             let mut messages = tx.open_table(MESSAGES).context("open messages")?;
             let mut views = Writer::open(&tx)?;
-            for mail in mails {
+            for (mail, packed) in mails.into_iter().zip(packed) {
                 let NewMail {
                     server_id,
                     raw,
@@ -230,11 +240,12 @@ impl Store {
                     account_name: account.name.clone(),
                     account_address: account.address.clone(),
                 };
-                match raw {
-                    Raw::Bytes(b) => {
-                        raws.insert(id, b.as_slice()).context("write raw mail")?;
+                match (raw, packed) {
+                    (Raw::Bytes(_), Some(row)) => {
+                        raws.insert(id, row.as_slice()).context("write raw mail")?;
                     }
-                    Raw::Blob(b) => {
+                    (Raw::Bytes(b), None) => super::compress::insert(&mut raws, id, &b)?,
+                    (Raw::Blob(b), _) => {
                         let len = b.len();
                         self.blobs.commit_file(b, id)?;
                         moved.push(id);
@@ -261,14 +272,14 @@ impl Store {
         Ok((tx, new_ids))
     }
 
-    /// The bytes exactly as received: the `raw` row, or the blob file.
+    /// The bytes exactly as received: the unpacked row (see
+    /// `super::compress`), or the blob file.
     pub fn raw(&self, id: u64) -> Result<Option<Vec<u8>>> {
         self.call("read a mail", || {
             let blob_len = {
                 let tx = self.read()?;
-                let t = tx.open_table(RAW).context("open raw")?;
-                if let Some(v) = t.get(id).context("read raw mail")? {
-                    return Ok(Some(v.value().to_vec()));
+                if let Some(raw) = super::compress::read(&tx, id)? {
+                    return Ok(Some(raw));
                 }
                 super::blobs::blob_len(&tx, id)?
             };

@@ -127,6 +127,8 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
         (Some(id), Some(SCHEMA_VERSION)) => id.clone(),
         _ => init_schema(&db, &path, census.version)?,
     };
+    // Schema 8's packing of older raw rows, resumed wherever a kill left it.
+    super::compress::pack_legacy(&db)?;
     let key = match key.map_or_else(credential_key, |k| Ok(Some(k)))? {
         Some(k) => Some(k),
         None if census.secrets > 0 => None,

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use super::accounts::{account_in, no_account};
 use super::messages::{meta_json, MessageMeta, Summary};
 use super::purge::remove_rows_in;
-use super::schema::{self, BLOBS, MESSAGES, OUTBOX as RECORDS, OUTBOX_ACTIVE, RAW};
+use super::schema::{self, BLOBS, MESSAGES, OUTBOX as RECORDS, OUTBOX_ACTIVE, RAW_PACKED};
 use super::views::Writer;
 use super::{Store, BLOB_MIN};
 use crate::account::Account;
@@ -279,10 +279,8 @@ impl Store {
         extra(&tx, id)?;
         match staged {
             None => {
-                tx.open_table(RAW)
-                    .context("open raw")?
-                    .insert(id, raw.as_slice())
-                    .context("write raw mail")?;
+                let mut t = tx.open_table(RAW_PACKED).context("open raw")?;
+                super::compress::insert(&mut t, id, &raw)?;
             }
             Some(blob) => {
                 tx.open_table(BLOBS)

@@ -7,7 +7,7 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::messages::{meta_from, meta_json, MessageMeta, TOMBSTONE};
-use super::schema::{BLOBS, CONTENT, MESSAGES, RAW, SERVER_IDS};
+use super::schema::{BLOBS, CONTENT, MESSAGES, SERVER_IDS};
 use super::tracking::take_message_sids;
 use super::views::{meta_in, owner_in, Writer};
 use super::Store;
@@ -28,7 +28,6 @@ pub(super) fn delete_account_messages(
     let mut w = Writer::open(tx)?;
     let ids = w.account_ids(acct, None)?;
     let mut messages = tx.open_table(MESSAGES).context("open messages")?;
-    let mut raw = tx.open_table(RAW).context("open raw")?;
     let mut blob_rows = tx.open_table(BLOBS).context("open blobs")?;
     let mut blobs = Vec::new();
     for id in ids {
@@ -44,7 +43,7 @@ pub(super) fn delete_account_messages(
         if m.contact.is_empty() {
             w.remove(&m, Some(&account.private_owner))?;
             messages.remove(id).context("remove message")?;
-            raw.remove(id).context("remove raw mail")?;
+            super::compress::remove(tx, id)?;
             if blob_rows.remove(id).context("remove blob row")?.is_some() {
                 blobs.push(id);
             }
@@ -149,10 +148,7 @@ pub(super) fn remove_rows_in(
         .context("open messages")?
         .remove(id)
         .context("remove message")?;
-    tx.open_table(RAW)
-        .context("open raw")?
-        .remove(id)
-        .context("remove raw mail")?;
+    super::compress::remove(tx, id)?;
     let had_blob = tx
         .open_table(BLOBS)
         .context("open blobs")?

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 7;
+pub const SCHEMA_VERSION: u64 = 9;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -23,8 +23,15 @@ pub const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("account
 pub const SECRETS: TableDefinition<(&str, u8), &[u8]> = TableDefinition::new("secrets");
 /// (account id, key) -> value; fetchers' resume points such as UIDVALIDITY.
 pub const SYNC: TableDefinition<(&str, &str), &str> = TableDefinition::new("sync_state");
-/// Message id -> raw bytes exactly as received (invariant 3).
+/// Message id -> raw bytes exactly as received (invariant 3): the layout
+/// up to schema 7. Since schema 8 new mail goes to [`RAW_PACKED`]; rows
+/// left here (a store or backup of schema 7 or older) are moved over at
+/// open (`super::compress::pack_legacy`), so this table is empty once a
+/// store is packed.
 pub const RAW: TableDefinition<u64, &[u8]> = TableDefinition::new("raw");
+/// Message id -> codec byte ‖ the raw bytes compressed (schema 8; see
+/// `super::compress`): the bytes exactly as received once unpacked.
+pub const RAW_PACKED: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_packed");
 /// Message id -> length of its file `blobs/<id>`: a mail above
 /// `super::blobs::BLOB_MIN`, stored as a file instead of a [`RAW`] row
 /// (schema 4; see `super::blobs`).
@@ -85,6 +92,13 @@ pub const OUTBOX_ACTIVE: TableDefinition<(u8, i64, u64), &str> =
 /// see `super::drafts`).
 pub const DRAFTS: TableDefinition<u64, &[u8]> = TableDefinition::new("drafts");
 
+/// (word, date, id) -> place (assigned or not, account, folder): one
+/// posting per distinct word of a message's subject, sender and recipients,
+/// so that ListMessages `text` reads the postings of the query's words
+/// instead of every summary (schema 8; see `super::search`).
+pub const SEARCH_INDEX: TableDefinition<(&str, i64, u64), &str> =
+    TableDefinition::new("search_index");
+
 /// Schema 1 indexes, replaced in schema 2 by [`VIEW_INDEX`] and [`BUCKETS`];
 /// kept only so that the migration can drop them.
 pub mod v1 {
@@ -143,6 +157,7 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SECRETS).context("create tables")?;
     tx.open_table(SYNC).context("create tables")?;
     tx.open_table(RAW).context("create tables")?;
+    tx.open_table(RAW_PACKED).context("create tables")?;
     tx.open_table(BLOBS).context("create tables")?;
     tx.open_table(BLOB_TRASH).context("create tables")?;
     tx.open_table(MESSAGES).context("create tables")?;
@@ -158,6 +173,7 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(OUTBOX).context("create tables")?;
     tx.open_table(OUTBOX_ACTIVE).context("create tables")?;
     tx.open_table(DRAFTS).context("create tables")?;
+    tx.open_table(SEARCH_INDEX).context("create tables")?;
     Ok(())
 }
 
@@ -174,6 +190,8 @@ const STEPS: &[Step] = &[
     migrate_4_to_5,
     migrate_to_outbox,
     migrate_to_drafts,
+    migrate_to_search,
+    migrate_to_packed_raw,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -239,6 +257,34 @@ fn migrate_to_outbox(tx: &WriteTransaction) -> Result<()> {
 /// it must refuse the store.
 fn migrate_to_drafts(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(DRAFTS).context("create drafts")?;
+    Ok(())
+}
+
+/// Schema 8 adds the word index of ListMessages `text` ([`SEARCH_INDEX`]),
+/// built here from every stored summary in the one transaction of the
+/// migration: a crash leaves the schema 7 store untouched and the next
+/// start builds it again, and no reader ever sees a half-built index (a
+/// resumable build would need a "complete up to" mark that every search
+/// checks). Earlier steps may have filed postings already (the view writer
+/// keeps both), so the table is cleared first. Self-contained, so that its
+/// place in [`STEPS`] can move.
+fn migrate_to_search(tx: &WriteTransaction) -> Result<()> {
+    tx.delete_table(SEARCH_INDEX)
+        .context("clear search index")?;
+    super::search::rebuild(tx)
+}
+
+/// Schema 9 stores raw mails compressed in [`RAW_PACKED`]; the step only
+/// creates the table. Moving the rows of [`RAW`] is not done here, inside
+/// one transaction as big as the store, but by
+/// `super::compress::pack_legacy` in bounded transactions after the
+/// migration commits (resumable: the rows left in [`RAW`] are the
+/// progress). An older daemon would not find the packed mails, so it must
+/// refuse the store. (Self-contained, so that its place in [`STEPS`] can
+/// move if another step lands first.)
+fn migrate_to_packed_raw(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(RAW_PACKED)
+        .context("create packed raw table")?;
     Ok(())
 }
 

@@ -60,6 +60,43 @@ impl Store {
     }
 }
 
+/// What one table takes in the store file (redb's own figures).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableBytes {
+    pub name: String,
+    pub rows: u64,
+    /// Keys and values as stored in leaf pages.
+    pub stored: u64,
+    /// Everything the table's pages take: rows, page headers, branch
+    /// pages, and the unused rest of each page.
+    pub allocated: u64,
+}
+
+impl Store {
+    /// Per table, where the bytes of the store file go: for the footprint
+    /// figures of the benchmarks (docs/PERFORMANCE.md), not for the bus.
+    pub fn table_bytes(&self) -> Result<Vec<TableBytes>> {
+        use redb::{ReadableTableMetadata, TableHandle};
+        self.call("measure the tables", || {
+            let tx = self.read()?;
+            let mut out = Vec::new();
+            for handle in tx.list_tables().context("list tables")? {
+                let t = tx
+                    .open_untyped_table(handle.clone())
+                    .context("open a table")?;
+                let st = t.stats().context("read table stats")?;
+                out.push(TableBytes {
+                    name: handle.name().to_string(),
+                    rows: t.len().context("count a table")?,
+                    stored: st.stored_bytes(),
+                    allocated: st.stored_bytes() + st.metadata_bytes() + st.fragmented_bytes(),
+                });
+            }
+            Ok(out)
+        })
+    }
+}
+
 /// Sum of the regular files' lengths below `dir`; symlinks are not
 /// followed. A file that vanishes while we walk (a blob deleted meanwhile)
 /// counts as gone.

@@ -29,6 +29,7 @@ use super::counters::{decode, encode, ARRAY_LEVELS, FANOUT};
 use super::messages::{meta_from, MessageMeta};
 use super::rank::{bucket, slot, LEVELS};
 use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_COUNTS, VIEW_INDEX};
+use super::search::Postings;
 use crate::account::Account;
 use crate::error::Context;
 use crate::error::{Error, Result};
@@ -85,11 +86,14 @@ fn scopes(m: &MessageMeta, owner: Option<&str>) -> [String; 5] {
     ]
 }
 
-/// The open index and counter tables of one write transaction.
+/// The open index and counter tables of one write transaction, and the
+/// word index (`super::search`), which follows every add, remove and
+/// change of a message's entries.
 pub(super) struct Writer<'tx> {
     index: Table<'tx, (&'static str, i64, u64), ()>,
     buckets: Table<'tx, (u8, &'static str, i64), u64>,
     arrays: Table<'tx, (u8, &'static str, i64), &'static [u8]>,
+    words: Postings<'tx>,
 }
 
 impl<'tx> Writer<'tx> {
@@ -98,6 +102,7 @@ impl<'tx> Writer<'tx> {
             index: tx.open_table(VIEW_INDEX).context("open view index")?,
             buckets: tx.open_table(BUCKETS).context("open view counters")?,
             arrays: tx.open_table(VIEW_COUNTS).context("open view counters")?,
+            words: Postings::open(tx)?,
         })
     }
 
@@ -106,7 +111,7 @@ impl<'tx> Writer<'tx> {
         for s in scopes(m, owner) {
             self.entry(&s, m.date, m.id, true)?;
         }
-        Ok(())
+        self.words.add(m)
     }
 
     /// Remove a message from the scopes it was filed under with `owner`.
@@ -114,7 +119,7 @@ impl<'tx> Writer<'tx> {
         for s in scopes(m, owner) {
             self.entry(&s, m.date, m.id, false)?;
         }
-        Ok(())
+        self.words.remove(m)
     }
 
     /// Move a message between the scopes of two (contact, owner) states,
@@ -134,7 +139,7 @@ impl<'tx> Writer<'tx> {
                 self.entry(n, after.date, after.id, true)?;
             }
         }
-        Ok(())
+        self.words.change(before, after)
     }
 
     /// Insert or remove one index entry and keep its bucket counters exact.

@@ -17,13 +17,18 @@
 
 pub mod abuse;
 pub mod api;
+pub mod corpus;
 pub mod daemon;
 pub mod dovecot;
 pub mod eventually;
+pub mod faultproxy;
 pub mod fetch;
+pub mod outboxcheck;
 pub mod restorekit;
+pub mod resumption_breaker;
 pub mod scripted;
 pub mod settings;
+pub mod smtpfeed;
 pub mod sysbus;
 
 #[allow(unused_imports)] // re-exports for the tests that need them

@@ -76,21 +76,21 @@ pub(crate) fn put(store: &Store, a: &Account, mails: &[(i64, &str)]) -> Vec<u64>
     store.commit_batch(a, batch, &summary).unwrap()
 }
 
-static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(crate) static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-fn user(u: &str) -> Visibility {
+pub(crate) fn user(u: &str) -> Visibility {
     Visibility::User(u.to_string())
 }
 
 /// The rules of ARCHITECTURE.md ("The D-Bus API", "Invariants") written out plainly.
-fn model(store: &Store, ids: &[u64], q: &ListQuery) -> Vec<u64> {
+pub(crate) fn model(store: &Store, ids: &[u64], q: &ListQuery) -> Vec<u64> {
     let owners: HashMap<String, String> = store
         .accounts()
         .unwrap()
         .into_iter()
         .map(|a| (a.id, a.private_owner))
         .collect();
-    let text = q.text.as_ref().map(|t| t.to_lowercase());
+    let text = q.text.as_ref();
     let mut ms: Vec<MessageMeta> = ids
         .iter()
         .filter_map(|id| store.message(*id).unwrap())
@@ -109,27 +109,41 @@ fn model(store: &Store, ids: &[u64], q: &ListQuery) -> Vec<u64> {
         .filter(|m| q.read.is_none_or(|r| m.read == r))
         .filter(|m| q.since.is_none_or(|t| m.date >= t))
         .filter(|m| q.until.is_none_or(|t| m.date <= t))
-        .filter(|m| {
-            text.as_ref().is_none_or(|t| {
-                [&m.subject, &m.from]
-                    .into_iter()
-                    .chain(&m.to)
-                    .chain(&m.cc)
-                    .any(|f| f.to_lowercase().contains(t.as_str()))
-            })
-        })
+        .filter(|m| text.as_ref().is_none_or(|t| text_matches(t, m)))
         .collect();
     ms.sort_by_key(|m| std::cmp::Reverse((m.date, m.id)));
     ms.into_iter().map(|m| m.id).collect()
 }
 
-fn page_ids(store: &Store, q: &ListQuery) -> (Vec<u64>, u32) {
+/// The `text` rule of docs/SEARCH.md written out plainly: the trimmed,
+/// lowercased query occurs in a lowercased field where a word starts (or
+/// the query starts with a non-word character); no word: no filter.
+pub(crate) fn text_matches(text: &str, m: &MessageMeta) -> bool {
+    let t = text.trim().to_lowercase();
+    if !t.chars().any(char::is_alphanumeric) {
+        return true;
+    }
+    let starts_word = t.chars().next().is_some_and(char::is_alphanumeric);
+    [&m.subject, &m.from]
+        .into_iter()
+        .chain(&m.to)
+        .chain(&m.cc)
+        .any(|f| {
+            let f = f.to_lowercase();
+            (0..f.len()).filter(|i| f.is_char_boundary(*i)).any(|i| {
+                f[i..].starts_with(&t)
+                    && (!starts_word || !f[..i].chars().last().is_some_and(char::is_alphanumeric))
+            })
+        })
+}
+
+pub(crate) fn page_ids(store: &Store, q: &ListQuery) -> (Vec<u64>, u32) {
     let (page, total) = store.list_messages(q).unwrap();
     (page.into_iter().map(|m| m.id).collect(), total)
 }
 
 /// Compare a range of offsets of `q` with the model.
-fn check(store: &Store, ids: &[u64], q: &ListQuery) {
+pub(crate) fn check(store: &Store, ids: &[u64], q: &ListQuery) {
     let want = model(store, ids, q);
     let n = want.len() as u32;
     for offset in [

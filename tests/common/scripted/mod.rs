@@ -10,12 +10,14 @@
 //! - [`imap`]: a huge literal announced, a command kept busy by untagged lines;
 //! - [`imap4d`]: GNU imap4d's quirks (unreadable empty partial fetch, IDLE
 //!   that never pushes);
+//! - [`courier`]: Courier-IMAP's SELECT without UIDNEXT;
 //! - [`fake_imap`]: an empty INBOX that can swallow LOGOUT or speak TLS;
 //! - [`echo`]: a login refused with the client's own login line (secrets);
 //! - SMTP scripts live with their tests (`smtp_hostile`, `send_smtp`).
 #![allow(dead_code)] // each test binary uses a different subset
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers
 
+pub mod courier;
 pub mod echo;
 pub mod fake_imap;
 pub mod imap;
