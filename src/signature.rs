@@ -6,7 +6,8 @@
 //! plain-text and an HTML part. Placeholders are filled from the employee
 //! [Mitarbeiter] linked to the user shorthand ([`Employee`]); in the HTML
 //! part the employee's values are HTML-escaped, the template itself is
-//! markup and stays as written. The text part leaves pictures out.
+//! markup and stays as written. The text part leaves pictures out (after
+//! an `@`, a picture leaves a space, so that no placeholder forms).
 //!
 //! # Grammar
 //!

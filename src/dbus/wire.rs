@@ -59,16 +59,20 @@ pub fn check_keys<'a>(
             format!("{count} keys; there are only {max} known keys"),
         ));
     }
-    for k in keys {
-        if k.len() > MAX_KEY || k.chars().any(crate::account::hidden_char) {
-            return Err(Error::invalid(
-                what,
-                format!(
-                    "unknown key ({}); keys are short names like `host`",
-                    crate::redact::quote(k)
-                ),
-            ));
-        }
+    // The smallest bad key, not the first: a dict's order is its hash
+    // map's, which differs from call to call, and the same call must get
+    // the same error.
+    let bad = keys
+        .filter(|k| k.len() > MAX_KEY || k.chars().any(crate::account::hidden_char))
+        .min();
+    if let Some(k) = bad {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "unknown key ({}); keys are short names like `host`",
+                crate::redact::quote(k)
+            ),
+        ));
     }
     Ok(())
 }
@@ -122,6 +126,18 @@ pub fn step_dict(step: &crate::probe::Step) -> Dict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `settings` fuzz target: with two bad keys, the one
+    /// named depended on the hash map's order, so the same call got
+    /// different errors.
+    #[test]
+    fn the_same_bad_dict_always_gets_the_same_error() {
+        let bad = ["\u{202e}x", &"k".repeat(MAX_KEY + 1), "a\u{7}"];
+        let first = settings(dict(&bad)).unwrap_err().to_string();
+        for _ in 0..50 {
+            assert_eq!(settings(dict(&bad)).unwrap_err().to_string(), first);
+        }
+    }
 
     fn dict(keys: &[&str]) -> HashMap<String, OwnedVariant> {
         keys.iter()

@@ -201,7 +201,10 @@ fn render(
         match piece {
             Piece::Text(t) => budget.push(&mut text_out, t)?,
             Piece::Field(f) => budget.push(&mut text_out, &employee.value(*f, who.user))?,
-            // The text part has no pictures.
+            // The text part has no pictures. After an `@` the picture
+            // leaves a space: else that `@` and a name after the picture
+            // would meet and send a raw placeholder (`@@Bild@Vorname@`).
+            Piece::Image(_) if text_out.ends_with('@') => budget.push(&mut text_out, " ")?,
             Piece::Image(_) => {}
         }
     }

@@ -15,6 +15,7 @@
 // Test helpers: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod abuse;
 pub mod api;
 pub mod corpus;
 pub mod daemon;

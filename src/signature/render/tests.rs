@@ -201,3 +201,23 @@ fn output_is_bounded_while_it_grows() {
         "html: the rendered signature would be larger than 16 MiB"
     );
 }
+
+/// Found by the `signature` fuzz target: the text part leaves pictures
+/// out, so an `@` just before a picture and a name just after it met and
+/// made a field placeholder that went out raw (`@@Bild@Vorname@` became
+/// `@Vorname@` in the text part).
+#[test]
+fn a_picture_left_out_of_the_text_never_joins_a_placeholder() {
+    let e = employee(vec![("image/png".into(), png(4, 4))]);
+    for template in ["@@Bild@Vorname@", "x@@Bild(0,2,2)@EMail@ y"] {
+        let c = chosen(template, template, Source::User);
+        match preview(&c, Some(&e), WHO) {
+            Ok(p) => assert!(
+                !p.text.contains("@Vorname@") && !p.text.contains("@EMail@"),
+                "{template:?} rendered as {:?}",
+                p.text
+            ),
+            Err(err) => assert!(format!("{err}").contains("text"), "{err}"),
+        }
+    }
+}
