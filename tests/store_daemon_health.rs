@@ -44,7 +44,17 @@ fn build(dir: &Path) -> BTreeMap<u64, Vec<u8>> {
     let a = store
         .create_account(|id| Account::create(id, &settings))
         .unwrap();
-    let body = "0123456789abcdef".repeat(7_500);
+    // Letters at random: stored mails are compressed, and a repeated
+    // string would shrink the store to a few pages that all stay cached.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let body: String = (0..120_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
     let mut mails = BTreeMap::new();
     for chunk in (0..320u32).collect::<Vec<_>>().chunks(40) {
         let raws: Vec<Vec<u8>> = chunk
