@@ -151,6 +151,10 @@ enum Event {
     Closed,
 }
 
+/// Every piece of work that is not the wait itself runs boxed: an async
+/// fn's state is as big as the biggest future it awaits inline, and each
+/// of a thousand idling tasks would otherwise carry room for an SMTP
+/// session, an OAuth HTTP exchange and an APPEND while it only waits.
 async fn serve(me: &Worker, queue: &mut Queue) {
     let poll = me.account.poll_interval;
     let mut turns = Turns {
@@ -162,13 +166,13 @@ async fn serve(me: &Worker, queue: &mut Queue) {
         sign_in: None,
     };
     me.set(|s| s.state = State::Idle);
-    let start = auth::begin(me).await;
+    let start = Box::pin(auth::begin(me)).await;
     turns.sign_in = start.poll;
     if !start.may_fetch {
         turns.next = None;
     }
     let mut outbox = Outbox::default();
-    let back = outbox.turn(me, None).await;
+    let back = Box::pin(outbox.turn(me, None)).await;
     turns.conn = keep(me, &turns, back);
     loop {
         match wait(me, &mut turns, queue).await {
@@ -178,22 +182,23 @@ async fn serve(me: &Worker, queue: &mut Queue) {
                 fetch(me, &mut turns, queue, vec![reply]).await
             }
             Event::Request(Request::Trash { message, reply }) => {
-                let (r, back) = super::drafts::trash(me, turns.conn.take(), message).await;
+                let (r, back) =
+                    Box::pin(super::drafts::trash(me, turns.conn.take(), message)).await;
                 let _ = reply.send(r);
                 turns.conn = keep(me, &turns, back);
             }
             Event::Request(Request::SyncFolders(reply)) => {
-                let (r, back) = super::folders::sync(me, turns.conn.take()).await;
+                let (r, back) = Box::pin(super::folders::sync(me, turns.conn.take())).await;
                 let _ = reply.send(r);
                 turns.conn = keep(me, &turns, back);
             }
             Event::Request(Request::SaveDraft { job, reply }) => {
-                let (r, back) = super::drafts::save(me, turns.conn.take(), &job).await;
+                let (r, back) = Box::pin(super::drafts::save(me, turns.conn.take(), &job)).await;
                 let _ = reply.send(r);
                 turns.conn = keep(me, &turns, back);
             }
             Event::Request(Request::Deliver) => {
-                let back = outbox.turn(me, turns.conn.take()).await;
+                let back = Box::pin(outbox.turn(me, turns.conn.take())).await;
                 turns.conn = keep(me, &turns, back);
             }
         }
@@ -229,7 +234,7 @@ async fn fetch(
         Err(_) => (poll > 0).then(|| turns.backoff.fail()),
     };
     if let Err(e) = &result {
-        auth::after_failure(me, e).await;
+        Box::pin(auth::after_failure(me, e)).await;
     }
     me.finished(&result, waiters, turns.next);
     turns.conn = keep(me, turns, back);
