@@ -270,7 +270,7 @@ fn build(
     // An older backup's tables load as they are (see OLDEST_RESTORABLE);
     // the store's own migration brings the new database up to date.
     if version < schema::SCHEMA_VERSION {
-        schema::migrate(&tx, version)?;
+        crate::store::migrate::migrate(&tx, version)?;
     }
     prepared.reset = crate::store::reset_restored(&tx, state_dir)?;
     tx.commit().context("commit the restored store")?;

@@ -41,6 +41,7 @@ pub mod identity;
 pub mod install;
 mod list;
 mod messages;
+pub mod migrate;
 mod opening;
 mod outbox;
 mod purge;

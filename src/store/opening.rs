@@ -421,7 +421,7 @@ fn init_schema(db: &Database, path: &Path, version: Option<u64>) -> Result<Strin
             meta.insert(KEY_INSTALLATION, id.as_bytes())
                 .context("write meta")?;
         }
-        Some(v) => schema::migrate(&tx, v)?,
+        Some(v) => super::migrate::migrate(&tx, v)?,
     }
     tx.commit().context("commit schema")?;
     read_installation_id(db, path)

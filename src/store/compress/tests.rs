@@ -173,7 +173,7 @@ fn schema_7_store_is_packed_in_bounded_steps_and_resumes() {
     {
         let db = Database::open(&path).unwrap();
         let tx = crate::store::write_txn(&db).unwrap();
-        crate::store::schema::migrate(&tx, 7).unwrap();
+        crate::store::migrate::migrate(&tx, 7).unwrap();
         tx.commit().unwrap();
         let tx = crate::store::write_txn(&db).unwrap();
         assert_eq!(pack_some(&tx).unwrap(), (PACK_ROWS, false));
@@ -207,7 +207,7 @@ fn half_packed_store_reads_and_deletes_both_kinds_of_row() {
     {
         let db = Database::open(&path).unwrap();
         let tx = crate::store::write_txn(&db).unwrap();
-        crate::store::schema::migrate(&tx, 7).unwrap();
+        crate::store::migrate::migrate(&tx, 7).unwrap();
         tx.commit().unwrap();
     }
     // Reads before packing: the daemon's `reopen` after an I/O error does

@@ -1,0 +1,144 @@
+//! Schema migrations: the numbered steps that bring a store written by an
+//! older postfachd up to [`SCHEMA_VERSION`], each inside the caller's
+//! transaction (opening a store, or building a restored one from an older
+//! backup). The layout itself is in [`super::schema`].
+
+use redb::WriteTransaction;
+
+use super::schema::*;
+use crate::error::Context;
+use crate::error::{Error, Result};
+
+/// A migration step from schema N to N+1 runs inside the open transaction.
+type Step = fn(&WriteTransaction) -> Result<()>;
+
+/// `STEPS[i]` migrates schema `i + 1` to `i + 2`. A new step: append it,
+/// bump [`SCHEMA_VERSION`], add a test that opens a store written by the old
+/// layout.
+const STEPS: &[Step] = &[
+    migrate_1_to_2,
+    migrate_2_to_3,
+    migrate_3_to_4,
+    migrate_4_to_5,
+    migrate_to_outbox,
+    migrate_to_drafts,
+    migrate_to_search,
+    migrate_to_packed_raw,
+];
+
+/// Schema 2 replaced the per-folder and per-account indexes by view scopes
+/// with order-statistic counters (visibility classes, tenants, accounts) and
+/// added the message -> server id map. Everything is rebuilt from the
+/// `messages` and `server_ids` tables, which schema 1 already had.
+fn migrate_1_to_2(tx: &WriteTransaction) -> Result<()> {
+    tx.delete_table(v1::FOLDER_INDEX)
+        .context("drop schema 1 index")?;
+    tx.delete_table(v1::ACCOUNT_INDEX)
+        .context("drop schema 1 index")?;
+    tx.delete_table(v1::COUNTS)
+        .context("drop schema 1 counters")?;
+    create_tables(tx)?;
+    super::tracking::rebuild_message_sids(tx)?;
+    super::views::rebuild(tx)
+}
+
+/// Schema 3 keeps the finer levels of the view counters as one child array
+/// per parent bucket ([`VIEW_COUNTS`]) instead of one row per bucket. The
+/// view scopes and their counters are rebuilt from the `messages` table;
+/// nothing else changes.
+fn migrate_2_to_3(tx: &WriteTransaction) -> Result<()> {
+    tx.delete_table(VIEW_INDEX)
+        .context("drop schema 2 view index")?;
+    tx.delete_table(BUCKETS)
+        .context("drop schema 2 view counters")?;
+    // Absent in a schema 2 file; present when step 1->2 just rebuilt views.
+    tx.delete_table(VIEW_COUNTS)
+        .context("drop schema 2 view counters")?;
+    create_tables(tx)?;
+    super::views::rebuild(tx)
+}
+
+/// Schema 4 stores big mails as files with a row in [`BLOBS`]; the step
+/// only creates that table. The version bump is what matters: an older
+/// daemon would not know the blob rows and would see those mails without
+/// their bytes, so it must refuse the store.
+fn migrate_3_to_4(tx: &WriteTransaction) -> Result<()> {
+    create_tables(tx)
+}
+
+/// Schema 5 adds signatures and employees ([`SIGNATURES`], [`EMPLOYEES`],
+/// [`EMPLOYEE_IMAGES`]); the step only creates them. An older daemon would
+/// not back them up or show them, so it must refuse the store.
+fn migrate_4_to_5(tx: &WriteTransaction) -> Result<()> {
+    create_tables(tx)
+}
+
+/// Schema 6 adds the outbox ([`OUTBOX`], [`OUTBOX_ACTIVE`]); the step only
+/// creates them. An older daemon would neither send nor list the queued
+/// mails, so it must refuse the store. (Self-contained, so that its place in
+/// [`STEPS`] can move if another step lands first.)
+fn migrate_to_outbox(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(OUTBOX).context("create outbox")?;
+    tx.open_table(OUTBOX_ACTIVE).context("create outbox")?;
+    Ok(())
+}
+
+/// Schema 7 adds the server places of saved drafts ([`DRAFTS`]); the step
+/// only creates the table. An older daemon would show the drafts but could
+/// not replace them on the server, and its backups would lose the table, so
+/// it must refuse the store.
+fn migrate_to_drafts(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(DRAFTS).context("create drafts")?;
+    Ok(())
+}
+
+/// Schema 8 adds the word index of ListMessages `text` ([`SEARCH_INDEX`]),
+/// built here from every stored summary in the one transaction of the
+/// migration: a crash leaves the schema 7 store untouched and the next
+/// start builds it again, and no reader ever sees a half-built index (a
+/// resumable build would need a "complete up to" mark that every search
+/// checks). Earlier steps may have filed postings already (the view writer
+/// keeps both), so the table is cleared first. Self-contained, so that its
+/// place in [`STEPS`] can move.
+fn migrate_to_search(tx: &WriteTransaction) -> Result<()> {
+    tx.delete_table(SEARCH_INDEX)
+        .context("clear search index")?;
+    super::search::rebuild(tx)
+}
+
+/// Schema 9 stores raw mails compressed in [`RAW_PACKED`]; the step only
+/// creates the table. Moving the rows of [`RAW`] is not done here, inside
+/// one transaction as big as the store, but by
+/// `super::compress::pack_legacy` in bounded transactions after the
+/// migration commits (resumable: the rows left in [`RAW`] are the
+/// progress). An older daemon would not find the packed mails, so it must
+/// refuse the store. (Self-contained, so that its place in [`STEPS`] can
+/// move if another step lands first.)
+fn migrate_to_packed_raw(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(RAW_PACKED)
+        .context("create packed raw table")?;
+    Ok(())
+}
+
+/// Bring a store written at schema `from` (>= 1) up to [`SCHEMA_VERSION`]
+/// inside the caller's transaction, so that a failed step leaves the file as
+/// it was.
+pub fn migrate(tx: &WriteTransaction, from: u64) -> Result<()> {
+    for version in from..SCHEMA_VERSION {
+        let step = version
+            .checked_sub(1)
+            .and_then(|i| STEPS.get(usize::try_from(i).ok()?))
+            .ok_or_else(|| {
+                Error::storage_msg(format!(
+                    "no migration from store schema {version} to {}",
+                    version + 1
+                ))
+            })?;
+        step(tx)?;
+    }
+    create_tables(tx)?;
+    put_u64(tx, KEY_VERSION, SCHEMA_VERSION)
+}
+
+#[cfg(test)]
+mod tests;
