@@ -13,7 +13,7 @@ use std::path::Path;
 
 use zbus::{Connection, OwnedObjectPath};
 
-use common::{Daemon, Env};
+use common::Env;
 use fetchkit::{get, Proto};
 
 /// What ListMessages must show for a fixture.
@@ -102,20 +102,6 @@ fn fixture_bytes(e: &Expect) -> Vec<u8> {
         .join("tests/fixtures")
         .join(e.file);
     std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-}
-
-/// The daemon process is alive and still owns its bus name.
-fn assert_running(daemon: &Daemon) {
-    assert!(
-        Path::new(&format!("/proc/{}", daemon.pid())).exists(),
-        "postfachd died:\n{}",
-        daemon.log()
-    );
-    assert!(
-        daemon.bus().has_owner(common::daemon::BUS_NAME),
-        "postfachd lost its bus name"
-    );
-    assert!(!daemon.log().contains("panicked"), "{}", daemon.log());
 }
 
 /// Stored raw bytes -> list entry, for every mail of the account.
@@ -215,9 +201,9 @@ async fn hostile_fixtures_are_stored_exactly_and_listed() {
     let imap = fetchkit::account_for(&conn, Proto::Imap, &user, false, 0).await;
     let pop3 = fetchkit::account_for(&conn, Proto::Pop3, &user, false, 0).await;
     check_fixtures(&conn, Proto::Imap, &imap, before, now() + 5).await;
-    assert_running(&daemon);
+    daemon.assert_running();
     check_fixtures(&conn, Proto::Pop3, &pop3, before, now() + 5).await;
-    assert_running(&daemon);
+    daemon.assert_running();
     assert_eq!(common::message_count(env, &user), FIXTURES.len() as u32);
 }
 
@@ -282,7 +268,7 @@ async fn big_mail_over(proto: Proto) {
     eprintln!("{proto:?}: postfachd peak RSS {peak} kB");
     assert!(peak < LIMIT_KB, "{proto:?}: postfachd peak RSS {peak} kB");
     assert_eq!(acc.fetch_now().await.unwrap(), 0, "{proto:?}: refetched");
-    assert_running(&daemon);
+    daemon.assert_running();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,6 @@ mod common;
 mod sendkit;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use postfach::dbus::proxy::MailboxProxy;
@@ -19,7 +18,7 @@ use zbus::{OwnedObjectPath, Variant};
 
 use common::corpus::{corpus, Hostile};
 use common::fetch::{self as fetchkit, get, Proto};
-use common::{Daemon, Env};
+use common::Env;
 
 /// A call that takes longer than this hangs (a guard, not a measure).
 const HANG: Duration = Duration::from_secs(120);
@@ -50,19 +49,6 @@ async fn timed<T>(
         .unwrap_or_else(|_| panic!("{call} on {mail} hangs"));
     slowest.note(call, start.elapsed(), mail);
     out
-}
-
-fn assert_alive(daemon: &Daemon) {
-    assert!(
-        Path::new(&format!("/proc/{}", daemon.pid())).exists(),
-        "postfachd died:\n{}",
-        daemon.log()
-    );
-    assert!(
-        daemon.bus().has_owner(common::daemon::BUS_NAME),
-        "postfachd lost its bus name"
-    );
-    assert!(!daemon.log().contains("panicked"), "{}", daemon.log());
 }
 
 /// Stored id per corpus mail (by its bytes as `proto` sends them).
@@ -127,7 +113,7 @@ async fn the_hostile_corpus_is_stored_exactly_and_every_mailbox_method_answers()
         let got = timed(&mut slowest, "FetchNow", "all", acc.fetch_now()).await;
         assert_eq!(got.expect("FetchNow"), n, "{proto:?}");
         assert_eq!(acc.last_error().await.unwrap(), "", "{proto:?}");
-        assert_alive(&daemon);
+        daemon.assert_running();
     }
     let pop3_ids = stored_ids(&mb, &pop3, Proto::Pop3, &mails).await;
     assert_eq!(pop3_ids.len(), mails.len());
@@ -189,7 +175,7 @@ async fn the_hostile_corpus_is_stored_exactly_and_every_mailbox_method_answers()
                 .unwrap_or_else(|e| panic!("DeleteMessage {name:?}: {e}"));
         }
     }
-    assert_alive(&daemon);
+    daemon.assert_running();
 
     // Text search over hostile subjects, senders and recipients.
     for text in [
@@ -218,7 +204,7 @@ async fn the_hostile_corpus_is_stored_exactly_and_every_mailbox_method_answers()
         })
         .await;
     }
-    assert_alive(&daemon);
+    daemon.assert_running();
     let mut report: Vec<_> = slowest.0.iter().collect();
     report.sort();
     for (call, (took, mail)) in report {

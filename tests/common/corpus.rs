@@ -375,6 +375,17 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Base64 in lines of 76 characters, as mailers send it (RFC 2045 §6.8).
+fn b64_lines(bytes: &[u8]) -> String {
+    let text = b64(bytes);
+    let lines: Vec<&str> = text
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap_or(""))
+        .collect();
+    lines.join("\r\n")
+}
+
 fn encodings(out: &mut Vec<Hostile>, big: bool) {
     let att = |name: &str, cte: &str, body: &str| {
         format!(
@@ -421,31 +432,13 @@ fn encodings(out: &mut Vec<Hostile>, big: bool) {
         plain(out, format!("encoding {name}"), &head, "");
     }
     // A bomb: 4 MB of base64 that each decodes to zeros, in 76-column lines.
-    let zeros = b64(&vec![0u8; 3 << 20]);
-    let lines: Vec<&str> = zeros
-        .as_bytes()
-        .chunks(76)
-        .map(|c| std::str::from_utf8(c).unwrap_or(""))
-        .collect();
-    plain(
-        out,
-        "encoding 3 MB of zeros".into(),
-        &att("zeros", "base64", &lines.join("\r\n")),
-        "",
-    );
+    let zeros = b64_lines(&vec![0u8; 3 << 20]);
+    let head = att("zeros", "base64", &zeros);
+    plain(out, "encoding 3 MB of zeros".into(), &head, "");
     if big {
-        let zeros = b64(&vec![0u8; 15 << 20]);
-        let lines: Vec<&str> = zeros
-            .as_bytes()
-            .chunks(76)
-            .map(|c| std::str::from_utf8(c).unwrap_or(""))
-            .collect();
-        plain(
-            out,
-            "encoding 20 MB of base64".into(),
-            &att("bomb", "base64", &lines.join("\r\n")),
-            "",
-        );
+        let zeros = b64_lines(&vec![0u8; 15 << 20]);
+        let head = att("bomb", "base64", &zeros);
+        plain(out, "encoding 20 MB of base64".into(), &head, "");
     }
 }
 

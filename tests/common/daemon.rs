@@ -198,6 +198,17 @@ impl Daemon {
         &self.state_dir
     }
 
+    /// Alive, still owning its bus name, and no panic in its log.
+    pub fn assert_running(&self) {
+        assert!(
+            Path::new(&format!("/proc/{}", self.pid())).exists(),
+            "postfachd died:\n{}",
+            self.log()
+        );
+        assert!(self.bus.has_owner(BUS_NAME), "postfachd lost its bus name");
+        assert!(!self.log().contains("panicked"), "{}", self.log());
+    }
+
     /// Everything the daemon wrote to stdout/stderr so far (all starts).
     pub fn log(&self) -> String {
         let mut text = String::new();
