@@ -57,6 +57,13 @@ pub struct MessageMeta {
     pub sha256: String,
     pub account_name: String,
     pub account_address: String,
+    /// Its keys in the `content` table without server bookkeeping fields
+    /// (super::digest), so that a deletion tombstones them too; empty in
+    /// summaries written before them (then `super::rekey` fills them in).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub digest: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub header_key: String,
 }
 
 /// Header summary of a raw mail, made by the MIME module.
@@ -80,11 +87,16 @@ pub(super) fn meta_from(bytes: &[u8]) -> Result<MessageMeta> {
     serde_json::from_slice(bytes).context("stored message summary is unreadable")
 }
 
-/// Lower-case hex SHA-256 of raw bytes: the content key of [`Store::has_content`].
-/// The message id that server ids and content hashes of a mail deleted in
+/// The message id that server ids and content keys of a mail deleted in
 /// the CRM point to (message ids start at 1).
 pub const TOMBSTONE: u64 = 0;
 
+/// What a header key (super::digest) of two different stored mails points
+/// to: it recognises neither, so such a mail is downloaded and recognised
+/// by its mail key.
+pub const AMBIGUOUS: u64 = u64::MAX;
+
+/// Lower-case hex SHA-256 of raw bytes: the content key of [`Store::has_content`].
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -197,10 +209,20 @@ impl Store {
                     continue;
                 }
                 let sha = raw.sha256_hex();
-                let known = content
-                    .get((acct, sha.as_str()))
-                    .context("read content")?
-                    .map(|g| g.value());
+                let keys = raw.keys();
+                // The mail key first: the same mail with other bookkeeping
+                // fields (super::digest); the raw hash for mails stored (or
+                // deleted) before mail keys existed.
+                let mut known = None;
+                for key in [keys.mail.as_str(), sha.as_str()] {
+                    known = content
+                        .get((acct, key))
+                        .context("read content")?
+                        .map(|g| g.value());
+                    if known.is_some() {
+                        break;
+                    }
+                }
                 if known == Some(TOMBSTONE) {
                     // Deleted in the CRM: seen again (e.g. after a UIDVALIDITY
                     // change), it stays deleted.
@@ -208,6 +230,10 @@ impl Store {
                     continue;
                 }
                 if let Some(existing) = known {
+                    // Keys a mail stored before them lacks, for the next time.
+                    for key in [keys.mail.as_str(), keys.header.as_str()] {
+                        add_key(&mut content, acct, key, existing)?;
+                    }
                     sids.insert(sid, existing).context("write server ids")?;
                     message_sids
                         .insert((existing, server_id.as_str()), ())
@@ -239,6 +265,8 @@ impl Store {
                     sha256: sha.clone(),
                     account_name: account.name.clone(),
                     account_address: account.address.clone(),
+                    digest: keys.mail.clone(),
+                    header_key: keys.header.clone(),
                 };
                 match (raw, packed) {
                     (Raw::Bytes(_), Some(row)) => {
@@ -256,6 +284,9 @@ impl Store {
                 content
                     .insert((acct, sha.as_str()), id)
                     .context("write content")?;
+                for key in [keys.mail.as_str(), keys.header.as_str()] {
+                    add_key(&mut content, acct, key, id)?;
+                }
                 message_sids
                     .insert((id, server_id.as_str()), ())
                     .context("write server ids")?;
@@ -349,6 +380,31 @@ impl Store {
             self.change_messages([id], |_, m| m.read = read)
         })
     }
+}
+
+/// Points content key `key` of `acct` at message `id` unless it already
+/// points somewhere: a header key of another mail becomes [`AMBIGUOUS`].
+pub(super) fn add_key(
+    content: &mut redb::Table<(&'static str, &'static str), u64>,
+    acct: &str,
+    key: &str,
+    id: u64,
+) -> Result<()> {
+    let before = content
+        .get((acct, key))
+        .context("read content")?
+        .map(|g| g.value());
+    let value = match before {
+        None => id,
+        Some(b) if b == id || b == AMBIGUOUS => return Ok(()),
+        // Even a deleted mail's: a header key must never hide new mail.
+        Some(_) if key.starts_with("header:") => AMBIGUOUS,
+        Some(_) => return Ok(()),
+    };
+    content
+        .insert((acct, key), value)
+        .context("write content")?;
+    Ok(())
 }
 
 fn no_message(id: u64) -> Error {

@@ -30,11 +30,13 @@
 //! reset), [`identity`] (the copied-store check).
 
 mod accounts;
+mod adopt;
 mod backend;
 mod backup_files;
 pub mod blobs;
 pub mod compress;
 mod counters;
+pub mod digest;
 mod drafts;
 mod health;
 pub mod identity;
@@ -46,6 +48,7 @@ mod opening;
 mod outbox;
 mod purge;
 mod rank;
+mod rekey;
 mod reset;
 mod restored;
 pub mod schema;
@@ -70,6 +73,7 @@ use nix::fcntl::{Flock, FlockArg};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 pub use blobs::{BlobWriter, Raw, StagedBlob, BLOB_MIN};
+pub use digest::MailKeys;
 pub use drafts::{no_draft, DraftRecord, DRAFTS};
 pub use list::{ListQuery, Visibility};
 pub use messages::{sha256_hex, MessageMeta, NewMail, Summary};

@@ -270,6 +270,7 @@ impl Store {
             sha256,
             account_name: stored.name.clone(),
             account_address: stored.address.clone(),
+            ..MessageMeta::default()
         };
         Writer::open(&tx)?.add(&meta, Some(&stored.private_owner))?;
         tx.open_table(MESSAGES)

@@ -99,14 +99,19 @@ impl Store {
             // or when the fetcher forgets the server id after a server delete.
             {
                 let mut content = tx.open_table(CONTENT).context("open content")?;
-                let ours = content
-                    .get((acct, m.sha256.as_str()))
-                    .context("read content")?
-                    .is_some_and(|g| g.value() == id);
-                if ours {
-                    content
-                        .insert((acct, m.sha256.as_str()), TOMBSTONE)
-                        .context("write content")?;
+                // The mail keys too (super::digest): a server that rewrites
+                // its bookkeeping fields must not bring the mail back either.
+                for key in [&m.sha256, &m.digest, &m.header_key] {
+                    let ours = !key.is_empty()
+                        && content
+                            .get((acct, key.as_str()))
+                            .context("read content")?
+                            .is_some_and(|g| g.value() == id);
+                    if ours {
+                        content
+                            .insert((acct, key.as_str()), TOMBSTONE)
+                            .context("write content")?;
+                    }
                 }
             }
             let sids = super::tracking::take_message_sids(&tx, id)?;

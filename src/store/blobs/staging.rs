@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::store::digest::{Digester, MailKeys};
 
 /// A file-system error of the blob files; a full disk says so first.
 pub(super) fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
@@ -63,6 +64,15 @@ impl Raw {
         }
     }
 
+    /// The keys that recognise the mail whatever bookkeeping fields a
+    /// server wrote into it (crate::store::digest).
+    pub fn keys(&self) -> MailKeys {
+        match self {
+            Raw::Bytes(b) => MailKeys::of(b),
+            Raw::Blob(b) => b.keys.clone(),
+        }
+    }
+
     /// What the summary is made from: the whole mail, or a blob's head.
     pub fn summary_bytes(&self) -> &[u8] {
         match self {
@@ -91,6 +101,7 @@ pub struct BlobWriter {
     path: PathBuf,
     len: u64,
     hasher: Sha256,
+    digester: Digester,
     head: Vec<u8>,
 }
 
@@ -117,6 +128,7 @@ impl BlobWriter {
             path,
             len: 0,
             hasher: Sha256::new(),
+            digester: Digester::default(),
             head: Vec::new(),
         })
     }
@@ -130,6 +142,7 @@ impl BlobWriter {
         file.write_all(buf)
             .map_err(|e| io_err("cannot write", &self.path, e))?;
         self.hasher.update(buf);
+        self.digester.update(buf);
         self.len = self.len.saturating_add(buf.len() as u64);
         let room = super::HEAD_BYTES.saturating_sub(self.head.len());
         self.head
@@ -161,6 +174,7 @@ impl BlobWriter {
             path: std::mem::take(&mut self.path),
             len: self.len,
             sha256: hex(&hasher.finalize()),
+            keys: std::mem::take(&mut self.digester).finish(),
             head: std::mem::take(&mut self.head),
         })
     }
@@ -180,6 +194,7 @@ pub struct StagedBlob {
     path: PathBuf,
     len: u64,
     sha256: String,
+    keys: MailKeys,
     head: Vec<u8>,
 }
 

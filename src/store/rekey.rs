@@ -1,0 +1,156 @@
+//! Mail keys (super::digest) for the mails stored before they existed,
+//! built once at open, in bounded transactions after the schema is
+//! current, like the packing of schema 9 (super::compress::pack_legacy).
+//!
+//! No schema step: the keys are more rows of the `content` table and two
+//! summary fields with defaults, which an older postfachd ignores. What
+//! the pass needs to resume is one number in `meta`, `rekeyed_upto`: the
+//! highest message id done (ids only grow, and every mail committed since
+//! this build has its keys already). A kill between two transactions
+//! leaves a store that recognises what the keys before the mark
+//! recognise; the next open goes on from the mark.
+//!
+//! A mail deleted before this build left only its raw hash as a
+//! tombstone: it is still kept out if the server sends the same bytes
+//! again, but not under rewritten bookkeeping fields (its bytes are gone).
+
+use std::io::Read;
+use std::path::Path;
+
+use redb::{Database, ReadableTable, WriteTransaction};
+
+use super::blobs::BLOB_DIR;
+use super::digest::{Digester, MailKeys};
+use super::messages::{add_key, meta_from, meta_json};
+use super::schema::{get_u64, put_u64, BLOBS, CONTENT, MESSAGES, RAW, RAW_PACKED};
+use super::write_txn;
+use crate::error::{Context, Error, Result};
+
+/// The `meta` key of the pass's progress.
+const KEY_REKEYED: &str = "rekeyed_upto";
+/// Per transaction: at most this many mails, and about this many bytes read.
+const REKEY_ROWS: usize = 500;
+const REKEY_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Gives every stored fetched mail its keys; returns how many got them.
+pub(super) fn rekey_stored(db: &Database, state_dir: &Path) -> Result<u64> {
+    let blobs = state_dir.join(BLOB_DIR);
+    let mut keyed = 0u64;
+    loop {
+        let tx = write_txn(db)?;
+        let (n, done) = rekey_some(&tx, &blobs)?;
+        tx.commit().context("commit mail keys")?;
+        keyed += n;
+        if n > 0 {
+            tracing::info!(keyed, "keying stored mails for servers that rewrite them");
+        }
+        if done {
+            return Ok(keyed);
+        }
+    }
+}
+
+/// One bounded transaction: (mails keyed, all done).
+fn rekey_some(tx: &WriteTransaction, blobs: &Path) -> Result<(u64, bool)> {
+    let from = get_u64(tx, KEY_REKEYED)?.unwrap_or(0);
+    let mut messages = tx.open_table(MESSAGES).context("open messages")?;
+    let rows: Vec<(u64, Vec<u8>)> = {
+        let mut rows = Vec::new();
+        for row in messages
+            .range(from.saturating_add(1)..)
+            .context("read messages")?
+            .take(REKEY_ROWS)
+        {
+            let (k, v) = row.context("read messages")?;
+            rows.push((k.value(), v.value().to_vec()));
+        }
+        rows
+    };
+    let Some(last) = rows.last().map(|(id, _)| *id) else {
+        return Ok((0, true));
+    };
+    let mut content = tx.open_table(CONTENT).context("open content")?;
+    let (mut keyed, mut bytes, mut upto) = (0u64, 0u64, from);
+    let full = rows.len() == REKEY_ROWS;
+    for (id, json) in rows {
+        if bytes >= REKEY_BYTES {
+            break;
+        }
+        upto = id;
+        let Ok(mut meta) = meta_from(&json) else {
+            continue;
+        };
+        let acct = meta.account.clone();
+        // Only fetched mail has a content row of its own (not the outbox's
+        // or a saved draft), and only those that have none need keys.
+        let fetched = content
+            .get((acct.as_str(), meta.sha256.as_str()))
+            .context("read content")?
+            .is_some_and(|g| g.value() == id);
+        if !fetched || !meta.digest.is_empty() {
+            continue;
+        }
+        let Some(keys) = keys_of(tx, blobs, id)? else {
+            continue;
+        };
+        bytes = bytes.saturating_add(meta.size);
+        for key in [keys.mail.as_str(), keys.header.as_str()] {
+            add_key(&mut content, &acct, key, id)?;
+        }
+        meta.digest = keys.mail;
+        meta.header_key = keys.header;
+        messages
+            .insert(id, meta_json(&meta)?.as_slice())
+            .context("write message")?;
+        keyed += 1;
+    }
+    put_u64(tx, KEY_REKEYED, upto)?;
+    Ok((keyed, upto == last && !full))
+}
+
+/// The keys of stored mail `id`: from its row, or streamed from its blob
+/// file. None if its bytes are gone (the health check reports that).
+fn keys_of(tx: &WriteTransaction, blobs: &Path, id: u64) -> Result<Option<MailKeys>> {
+    let packed = tx.open_table(RAW_PACKED).context("open raw")?;
+    if let Some(v) = packed.get(id).context("read raw mail")? {
+        return Ok(Some(MailKeys::of(&super::compress::unpack(v.value())?)));
+    }
+    let legacy = tx.open_table(RAW).context("open raw")?;
+    if let Some(v) = legacy.get(id).context("read raw mail")? {
+        return Ok(Some(MailKeys::of(v.value())));
+    }
+    if tx
+        .open_table(BLOBS)
+        .context("open blobs")?
+        .get(id)
+        .context("read blob row")?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let path = blobs.join(id.to_string());
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::storage(
+                &format!("cannot read {}", path.display()),
+                e,
+            ))
+        }
+    };
+    let mut d = Digester::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::storage(&format!("cannot read {}", path.display()), e))?;
+        if n == 0 {
+            return Ok(Some(d.finish()));
+        }
+        d.update(buf.get(..n).unwrap_or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+use redb::ReadableTable;
+
+use super::*;
+use crate::store::digest::MailKeys;
+use crate::store::messages::tests::fixed_summary;
+use crate::store::tests::pop3;
+use crate::store::{NewMail, Raw, Store, DB_FILE};
+
+fn kept(n: usize) -> Vec<u8> {
+    format!("Subject: mail {n}\r\nX-UID: {n}\r\nStatus: O\r\n\r\nbody {n}\r\n").into_bytes()
+}
+
+/// Turns the store back into one written before mail keys: no keys in
+/// `content`, none in the summaries, no progress mark.
+fn forget_keys(dir: &Path) {
+    let db = Database::open(dir.join(DB_FILE)).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut content = tx.open_table(CONTENT).unwrap();
+        let keys: Vec<(String, String)> = content
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, _) = r.unwrap();
+                let (a, key) = k.value();
+                (a.to_string(), key.to_string())
+            })
+            .filter(|(_, key)| key.contains(':'))
+            .collect();
+        assert!(!keys.is_empty());
+        for (a, key) in keys {
+            content.remove((a.as_str(), key.as_str())).unwrap();
+        }
+        let mut messages = tx.open_table(MESSAGES).unwrap();
+        let rows: Vec<(u64, Vec<u8>)> = messages
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (k.value(), v.value().to_vec())
+            })
+            .collect();
+        for (id, json) in rows {
+            let mut m = meta_from(&json).unwrap();
+            m.digest.clear();
+            m.header_key.clear();
+            messages
+                .insert(id, meta_json(&m).unwrap().as_slice())
+                .unwrap();
+        }
+        tx.open_table(super::super::schema::META)
+            .unwrap()
+            .remove(KEY_REKEYED)
+            .unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+#[test]
+fn mails_stored_before_keys_get_them_at_open_in_bounded_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = REKEY_ROWS * 2 + 7;
+    let (account, ids, big) = {
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.create_account(|id| pop3(id, None)).unwrap();
+        let mails = (0..n)
+            .map(|i| NewMail {
+                server_id: format!("imap:INBOX:1:{i}"),
+                raw: kept(i).into(),
+                received: 1,
+            })
+            .collect();
+        let ids = store
+            .commit_batch(&a, mails, &fixed_summary(Some(1)))
+            .unwrap();
+        // A blob mail, whose keys come from its file.
+        let mut big = kept(n);
+        big.extend(std::iter::repeat_n(
+            b'x',
+            crate::store::BLOB_MIN as usize + 10,
+        ));
+        let mut w = store.blob_writer().unwrap();
+        w.write(&big).unwrap();
+        let blob = NewMail {
+            server_id: "imap:INBOX:1:big".into(),
+            raw: Raw::Blob(w.finish().unwrap()),
+            received: 1,
+        };
+        let more = store
+            .commit_batch(&a, vec![blob], &fixed_summary(Some(1)))
+            .unwrap();
+        (a.id, [ids, more].concat(), big)
+    };
+    assert_eq!(ids.len(), n + 1);
+    forget_keys(dir.path());
+    let store = Store::open(dir.path()).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let raw = if i == n { big.clone() } else { kept(i) };
+        let keys = MailKeys::of(&raw);
+        assert_eq!(store.has_content(&account, &keys.mail).unwrap(), Some(*id));
+        assert_eq!(
+            store.has_content(&account, &keys.header).unwrap(),
+            Some(*id)
+        );
+        let m = store.message(*id).unwrap().unwrap();
+        assert_eq!((m.digest, m.header_key), (keys.mail, keys.header));
+    }
+    // A deletion now tombstones the keys the pass gave.
+    store.delete_message(ids[3]).unwrap();
+    let again = NewMail {
+        server_id: "imap:INBOX:2:3".into(),
+        raw: String::from_utf8(kept(3))
+            .unwrap()
+            .replace("X-UID: 3", "X-UID: 2003")
+            .into_bytes()
+            .into(),
+        received: 1,
+    };
+    assert!(store
+        .commit_batch(
+            &store.account(&account).unwrap().unwrap(),
+            vec![again],
+            &fixed_summary(Some(1))
+        )
+        .unwrap()
+        .is_empty());
+}
