@@ -11,12 +11,14 @@
 //! UIDVALIDITY change (RFC 3501 §2.3.1.1): every UID of the old validity is
 //! meaningless. The old server ids are forgotten (never used to delete
 //! anything), and every mail on the server is downloaded again; the store's
-//! content hash (SHA-256 of the raw bytes, per account) recognises mails it
-//! already has and only maps their new server id, so nothing is stored twice
-//! and nothing is lost. We deliberately download instead of first matching
-//! Message-ID and size from the headers: a full re-download after a (rare)
-//! UIDVALIDITY change costs bandwidth once, while a header match can only
-//! ever skip a download after the same content-hash confirmation anyway.
+//! mail key (per account: the SHA-256 of the bytes without an mbox server's
+//! bookkeeping fields, crate::store::digest) recognises mails it already
+//! has — or that were deleted in the CRM — and only maps their new server
+//! id, so nothing is stored twice, nothing is lost and nothing deleted
+//! comes back. After a (rare) change a full re-download costs bandwidth
+//! once; a server that changes UIDVALIDITY in every session (GNU imap4d)
+//! is marked after a few sessions and its mails are then recognised by
+//! their headers instead (imap::unstable).
 //!
 //! Batches (crate::pipeline::split: 100 mails, then doubling up to 1,000
 //! or 8 MB) download while the previous batch commits on the blocking pool
@@ -47,6 +49,7 @@ pub use super::syncstate::{SyncState, STATE_KEY};
 use super::uidnext;
 use super::uidset::{self, compress, server_id, COMMAND_UIDS};
 use super::unreadable::{self, Suspects};
+use super::unstable;
 use super::wire::{self, imap_error, next, timed, Session};
 use crate::account::Account;
 use crate::error::{Error, Result};
@@ -61,6 +64,9 @@ use crate::store::Store;
 /// around its body.
 const PREAMBLE_WORK: u64 = 64 * 1024;
 const LISTED_WORK: u64 = 128;
+/// Deadline work allowed per mail for its header, where a renumbering
+/// server's mails are recognised by their headers (imap::unstable).
+const HEADER_WORK: u64 = 64 * 1024;
 
 /// Reported when delete on server is on but the server lacks UIDPLUS.
 pub const NO_UIDPLUS: &str = "delete on server skipped: the server lacks UIDPLUS, \
@@ -139,6 +145,9 @@ async fn run(
     // UIDNEXT: imap::uidnext): no listing, no store commit.
     let server_next = mailbox.uid_next.filter(|n| *n != 0);
     let previous = syncstate::load(store, account)?;
+    // A server that renumbers in every session (imap::unstable).
+    let changed = previous.is_some_and(|p| p.uidvalidity != uidvalidity);
+    let renumbering = unstable::observe(store, account, changed)?;
     let nothing_new = match (server_next, previous) {
         (Some(n), Some(p)) => p.uidvalidity == uidvalidity && p.uidnext == n,
         (None, Some(p)) if p.uidvalidity == uidvalidity && p.uidnext != 0 => {
@@ -153,7 +162,8 @@ async fn run(
     }
     deadline.cap_more(u64::from(mailbox.exists).saturating_mul(LISTED_WORK));
     let prefix = uidset::prefix(uidvalidity);
-    syncstate::forget_old_validity(store, account, previous, uidvalidity, &prefix)?;
+    let quiet = renumbering.marked;
+    syncstate::forget_old_validity(store, account, previous, uidvalidity, &prefix, quiet)?;
 
     let on_server = if mailbox.exists == 0 {
         Vec::new()
@@ -165,10 +175,18 @@ async fn run(
         uidnext: uidnext::stand_in(server_next, previous, uidvalidity, &on_server),
     };
     let known = blocking(|| store.known_server_ids(&account.id, &prefix))?;
-    let (new, too_big): (Vec<_>, Vec<_>) = on_server
+    let mut unknown: Vec<(u32, u64)> = on_server
         .iter()
         .copied()
         .filter(|(uid, _)| !known.contains(&server_id(uidvalidity, *uid)))
+        .collect();
+    if renumbering.by_header() && !unknown.is_empty() {
+        let headers = unknown.iter().map(|(_, size)| (*size).min(HEADER_WORK));
+        deadline.cap_more(headers.sum());
+        unknown = unstable::recognise(session, store, &t, account, uidvalidity, &unknown).await?;
+    }
+    let (new, too_big): (Vec<_>, Vec<_>) = unknown
+        .into_iter()
         .partition(|(_, size)| *size <= t.max_message_size);
     deadline.cap_more(new.iter().map(|(_, size)| size + LISTED_WORK).sum());
     // Mails whose reply could not be read before come alone, last.
@@ -180,6 +198,11 @@ async fn run(
         .collect();
 
     let mut report = FetchReport::default();
+    if renumbering.newly {
+        let text = unstable::warning(host);
+        tracing::warn!(account_id = %account.id, host, "{text}");
+        report.warn(text);
+    }
     let total = u32::try_from(new.len()).unwrap_or(u32::MAX);
     progress(0, total);
     let mut done = 0u32;

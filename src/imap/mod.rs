@@ -8,6 +8,7 @@
 //! - [`folders`]: move mail into a folder (the Trash move, RFC 6851,
 //!   RFC 4315), APPEND (with APPENDUID), LIST (RFC 6154).
 //! - [`drafts`]: remove a replaced draft from the Drafts folder.
+//! - [`proposal`]: the Trash folder a folder sync proposes (Courier's `INBOX.Trash`).
 //! - [`session`]: TCP/TLS/STARTTLS, greeting, CAPABILITY, LOGIN, LOGOUT.
 //! - [`wire`]: command plumbing: timeouts, errors, the one tag loop,
 //!   `UID STORE \Deleted` + `UID EXPUNGE`.
@@ -16,6 +17,7 @@
 //! - `news`: which server responses mean new mail (pure).
 //! - `syncstate`: the INBOX sync state in the store; where a stored mail is.
 //! - `uidnext`: "nothing new" where the server sends no UIDNEXT (Courier).
+//! - [`unstable`]: a server that renumbers INBOX in every session (imap4d).
 //! - [`uidset`]: UID sets, batches and server ids (pure).
 //! - [`utf7`]: folder names between the wire's modified UTF-7 and UTF-8 (pure).
 //!
@@ -32,6 +34,7 @@ pub mod idle;
 mod idle_wire;
 mod news;
 pub mod partial;
+pub mod proposal;
 pub mod session;
 pub mod syncstate;
 #[cfg(test)]
@@ -39,6 +42,7 @@ mod testing;
 mod uidnext;
 pub mod uidset;
 mod unreadable;
+pub mod unstable;
 pub mod utf7;
 pub mod wire;
 pub mod xoauth2;

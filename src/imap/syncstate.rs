@@ -54,6 +54,7 @@ pub(super) fn forget_old_validity(
     previous: Option<SyncState>,
     uidvalidity: u32,
     prefix: &str,
+    renumbers: bool,
 ) -> Result<()> {
     let Some(previous) = previous else {
         return Ok(());
@@ -61,12 +62,18 @@ pub(super) fn forget_old_validity(
     if previous.uidvalidity == uidvalidity {
         return Ok(());
     }
-    tracing::warn!(
-        account_id = %account.id,
-        old = previous.uidvalidity,
-        new = uidvalidity,
-        "INBOX UIDVALIDITY changed; re-reading the mailbox, stored mails are recognised by content"
-    );
+    // A server marked as renumbering in every session was named once
+    // (imap::unstable); its every session is not worth a warning.
+    if renumbers {
+        tracing::debug!(account_id = %account.id, new = uidvalidity, "INBOX renumbered again");
+    } else {
+        tracing::warn!(
+            account_id = %account.id,
+            old = previous.uidvalidity,
+            new = uidvalidity,
+            "INBOX UIDVALIDITY changed; re-reading the mailbox, stored mails are recognised by content"
+        );
+    }
     let stale: Vec<String> = blocking(|| store.known_server_ids(&account.id, "imap:INBOX:"))?
         .into_iter()
         .filter(|id| !id.starts_with(prefix))
