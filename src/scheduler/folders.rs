@@ -5,9 +5,11 @@
 //! Only selectable folders are stored (a `\Noselect` level holds no mail,
 //! so no folder setting may name it). A Drafts, Trash or Sent folder that
 //! is not set yet is proposed from the server's RFC 6154 special use
-//! (`\Drafts`, `\Trash`, `\Sent`; the first one listed wins); a folder the
+//! (`\Drafts`, `\Trash`, `\Sent`; the first one listed wins), a Trash
+//! also by name (`INBOX.Trash` on Courier, imap::proposal); a folder the
 //! admin has set is never changed, even when the server no longer lists
-//! it — the next APPEND or move then says `FolderUnknown`. `SaveSentCopy`
+//! it — the next APPEND or move then says `FolderUnknown` — except a Trash
+//! the server lacks under its namespace's name (`Trash` -> `INBOX.Trash`). `SaveSentCopy`
 //! stays as the admin set it. POP3 accounts have no folders: their
 //! SyncFolders is refused before it gets here.
 
@@ -83,7 +85,6 @@ fn synced_account(cur: &Account, listed: &[Folder], at: u64) -> Account {
     };
     for (setting, use_) in [
         (&mut next.drafts_folder, "\\Drafts"),
-        (&mut next.trash_folder, "\\Trash"),
         (&mut next.sent_folder, "\\Sent"),
     ] {
         if setting.is_empty() {
@@ -92,6 +93,8 @@ fn synced_account(cur: &Account, listed: &[Folder], at: u64) -> Account {
             }
         }
     }
+    // Trash also by name, and a missing namesake replaced (imap::proposal).
+    next.trash_folder = crate::imap::proposal::trash_setting(&cur.trash_folder, listed);
     next
 }
 

@@ -11,6 +11,8 @@
 //! - [`imap4d`]: GNU imap4d's quirks (unreadable empty partial fetch, IDLE
 //!   that never pushes);
 //! - [`courier`]: Courier-IMAP's SELECT without UIDNEXT;
+//! - [`courier_folders`]: Courier's `INBOX.` folders without SPECIAL-USE;
+//! - [`mbox`]: imap4d's mbox INBOX renumbered in every session;
 //! - [`fake_imap`]: an empty INBOX that can swallow LOGOUT or speak TLS;
 //! - [`echo`]: a login refused with the client's own login line (secrets);
 //! - SMTP scripts live with their tests (`smtp_hostile`, `send_smtp`).
@@ -18,10 +20,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers
 
 pub mod courier;
+pub mod courier_folders;
 pub mod echo;
 pub mod fake_imap;
 pub mod imap;
 pub mod imap4d;
+pub mod mbox;
 pub mod pop3;
 
 use std::collections::HashMap;
