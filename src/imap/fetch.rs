@@ -11,14 +11,10 @@
 //! UIDVALIDITY change (RFC 3501 §2.3.1.1): every UID of the old validity is
 //! meaningless. The old server ids are forgotten (never used to delete
 //! anything), and every mail on the server is downloaded again; the store's
-//! mail key (per account: the SHA-256 of the bytes without an mbox server's
-//! bookkeeping fields, crate::store::digest) recognises mails it already
-//! has — or that were deleted in the CRM — and only maps their new server
-//! id, so nothing is stored twice, nothing is lost and nothing deleted
-//! comes back. After a (rare) change a full re-download costs bandwidth
-//! once; a server that changes UIDVALIDITY in every session (GNU imap4d)
-//! is marked after a few sessions and its mails are then recognised by
-//! their headers instead (imap::unstable).
+//! mail key (the SHA-256 without an mbox server's bookkeeping fields,
+//! crate::store::digest) recognises mails it has or that were deleted in
+//! the CRM and only maps their new server id. A server that does this in
+//! every session (GNU imap4d) is recognised by headers (imap::unstable).
 //!
 //! Batches (crate::pipeline::split: 100 mails, then doubling up to 1,000
 //! or 8 MB) download while the previous batch commits on the blocking pool
@@ -64,9 +60,6 @@ use crate::store::Store;
 /// around its body.
 const PREAMBLE_WORK: u64 = 64 * 1024;
 const LISTED_WORK: u64 = 128;
-/// Deadline work allowed per mail for its header, where a renumbering
-/// server's mails are recognised by their headers (imap::unstable).
-const HEADER_WORK: u64 = 64 * 1024;
 
 /// Reported when delete on server is on but the server lacks UIDPLUS.
 pub const NO_UIDPLUS: &str = "delete on server skipped: the server lacks UIDPLUS, \
@@ -181,9 +174,8 @@ async fn run(
         .filter(|(uid, _)| !known.contains(&server_id(uidvalidity, *uid)))
         .collect();
     if renumbering.by_header() && !unknown.is_empty() {
-        let headers = unknown.iter().map(|(_, size)| (*size).min(HEADER_WORK));
-        deadline.cap_more(headers.sum());
-        unknown = unstable::recognise(session, store, &t, account, uidvalidity, &unknown).await?;
+        let at = (&t, &deadline);
+        unknown = unstable::recognise(session, store, at, account, uidvalidity, &unknown).await?;
     }
     let (new, too_big): (Vec<_>, Vec<_>) = unknown
         .into_iter()
@@ -198,9 +190,7 @@ async fn run(
         .collect();
 
     let mut report = FetchReport::default();
-    if renumbering.newly {
-        let text = unstable::warning(host);
-        tracing::warn!(account_id = %account.id, host, "{text}");
+    if let Some(text) = renumbering.warning(account) {
         report.warn(text);
     }
     let total = u32::try_from(new.len()).unwrap_or(u32::MAX);

@@ -30,6 +30,7 @@ use super::wire::{imap_error, next, timed, Session};
 use crate::account::Account;
 use crate::error::Result;
 use crate::fetch::blocking;
+use crate::fetch::deadline::Deadline;
 use crate::net::Timeouts;
 use crate::store::digest::header_key;
 use crate::store::Store;
@@ -41,6 +42,9 @@ const MARK: &str = "renumbers";
 
 /// Consecutive sessions with a new UIDVALIDITY that mark a server.
 pub const SESSIONS: u32 = 3;
+
+/// Deadline work (crate::fetch::deadline) allowed per mail for its header.
+const HEADER_WORK: u64 = 64 * 1024;
 
 /// What this session's UIDVALIDITY says about the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,13 +93,22 @@ pub(super) fn observe(store: &Store, account: &Account, changed: bool) -> Result
     })
 }
 
-/// The warning when a server is marked.
-pub(super) fn warning(host: &str) -> String {
-    format!(
-        "{host} gave INBOX a new UIDVALIDITY in {SESSIONS} sessions in a row (RFC 3501 \
-         §2.3.1.1; GNU imap4d does so after new mail): its mails are recognised by their \
-         headers from now on instead of being downloaded again"
-    )
+impl Renumbering {
+    /// The warning of the session that marked the server, also journaled;
+    /// None for any other.
+    pub fn warning(&self, account: &Account) -> Option<String> {
+        if !self.newly {
+            return None;
+        }
+        let host = account.host.as_str();
+        let text = format!(
+            "{host} gave INBOX a new UIDVALIDITY in {SESSIONS} sessions in a row (RFC 3501 \
+             §2.3.1.1; GNU imap4d does so after new mail): its mails are recognised by their \
+             headers from now on instead of being downloaded again"
+        );
+        tracing::warn!(account_id = %account.id, host, "{text}");
+        Some(text)
+    }
 }
 
 /// Recognises `new` (UID, listed size) by their header keys: maps those
@@ -104,12 +117,13 @@ pub(super) fn warning(host: &str) -> String {
 pub(super) async fn recognise(
     session: &mut Session,
     store: &Store,
-    t: &Timeouts,
+    (t, deadline): (&Timeouts, &Deadline),
     account: &Account,
     uidvalidity: u32,
     new: &[(u32, u64)],
 ) -> Result<Vec<(u32, u64)>> {
     let host = account.host.as_str();
+    deadline.cap_more(new.iter().map(|(_, size)| (*size).min(HEADER_WORK)).sum());
     let what = "reading headers (UID FETCH BODY.PEEK[HEADER])";
     let mut left: HashSet<u32> = new.iter().map(|(uid, _)| *uid).collect();
     let uids: Vec<u32> = new.iter().map(|(uid, _)| *uid).collect();

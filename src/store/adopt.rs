@@ -6,7 +6,8 @@
 use redb::ReadableTable;
 
 use super::accounts::{account_in, no_account};
-use super::messages::{AMBIGUOUS, TOMBSTONE};
+use super::digest::AMBIGUOUS;
+use super::messages::TOMBSTONE;
 use super::schema::{CONTENT, MESSAGE_SIDS, SERVER_IDS};
 use super::Store;
 use crate::error::{Context, Result};

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::accounts::{account_in, no_account};
 pub use super::blobs::Raw;
+use super::digest::{add_key, MailKeys};
 use super::schema::{self, BLOBS, CONTENT, MESSAGES, MESSAGE_SIDS, RAW_PACKED, SERVER_IDS};
 use super::views::{meta_in, owner_in, Writer};
 use super::Store;
@@ -90,11 +91,6 @@ pub(super) fn meta_from(bytes: &[u8]) -> Result<MessageMeta> {
 /// The message id that server ids and content keys of a mail deleted in
 /// the CRM point to (message ids start at 1).
 pub const TOMBSTONE: u64 = 0;
-
-/// What a header key (super::digest) of two different stored mails points
-/// to: it recognises neither, so such a mail is downloaded and recognised
-/// by its mail key.
-pub const AMBIGUOUS: u64 = u64::MAX;
 
 /// Lower-case hex SHA-256 of raw bytes: the content key of [`Store::has_content`].
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -175,6 +171,8 @@ impl Store {
                 Raw::Blob(_) => Ok(None),
             })
             .collect::<Result<_>>()?;
+        // Likewise the mail keys (super::digest), a second pass over the bytes.
+        let keyed: Vec<MailKeys> = mails.iter().map(|m| m.raw.keys()).collect();
         let tx = self.write()?;
         // The stored account, not the caller's copy, decides the visibility
         // class: an owner change committed meanwhile must not be undone.
@@ -198,7 +196,7 @@ impl Store {
             let mut blob_rows = tx.open_table(BLOBS).context("open blobs")?;
             let mut messages = tx.open_table(MESSAGES).context("open messages")?;
             let mut views = Writer::open(&tx)?;
-            for (mail, packed) in mails.into_iter().zip(packed) {
+            for ((mail, packed), keys) in mails.into_iter().zip(packed).zip(keyed) {
                 let NewMail {
                     server_id,
                     raw,
@@ -209,7 +207,6 @@ impl Store {
                     continue;
                 }
                 let sha = raw.sha256_hex();
-                let keys = raw.keys();
                 // The mail key first: the same mail with other bookkeeping
                 // fields (super::digest); the raw hash for mails stored (or
                 // deleted) before mail keys existed.
@@ -380,31 +377,6 @@ impl Store {
             self.change_messages([id], |_, m| m.read = read)
         })
     }
-}
-
-/// Points content key `key` of `acct` at message `id` unless it already
-/// points somewhere: a header key of another mail becomes [`AMBIGUOUS`].
-pub(super) fn add_key(
-    content: &mut redb::Table<(&'static str, &'static str), u64>,
-    acct: &str,
-    key: &str,
-    id: u64,
-) -> Result<()> {
-    let before = content
-        .get((acct, key))
-        .context("read content")?
-        .map(|g| g.value());
-    let value = match before {
-        None => id,
-        Some(b) if b == id || b == AMBIGUOUS => return Ok(()),
-        // Even a deleted mail's: a header key must never hide new mail.
-        Some(_) if key.starts_with("header:") => AMBIGUOUS,
-        Some(_) => return Ok(()),
-    };
-    content
-        .insert((acct, key), value)
-        .context("write content")?;
-    Ok(())
 }
 
 fn no_message(id: u64) -> Error {

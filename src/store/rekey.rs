@@ -20,8 +20,8 @@ use std::path::Path;
 use redb::{Database, ReadableTable, WriteTransaction};
 
 use super::blobs::BLOB_DIR;
-use super::digest::{Digester, MailKeys};
-use super::messages::{add_key, meta_from, meta_json};
+use super::digest::{add_key, Digester, MailKeys};
+use super::messages::{meta_from, meta_json};
 use super::schema::{get_u64, put_u64, BLOBS, CONTENT, MESSAGES, RAW, RAW_PACKED};
 use super::write_txn;
 use crate::error::{Context, Error, Result};
