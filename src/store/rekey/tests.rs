@@ -125,3 +125,43 @@ fn mails_stored_before_keys_get_them_at_open_in_bounded_steps() {
         .unwrap()
         .is_empty());
 }
+
+/// A kill between two transactions: the mark says how far the keys go,
+/// and the next open goes on from there.
+#[test]
+fn an_interrupted_pass_resumes_from_its_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = REKEY_ROWS + 20;
+    let (account, ids) = {
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.create_account(|id| pop3(id, None)).unwrap();
+        let mails = (0..n)
+            .map(|i| NewMail {
+                server_id: format!("imap:INBOX:1:{i}"),
+                raw: kept(i).into(),
+                received: 1,
+            })
+            .collect();
+        let ids = store
+            .commit_batch(&a, mails, &fixed_summary(Some(1)))
+            .unwrap();
+        (a.id, ids)
+    };
+    forget_keys(dir.path());
+    {
+        // One bounded transaction, then the process "dies".
+        let db = Database::open(dir.path().join(DB_FILE)).unwrap();
+        let tx = write_txn(&db).unwrap();
+        let (keyed, done) = rekey_some(&tx, &dir.path().join(BLOB_DIR)).unwrap();
+        tx.commit().unwrap();
+        assert_eq!((keyed, done), (REKEY_ROWS as u64, false));
+        let tx = write_txn(&db).unwrap();
+        let mark = get_u64(&tx, KEY_REKEYED).unwrap();
+        assert_eq!(mark, Some(ids[REKEY_ROWS - 1]));
+    }
+    let store = Store::open(dir.path()).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let keys = MailKeys::of(&kept(i));
+        assert_eq!(store.has_content(&account, &keys.mail).unwrap(), Some(*id));
+    }
+}
