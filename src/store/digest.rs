@@ -15,12 +15,16 @@
 //! keys (the store keeps the bytes as they came; these only recognise):
 //!
 //! - the mail key: the digest of the whole mail without the fields — two
-//!   mails with the same key are the same mail;
+//!   mails with the same key are the same mail; for a mail without such
+//!   fields it is its raw hash, so that only mbox servers' mail costs
+//!   rows of its own;
 //! - the header key: the digest of the header without the fields (its
 //!   blank line included, as `BODY[HEADER]` has it, RFC 3501 §6.4.5) and
 //!   the length of the body. A server that renumbers in every session
 //!   sends `BODY.PEEK[HEADER]` and `RFC822.SIZE`, which give the same key
-//!   without downloading the body (imap::unstable).
+//!   without downloading the body (imap::unstable). It is filed for mail
+//!   with bookkeeping fields, and for any mail seen again after a
+//!   UIDVALIDITY change (the only time header recognition may be needed).
 //!
 //! [`add_key`] files them in the `content` table beside the raw hash.
 //!
@@ -50,10 +54,15 @@ const NAME_MAX: usize = 32;
 /// `content` table beside the SHA-256 of the raw bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailKeys {
-    /// `digest:<hex>`.
+    /// Lower-case hex, like the raw hash: for a mail without bookkeeping
+    /// fields it *is* the raw hash, so such a mail (all mail from servers
+    /// that keep their state elsewhere) needs no row of its own.
     pub mail: String,
     /// `header:<hex>:<body length>`.
     pub header: String,
+    /// Whether a bookkeeping field was left out: only such a mail has a
+    /// mail key of its own and a header key from the start.
+    pub bookkeeping: bool,
 }
 
 impl MailKeys {
@@ -104,6 +113,8 @@ pub struct Digester {
     pending: Vec<u8>,
     /// Whether the last field was bookkeeping (for continuation lines).
     dropping: bool,
+    /// Whether any field was.
+    dropped: bool,
     body_len: u64,
 }
 
@@ -168,6 +179,7 @@ impl Digester {
                 } else if b == b':' || self.pending.len() > NAME_MAX {
                     let drop = b == b':' && is_bookkeeping(&self.pending);
                     self.dropping = drop;
+                    self.dropped |= drop;
                     self.flush_pending(drop);
                     self.state = if drop { State::Drop } else { State::Keep };
                 }
@@ -199,8 +211,9 @@ impl Digester {
             self.body_len
         );
         MailKeys {
-            mail: format!("digest:{}", hex(&self.mail.finalize())),
+            mail: hex(&self.mail.finalize()),
             header,
+            bookkeeping: self.dropped,
         }
     }
 }

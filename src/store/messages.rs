@@ -59,8 +59,9 @@ pub struct MessageMeta {
     pub account_name: String,
     pub account_address: String,
     /// Its keys in the `content` table without server bookkeeping fields
-    /// (super::digest), so that a deletion tombstones them too; empty in
-    /// summaries written before them (then `super::rekey` fills them in).
+    /// (super::digest), so that a deletion tombstones them too: `digest`
+    /// only where it differs from `sha256`; `header_key` is empty only in
+    /// summaries written before keys (`super::rekey` fills them in).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub digest: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -227,7 +228,8 @@ impl Store {
                     continue;
                 }
                 if let Some(existing) = known {
-                    // Keys a mail stored before them lacks, for the next time.
+                    // Seen again: its keys, for the next time (a header key is
+                    // only filed now for mail without bookkeeping fields).
                     for key in [keys.mail.as_str(), keys.header.as_str()] {
                         add_key(&mut content, acct, key, existing)?;
                     }
@@ -262,7 +264,11 @@ impl Store {
                     sha256: sha.clone(),
                     account_name: account.name.clone(),
                     account_address: account.address.clone(),
-                    digest: keys.mail.clone(),
+                    digest: if keys.bookkeeping {
+                        keys.mail.clone()
+                    } else {
+                        String::new()
+                    },
                     header_key: keys.header.clone(),
                 };
                 match (raw, packed) {
@@ -281,8 +287,12 @@ impl Store {
                 content
                     .insert((acct, sha.as_str()), id)
                     .context("write content")?;
-                for key in [keys.mail.as_str(), keys.header.as_str()] {
-                    add_key(&mut content, acct, key, id)?;
+                // Other mail is recognised by its raw hash, and gets a header
+                // key once it is seen again (above).
+                if keys.bookkeeping {
+                    for key in [keys.mail.as_str(), keys.header.as_str()] {
+                        add_key(&mut content, acct, key, id)?;
+                    }
                 }
                 message_sids
                     .insert((id, server_id.as_str()), ())

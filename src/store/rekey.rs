@@ -87,17 +87,21 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path) -> Result<(u64, bool)> {
             .get((acct.as_str(), meta.sha256.as_str()))
             .context("read content")?
             .is_some_and(|g| g.value() == id);
-        if !fetched || !meta.digest.is_empty() {
+        if !fetched || !meta.header_key.is_empty() {
             continue;
         }
         let Some(keys) = keys_of(tx, blobs, id)? else {
             continue;
         };
         bytes = bytes.saturating_add(meta.size);
-        for key in [keys.mail.as_str(), keys.header.as_str()] {
-            add_key(&mut content, &acct, key, id)?;
+        // As for new mail (super::messages): rows only where the keys
+        // differ from what the raw hash already recognises.
+        if keys.bookkeeping {
+            for key in [keys.mail.as_str(), keys.header.as_str()] {
+                add_key(&mut content, &acct, key, id)?;
+            }
+            meta.digest = keys.mail;
         }
-        meta.digest = keys.mail;
         meta.header_key = keys.header;
         messages
             .insert(id, meta_json(&meta)?.as_slice())

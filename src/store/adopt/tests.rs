@@ -79,14 +79,51 @@ fn a_header_key_of_two_mails_recognises_neither() {
     // Same header, bodies of the same length: two mails, one header key.
     let twin = |sid: &str, body: &str| NewMail {
         server_id: sid.into(),
-        raw: format!("Subject: same\r\n\r\n{body}").into_bytes().into(),
+        raw: format!("Subject: same\r\nX-UID: {sid}\r\n\r\n{body}")
+            .into_bytes()
+            .into(),
         received: 1,
     };
     let ids = store
-        .commit_batch(&a, vec![twin("p:1", "aaaa"), twin("p:2", "bbbb")], &sum)
+        .commit_batch(&a, vec![twin("p1", "aaaa"), twin("p2", "bbbb")], &sum)
         .unwrap();
     assert_eq!(ids.len(), 2);
     let key = MailKeys::of(b"Subject: same\r\n\r\naaaa").header;
     let pairs = vec![("imap:INBOX:9:1".to_string(), key)];
     assert_eq!(store.adopt_by_header(&a.id, &pairs).unwrap().len(), 1);
+}
+
+#[test]
+fn mail_without_bookkeeping_fields_gets_a_header_key_once_seen_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = store.create_account(|id| pop3(id, None)).unwrap();
+    let sum = fixed_summary(Some(1));
+    let plain = |sid: &str| NewMail {
+        server_id: sid.into(),
+        raw: b"Subject: plain\r\n\r\nbody\r\n".to_vec().into(),
+        received: 1,
+    };
+    let keys = MailKeys::of(b"Subject: plain\r\n\r\nbody\r\n");
+    let ids = store
+        .commit_batch(&a, vec![plain("imap:INBOX:1:1")], &sum)
+        .unwrap();
+    // Only the raw hash: it is the mail key.
+    assert_eq!(store.has_content(&a.id, &keys.mail).unwrap(), Some(ids[0]));
+    assert_eq!(store.has_content(&a.id, &keys.header).unwrap(), None);
+    // Seen again after a UIDVALIDITY change: now it has a header key, and
+    // its deletion tombstones that too.
+    assert!(store
+        .commit_batch(&a, vec![plain("imap:INBOX:2:1")], &sum)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.has_content(&a.id, &keys.header).unwrap(),
+        Some(ids[0])
+    );
+    store.delete_message(ids[0]).unwrap();
+    assert_eq!(
+        store.has_content(&a.id, &keys.header).unwrap(),
+        Some(crate::store::messages::TOMBSTONE)
+    );
 }
