@@ -152,7 +152,7 @@ fn check_seeded(user: &ServerUser, sent: &[Vec<u8>]) {
     );
 }
 
-/// Fetch in clear text and over implicit TLS: every mail once, stored as
+/// Fetch in clear text, with STARTTLS and over implicit TLS: every mail once, stored as
 /// the server sends it (byte for byte; on imap4d but for its bookkeeping
 /// headers), nothing refetched, nothing removed.
 async fn fetches_every_mail_once_as_sent(server: Server) {
@@ -161,7 +161,7 @@ async fn fetches_every_mail_once_as_sent(server: Server) {
     user.seed(&sent);
     check_seeded(&user, &sent);
     let run = Run::start().await;
-    for mode in [Mode::Plain, Mode::Tls] {
+    for mode in [Mode::Plain, Mode::Starttls, Mode::Tls] {
         let path = run.account(&user, mode, &[]).await;
         let log = || run.daemon.log();
         assert_eq!(

@@ -29,6 +29,8 @@ pub enum Server {
 pub enum Mode {
     /// LOGIN in clear text (allowed on loopback).
     Plain,
+    /// STARTTLS on the clear-text port, with the run's CA.
+    Starttls,
     /// Implicit TLS on the server's TLS port, with the run's CA.
     Tls,
 }
@@ -37,6 +39,7 @@ impl Mode {
     pub fn setting(self) -> &'static str {
         match self {
             Mode::Plain => "none",
+            Mode::Starttls => "starttls",
             Mode::Tls => "tls",
         }
     }
@@ -86,7 +89,7 @@ impl Server {
 
     pub fn port(self, mode: Mode) -> u16 {
         match mode {
-            Mode::Plain => self.ports().0,
+            Mode::Plain | Mode::Starttls => self.ports().0,
             Mode::Tls => self.ports().1,
         }
     }
