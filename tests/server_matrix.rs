@@ -278,13 +278,17 @@ async fn idle_fetches_new_mail(server: Server) {
 
 /// DeleteMessage with the server's Trash: listed by SyncFolders, the mail
 /// lands there; with UIDPLUS it leaves INBOX, without it the copy is all.
+/// Where Trash lives under `INBOX.` (Cyrus, Courier), the account first
+/// names it plain `Trash`, as a new user would: FolderUnknown that names
+/// the listed folder, and nothing moves.
 async fn trash_move(server: Server) {
     let user = server.user();
     user.seed(&[mail("trash", 0)]);
     let run = Run::start().await;
-    let extra = [("trash_folder", SettingValue::Str(server.trash().into()))];
+    let extra = [("trash_folder", SettingValue::Str("Trash".into()))];
     let path = run.account(&user, Mode::Plain, &extra).await;
-    let folders = run.acc(&path).await.sync_folders().await.unwrap();
+    let acc = run.acc(&path).await;
+    let folders = acc.sync_folders().await.unwrap();
     assert!(
         folders.iter().any(|f| f == server.trash()),
         "{server:?}: {folders:?}"
@@ -292,6 +296,19 @@ async fn trash_move(server: Server) {
     assert_eq!(run.fetch_now(&path).await, Ok(1), "{}", run.daemon.log());
     let mb = run.mb().await;
     let id = fetch::get::<u64>(&fetch::list_all(&mb, &path).await[0], "id");
+    if server.trash() != "Trash" {
+        let err = mb.delete_message("", id).await.unwrap_err();
+        let name = fetch::error_name(&err);
+        assert_eq!(name, "org.postfach.Postfach1.Error.FolderUnknown", "{err}");
+        assert!(
+            err.to_string().contains(server.trash()),
+            "{server:?}: {err}"
+        );
+        assert_eq!(user.count("INBOX"), 1, "{server:?}: nothing moved");
+        let mut change = std::collections::HashMap::new();
+        change.insert("trash_folder", zbus::Variant::from(server.trash()));
+        acc.update(change).await.expect("the listed Trash");
+    }
     mb.delete_message("", id).await.expect("DeleteMessage");
     common::eventually("the mail in the Trash", Duration::from_secs(30), || async {
         user.count(server.trash()) == 1
