@@ -386,9 +386,8 @@ matrix!(
 matrix!(uidvalidity_change_neither_duplicates_nor_loses_mail {
     cyrus => Server::Cyrus,
     courier => Server::Courier,
-    // Today every mail comes again as new (4 for 1): the renumbered mails
-    // differ from the stored ones by imap4d's X-IMAPbase, X-UID and
-    // Status headers, so content does not recognise them.
-    #[ignore = "open: imap4d's renumbered mails are fetched again (docs/SERVERS.md, Not yet handled)"]
+    // The renumbered mails differ from the stored ones by imap4d's
+    // X-IMAPbase, X-UID and Status fields: recognised by their mail key
+    // (docs/SERVERS.md, "Servers without stable UIDs").
     imap4d => Server::Imap4d,
 });
