@@ -164,8 +164,9 @@ enum Event {
 
 /// Every piece of work that is not the wait itself runs boxed: an async
 /// fn's state is as big as the biggest future it awaits inline, and each
-/// of a thousand idling tasks would otherwise carry room for an SMTP
-/// session, an OAuth HTTP exchange and an APPEND while it only waits.
+/// of a thousand idling tasks would otherwise carry room for an OAuth
+/// HTTP exchange and an APPEND while it only waits. (SMTP runs on the
+/// courier, whose turns are boxed too.)
 async fn serve(me: &Worker, queue: &mut Queue, courier: &Courier) {
     let poll = me.account.poll_interval;
     let mut turns = Turns {
