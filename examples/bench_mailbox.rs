@@ -27,9 +27,11 @@
 
 #[path = "support/mailgen.rs"]
 mod mailgen;
+#[path = "support/sessionbus.rs"]
+mod sessionbus;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use postfach::account::{Account, SettingValue};
@@ -37,7 +39,7 @@ use postfach::store::{ListQuery, NewMail, Store, Visibility};
 
 const ACCOUNTS: usize = 200;
 const USERS: usize = 50;
-const BATCH: usize = 5000;
+const BATCH: usize = postfach::pipeline::BATCH_MAILS;
 /// Untimed queries first: one round over every user's inbox, so that p99
 /// is the steady state of a running daemon and not the first read of each
 /// view from disk after the store was opened.
@@ -356,21 +358,8 @@ fn interleaved(big: &Store, small: &Store, small_mails: usize, a: &Args) -> Res<
 async fn over_dbus(a: &Args) -> Res<()> {
     use std::collections::HashMap;
     use zbus::zvariant::Variant;
-    let out = Command::new("dbus-daemon")
-        .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
-        .stdout(Stdio::piped())
-        .output()?;
-    let text = String::from_utf8(out.stdout)?;
-    let mut lines = text.lines();
-    let addr = lines
-        .next()
-        .ok_or("dbus-daemon printed no address")?
-        .to_string();
-    let bus_pid: i32 = lines
-        .next()
-        .ok_or("dbus-daemon printed no pid")?
-        .trim()
-        .parse()?;
+    let bus = sessionbus::SessionBus::start()?;
+    let addr = bus.address.clone();
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let mut daemon = Command::new(format!("{target}/release/postfachd"))
         .args(["--session", "--state-dir"])
@@ -429,22 +418,34 @@ async fn over_dbus(a: &Args) -> Res<()> {
         Ok(())
     }
     .await;
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = daemon.wait();
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(bus_pid),
-        nix::sys::signal::Signal::SIGTERM,
-    );
+    sessionbus::stop(&mut daemon);
+    drop(bus);
     result
 }
 
 /// Bytes on disk per mail next to the targets, and where they go, table
 /// by table (redb's own figures: rows as stored, and all their pages).
+/// What the files under `dir` take on the disk: allocated blocks, not
+/// their length. redb grows its file ahead of use by setting its length,
+/// and the tail it has not written yet is a hole that takes no disk.
+fn allocated(dir: &Path) -> Res<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut sum = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        sum += if meta.is_dir() {
+            allocated(&entry.path())?
+        } else {
+            meta.blocks() * 512
+        };
+    }
+    Ok(sum)
+}
+
 fn footprint(store: &Store, a: &Args) -> Res<()> {
-    let bytes = store.disk_bytes()?;
+    let length = store.disk_bytes()?;
+    let bytes = allocated(&a.dir)?;
     let tables = store.table_bytes()?;
     let raw_bytes: u64 = tables
         .iter()
@@ -478,8 +479,9 @@ fn footprint(store: &Store, a: &Args) -> Res<()> {
     );
     println!("| bytes on disk | per mail | of raw | target |\n|---|---|---|---|");
     println!(
-        "| everything ({:.1} MiB) | {per_mail:.0} B | {:.2}x | {target} |",
+        "| everything ({:.1} MiB allocated; files {:.1} MiB long) | {per_mail:.0} B | {:.2}x | {target} |",
         bytes as f64 / 1048576.0,
+        length as f64 / 1048576.0,
         per_mail / raw_mean,
     );
     println!(
@@ -498,7 +500,7 @@ fn footprint(store: &Store, a: &Args) -> Res<()> {
     }
     let listed: u64 = tables.iter().map(|t| t.allocated).sum();
     println!(
-        "| (free pages, redb's own trees) | | | {:.0} |\n",
+        "| (the rest: free pages, redb's own trees) | | | {:.0} |\n",
         bytes.saturating_sub(listed) as f64 / n
     );
     Ok(())

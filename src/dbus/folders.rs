@@ -49,15 +49,21 @@ pub fn check_known(cur: &Account, changes: &[(String, SettingValue)]) -> Result<
     Ok(())
 }
 
-/// Whether the settings the account's task works with changed.
+/// Whether the settings the account's task works with changed. The folder
+/// list counts: the task decides a failed Trash move by it
+/// (`imap::folders::by_folder_list`), so a task that kept the list from
+/// before a SyncFolders reported Cyrus' and Courier's refusal of `Trash`
+/// without naming `INBOX.Trash` (or as a Connection error, Courier).
 pub fn task_settings_changed(before: &Account, after: &Account) -> bool {
     (
         &before.drafts_folder,
         &before.trash_folder,
         &before.sent_folder,
+        &before.folders,
     ) != (
         &after.drafts_folder,
         &after.trash_folder,
         &after.sent_folder,
+        &after.folders,
     )
 }
