@@ -72,15 +72,10 @@ pub(super) struct Courier {
 
 impl Courier {
     /// Starts delivering for `me` until `stop` says so.
-    pub fn spawn(me: Arc<Worker>, mut stop: watch::Receiver<Option<Stop>>) -> Courier {
+    pub fn spawn(me: Arc<Worker>, stop: watch::Receiver<Option<Stop>>) -> Courier {
         let wake = Arc::new(Notify::new());
         let woken = wake.clone();
-        let join = tokio::spawn(async move {
-            tokio::select! {
-                _ = stop.wait_for(Option::is_some) => {}
-                () = deliver_forever(&me, &woken) => {}
-            }
-        });
+        let join = tokio::spawn(courier(me, woken, stop));
         Courier { wake, join }
     }
 
@@ -94,6 +89,14 @@ impl Courier {
 impl Drop for Courier {
     fn drop(&mut self) {
         self.join.abort();
+    }
+}
+
+/// The courier's task: turns until the account's stop.
+async fn courier(me: Arc<Worker>, wake: Arc<Notify>, mut stop: watch::Receiver<Option<Stop>>) {
+    tokio::select! {
+        _ = stop.wait_for(Option::is_some) => {}
+        () = deliver_forever(&me, &wake) => {}
     }
 }
 
