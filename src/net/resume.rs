@@ -28,8 +28,6 @@ use rustls::client::{
 use rustls::pki_types::ServerName;
 use rustls::NamedGroup;
 
-use crate::error::Result;
-
 tokio::task_local! {
     /// Whether the store handed a session to the handshake being polled.
     pub(super) static OFFERED: Cell<bool>;
@@ -125,15 +123,18 @@ impl super::TlsContext {
     /// Runs `attempt` (connect, any clear-text dialogue, TLS handshake)
     /// and, when it failed because `host:port` refused a resumed session
     /// (net::resume), once more: the second attempt offers no session.
-    pub async fn retry_unresumed<T, F, Fut>(
+    /// `E` is the caller's error: `crate::error::Error`, or SMTP's
+    /// `Failure`.
+    pub async fn retry_unresumed<T, E, F, Fut>(
         &self,
         host: &str,
         port: u16,
         mut attempt: F,
-    ) -> Result<T>
+    ) -> std::result::Result<T, E>
     where
+        E: std::fmt::Display,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T>>,
+        Fut: Future<Output = std::result::Result<T, E>>,
     {
         let resumed = self.refusing.resumes(host, port);
         match attempt().await {

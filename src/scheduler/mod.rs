@@ -27,8 +27,10 @@ mod notice;
 mod owner;
 mod request;
 mod sending;
+mod sent_copy;
 mod task;
 mod token;
+mod wakes;
 mod worker;
 
 use std::sync::Arc;

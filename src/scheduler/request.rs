@@ -4,9 +4,10 @@
 //! kept connection (ARCHITECTURE.md "Threads, tasks…"): a D-Bus method sends a [`Request`] with
 //! a [`Reply`] and awaits the answer. The task serves them in order; while
 //! it waits (IDLE or a timer) a request wakes it. Further requests — folder
-//! sync (LIST), the Sent copy and SaveDraft (APPEND), SMTP sending — are
-//! further variants, each carrying its arguments and its reply, and each
-//! served by the task with `imap::Connection`'s methods.
+//! sync (LIST), the Sent copy and SaveDraft (APPEND) — are further
+//! variants, each carrying its arguments and its reply, and each served by
+//! the task with `imap::Connection`'s methods. SMTP runs beside the task
+//! (scheduler `sending`): a Deliver only wakes it.
 
 use std::collections::VecDeque;
 
@@ -32,6 +33,10 @@ pub enum Request {
     /// timer of the next retry); nobody waits for an answer
     /// (scheduler `sending`).
     Deliver,
+    /// APPEND the Sent copy of outbox mail `id`, which the account's
+    /// delivery task got accepted, on the task's IMAP connection; nobody
+    /// waits for an answer (scheduler `sent_copy`).
+    SentCopy(u64),
     /// List the account's folders and store them (SyncFolders); answered
     /// with the names stored (scheduler `folders`).
     SyncFolders(Reply<Vec<String>>),
@@ -51,7 +56,7 @@ impl Request {
             Request::Trash { reply, .. } => drop(reply.send(Err(e))),
             Request::SyncFolders(r) => drop(r.send(Err(e))),
             Request::SaveDraft { reply, .. } => drop(reply.send(Err(e))),
-            Request::Deliver => {}
+            Request::Deliver | Request::SentCopy(_) => {}
         }
     }
 
@@ -63,7 +68,7 @@ impl Request {
         match self {
             Request::Trash { reply, .. } => drop(reply.send(Ok(()))),
             // Its outbox mail went with the account.
-            Request::Deliver => {}
+            Request::Deliver | Request::SentCopy(_) => {}
             other => other.fail(Error::NotFound(format!("no account {account}"))),
         }
     }

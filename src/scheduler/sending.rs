@@ -1,17 +1,27 @@
-//! The SMTP turn of an account's task: deliver the account's due outbox
-//! mail, one after another (`send::deliver`), then the Sent copy of each
-//! accepted one on the task's kept IMAP connection, then arm a timer for
-//! the soonest mail still queued (the outbox's backoff, `send::policy`).
+//! The delivery of an account's outbox: a task of its own beside the
+//! account task's fetch loop ([`Courier`]), so that an SMTP server that
+//! stalls (it may take 10 minutes to answer the body's final dot, RFC 5321
+//! §4.5.3.2.6) never holds up FetchNow, IDLE or the polls. A turn
+//! delivers the account's due mail, one after another (`send::deliver`),
+//! hands the Sent copy of each accepted one to the account task (it owns
+//! the IMAP connection: `scheduler::sent_copy`), then sleeps until the
+//! soonest mail still queued is due (the outbox's backoff, `send::policy`)
+//! or it is woken.
 //!
 //! When a turn runs:
-//! - once when the task starts: the daemon settled the queue at start
-//!   (`send::resume`), and a restarted task (the account changed) picks up
-//!   what its predecessor left;
-//! - on [`Request::Deliver`]: SendMessage commits the mail, then asks;
-//! - when the retry timer fires: it is a task of its own that hands the
-//!   task a `Deliver`, so a task waiting in IDLE wakes like for any other
-//!   request. The timer belongs to the [`Outbox`] of the running task and
-//!   is aborted with it.
+//! - once when the account task starts: the daemon settled the queue at
+//!   start (`send::resume`), and a restarted task (the account changed)
+//!   picks up what its predecessor left;
+//! - on [`Request::Deliver`] to the account task (SendMessage commits the
+//!   mail, then asks; a completed Office 365 sign-in asks too), which
+//!   wakes the courier;
+//! - when the soonest queued mail is due.
+//!
+//! One courier per account task, and it races the task's stop: a Delete,
+//! an Update or shutdown ends it at once, even while a server hangs, and
+//! it is aborted with its task. A mail it leaves `sending` is settled like
+//! one a stopped daemon left (`send::resume` at the next start), so
+//! nothing is sent twice.
 //!
 //! Office 365 accounts log in with XOAUTH2 (`send::office365`: a token of
 //! the sign-in, one refresh when the server refuses it). A mail their
@@ -21,29 +31,21 @@
 //! mail due at once and saying that it waits for Connect; the sign-in's
 //! completion (a restarted task, or the device poll's end) sends them.
 //! So a held mail never fails for its age, and never goes twice.
-//!
-//! The Sent copy (`SaveSentCopy`, IMAP accounts only): the composed bytes
-//! exactly as sent, APPENDed with `\Seen` (RFC 3501 §6.3.11) to
-//! `SentFolder`. Bcc recipients are in the envelope only, so the copy does
-//! not show them. The mail is `sent` before the copy is tried: an APPEND
-//! that fails (a missing folder, a broken connection) leaves it `sent` and
-//! says so in its `error`; the copy is not retried, because a retry that
-//! raced a slow server could leave two copies. POP3 accounts have no
-//! folders on the server, so no Sent copy.
 
 use std::collections::HashSet;
-use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::board::State;
 use super::request::Request;
-use super::worker::{no_password, Slot, Work, Worker};
+use super::task::Stop;
+use super::worker::Worker;
 use super::Handle;
 use crate::error::{Error, Result};
 use crate::fetch::blocking;
-use crate::imap::Connection;
 use crate::send::queue::unix_now;
 use crate::send::{self, Outcome, Transport};
 use crate::store::OutboxState;
@@ -54,9 +56,6 @@ const STORE_RETRY: Duration = Duration::from_secs(30);
 /// The error of a mail held for Connect that no attempt explained yet.
 const HELD: &str = "waiting for the Office 365 sign-in: the account needs Connect";
 
-/// IMAP flags of the Sent copy: the sender has read it.
-const SENT_FLAGS: &[&str] = &["\\Seen"];
-
 impl Handle {
     /// Ask the account's task to deliver its due outbox mail now.
     pub fn deliver(&self, account: &str) {
@@ -64,197 +63,162 @@ impl Handle {
     }
 }
 
-/// The sending state of one account task: its retry timer.
-#[derive(Default)]
-pub(super) struct Outbox {
-    timer: Option<JoinHandle<()>>,
+/// The delivery task of one account task (module docs); aborted when
+/// dropped, so it never outlives its account task.
+pub(super) struct Courier {
+    wake: Arc<Notify>,
+    join: JoinHandle<()>,
 }
 
-impl Drop for Outbox {
+impl Courier {
+    /// Starts delivering for `me` until `stop` says so.
+    pub fn spawn(me: Arc<Worker>, stop: watch::Receiver<Option<Stop>>) -> Courier {
+        let wake = Arc::new(Notify::new());
+        let woken = wake.clone();
+        let join = tokio::spawn(courier(me, woken, stop));
+        Courier { wake, join }
+    }
+
+    /// A turn now, or right after the one under way (a wake-up that comes
+    /// during a turn is kept, so mail committed meanwhile is not missed).
+    pub fn deliver(&self) {
+        self.wake.notify_one();
+    }
+}
+
+impl Drop for Courier {
     fn drop(&mut self) {
-        if let Some(t) = self.timer.take() {
-            t.abort();
+        self.join.abort();
+    }
+}
+
+/// The courier's task: turns until the account's stop.
+async fn courier(me: Arc<Worker>, wake: Arc<Notify>, mut stop: watch::Receiver<Option<Stop>>) {
+    tokio::select! {
+        _ = stop.wait_for(Option::is_some) => {}
+        () = deliver_forever(&me, &wake) => {}
+    }
+}
+
+async fn deliver_forever(me: &Worker, wake: &Notify) {
+    loop {
+        // Boxed: the SMTP session's state lives on the heap only while a
+        // turn runs, not in every idle account's courier.
+        let next = Box::pin(turn(me)).await;
+        let timer = async {
+            match next {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = wake.notified() => {}
+            () = timer => {}
         }
     }
 }
 
-impl Outbox {
-    /// One SMTP turn (module docs); returns the connection it was given or
-    /// opened, if still usable.
-    pub async fn turn(&mut self, me: &Worker, mut conn: Option<Connection>) -> Option<Connection> {
-        if let Some(t) = self.timer.take() {
-            t.abort();
-        }
-        let id = me.account.id.clone();
-        let transport = Transport {
-            tls: me.rt.tls.clone(),
-            timeouts: me.rt.timeouts,
-            office365: Some(me.rt.office365.clone()),
-        };
-        // Each mail at most once per turn: a mail that comes back due at
-        // once waits for the timer, so a turn always ends.
-        let mut tried = HashSet::new();
-        let mut held = send_held(me).await;
-        loop {
-            let now = unix_now();
-            let queued = match queued(me) {
-                Ok(q) => q,
-                Err(e) => {
-                    tracing::error!(account_id = %id, error = %e, "cannot read the outbox");
-                    self.arm(me, STORE_RETRY);
-                    return conn;
-                }
-            };
-            if held {
-                self.hold(me, &queued, now);
-                break;
-            }
-            let due = queued
-                .iter()
-                .find(|(mail, at)| *at <= now && !tried.contains(mail));
-            let Some(&(mail, _)) = due else {
-                if let Some(at) = queued.iter().map(|(_, at)| *at).min() {
-                    let wait = u64::try_from(at - now).unwrap_or(0).max(1);
-                    self.arm(me, Duration::from_secs(wait));
-                }
-                break;
-            };
-            tried.insert(mail);
-            match send::deliver(&me.rt.store, &transport, mail).await {
-                Ok(Outcome::Sent(_)) => {
-                    tracing::info!(account_id = %id, message = mail, "mail sent");
-                    conn = self.sent_copy(me, conn, mail).await;
-                    me.rt.handle.notifier().messages_changed(vec![mail]);
-                }
-                Ok(Outcome::Retry(at, error)) => {
-                    tracing::warn!(account_id = %id, message = mail, next_at = at, error = %error, "mail not sent; will retry");
-                    me.rt.handle.notifier().messages_changed(vec![mail]);
-                }
-                Ok(Outcome::Unauthorized(at, error)) => {
-                    tracing::warn!(account_id = %id, message = mail, next_at = at, error = %error, "mail not sent: the Office 365 sign-in cannot send; it needs Connect");
-                    me.rt.handle.notifier().messages_changed(vec![mail]);
-                    cannot_send(me, &error).await;
-                    held = send_held(me).await;
-                }
-                Ok(Outcome::Failed(error)) => {
-                    tracing::warn!(account_id = %id, message = mail, error = %error, "mail failed");
-                    me.rt.handle.notifier().messages_changed(vec![mail]);
-                }
-                // Another turn (an older task) took it, or it is gone.
-                Ok(Outcome::Skipped) => {}
-                Err(e) => {
-                    tracing::error!(account_id = %id, message = mail, error = %e, "outbox write failed");
-                    me.rt.handle.notifier().messages_changed(vec![mail]);
-                    self.arm(me, STORE_RETRY);
-                    return conn;
-                }
-            }
-        }
-        conn
-    }
-
-    /// Mails held for Connect (`send_held`): not tried, and no timer
-    /// (Connect restarts the task, whose first turn sends them). Each is
-    /// due from now on, so that it goes out at once after Connect, and
-    /// says why it waits unless an attempt already said more.
-    fn hold(&self, me: &Worker, queued: &[(u64, i64)], now: i64) {
-        let store = &me.rt.store;
-        let mut changed = Vec::new();
-        for &(mail, at) in queued {
-            let r = blocking(|| {
-                let Some(mut rec) = store.outbox_record(mail)? else {
-                    return Ok(false);
-                };
-                if rec.state != OutboxState::Queued || (at <= now && !rec.error.is_empty()) {
-                    return Ok(false);
-                }
-                rec.next_at = now.min(at);
-                if rec.error.is_empty() {
-                    rec.error = HELD.into();
-                }
-                store.set_outbox_record(mail, OutboxState::Queued, &rec)?;
-                Ok(true)
-            });
-            match r {
-                Ok(true) => changed.push(mail),
-                Ok(false) | Err(Error::Busy(_) | Error::NotFound(_)) => {}
-                Err(e) => {
-                    tracing::error!(account_id = %me.account.id, message = mail, error = %e, "cannot mark the mail as waiting for Connect");
-                }
-            }
-        }
-        if !changed.is_empty() {
-            tracing::info!(account_id = %me.account.id, mails = changed.len(), "mail waits for the Office 365 sign-in (Connect)");
-            me.rt.handle.notifier().messages_changed(changed);
-        }
-    }
-
-    /// A `Deliver` to this account's task after `wait`.
-    fn arm(&mut self, me: &Worker, wait: Duration) {
-        let (handle, id) = (me.rt.handle.clone(), me.account.id.clone());
-        self.timer = Some(tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            handle.deliver(&id);
-        }));
-    }
-
-    /// The Sent copy of outbox mail `mail` (module docs).
-    async fn sent_copy(
-        &self,
-        me: &Worker,
-        conn: Option<Connection>,
-        mail: u64,
-    ) -> Option<Connection> {
-        let a = &me.account;
-        if !a.kind.is_imap() || !a.save_sent_copy || a.sent_folder.is_empty() {
-            return conn;
-        }
-        let store = &me.rt.store;
-        let raw = match blocking(|| store.raw(mail)) {
-            Ok(Some(raw)) => raw,
-            Ok(None) => return conn,
+/// One turn (module docs); returns when the next is due by itself
+/// (None: only when woken).
+async fn turn(me: &Worker) -> Option<Duration> {
+    let id = me.account.id.clone();
+    let transport = Transport {
+        tls: me.rt.tls.clone(),
+        timeouts: me.rt.timeouts,
+        office365: Some(me.rt.office365.clone()),
+    };
+    // Each mail at most once per turn: a mail that comes back due at
+    // once waits for the timer, so a turn always ends.
+    let mut tried = HashSet::new();
+    let mut held = send_held(me).await;
+    loop {
+        let now = unix_now();
+        let queued = match queued(me) {
+            Ok(q) => q,
             Err(e) => {
-                self.copy_failed(me, mail, &e);
-                return conn;
+                tracing::error!(account_id = %id, error = %e, "cannot read the outbox");
+                return Some(STORE_RETRY);
             }
         };
-        let work = Append {
-            folder: &a.sent_folder,
-            flags: SENT_FLAGS,
-            message: &raw,
-        };
-        let (r, back) = me
-            .on_connection(conn, &Slot::new(None), &no_password, &work)
-            .await;
-        match r {
-            Ok(()) => {
-                tracing::info!(account_id = %a.id, message = mail, folder = %a.sent_folder, "Sent copy saved");
-            }
-            Err(e) => self.copy_failed(me, mail, &e),
+        if held {
+            hold(me, &queued, now);
+            return None;
         }
-        back
+        let due = queued
+            .iter()
+            .find(|(mail, at)| *at <= now && !tried.contains(mail));
+        let Some(&(mail, _)) = due else {
+            let soonest = queued.iter().map(|(_, at)| *at).min()?;
+            let wait = u64::try_from(soonest - now).unwrap_or(0).max(1);
+            return Some(Duration::from_secs(wait));
+        };
+        tried.insert(mail);
+        match send::deliver(&me.rt.store, &transport, mail).await {
+            Ok(Outcome::Sent(_)) => {
+                tracing::info!(account_id = %id, message = mail, "mail sent");
+                me.rt.handle.notifier().messages_changed(vec![mail]);
+                if super::sent_copy::wanted(&me.account) {
+                    me.rt.handle.tell(&id, Request::SentCopy(mail));
+                }
+            }
+            Ok(Outcome::Retry(at, error)) => {
+                tracing::warn!(account_id = %id, message = mail, next_at = at, error = %error, "mail not sent; will retry");
+                me.rt.handle.notifier().messages_changed(vec![mail]);
+            }
+            Ok(Outcome::Unauthorized(at, error)) => {
+                tracing::warn!(account_id = %id, message = mail, next_at = at, error = %error, "mail not sent: the Office 365 sign-in cannot send; it needs Connect");
+                me.rt.handle.notifier().messages_changed(vec![mail]);
+                cannot_send(me, &error).await;
+                held = send_held(me).await;
+            }
+            Ok(Outcome::Failed(error)) => {
+                tracing::warn!(account_id = %id, message = mail, error = %error, "mail failed");
+                me.rt.handle.notifier().messages_changed(vec![mail]);
+            }
+            // Another turn (an older task) took it, or it is gone.
+            Ok(Outcome::Skipped) => {}
+            Err(e) => {
+                tracing::error!(account_id = %id, message = mail, error = %e, "outbox write failed");
+                me.rt.handle.notifier().messages_changed(vec![mail]);
+                return Some(STORE_RETRY);
+            }
+        }
     }
+}
 
-    /// Records in the mail's `error` that it was sent without its copy.
-    fn copy_failed(&self, me: &Worker, mail: u64, e: &Error) {
-        let a = &me.account;
-        let store = &me.rt.store;
-        let e = crate::redact::account_error(store, a, e);
-        let error = crate::redact::cap(&format!(
-            "sent, but the copy in the Sent folder {:?} could not be saved: {e}",
-            a.sent_folder
-        ));
-        tracing::warn!(account_id = %a.id, message = mail, error = %error, "Sent copy failed");
+/// Mails held for Connect (`send_held`): not tried, and no timer
+/// (Connect restarts the task, whose first turn sends them). Each is
+/// due from now on, so that it goes out at once after Connect, and
+/// says why it waits unless an attempt already said more.
+fn hold(me: &Worker, queued: &[(u64, i64)], now: i64) {
+    let store = &me.rt.store;
+    let mut changed = Vec::new();
+    for &(mail, at) in queued {
         let r = blocking(|| {
             let Some(mut rec) = store.outbox_record(mail)? else {
-                return Ok(());
+                return Ok(false);
             };
-            rec.error = error;
-            store.set_outbox_record(mail, OutboxState::Sent, &rec)
+            if rec.state != OutboxState::Queued || (at <= now && !rec.error.is_empty()) {
+                return Ok(false);
+            }
+            rec.next_at = now.min(at);
+            if rec.error.is_empty() {
+                rec.error = HELD.into();
+            }
+            store.set_outbox_record(mail, OutboxState::Queued, &rec)?;
+            Ok(true)
         });
-        if let Err(e) = r {
-            tracing::error!(account_id = %a.id, message = mail, error = %e, "cannot record the Sent copy's failure");
+        match r {
+            Ok(true) => changed.push(mail),
+            Ok(false) | Err(Error::Busy(_) | Error::NotFound(_)) => {}
+            Err(e) => {
+                tracing::error!(account_id = %me.account.id, message = mail, error = %e, "cannot mark the mail as waiting for Connect");
+            }
         }
+    }
+    if !changed.is_empty() {
+        tracing::info!(account_id = %me.account.id, mails = changed.len(), "mail waits for the Office 365 sign-in (Connect)");
+        me.rt.handle.notifier().messages_changed(changed);
     }
 }
 
@@ -296,18 +260,4 @@ pub(super) fn queued(me: &Worker) -> Result<Vec<(u64, i64)>> {
         .filter(|p| p.account == me.account.id)
         .map(|p| (p.id, p.at))
         .collect())
-}
-
-/// An APPEND of one message.
-pub(super) struct Append<'a> {
-    pub folder: &'a str,
-    pub flags: &'a [&'a str],
-    pub message: &'a [u8],
-}
-
-impl Work for Append<'_> {
-    type Out = ();
-    fn run<'c>(&'c self, c: &'c mut Connection) -> impl Future<Output = Result<()>> + Send + 'c {
-        c.append(self.folder, self.flags, self.message)
-    }
 }

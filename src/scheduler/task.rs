@@ -12,8 +12,8 @@
 //! FetchNow while INBOX is known to match the store is answered by
 //! `Connection::idle` itself (DONE, NOOP, IDLE in one write; reported like
 //! any fetch that found nothing); any other request ends the IDLE with DONE
-//! and is served on the same connection (a Trash move; later folder sync
-//! and APPEND). So a round over idle accounts costs no TLS handshake or
+//! and is served on the same connection (a Trash move, folder sync, a
+//! draft's or a Sent copy's APPEND). So a round over idle accounts costs no TLS handshake or
 //! login. An account fetched on demand only, or on a server without IDLE,
 //! keeps no connection: the server's autologout timer (RFC 3501 §5.4, at
 //! least 30 minutes) would end it anyway. A connection the task lets go
@@ -26,11 +26,18 @@
 //! grace, then aborts it — so two tasks never fetch one mailbox at once,
 //! and the owner loop never waits for either.
 //!
+//! SMTP is not the task's: its courier (scheduler::sending), spawned
+//! beside it and aborted with it, delivers the outbox, so a server that
+//! stalls after the mail body holds up no fetch. A Deliver only wakes the
+//! courier; the Sent copy comes back to the task as a request, since the
+//! task owns the IMAP connection.
+//!
 //! A stop drops the work under way at its next await point. That is safe by
 //! construction of the fetchers: a batch is deleted on the server only after
 //! its store transaction committed, and POP3 deletes are only committed by
 //! QUIT (invariants 1 and 7).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -40,11 +47,12 @@ use super::auth;
 use super::backoff::Backoff;
 use super::board::State;
 use super::request::{Queue, Reply, Request};
-use super::sending::Outbox;
+use super::sending::Courier;
+use super::wakes::{Requests, Wakes};
 use super::worker::Worker;
 use super::Runtime;
 use crate::fetch::{blocking, FetchReport};
-use crate::imap::{self, idle::REISSUE, Connection, Outcome, Wake};
+use crate::imap::{idle::REISSUE, Connection, Outcome, Wake};
 
 /// Why a task is told to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,18 +93,21 @@ impl Task {
         }
         let mut queue = Queue::new(requests);
         let board = rt.handle.board().clone();
+        let stopped = stop.clone();
         let work = async {
             // In place, not on the blocking pool: a daemon start loads every
             // account at once, and a thread for each would stay behind.
             match blocking(|| rt.store.account(&id)) {
                 Ok(Some(account)) => {
-                    let me = Worker {
+                    let me = Arc::new(Worker {
                         account,
                         rt,
                         done,
                         token_life: Default::default(),
-                    };
-                    serve(&me, &mut queue).await;
+                    });
+                    // Dropped, and so aborted, with this future.
+                    let courier = Courier::spawn(me.clone(), stopped);
+                    serve(&me, &mut queue, &courier).await;
                 }
                 // Deleted meanwhile: answer as if there were no task.
                 Ok(None) => {
@@ -153,9 +164,10 @@ enum Event {
 
 /// Every piece of work that is not the wait itself runs boxed: an async
 /// fn's state is as big as the biggest future it awaits inline, and each
-/// of a thousand idling tasks would otherwise carry room for an SMTP
-/// session, an OAuth HTTP exchange and an APPEND while it only waits.
-async fn serve(me: &Worker, queue: &mut Queue) {
+/// of a thousand idling tasks would otherwise carry room for an OAuth
+/// HTTP exchange and an APPEND while it only waits. (SMTP runs on the
+/// courier, whose turns are boxed too.)
+async fn serve(me: &Worker, queue: &mut Queue, courier: &Courier) {
     let poll = me.account.poll_interval;
     let mut turns = Turns {
         conn: None,
@@ -171,15 +183,13 @@ async fn serve(me: &Worker, queue: &mut Queue) {
     if !start.may_fetch {
         turns.next = None;
     }
-    let mut outbox = Outbox::default();
-    let back = Box::pin(outbox.turn(me, None)).await;
-    turns.conn = keep(me, &turns, back);
+    let mut queue = Requests { queue, courier };
     loop {
-        match wait(me, &mut turns, queue).await {
+        match wait(me, &mut turns, &mut queue).await {
             Event::Closed => return,
-            Event::Turn => fetch(me, &mut turns, queue, Vec::new()).await,
+            Event::Turn => fetch(me, &mut turns, &mut *queue.queue, Vec::new()).await,
             Event::Request(Request::FetchNow(reply)) => {
-                fetch(me, &mut turns, queue, vec![reply]).await
+                fetch(me, &mut turns, &mut *queue.queue, vec![reply]).await
             }
             Event::Request(Request::Trash { message, reply }) => {
                 let (r, back) =
@@ -197,8 +207,10 @@ async fn serve(me: &Worker, queue: &mut Queue) {
                 let _ = reply.send(r);
                 turns.conn = keep(me, &turns, back);
             }
-            Event::Request(Request::Deliver) => {
-                let back = Box::pin(outbox.turn(me, turns.conn.take())).await;
+            // Taken by `Requests::next`; here only for completeness.
+            Event::Request(Request::Deliver) => courier.deliver(),
+            Event::Request(Request::SentCopy(mail)) => {
+                let back = Box::pin(super::sent_copy::save(me, turns.conn.take(), mail)).await;
                 turns.conn = keep(me, &turns, back);
             }
         }
@@ -273,7 +285,7 @@ fn keep(me: &Worker, turns: &Turns, conn: Option<Connection>) -> Option<Connecti
 
 /// Waits for the next turn or request: IDLE on the kept connection, else a
 /// timer.
-async fn wait(me: &Worker, turns: &mut Turns, queue: &mut Queue) -> Event {
+async fn wait(me: &Worker, turns: &mut Turns, queue: &mut Requests<'_>) -> Event {
     if let Some(poll) = turns.sign_in.as_mut() {
         tokio::select! {
             r = queue.next() => return r.map_or(Event::Closed, Event::Request),
@@ -328,7 +340,7 @@ async fn wait(me: &Worker, turns: &mut Turns, queue: &mut Queue) -> Event {
 }
 
 /// Sleeps until the next turn (`None` = only on request) or a request.
-async fn sleep_or_request(next: Option<Duration>, queue: &mut Queue) -> Event {
+async fn sleep_or_request(next: Option<Duration>, queue: &mut Requests<'_>) -> Event {
     let timer = async {
         match next {
             Some(d) => tokio::time::sleep(d).await,
@@ -338,31 +350,5 @@ async fn sleep_or_request(next: Option<Duration>, queue: &mut Queue) -> Event {
     tokio::select! {
         r = queue.next() => r.map_or(Event::Closed, Event::Request),
         () = timer => Event::Turn,
-    }
-}
-
-/// The task's requests as IDLE's wake-ups: a FetchNow that a check on the
-/// idling connection answers (nothing new) is reported like any fetch that
-/// found nothing, together with every FetchNow queued behind it.
-struct Wakes<'a> {
-    queue: &'a mut Queue,
-    me: &'a Worker,
-}
-
-impl imap::Wakes for Wakes<'_> {
-    type Fetch = Reply<FetchReport>;
-    type Other = Option<Request>;
-
-    async fn next(&mut self) -> Wake<Self::Fetch, Self::Other> {
-        match self.queue.next().await {
-            Some(Request::FetchNow(reply)) => Wake::Fetch(reply),
-            other => Wake::Other(other),
-        }
-    }
-
-    fn answer(&mut self, fetch: Self::Fetch, report: &FetchReport) {
-        let mut waiters = vec![fetch];
-        waiters.extend(self.queue.fetches());
-        self.me.finished(&Ok(report.clone()), waiters, None);
     }
 }

@@ -12,6 +12,9 @@
 //!   account's SPKI pin alone. lettre's own TLS settings cannot carry that
 //!   verifier, so the TCP and TLS streams are ours and lettre's
 //!   `AsyncSmtpConnection` runs on them (see `wire` for STARTTLS).
+//!   Opening (`open`) probes a silent clear-text port for implicit TLS and
+//!   repeats a handshake a server failed for offering a resumed session,
+//!   as IMAP and POP3 do.
 //! - `smtp_login` on: AUTH PLAIN, else LOGIN (whichever the server offers
 //!   first in that order); [`Login::XOAuth2`] (Office 365) is AUTH XOAUTH2 by
 //!   `crate::oauth::smtp`, with an access token the caller fetched; a
@@ -36,9 +39,9 @@
 //! be known as sent even if QUIT then fails.
 
 mod failure;
+mod open;
 mod wire;
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,15 +49,15 @@ use std::time::Duration;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
-use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 use lettre::Address;
 
 pub use failure::{cap, scrub, Failure, Stage, MAX_TEXT};
-use wire::{Patience, Wire};
+use wire::Patience;
 
 use crate::account::{Account, Encryption};
 use crate::error::Error;
-use crate::net::{self, Stream, Timeouts, TlsContext};
+use crate::net::{self, Timeouts, TlsContext};
 use crate::store::Secret;
 
 /// How long the server may take to answer the body's final dot.
@@ -106,17 +109,6 @@ fn transient(e: Error) -> Failure {
     Failure::Transient(e)
 }
 
-/// The address literal EHLO names us by (module docs).
-fn client_id(local: SocketAddr) -> ClientId {
-    match local.ip() {
-        IpAddr::V4(v4) => ClientId::Ipv4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => ClientId::Ipv4(v4),
-            None => ClientId::Ipv6(v6),
-        },
-    }
-}
-
 /// The mail as lettre's `message` wants it: lettre always writes
 /// `CRLF . CRLF` after it, and that first CRLF ends the mail's last line
 /// (RFC 5321 §4.1.1.4); a mail's own final CRLF would become an extra
@@ -152,68 +144,6 @@ pub fn check_plaintext_login(a: &Account, login: &Login<'_>) -> Result<(), Error
 }
 
 impl Session {
-    /// Connect, secure, greet and log in (module docs). Every failure here
-    /// is transient: it is the account's, not the mail's.
-    pub async fn open(server: &Server<'_>, login: &Login<'_>) -> Result<Session, Failure> {
-        let a = server.account;
-        let t = &server.timeouts;
-        let host = a.smtp_host.as_str();
-        check_plaintext_login(a, login).map_err(transient)?;
-        let tcp = net::connect_tcp(host, a.smtp_port, t)
-            .await
-            .map_err(transient)?;
-        let io = |e: std::io::Error| {
-            transient(Error::connection_by(
-                format!("SMTP connection to {host}: {e}"),
-                e,
-            ))
-        };
-        let peer = tcp.peer_addr().map_err(io)?;
-        let hello = client_id(tcp.local_addr().map_err(io)?);
-        let pin = Some(a.tls_pin.as_str()).filter(|p| !p.is_empty());
-        let (stream, greeting) = match a.smtp_encryption {
-            Encryption::Tls => (
-                net::start_tls(tcp, host, server.tls, pin, t).await,
-                Vec::new(),
-            ),
-            Encryption::Starttls => {
-                let (tcp, greeting) =
-                    wire::starttls_prelude(Stream::plain(tcp), host, &hello.to_string(), t)
-                        .await
-                        .map_err(transient)?;
-                (
-                    net::start_tls(tcp, host, server.tls, pin, t).await,
-                    greeting,
-                )
-            }
-            Encryption::None => (Ok(Stream::plain(tcp)), Vec::new()),
-        };
-        let patience = Patience::new(t.read);
-        let dot = Arc::new(AtomicBool::new(false));
-        let wire = Wire::new(
-            stream.map_err(transient)?,
-            peer,
-            greeting,
-            patience.clone(),
-            dot.clone(),
-        );
-        let conn = AsyncSmtpConnection::connect_with_transport(Box::new(wire), &hello)
-            .await
-            .map_err(|e| failure::classify(&e, Stage::Session, host, &[]))?;
-        let mut s = Session {
-            conn,
-            host: host.to_string(),
-            patience,
-            read: t.read,
-            dot,
-        };
-        if let Err(f) = s.login(a, login).await {
-            s.conn.abort().await;
-            return Err(f);
-        }
-        Ok(s)
-    }
-
     async fn login(&mut self, a: &Account, login: &Login<'_>) -> Result<(), Failure> {
         let (mechanisms, user, secret) = match login {
             Login::None => return Ok(()),

@@ -43,6 +43,12 @@ impl Failure {
     }
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error().fmt(f)
+    }
+}
+
 /// Where in the SMTP dialogue an error happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
