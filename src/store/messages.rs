@@ -306,6 +306,12 @@ impl Store {
         }
         if next_id != first_id {
             schema::put_u64(&tx, schema::KEY_NEXT_MESSAGE, next_id)?;
+            // These mails have their keys: a mark right before them moves
+            // past them, so the next open does not read them again.
+            let mark = schema::get_u64(&tx, schema::KEY_REKEYED)?.unwrap_or(0);
+            if mark.saturating_add(1) == first_id {
+                schema::put_u64(&tx, schema::KEY_REKEYED, next_id - 1)?;
+            }
         }
         Ok((tx, new_ids))
     }

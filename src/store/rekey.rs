@@ -10,6 +10,11 @@
 //! leaves a store that recognises what the keys before the mark
 //! recognise; the next open goes on from the mark.
 //!
+//! `commit_batch` moves the mark past a batch that follows it directly,
+//! so a store that is keyed stays keyed without this pass reading the
+//! summaries of the mail fetched since the last start; and an open with
+//! nothing past the mark writes nothing.
+//!
 //! A mail deleted before this build left only its raw hash as a
 //! tombstone: it is still kept out if the server sends the same bytes
 //! again, but not under rewritten bookkeeping fields (its bytes are gone).
@@ -22,12 +27,10 @@ use redb::{Database, ReadableTable, WriteTransaction};
 use super::blobs::BLOB_DIR;
 use super::digest::{add_key, Digester, MailKeys};
 use super::messages::{meta_from, meta_json};
-use super::schema::{get_u64, put_u64, BLOBS, CONTENT, MESSAGES, RAW, RAW_PACKED};
+use super::schema::{get_u64, put_u64, BLOBS, CONTENT, KEY_REKEYED, MESSAGES, RAW, RAW_PACKED};
 use super::write_txn;
 use crate::error::{Context, Error, Result};
 
-/// The `meta` key of the pass's progress.
-const KEY_REKEYED: &str = "rekeyed_upto";
 /// Per transaction: at most this many mails, and about this many bytes read.
 const REKEY_ROWS: usize = 500;
 const REKEY_BYTES: u64 = 32 * 1024 * 1024;
@@ -38,7 +41,11 @@ pub(super) fn rekey_stored(db: &Database, state_dir: &Path) -> Result<u64> {
     let mut keyed = 0u64;
     loop {
         let tx = write_txn(db)?;
-        let (n, done) = rekey_some(&tx, &blobs)?;
+        // Nothing after the mark: the transaction is dropped unwritten, so
+        // opening a store that is keyed writes nothing (super::opening).
+        let Some((n, done)) = rekey_some(&tx, &blobs)? else {
+            return Ok(keyed);
+        };
         tx.commit().context("commit mail keys")?;
         keyed += n;
         if n > 0 {
@@ -50,8 +57,9 @@ pub(super) fn rekey_stored(db: &Database, state_dir: &Path) -> Result<u64> {
     }
 }
 
-/// One bounded transaction: (mails keyed, all done).
-fn rekey_some(tx: &WriteTransaction, blobs: &Path) -> Result<(u64, bool)> {
+/// One bounded transaction: (mails keyed, all done), or None when no mail
+/// is past the mark.
+fn rekey_some(tx: &WriteTransaction, blobs: &Path) -> Result<Option<(u64, bool)>> {
     let from = get_u64(tx, KEY_REKEYED)?.unwrap_or(0);
     let mut messages = tx.open_table(MESSAGES).context("open messages")?;
     let rows: Vec<(u64, Vec<u8>)> = {
@@ -67,7 +75,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path) -> Result<(u64, bool)> {
         rows
     };
     let Some(last) = rows.last().map(|(id, _)| *id) else {
-        return Ok((0, true));
+        return Ok(None);
     };
     let mut content = tx.open_table(CONTENT).context("open content")?;
     let (mut keyed, mut bytes, mut upto) = (0u64, 0u64, from);
@@ -109,7 +117,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path) -> Result<(u64, bool)> {
         keyed += 1;
     }
     put_u64(tx, KEY_REKEYED, upto)?;
-    Ok((keyed, upto == last && !full))
+    Ok(Some((keyed, upto == last && !full)))
 }
 
 /// The keys of stored mail `id`: from its row, or streamed from its blob

@@ -117,6 +117,9 @@ pub const KEY_VERSION: &str = "schema_version";
 pub const KEY_INSTALLATION: &str = "installation_id";
 pub const KEY_NEXT_ACCOUNT: &str = "next_account";
 pub const KEY_NEXT_MESSAGE: &str = "next_message";
+/// The highest message id whose mail keys are filed (super::rekey);
+/// `commit_batch` moves it along when it commits right after it.
+pub const KEY_REKEYED: &str = "rekeyed_upto";
 
 /// Read a number from `meta`; absent = None.
 pub fn get_u64(tx: &WriteTransaction, key: &str) -> Result<Option<u64>> {

@@ -152,7 +152,9 @@ fn an_interrupted_pass_resumes_from_its_mark() {
         // One bounded transaction, then the process "dies".
         let db = Database::open(dir.path().join(DB_FILE)).unwrap();
         let tx = write_txn(&db).unwrap();
-        let (keyed, done) = rekey_some(&tx, &dir.path().join(BLOB_DIR)).unwrap();
+        let (keyed, done) = rekey_some(&tx, &dir.path().join(BLOB_DIR))
+            .unwrap()
+            .expect("mails past the mark");
         tx.commit().unwrap();
         assert_eq!((keyed, done), (REKEY_ROWS as u64, false));
         let tx = write_txn(&db).unwrap();
@@ -164,4 +166,54 @@ fn an_interrupted_pass_resumes_from_its_mark() {
         let keys = MailKeys::of(&kept(i));
         assert_eq!(store.has_content(&account, &keys.mail).unwrap(), Some(*id));
     }
+    drop(store);
+    // Keyed to the end: the next open has nothing to write.
+    let db = Database::open(dir.path().join(DB_FILE)).unwrap();
+    let tx = write_txn(&db).unwrap();
+    assert_eq!(
+        rekey_some(&tx, &dir.path().join(BLOB_DIR)).unwrap(),
+        None,
+        "nothing past the mark"
+    );
+}
+
+/// Mails committed right after the mark move it along, so an open after
+/// a day of fetching reads none of that day's summaries again.
+#[test]
+fn a_batch_right_after_the_mark_moves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mark = |dir: &Path| {
+        let db = Database::open(dir.join(DB_FILE)).unwrap();
+        let tx = write_txn(&db).unwrap();
+        get_u64(&tx, KEY_REKEYED).unwrap()
+    };
+    let batch = |store: &Store, a: &crate::account::Account, from: usize| {
+        let mails = (from..from + 3)
+            .map(|i| NewMail {
+                server_id: format!("imap:INBOX:1:{i}"),
+                raw: kept(i).into(),
+                received: 1,
+            })
+            .collect();
+        store
+            .commit_batch(a, mails, &fixed_summary(Some(1)))
+            .unwrap()
+    };
+    let first = {
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.create_account(|id| pop3(id, None)).unwrap();
+        let mut ids = batch(&store, &a, 0);
+        ids.extend(batch(&store, &a, 3));
+        ids
+    };
+    assert_eq!(mark(dir.path()), first.last().copied());
+    // An older store: no mark. The open's pass keys it, and the batch
+    // after that follows the mark again.
+    forget_keys(dir.path());
+    let later = {
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.accounts().unwrap().remove(0);
+        batch(&store, &a, 6)
+    };
+    assert_eq!(mark(dir.path()), later.last().copied());
 }
