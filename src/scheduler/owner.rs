@@ -20,7 +20,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::handle::Command;
-use super::task::{Stop, Task};
+use super::request::Stop;
+use super::task::Task;
 use super::Runtime;
 
 /// A running account task, as the owner loop holds it.

@@ -151,6 +151,17 @@ pub struct SavedDraft {
     pub replaced: Option<u64>,
 }
 
+/// Why a task is told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// The account changed: a successor takes over.
+    Restart,
+    /// The account was deleted: the task also clears its board entry.
+    Remove,
+    /// The daemon is stopping.
+    Shutdown,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

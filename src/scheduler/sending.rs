@@ -41,7 +41,7 @@ use tokio::task::JoinHandle;
 
 use super::board::State;
 use super::request::Request;
-use super::task::Stop;
+use super::request::Stop;
 use super::worker::Worker;
 use super::Handle;
 use crate::error::{Error, Result};

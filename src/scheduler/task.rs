@@ -46,6 +46,7 @@ use tokio::task::JoinHandle;
 use super::auth;
 use super::backoff::Backoff;
 use super::board::State;
+use super::request::Stop;
 use super::request::{Queue, Reply, Request};
 use super::sending::Courier;
 use super::wakes::{Requests, Wakes};
@@ -53,17 +54,6 @@ use super::worker::Worker;
 use super::Runtime;
 use crate::fetch::{blocking, FetchReport};
 use crate::imap::{idle::REISSUE, Connection, Outcome, Wake};
-
-/// Why a task is told to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stop {
-    /// The account changed: a successor takes over.
-    Restart,
-    /// The account was deleted: the task also clears its board entry.
-    Remove,
-    /// The daemon is stopping.
-    Shutdown,
-}
 
 /// An account task as the owner loop spawns it.
 pub(super) struct Task {
