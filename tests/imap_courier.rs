@@ -129,3 +129,35 @@ async fn a_copy_only_trash_move_is_not_journaled_as_moved() {
     let log = daemon.log();
     assert!(!log.contains("mail moved to the Trash folder"), "{log}");
 }
+
+/// Regression: async-imap ends a `UID FETCH` answered NO like one answered
+/// OK, so a refused listing read as an empty INBOX and the fetch as a
+/// complete one that found nothing. A second account on the same server
+/// has no sync state and must list INBOX; this server refuses (it listed
+/// already and nothing arrived since).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_listing_is_an_error_not_an_empty_inbox() {
+    let server = Courier::start(vec![mail("one"), mail("two")]);
+    let state = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(state.path(), "[fetch]\nread_timeout = 20\n");
+    let conn = fetch::bus(&daemon).await;
+    let first = fetch::create(&conn, scripted::settings("imap", server.port, false)).await;
+    let first = fetch::account(&conn, &first).await;
+    assert_eq!(fetch_now(&first, &daemon).await, Ok(2), "{}", daemon.log());
+
+    let second = fetch::create(&conn, scripted::settings("imap", server.port, false)).await;
+    let second = fetch::account(&conn, &second).await;
+    let answer = fetch_now(&second, &daemon).await;
+    let err = answer.expect_err("a refused listing read as an empty INBOX");
+    assert!(err.contains("refused the listing"), "{err}");
+    assert!(
+        second
+            .last_error()
+            .await
+            .unwrap()
+            .contains("refused the listing"),
+        "LastError names the refusal"
+    );
+    assert_eq!(server.count("UID FETCH 1:*"), 2);
+    daemon.assert_running();
+}

@@ -38,6 +38,7 @@ use std::sync::Arc;
 
 use super::connection::Connection;
 use super::download;
+use super::listing;
 use super::partial;
 use super::session::{Caps, LOGOUT_WAIT};
 use super::syncstate;
@@ -46,7 +47,7 @@ use super::uidnext;
 use super::uidset::{self, compress, server_id, COMMAND_UIDS};
 use super::unreadable::{self, Suspects};
 use super::unstable;
-use super::wire::{self, imap_error, next, timed, Session};
+use super::wire::{self, Session};
 use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::fetch::deadline::Deadline;
@@ -161,7 +162,7 @@ async fn run(
     let on_server = if mailbox.exists == 0 {
         Vec::new()
     } else {
-        list_uids(session, &t, host).await?
+        listing::uids(session, &t, host, mailbox.exists).await?
     };
     let state = SyncState {
         uidvalidity,
@@ -341,28 +342,6 @@ pub(crate) fn unchanged(account: &Account, caps: &Caps) -> FetchReport {
         report.warning = Some(NO_UIDPLUS.to_string());
     }
     report
-}
-
-/// All UIDs in INBOX with their RFC822.SIZE, ascending by UID.
-async fn list_uids(session: &mut Session, t: &Timeouts, host: &str) -> Result<Vec<(u32, u64)>> {
-    let what = "listing INBOX (UID FETCH 1:* RFC822.SIZE)";
-    let stream = timed(t, host, what, async {
-        session
-            .uid_fetch("1:*", "(UID RFC822.SIZE)")
-            .await
-            .map_err(|e| imap_error(host, what, e))
-    })
-    .await?;
-    let mut stream = std::pin::pin!(stream);
-    let mut out = Vec::new();
-    while let Some(item) = next(&mut stream, t, host, what).await? {
-        if let (Some(uid), Some(size)) = (item.uid, item.size) {
-            out.push((uid, u64::from(size)));
-        }
-    }
-    out.sort_unstable();
-    out.dedup_by_key(|(uid, _)| *uid);
-    Ok(out)
 }
 
 /// The listed size of `uid` among `listed`.

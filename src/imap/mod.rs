@@ -32,6 +32,7 @@ pub mod fetch;
 pub mod folders;
 pub mod idle;
 mod idle_wire;
+mod listing;
 mod news;
 pub mod partial;
 pub mod proposal;
