@@ -2,11 +2,16 @@
 //! the `raw_packed` table (docs/PERFORMANCE.md "Raw mail compression").
 //!
 //!     cargo run --release --example bench_codec -- [--mails N] [--size BYTES]
+//!         [--train-first N,N,...]
 //!
 //! Mails come from examples/support/mailgen.rs (~4.4 KiB by default). The
 //! dictionary is trained on mails of another seed than the measured ones;
 //! both come from the same generator, so the dictionary's figure is an
 //! upper bound of what it gains on a real store's mail.
+//!
+//! `--train-first` measures what a store does instead: the dictionary
+//! trained (by the store's own code, on the heads of the mails) on the
+//! first N mails of the measured ones, and applied to the rest.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed unwrap is a failed run
 
 #[path = "support/mailgen.rs"]
@@ -73,14 +78,25 @@ fn codecs(train: &[Vec<u8>]) -> Res<Vec<Codec>> {
 fn run() -> Res<()> {
     let mut n = 5000;
     let mut size = 4500;
+    let mut train_first: Option<Vec<usize>> = None;
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let v = it.next().ok_or(format!("{k} needs a value"))?;
         match k.as_str() {
             "--mails" => n = v.parse()?,
             "--size" => size = v.parse()?,
+            "--train-first" => {
+                train_first = Some(
+                    v.split(',')
+                        .map(str::parse)
+                        .collect::<std::result::Result<Vec<usize>, _>>()?,
+                )
+            }
             _ => return Err(format!("unknown option {k}").into()),
         }
+    }
+    if let Some(firsts) = train_first {
+        return own_dictionary(&mails(7, n, size), &firsts);
     }
     let test = mails(7, n, size);
     let train = mails(1_000_003, 2000, size);
@@ -109,6 +125,60 @@ fn run() -> Res<()> {
             bytes as f64 / raw as f64,
             tc.as_secs_f64() * 1e6 / n as f64,
             td.as_secs_f64() * 1e6 / n as f64,
+        );
+    }
+    Ok(())
+}
+
+/// The store's dictionary trained on the first `first` mails of `all`,
+/// and the rest packed and unpacked with it.
+fn own_dictionary(all: &[Vec<u8>], firsts: &[usize]) -> Res<()> {
+    use postfach::store::compress::{self, dict};
+    println!(
+        "\n{} mails of ~{} B; dictionary trained on the first N, applied to the rest\n",
+        all.len(),
+        all.iter().map(Vec::len).sum::<usize>() / all.len().max(1)
+    );
+    println!("| first N | training ms | bytes per mail | without dictionary | of raw | compress µs/mail | decompress µs/mail |");
+    println!("|---|---|---|---|---|---|---|");
+    for &first in firsts {
+        let (train, rest) = all.split_at(first.min(all.len()));
+        let heads: Vec<&[u8]> = train
+            .iter()
+            .map(|m| &m[..m.len().min(dict::SAMPLE_HEAD)])
+            .collect();
+        let t = Instant::now();
+        let bytes = dict::train(&heads)?;
+        let tt = t.elapsed();
+        let d = dict::Dict::trained(bytes.clone())?;
+        let dicts = dict::Dicts::default();
+        let t = Instant::now();
+        let packed: Vec<Vec<u8>> = rest.iter().map(|m| d.pack(m).unwrap()).collect();
+        let tc = t.elapsed();
+        let t = Instant::now();
+        for (p, m) in packed.iter().zip(rest) {
+            let back = match p.split_first() {
+                Some((&dict::ZSTD_DICT, payload)) => {
+                    let (id, frame) = dict::split(payload)?;
+                    dict::unpack_with(&dicts, id, Some(&bytes), frame)?
+                }
+                _ => compress::unpack(p)?,
+            };
+            assert!(back == *m, "not byte-exact");
+        }
+        let td = t.elapsed();
+        let plain: usize = rest.iter().map(|m| compress::pack(m).unwrap().len()).sum();
+        let raw: usize = rest.iter().map(Vec::len).sum();
+        let sum: usize = packed.iter().map(Vec::len).sum();
+        let k = rest.len().max(1) as f64;
+        println!(
+            "| {first} | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} |",
+            tt.as_secs_f64() * 1e3,
+            sum as f64 / k,
+            plain as f64 / k,
+            sum as f64 / raw as f64,
+            tc.as_secs_f64() * 1e6 / k,
+            td.as_secs_f64() * 1e6 / k,
         );
     }
     Ok(())

@@ -32,6 +32,9 @@ async fn found(conn: &zbus::Connection, text: &str) -> u32 {
 /// Tables that came after each schema (src/store/schema.rs, STEPS).
 fn added_after(version: u64) -> Vec<&'static str> {
     let mut t = Vec::new();
+    if version < 10 {
+        t.push("table:raw_dicts");
+    }
     if version < 9 {
         t.push("table:raw_packed");
     }

@@ -14,7 +14,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata};
 
 use common::TestBus;
 use postfach::account::{Account, SettingValue};
-use postfach::store::schema::{KEY_VERSION, META, RAW, RAW_PACKED};
+use postfach::store::schema::{KEY_DICT_PACKED, KEY_VERSION, META, RAW, RAW_DICTS, RAW_PACKED};
 use postfach::store::{compress, NewMail, Store, DB_FILE};
 
 const MAILS: usize = 4_000;
@@ -72,17 +72,21 @@ fn schema_7_store(dir: &Path) -> BTreeMap<u64, Vec<u8>> {
     let tx = db.begin_write().unwrap();
     {
         let packed = tx.open_table(RAW_PACKED).unwrap();
+        let dict_rows = tx.open_table(RAW_DICTS).unwrap();
+        let dicts = compress::Dicts::default();
         let mut raw = tx.open_table(RAW).unwrap();
         for row in packed.iter().unwrap() {
             let (k, v) = row.unwrap();
-            let bytes = compress::unpack(v.value()).unwrap();
+            let bytes = compress::unpack_stored(v.value(), &dict_rows, &dicts).unwrap();
             raw.insert(k.value(), bytes.as_slice()).unwrap();
         }
         let mut meta = tx.open_table(META).unwrap();
         meta.insert(KEY_VERSION, 7u64.to_be_bytes().as_slice())
             .unwrap();
+        meta.remove(KEY_DICT_PACKED).unwrap();
     }
     tx.delete_table(RAW_PACKED).unwrap();
+    tx.delete_table(RAW_DICTS).unwrap();
     tx.commit().unwrap();
     want
 }

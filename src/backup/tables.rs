@@ -25,6 +25,7 @@ macro_rules! for_tables {
         $m!($crate::store::schema::SYNC);
         $m!($crate::store::schema::RAW);
         $m!($crate::store::schema::RAW_PACKED);
+        $m!($crate::store::schema::RAW_DICTS);
         $m!($crate::store::schema::BLOBS);
         $m!($crate::store::schema::MESSAGES);
         $m!($crate::store::schema::SERVER_IDS);

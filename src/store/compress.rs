@@ -13,11 +13,15 @@
 //!   larger than the mail plus one byte;
 //! - [`ZSTD`]: one zstd frame that records its content size, so that a
 //!   read allocates exactly once and refuses a frame claiming more than
-//!   [`MAX_RAW`].
+//!   [`MAX_RAW`];
+//! - [`ZSTD_DICT`] (schema 10): the id of the store's dictionary and a
+//!   zstd frame packed with it, see [`dict`]; rows of the other codecs stay
+//!   as they are until [`recompress`] repacks them.
 //!
 //! Any other codec byte is a storage error, never a guess: a newer codec
-//! comes with a new schema. `GetRaw` stays byte-exact (invariant 3): the
-//! frame carries zstd's checksum of the content, and the length is checked.
+//! comes with a new schema. `GetRaw` stays byte-exact (invariant 3): a
+//! frame's content size is checked against what it unpacks to, and zstd
+//! refuses a frame whose blocks do not decode.
 //!
 //! Migration: the schema step only creates the table; the rows of the old
 //! `raw` table are moved over by [`pack_legacy`] at every open, in
@@ -28,11 +32,16 @@
 //! last committed transaction stopped. Reads look in both tables, so a
 //! store restored from an older backup is readable before it is packed.
 
-use redb::{Database, ReadTransaction, Table, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableTable, Table, WriteTransaction};
 
-use super::schema::{RAW, RAW_PACKED};
+use super::schema::{RAW, RAW_DICTS, RAW_PACKED};
 use super::write_txn;
 use crate::error::{Context, Error, Result};
+
+pub mod dict;
+pub mod recompress;
+
+pub use dict::{Dict, Dicts, ZSTD_DICT};
 
 /// Codec byte: the raw bytes follow unchanged.
 pub const STORED: u8 = 0;
@@ -66,7 +75,26 @@ pub fn pack(raw: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The raw bytes of a stored row.
+/// The raw bytes of a stored row of any codec; a [`ZSTD_DICT`] row finds
+/// its dictionary in `dict_rows` (the `raw_dicts` table of the same
+/// transaction) and prepared in `dicts`.
+pub fn unpack_stored<T: ReadableTable<u32, &'static [u8]>>(
+    row: &[u8],
+    dict_rows: &T,
+    dicts: &Dicts,
+) -> Result<Vec<u8>> {
+    match row.split_first() {
+        Some((&ZSTD_DICT, payload)) => {
+            let (id, frame) = dict::split(payload)?;
+            let bytes = dict_rows.get(id).context("read mail dictionary")?;
+            dict::unpack_with(dicts, id, bytes.as_ref().map(|b| b.value()), frame)
+        }
+        _ => unpack(row),
+    }
+}
+
+/// The raw bytes of a stored row of codec [`STORED`] or [`ZSTD`]; a
+/// [`ZSTD_DICT`] row needs [`unpack_stored`].
 pub fn unpack(row: &[u8]) -> Result<Vec<u8>> {
     let Some((&codec, payload)) = row.split_first() else {
         return Err(Error::storage_msg("stored mail row is empty".into()));
@@ -91,6 +119,9 @@ pub fn unpack(row: &[u8]) -> Result<Vec<u8>> {
             }
             Ok(raw)
         }
+        ZSTD_DICT => Err(Error::storage_msg(
+            "stored mail needs its dictionary to be read".into(),
+        )),
         other => Err(Error::storage_msg(format!(
             "stored mail has unknown codec {other}"
         ))),
@@ -107,10 +138,11 @@ pub(super) fn insert(table: &mut Table<u64, &[u8]>, id: u64, raw: &[u8]) -> Resu
 
 /// The raw bytes of message `id` if a row holds them (packed, or an old
 /// row not yet packed); None for a blob or an unknown id.
-pub(super) fn read(tx: &ReadTransaction, id: u64) -> Result<Option<Vec<u8>>> {
+pub(super) fn read(tx: &ReadTransaction, dicts: &Dicts, id: u64) -> Result<Option<Vec<u8>>> {
     let packed = tx.open_table(RAW_PACKED).context("open raw")?;
     if let Some(v) = packed.get(id).context("read raw mail")? {
-        return unpack(v.value()).map(Some);
+        let dict_rows = tx.open_table(RAW_DICTS).context("open mail dictionaries")?;
+        return unpack_stored(v.value(), &dict_rows, dicts).map(Some);
     }
     let legacy = tx.open_table(RAW).context("open raw")?;
     let v = legacy.get(id).context("read raw mail")?;
@@ -170,5 +202,7 @@ fn pack_some(tx: &WriteTransaction) -> Result<(usize, bool)> {
     Ok((rows, false))
 }
 
+#[cfg(test)]
+mod dict_tests;
 #[cfg(test)]
 mod tests;

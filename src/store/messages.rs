@@ -135,7 +135,7 @@ impl Store {
                 }
                 Ok(p)
             });
-            let (tx, new_ids) = match prepared {
+            let (tx, new_ids, packer) = match prepared {
                 Ok(p) => p,
                 Err(e) => {
                     // The transaction is dropped uncommitted: the files moved
@@ -149,6 +149,7 @@ impl Store {
             // after the commit slot was written), so its files stay; the next
             // open removes those that no row points to.
             tx.commit().context("commit fetched mail")?;
+            packer.after_commit(self);
             Ok(new_ids)
         })
     }
@@ -161,20 +162,22 @@ impl Store {
         mails: Vec<NewMail>,
         summarize: &dyn Fn(&[u8], i64) -> Summary,
         moved: &mut Vec<u64>,
-    ) -> Result<(super::WriteTx<'_>, Vec<u64>)> {
+    ) -> Result<(super::WriteTx<'_>, Vec<u64>, super::packer::Packer<'_>)> {
         // Compressed before the write transaction begins, so that other
         // accounts' commits do not wait for it (a mail seen before is
         // compressed in vain: rare, and cheaper than a second pass).
-        let packed: Vec<Option<Vec<u8>>> = mails
+        let mut packer = self.packer(&mails)?;
+        let mut packed: Vec<Option<Vec<u8>>> = mails
             .iter()
             .map(|m| match &m.raw {
-                Raw::Bytes(b) => super::compress::pack(b).map(Some),
+                Raw::Bytes(b) => packer.pack(b).map(Some),
                 Raw::Blob(_) => Ok(None),
             })
             .collect::<Result<_>>()?;
         // Likewise the mail keys (super::digest), a second pass over the bytes.
         let keyed: Vec<MailKeys> = mails.iter().map(|m| m.raw.keys()).collect();
         let tx = self.write()?;
+        packer.settle(&tx, &mails, &mut packed)?;
         // The stored account, not the caller's copy, decides the visibility
         // class: an owner change committed meanwhile must not be undone.
         let Some(stored) = account_in(&tx, &account.id)? else {
@@ -306,6 +309,7 @@ impl Store {
         }
         if next_id != first_id {
             schema::put_u64(&tx, schema::KEY_NEXT_MESSAGE, next_id)?;
+            packer.advance(&tx, first_id, next_id)?;
             // These mails have their keys: a mark right before them moves
             // past them, so the next open does not read them again.
             let mark = schema::get_u64(&tx, schema::KEY_REKEYED)?.unwrap_or(0);
@@ -313,7 +317,7 @@ impl Store {
                 schema::put_u64(&tx, schema::KEY_REKEYED, next_id - 1)?;
             }
         }
-        Ok((tx, new_ids))
+        Ok((tx, new_ids, packer))
     }
 
     /// The bytes exactly as received: the unpacked row (see
@@ -322,7 +326,7 @@ impl Store {
         self.call("read a mail", || {
             let blob_len = {
                 let tx = self.read()?;
-                if let Some(raw) = super::compress::read(&tx, id)? {
+                if let Some(raw) = super::compress::read(&tx, &self.dicts, id)? {
                     return Ok(Some(raw));
                 }
                 super::blobs::blob_len(&tx, id)?

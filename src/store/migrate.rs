@@ -24,6 +24,7 @@ const STEPS: &[Step] = &[
     migrate_to_drafts,
     migrate_to_search,
     migrate_to_packed_raw,
+    migrate_to_raw_dicts,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -117,6 +118,18 @@ fn migrate_to_search(tx: &WriteTransaction) -> Result<()> {
 fn migrate_to_packed_raw(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(RAW_PACKED)
         .context("create packed raw table")?;
+    Ok(())
+}
+
+/// Schema 10 packs raw mails with a zstd dictionary trained on the store's
+/// own mail, kept in [`RAW_DICTS`]; the step only creates that table.
+/// Training and repacking the older rows happen after the migration
+/// commits, in bounded transactions (`super::compress::recompress`). An
+/// older daemon could not read rows of the new codec, so it must refuse
+/// the store. (Self-contained, so that its place in [`STEPS`] can move.)
+fn migrate_to_raw_dicts(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(RAW_DICTS)
+        .context("create mail dictionary table")?;
     Ok(())
 }
 

@@ -25,6 +25,7 @@
 //! `list` (paging and visibility checks), `signatures` (signatures and
 //! employees per tenant), `outbox` (mails being sent and their queue
 //! records), `drafts` (saved drafts and their places on the server),
+//! `packer` (a batch's raw rows and the store's mail dictionary),
 //! `backend` (how redb reaches the file), `opening`, `health`,
 //! `swap`, `snapshot` (what a backup reads), `reset` (the restore safety
 //! reset), [`identity`] (the copied-store check).
@@ -46,6 +47,7 @@ mod messages;
 pub mod migrate;
 mod opening;
 mod outbox;
+mod packer;
 mod purge;
 mod rank;
 mod rekey;
@@ -114,6 +116,8 @@ pub struct Store {
     key: Mutex<Option<SecretKey>>,
     /// `blobs/` next to the database: mails above [`BLOB_MIN`].
     blobs: blobs::BlobDir,
+    /// The prepared mail dictionaries (`compress::dict`).
+    dicts: compress::Dicts,
     /// Held for the life of the store; dropping it releases the flock.
     _lock: Flock<File>,
 }
@@ -169,6 +173,7 @@ impl Store {
             health: health::Health::default(),
             key: Mutex::new(key),
             blobs,
+            dicts: compress::Dicts::default(),
             _lock: lock,
         })
     }

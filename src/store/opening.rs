@@ -134,6 +134,9 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
     };
     // Schema 8's packing of older raw rows, resumed wherever a kill left it.
     super::compress::pack_legacy(&db)?;
+    // Schema 10's dictionary: trained if the store has enough mail, and
+    // the rows before it repacked, resumed wherever a kill left it.
+    super::compress::recompress::at_open(&db)?;
     // Mail keys for mails stored before them, likewise resumed.
     super::rekey::rekey_stored(&db, dir)?;
     let key = match key.map_or_else(credential_key, |k| Ok(Some(k)))? {

@@ -25,9 +25,12 @@ use std::path::Path;
 use redb::{Database, ReadableTable, WriteTransaction};
 
 use super::blobs::BLOB_DIR;
+use super::compress::Dicts;
 use super::digest::{add_key, Digester, MailKeys};
 use super::messages::{meta_from, meta_json};
-use super::schema::{get_u64, put_u64, BLOBS, CONTENT, KEY_REKEYED, MESSAGES, RAW, RAW_PACKED};
+use super::schema::{
+    get_u64, put_u64, BLOBS, CONTENT, KEY_REKEYED, MESSAGES, RAW, RAW_DICTS, RAW_PACKED,
+};
 use super::write_txn;
 use crate::error::{Context, Error, Result};
 
@@ -39,11 +42,12 @@ const REKEY_BYTES: u64 = 32 * 1024 * 1024;
 pub(super) fn rekey_stored(db: &Database, state_dir: &Path) -> Result<u64> {
     let blobs = state_dir.join(BLOB_DIR);
     let mut keyed = 0u64;
+    let dicts = Dicts::default();
     loop {
         let tx = write_txn(db)?;
         // Nothing after the mark: the transaction is dropped unwritten, so
         // opening a store that is keyed writes nothing (super::opening).
-        let Some((n, done)) = rekey_some(&tx, &blobs)? else {
+        let Some((n, done)) = rekey_some(&tx, &blobs, &dicts)? else {
             return Ok(keyed);
         };
         tx.commit().context("commit mail keys")?;
@@ -59,7 +63,7 @@ pub(super) fn rekey_stored(db: &Database, state_dir: &Path) -> Result<u64> {
 
 /// One bounded transaction: (mails keyed, all done), or None when no mail
 /// is past the mark.
-fn rekey_some(tx: &WriteTransaction, blobs: &Path) -> Result<Option<(u64, bool)>> {
+fn rekey_some(tx: &WriteTransaction, blobs: &Path, dicts: &Dicts) -> Result<Option<(u64, bool)>> {
     let from = get_u64(tx, KEY_REKEYED)?.unwrap_or(0);
     let mut messages = tx.open_table(MESSAGES).context("open messages")?;
     let rows: Vec<(u64, Vec<u8>)> = {
@@ -98,7 +102,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path) -> Result<Option<(u64, bool)>
         if !fetched || !meta.header_key.is_empty() {
             continue;
         }
-        let Some(keys) = keys_of(tx, blobs, id)? else {
+        let Some(keys) = keys_of(tx, blobs, dicts, id)? else {
             continue;
         };
         bytes = bytes.saturating_add(meta.size);
@@ -122,10 +126,17 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path) -> Result<Option<(u64, bool)>
 
 /// The keys of stored mail `id`: from its row, or streamed from its blob
 /// file. None if its bytes are gone (the health check reports that).
-fn keys_of(tx: &WriteTransaction, blobs: &Path, id: u64) -> Result<Option<MailKeys>> {
+fn keys_of(
+    tx: &WriteTransaction,
+    blobs: &Path,
+    dicts: &Dicts,
+    id: u64,
+) -> Result<Option<MailKeys>> {
     let packed = tx.open_table(RAW_PACKED).context("open raw")?;
     if let Some(v) = packed.get(id).context("read raw mail")? {
-        return Ok(Some(MailKeys::of(&super::compress::unpack(v.value())?)));
+        let dict_rows = tx.open_table(RAW_DICTS).context("open mail dictionaries")?;
+        let raw = super::compress::unpack_stored(v.value(), &dict_rows, dicts)?;
+        return Ok(Some(MailKeys::of(&raw)));
     }
     let legacy = tx.open_table(RAW).context("open raw")?;
     if let Some(v) = legacy.get(id).context("read raw mail")? {

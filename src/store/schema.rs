@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 9;
+pub const SCHEMA_VERSION: u64 = 10;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -32,6 +32,10 @@ pub const RAW: TableDefinition<u64, &[u8]> = TableDefinition::new("raw");
 /// Message id -> codec byte ‖ the raw bytes compressed (schema 8; see
 /// `super::compress`): the bytes exactly as received once unpacked.
 pub const RAW_PACKED: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_packed");
+/// Dictionary id -> a zstd dictionary trained on the store's own mail,
+/// which rows of codec 2 of [`RAW_PACKED`] name (schema 10; see
+/// `super::compress::dict`). Rows are added, never changed or removed.
+pub const RAW_DICTS: TableDefinition<u32, &[u8]> = TableDefinition::new("raw_dicts");
 /// Message id -> length of its file `blobs/<id>`: a mail above
 /// `super::blobs::BLOB_MIN`, stored as a file instead of a [`RAW`] row
 /// (schema 4; see `super::blobs`).
@@ -120,6 +124,9 @@ pub const KEY_NEXT_MESSAGE: &str = "next_message";
 /// The highest message id whose mail keys are filed (super::rekey);
 /// `commit_batch` moves it along when it commits right after it.
 pub const KEY_REKEYED: &str = "rekeyed_upto";
+/// The highest message id whose raw row was offered to the store's
+/// dictionary (super::compress::recompress).
+pub const KEY_DICT_PACKED: &str = "dict_packed_upto";
 
 /// Read a number from `meta`; absent = None.
 pub fn get_u64(tx: &WriteTransaction, key: &str) -> Result<Option<u64>> {
@@ -161,6 +168,7 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SYNC).context("create tables")?;
     tx.open_table(RAW).context("create tables")?;
     tx.open_table(RAW_PACKED).context("create tables")?;
+    tx.open_table(RAW_DICTS).context("create tables")?;
     tx.open_table(BLOBS).context("create tables")?;
     tx.open_table(BLOB_TRASH).context("create tables")?;
     tx.open_table(MESSAGES).context("create tables")?;

@@ -2,14 +2,14 @@ use redb::{Database, ReadableTable, ReadableTableMetadata};
 
 use super::*;
 use crate::store::messages::tests::fixed_summary;
-use crate::store::schema::{get_u64, put_u64, KEY_VERSION};
+use crate::store::schema::{get_u64, put_u64, KEY_VERSION, SCHEMA_VERSION};
 use crate::store::tests::pop3;
 use crate::store::{NewMail, Store, DB_FILE};
 
 /// Every mail of tests/fixtures (the hostile ones: NUL bytes, 8-bit
 /// headers, the empty mail) and a few made here: incompressible bytes, a
 /// long text, bare CR and LF, a mail of one byte.
-fn corpus() -> Vec<Vec<u8>> {
+pub(super) fn corpus() -> Vec<Vec<u8>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut mails: Vec<Vec<u8>> = std::fs::read_dir(dir)
         .unwrap()
@@ -76,7 +76,7 @@ fn damaged_rows_are_errors_not_guesses() {
     assert!(unpack(&row).is_err());
 }
 
-fn store_corpus(store: &Store) -> Vec<(u64, Vec<u8>)> {
+pub(super) fn store_corpus(store: &Store) -> Vec<(u64, Vec<u8>)> {
     let a = store.create_account(|id| pop3(id, None)).unwrap();
     let raws = corpus();
     let batch = raws
@@ -118,14 +118,19 @@ pub(crate) fn downgrade_to_v7(path: &std::path::Path) {
     let tx = crate::store::write_txn(&db).unwrap();
     {
         let packed = tx.open_table(RAW_PACKED).unwrap();
+        let dict_rows = tx.open_table(RAW_DICTS).unwrap();
+        let dicts = Dicts::default();
         let mut raw = tx.open_table(RAW).unwrap();
         for row in packed.iter().unwrap() {
             let (k, v) = row.unwrap();
-            raw.insert(k.value(), unpack(v.value()).unwrap().as_slice())
-                .unwrap();
+            let bytes = unpack_stored(v.value(), &dict_rows, &dicts).unwrap();
+            raw.insert(k.value(), bytes.as_slice()).unwrap();
         }
+        let mut meta = tx.open_table(crate::store::schema::META).unwrap();
+        meta.remove(crate::store::schema::KEY_DICT_PACKED).unwrap();
     }
     tx.delete_table(RAW_PACKED).unwrap();
+    tx.delete_table(RAW_DICTS).unwrap();
     put_u64(&tx, KEY_VERSION, 7).unwrap();
     tx.commit().unwrap();
 }
@@ -180,14 +185,17 @@ fn schema_7_store_is_packed_in_bounded_steps_and_resumes() {
         tx.commit().unwrap();
     }
     let left = total - PACK_ROWS as u64;
-    assert_eq!(table_lens(&path), (left, PACK_ROWS as u64, Some(9)));
+    assert_eq!(
+        table_lens(&path),
+        (left, PACK_ROWS as u64, Some(SCHEMA_VERSION))
+    );
 
     let store = Store::open(dir.path()).unwrap();
     for (id, raw) in &stored {
         assert!(store.raw(*id).unwrap().unwrap() == *raw, "mail {id}");
     }
     drop(store);
-    assert_eq!(table_lens(&path), (0, total, Some(9)));
+    assert_eq!(table_lens(&path), (0, total, Some(SCHEMA_VERSION)));
     let store = Store::open(dir.path()).unwrap();
     for (id, raw) in &stored {
         assert!(store.raw(*id).unwrap().unwrap() == *raw, "mail {id}");
@@ -214,13 +222,13 @@ fn half_packed_store_reads_and_deletes_both_kinds_of_row() {
     // not pack, so both tables must serve.
     let db = Database::open(&path).unwrap();
     let rtx = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert!(read(&rtx, ids[0]).unwrap().is_some());
+    assert!(read(&rtx, &Dicts::default(), ids[0]).unwrap().is_some());
     drop(rtx);
     let tx = crate::store::write_txn(&db).unwrap();
     remove(&tx, ids[0]).unwrap();
     tx.commit().unwrap();
     let rtx = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert!(read(&rtx, ids[0]).unwrap().is_none());
+    assert!(read(&rtx, &Dicts::default(), ids[0]).unwrap().is_none());
     drop(rtx);
     drop(db);
     let store = Store::open(dir.path()).unwrap();

@@ -152,7 +152,7 @@ fn an_interrupted_pass_resumes_from_its_mark() {
         // One bounded transaction, then the process "dies".
         let db = Database::open(dir.path().join(DB_FILE)).unwrap();
         let tx = write_txn(&db).unwrap();
-        let (keyed, done) = rekey_some(&tx, &dir.path().join(BLOB_DIR))
+        let (keyed, done) = rekey_some(&tx, &dir.path().join(BLOB_DIR), &Default::default())
             .unwrap()
             .expect("mails past the mark");
         tx.commit().unwrap();
@@ -171,7 +171,7 @@ fn an_interrupted_pass_resumes_from_its_mark() {
     let db = Database::open(dir.path().join(DB_FILE)).unwrap();
     let tx = write_txn(&db).unwrap();
     assert_eq!(
-        rekey_some(&tx, &dir.path().join(BLOB_DIR)).unwrap(),
+        rekey_some(&tx, &dir.path().join(BLOB_DIR), &Default::default()).unwrap(),
         None,
         "nothing past the mark"
     );
