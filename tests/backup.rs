@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
+
 use common::fetch as fetchkit;
 
 use std::collections::{BTreeSet, HashMap};
@@ -15,6 +16,7 @@ use common::{Daemon, Env};
 use fetchkit::Proto;
 use postfach::backup::format;
 use postfach::dbus::proxy::ManagerProxy;
+use postfach::store::compress::dict;
 use zbus::zvariant::Variant;
 use zbus::Fd;
 
@@ -68,8 +70,23 @@ fn mails_in(bytes: &[u8]) -> BTreeSet<Vec<u8>> {
     for (_, v) in rows(&body("table:raw").expect("raw table")) {
         mails.insert(v);
     }
+    // Rows of codec 2 name a dictionary the backup carries (schema 10).
+    let dicts: HashMap<u32, Vec<u8>> =
+        rows(&body("table:raw_dicts").expect("mail dictionary table"))
+            .into_iter()
+            .map(|(k, v)| (u32::from_le_bytes(k.try_into().unwrap()), v))
+            .collect();
+    let prepared = dict::Dicts::default();
     for (_, v) in rows(&body("table:raw_packed").expect("packed raw table")) {
-        mails.insert(postfach::store::compress::unpack(&v).unwrap());
+        let raw = match v.split_first() {
+            Some((&dict::ZSTD_DICT, payload)) => {
+                let (id, frame) = dict::split(payload).unwrap();
+                let bytes = dicts.get(&id).map(Vec::as_slice);
+                dict::unpack_with(&prepared, id, bytes, frame).unwrap()
+            }
+            _ => postfach::store::compress::unpack(&v).unwrap(),
+        };
+        mails.insert(raw);
     }
     let blob_rows = rows(&body("table:blobs").expect("blobs table"));
     let sections = u

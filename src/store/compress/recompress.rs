@@ -181,10 +181,10 @@ pub fn step(tx: &WriteTransaction, dict: &Dict) -> Result<Step> {
 /// be read with the other.
 pub fn store_dict(tx: &WriteTransaction, dict: &Dict) -> Result<bool> {
     let mut rows = tx.open_table(RAW_DICTS).context("open mail dictionaries")?;
-    let same = match rows.get(dict.id()).context("read mail dictionaries")? {
-        None => None,
-        Some(b) => Some(b.value() == dict.bytes()),
-    };
+    let same = rows
+        .get(dict.id())
+        .context("read mail dictionaries")?
+        .map(|b| b.value() == dict.bytes());
     match same {
         Some(true) => Ok(false),
         Some(false) => Err(Error::storage_msg(format!(
