@@ -5,7 +5,8 @@
 //! than a Maildir file. Compressed with zstd (RFC 8878) the same mail is
 //! 1–2 KB, and several such rows share one leaf page. docs/PERFORMANCE.md
 //! ("Raw mail compression") has the measurements that chose zstd at level
-//! [`LEVEL`] without a dictionary over lz4 and over zstd with a dictionary.
+//! [`LEVEL`] over lz4, and those of the store's own dictionary ([`dict`],
+//! schema 10).
 //!
 //! A row is one codec byte and the payload:
 //! - [`STORED`]: the raw bytes as they are, for mails that do not shrink
