@@ -34,6 +34,7 @@ mod adopt;
 mod backend;
 mod backup_files;
 pub mod blobs;
+pub mod closed;
 pub mod compress;
 mod counters;
 pub mod digest;
