@@ -193,7 +193,7 @@ async fn backups_of_older_schemas_restore_and_older_still_are_refused() {
     let today = out.path().join("today");
     backup(&conn, &today).await.unwrap();
 
-    for version in OLDEST_RESTORABLE..SCHEMA_VERSION {
+    for version in OLDEST_RESTORABLE..=SCHEMA_VERSION {
         let old = out.path().join(format!("schema-{version}"));
         as_schema(&today, version, &old);
         let fresh = tempfile::tempdir().unwrap();

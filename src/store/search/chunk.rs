@@ -87,6 +87,10 @@ impl Chunk {
         self.entries.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Add or replace the posting at (date, id).
     pub fn insert(&mut self, date: i64, id: u64, place: &str) {
         let p = match self.places.iter().position(|x| x == place) {

@@ -78,7 +78,7 @@ fn chunks(db: &Database, word: &str) -> Vec<((i64, u64), usize)> {
 /// Newest first, as a search returns them.
 fn want(mails: &[MessageMeta]) -> Vec<Posting> {
     let mut w: Vec<Posting> = mails.iter().map(|m| (m.date, m.id, place(m))).collect();
-    w.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    w.sort_by_key(|p| std::cmp::Reverse((p.0, p.1)));
     w
 }
 
