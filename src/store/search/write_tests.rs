@@ -267,3 +267,36 @@ fn schema_9_rows_are_searched_then_packed_into_the_same_postings() {
     assert_eq!(found(&db, "com", i64::MIN, i64::MAX), want(live));
     assert_eq!(pack::pack_legacy(&db).unwrap(), 0, "nothing left to do");
 }
+
+#[test]
+fn a_first_page_decodes_only_the_newest_chunks() {
+    let (_d, db) = fresh();
+    let mails: Vec<MessageMeta> = (0..(CHUNK_MAX * 3) as u64)
+        .map(|i| mail(i + 1, 1_000 + i as i64, "com"))
+        .collect();
+    for m in &mails {
+        add(&db, std::slice::from_ref(m));
+    }
+    // Damage the oldest chunk: a search that decoded it would fail.
+    let oldest = chunks(&db, "com")[0].0;
+    let tx = write_txn(&db).unwrap();
+    tx.open_table(SEARCH_POSTINGS)
+        .unwrap()
+        .insert(("com", oldest.0, oldest.1), [0u8].as_slice())
+        .unwrap();
+    tx.commit().unwrap();
+    let tx = db.begin_read().unwrap();
+    let mut c = Candidates::new(&tx, "com", i64::MIN, i64::MAX)
+        .unwrap()
+        .unwrap();
+    for want in want(&mails).iter().take(CHUNK_MAX + 10) {
+        assert_eq!(c.next_posting().unwrap().as_ref(), Some(want));
+    }
+    loop {
+        match c.next_posting() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("reading on must reach the damaged chunk"),
+            Err(_) => break,
+        }
+    }
+}
