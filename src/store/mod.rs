@@ -54,6 +54,9 @@ mod reset;
 mod restored;
 pub mod schema;
 mod search;
+/// The packed word index's row format, for tools and tests that read a
+/// store or a backup.
+pub use search::chunk as search_chunk;
 mod secret;
 mod secret_export;
 mod signatures;
