@@ -1,5 +1,5 @@
-//! Schema 10 packs raw mails with a zstd dictionary trained on the store's
-//! own mail. A store of schema 9 trains it at start and repacks its rows in
+//! Schema 11 packs raw mails with a zstd dictionary trained on the store's
+//! own mail. A store of schema 10 trains it at start and repacks its rows in
 //! bounded transactions: a kill -9 during the training and one during the
 //! repacking leave every mail readable and no row naming a dictionary the
 //! store lacks; the next start finishes the job byte-exact. A store whose
@@ -39,9 +39,9 @@ fn mail(i: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A store of `MAILS` mails (and the fixtures) in the schema 9 layout:
+/// A store of `MAILS` mails (and the fixtures) in the schema 10 layout:
 /// every row packed without a dictionary, no dictionary table.
-fn schema_9_store(dir: &Path) -> BTreeMap<u64, Vec<u8>> {
+fn schema_10_store(dir: &Path) -> BTreeMap<u64, Vec<u8>> {
     let mut want = BTreeMap::new();
     {
         let store = Store::open(dir).unwrap();
@@ -102,7 +102,7 @@ fn schema_9_store(dir: &Path) -> BTreeMap<u64, Vec<u8>> {
             packed.insert(id, row.as_slice()).unwrap();
         }
         let mut meta = tx.open_table(META).unwrap();
-        meta.insert(KEY_VERSION, 9u64.to_be_bytes().as_slice())
+        meta.insert(KEY_VERSION, 10u64.to_be_bytes().as_slice())
             .unwrap();
         meta.remove(KEY_DICT_PACKED).unwrap();
     }
@@ -178,7 +178,7 @@ fn read_file(dir: &Path) -> (BTreeMap<u64, Vec<u8>>, usize, usize) {
 #[test]
 fn kills_during_training_and_repacking_leave_every_mail_readable() {
     let dir = tempfile::tempdir().unwrap();
-    let want = schema_9_store(dir.path());
+    let want = schema_10_store(dir.path());
     let bus = TestBus::start();
 
     // Killed while training: nothing or the dictionary with its first rows.

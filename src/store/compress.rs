@@ -6,7 +6,7 @@
 //! 1–2 KB, and several such rows share one leaf page. docs/PERFORMANCE.md
 //! ("Raw mail compression") has the measurements that chose zstd at level
 //! [`LEVEL`] over lz4, and those of the store's own dictionary ([`dict`],
-//! schema 10).
+//! schema 11).
 //!
 //! A row is one codec byte and the payload:
 //! - [`STORED`]: the raw bytes as they are, for mails that do not shrink
@@ -15,7 +15,7 @@
 //! - [`ZSTD`]: one zstd frame that records its content size, so that a
 //!   read allocates exactly once and refuses a frame claiming more than
 //!   [`MAX_RAW`];
-//! - [`ZSTD_DICT`] (schema 10): the id of the store's dictionary and a
+//! - [`ZSTD_DICT`] (schema 11): the id of the store's dictionary and a
 //!   zstd frame packed with it, see [`dict`]; rows of the other codecs stay
 //!   as they are until [`recompress`] repacks them.
 //!

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 10;
+pub const SCHEMA_VERSION: u64 = 11;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -33,7 +33,7 @@ pub const RAW: TableDefinition<u64, &[u8]> = TableDefinition::new("raw");
 /// `super::compress`): the bytes exactly as received once unpacked.
 pub const RAW_PACKED: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_packed");
 /// Dictionary id -> a zstd dictionary trained on the store's own mail,
-/// which rows of codec 2 of [`RAW_PACKED`] name (schema 10; see
+/// which rows of codec 2 of [`RAW_PACKED`] name (schema 11; see
 /// `super::compress::dict`). Rows are added, never changed or removed.
 pub const RAW_DICTS: TableDefinition<u32, &[u8]> = TableDefinition::new("raw_dicts");
 /// Message id -> length of its file `blobs/<id>`: a mail above
@@ -99,9 +99,16 @@ pub const DRAFTS: TableDefinition<u64, &[u8]> = TableDefinition::new("drafts");
 /// (word, date, id) -> place (assigned or not, account, folder): one
 /// posting per distinct word of a message's subject, sender and recipients,
 /// so that ListMessages `text` reads the postings of the query's words
-/// instead of every summary (schema 8; see `super::search`).
+/// instead of every summary: the layout of schemas 8 and 9. Since schema
+/// 10 the postings are packed in [`SEARCH_POSTINGS`]; rows left here are
+/// moved over at open and the table is then dropped
+/// (`super::search::pack`).
 pub const SEARCH_INDEX: TableDefinition<(&str, i64, u64), &str> =
     TableDefinition::new("search_index");
+/// (word, date, id of the chunk's oldest posting) -> up to 128 postings of
+/// the word packed (schema 10; see `super::search::chunk`).
+pub const SEARCH_POSTINGS: TableDefinition<(&str, i64, u64), &[u8]> =
+    TableDefinition::new("search_postings");
 
 /// Schema 1 indexes, replaced in schema 2 by [`VIEW_INDEX`] and [`BUCKETS`];
 /// kept only so that the migration can drop them.
@@ -184,6 +191,6 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(OUTBOX).context("create tables")?;
     tx.open_table(OUTBOX_ACTIVE).context("create tables")?;
     tx.open_table(DRAFTS).context("create tables")?;
-    tx.open_table(SEARCH_INDEX).context("create tables")?;
+    tx.open_table(SEARCH_POSTINGS).context("create tables")?;
     Ok(())
 }

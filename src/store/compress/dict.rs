@@ -1,4 +1,4 @@
-//! The store's zstd dictionary (schema 10): codec [`ZSTD_DICT`] rows.
+//! The store's zstd dictionary (schema 11): codec [`ZSTD_DICT`] rows.
 //!
 //! Why: a ~4 KB mail is mostly headers whose names, relay hosts, mailer
 //! strings and MIME boilerplate repeat from mail to mail, but a lone zstd

@@ -1,4 +1,4 @@
-//! The store's mail dictionary (schema 10): codec 2 rows, training, and
+//! The store's mail dictionary (schema 11): codec 2 rows, training, and
 //! the repacking of older rows.
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -197,9 +197,9 @@ fn the_batch_that_brings_enough_mail_trains_and_repacks_the_rows_before() {
     assert_eq!(mark, more.last().map(|(id, _)| *id));
 }
 
-/// Rewrite a current store into the schema 9 layout: every row packed
+/// Rewrite a current store into the schema 10 layout: every row packed
 /// without a dictionary, no `raw_dicts` table, no mark.
-pub(crate) fn downgrade_to_v9(path: &std::path::Path) {
+pub(crate) fn downgrade_to_v10(path: &std::path::Path) {
     let db = Database::open(path).unwrap();
     let tx = crate::store::write_txn(&db).unwrap();
     {
@@ -221,12 +221,12 @@ pub(crate) fn downgrade_to_v9(path: &std::path::Path) {
         meta.remove(KEY_DICT_PACKED).unwrap();
     }
     tx.delete_table(RAW_DICTS).unwrap();
-    put_u64(&tx, KEY_VERSION, 9).unwrap();
+    put_u64(&tx, KEY_VERSION, 10).unwrap();
     tx.commit().unwrap();
 }
 
 #[test]
-fn a_schema_9_store_is_trained_at_open_and_repacked_in_resumable_steps() {
+fn a_schema_10_store_is_trained_at_open_and_repacked_in_resumable_steps() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DB_FILE);
     let stored = {
@@ -235,7 +235,7 @@ fn a_schema_9_store_is_trained_at_open_and_repacked_in_resumable_steps() {
         stored.extend(super::tests::store_corpus(&store));
         stored
     };
-    downgrade_to_v9(&path);
+    downgrade_to_v10(&path);
     let total = stored.len();
 
     // A start killed after the schema step and one repacking transaction.
@@ -243,7 +243,7 @@ fn a_schema_9_store_is_trained_at_open_and_repacked_in_resumable_steps() {
     {
         let db = Database::open(&path).unwrap();
         let tx = crate::store::write_txn(&db).unwrap();
-        crate::store::migrate::migrate(&tx, 9).unwrap();
+        crate::store::migrate::migrate(&tx, 10).unwrap();
         tx.commit().unwrap();
         let tx = crate::store::write_txn(&db).unwrap();
         let s = step(&tx, &d).unwrap();
@@ -272,8 +272,8 @@ fn a_schema_9_store_is_trained_at_open_and_repacked_in_resumable_steps() {
     assert!(codecs.iter().filter(|c| **c == ZSTD_DICT).count() > EXAMINE_ROWS);
     assert!(codecs.contains(&STORED));
 
-    // A schema 9 store trains its own dictionary at open.
-    downgrade_to_v9(&path);
+    // A schema 10 store trains its own dictionary at open.
+    downgrade_to_v10(&path);
     let store = Store::open(dir.path()).unwrap();
     for (id, raw) in &stored {
         assert!(store.raw(*id).unwrap().unwrap() == *raw, "mail {id}");

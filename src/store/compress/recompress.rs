@@ -1,5 +1,5 @@
 //! Training the store's dictionary from stored mail, and repacking the rows
-//! stored before it (schema 10).
+//! stored before it (schema 11).
 //!
 //! Training happens outside any write transaction (it takes a fraction of
 //! a second to seconds). The dictionary row is committed in the same
@@ -7,7 +7,7 @@
 //! (`super::super::packer`) or the first step here — so no committed row
 //! ever names a dictionary that is not stored.
 //!
-//! Rows of codec 0 and 1 (a store of schema 9, or the first batches of a
+//! Rows of codec 0 and 1 (an older store, or the first batches of a
 //! new store, before it held [`TRAIN_MAILS`](super::dict::TRAIN_MAILS)
 //! mails) are repacked in transactions of at most [`EXAMINE_ROWS`] rows or
 //! [`super::PACK_BYTES`] repacked bytes, and only where the dictionary
