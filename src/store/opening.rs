@@ -134,6 +134,8 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
     };
     // Schema 8's packing of older raw rows, resumed wherever a kill left it.
     super::compress::pack_legacy(&db)?;
+    // Schema 10's binary summaries for older JSON rows, likewise resumed.
+    super::summary::pack_legacy(&db)?;
     // Mail keys for mails stored before them, likewise resumed.
     super::rekey::rekey_stored(&db, dir)?;
     let key = match key.map_or_else(credential_key, |k| Ok(Some(k)))? {

@@ -26,7 +26,7 @@ use redb::{Database, ReadableTable, WriteTransaction};
 
 use super::blobs::BLOB_DIR;
 use super::digest::{add_key, Digester, MailKeys};
-use super::messages::{meta_from, meta_json};
+use super::messages::{meta_from, meta_row};
 use super::schema::{get_u64, put_u64, BLOBS, CONTENT, KEY_REKEYED, MESSAGES, RAW, RAW_PACKED};
 use super::write_txn;
 use crate::error::{Context, Error, Result};
@@ -85,7 +85,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path) -> Result<Option<(u64, bool)>
             break;
         }
         upto = id;
-        let Ok(mut meta) = meta_from(&json) else {
+        let Ok(mut meta) = meta_from(id, &json) else {
             continue;
         };
         let acct = meta.account.clone();
@@ -112,7 +112,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path) -> Result<Option<(u64, bool)>
         }
         meta.header_key = keys.header;
         messages
-            .insert(id, meta_json(&meta)?.as_slice())
+            .insert(id, meta_row(&meta).as_slice())
             .context("write message")?;
         keyed += 1;
     }

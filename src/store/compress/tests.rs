@@ -180,14 +180,24 @@ fn schema_7_store_is_packed_in_bounded_steps_and_resumes() {
         tx.commit().unwrap();
     }
     let left = total - PACK_ROWS as u64;
-    assert_eq!(table_lens(&path), (left, PACK_ROWS as u64, Some(9)));
+    assert_eq!(
+        table_lens(&path),
+        (
+            left,
+            PACK_ROWS as u64,
+            Some(crate::store::schema::SCHEMA_VERSION)
+        )
+    );
 
     let store = Store::open(dir.path()).unwrap();
     for (id, raw) in &stored {
         assert!(store.raw(*id).unwrap().unwrap() == *raw, "mail {id}");
     }
     drop(store);
-    assert_eq!(table_lens(&path), (0, total, Some(9)));
+    assert_eq!(
+        table_lens(&path),
+        (0, total, Some(crate::store::schema::SCHEMA_VERSION))
+    );
     let store = Store::open(dir.path()).unwrap();
     for (id, raw) in &stored {
         assert!(store.raw(*id).unwrap().unwrap() == *raw, "mail {id}");
