@@ -138,8 +138,8 @@ fn mail(n: usize, date: i64, body: usize) -> Vec<u8> {
 }
 
 /// The file that says a store directory is filled completely: "<mails>
-/// <raw bytes>".
-const MARKER: &str = "bench-filled-2";
+/// <raw bytes>". Version 3: mailgen subjects carry the 1 % search word.
+const MARKER: &str = "bench-filled-3";
 
 /// RFC 5322 date of unix seconds, UTC.
 fn rfc5322(t: i64) -> String {
@@ -159,7 +159,6 @@ fn make(gen: &mut Option<mailgen::MailGen>, n: usize, date: i64, body: usize) ->
 
 fn fill(dir: &Path, mails: usize, body: usize, realistic: bool) -> Res<Store> {
     let mut gen = realistic.then(|| mailgen::MailGen::new(42));
-    // Version 2: subjects carry the 1 % search word (SEARCHES).
     let marker = dir.join(MARKER);
     let store = Store::open(dir)?;
     if marker.exists() {
@@ -516,9 +515,10 @@ fn run() -> Res<()> {
     println!("\n| search, first page | p50 | p99 | target |\n|---|---|---|---|");
     searches_in_process(&store, &a)?;
     if let Some(n) = a.against {
-        let dir = PathBuf::from(format!("target/bench-mailbox/{}-{}", n, a.body));
+        let gen = if a.mailgen { "-mailgen" } else { "" };
+        let dir = PathBuf::from(format!("target/bench-mailbox/{n}-{}{gen}", a.body));
         std::fs::create_dir_all(&dir)?;
-        let small = fill(&dir, n, a.body, false)?;
+        let small = fill(&dir, n, a.body, a.mailgen)?;
         println!("\n| alternating (p50 / p99) | big | small | ratio |\n|---|---|---|---|");
         interleaved(&store, &small, n, &a)?;
     }

@@ -4,7 +4,7 @@
 //! finishes the job. The older backups are made from today's by rewriting
 //! what differs — the header's `schema_version`, the meta table's version
 //! row, and the tables the older schema did not have (before schema 8 the
-//! raw mails travel unpacked in `table:raw`, before schema 10 the message
+//! raw mails travel unpacked in `table:raw`, before schema 11 the message
 //! summaries are JSON) — and sealing the file again
 //! with the backup writer. Older still is refused, naming both ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
@@ -33,6 +33,9 @@ async fn found(conn: &zbus::Connection, text: &str) -> u32 {
 /// Tables that came after each schema (src/store/schema.rs, STEPS).
 fn added_after(version: u64) -> Vec<&'static str> {
     let mut t = Vec::new();
+    if version < 10 {
+        t.push("table:search_postings");
+    }
     if version < 9 {
         t.push("table:raw_packed");
     }
@@ -84,8 +87,25 @@ fn encode(rows: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-/// A `table:messages` section with every summary as JSON, as schema 9 and
-/// older wrote them (postfach::store::summary).
+/// Rows of the packed word index as the rows of schemas 8 and 9:
+/// `(word, date, id) -> place`, one per posting.
+fn unpacked_postings(packed: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    type Key = (&'static str, i64, u64);
+    let mut out = Vec::new();
+    for (k, v) in packed {
+        let (word, d, i) = <Key as redb::Value>::from_bytes(k);
+        let c = postfach::store::search_chunk::Chunk::decode(d, i, v).unwrap();
+        for (d, i, p) in &c.entries {
+            let key = <Key as redb::Value>::as_bytes(&(word, *d, *i));
+            out.push((key.to_vec(), c.places[*p].as_bytes().to_vec()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A `table:messages` section with every summary as JSON, as schema 10
+/// and older wrote them (postfach::store::summary).
 fn json_summaries(body: &[u8]) -> Vec<u8> {
     let r = rows(body);
     assert!(!r.is_empty());
@@ -153,16 +173,33 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
     } else {
         Vec::new()
     };
+    // Schema 10 packed the word index (postfach::store::search_chunk);
+    // schemas 8 and 9 carry one `table:search_index` row per posting.
+    let postings: Vec<(Vec<u8>, Vec<u8>)> = if version < 10 {
+        let (_, path) = u
+            .sections
+            .iter()
+            .find(|(n, _)| n == "table:search_postings")
+            .unwrap();
+        let r = rows(&std::fs::read(path).unwrap());
+        assert!(!r.is_empty());
+        unpacked_postings(&r)
+    } else {
+        Vec::new()
+    };
     for (name, path) in &u.sections {
         let body = std::fs::read(path).unwrap();
         if dropped.contains(&name.as_str()) {
             continue;
         }
-        let body = if name == "table:raw" && version < 9 {
+        let body = if name == "table:search_index" && version < 10 {
+            assert!(rows(&body).is_empty(), "a packed store has no old rows");
+            encode(&postings)
+        } else if name == "table:raw" && version < 9 {
             let mut r = rows(&body);
             r.extend(unpacked.iter().cloned());
             encode(&r)
-        } else if name == "table:messages" && version < 10 {
+        } else if name == "table:messages" && version < 11 {
             json_summaries(&body)
         } else if name == "table:meta" {
             seen_meta = true;
@@ -198,7 +235,7 @@ async fn backups_of_older_schemas_restore_and_older_still_are_refused() {
     let today = out.path().join("today");
     backup(&conn, &today).await.unwrap();
 
-    for version in OLDEST_RESTORABLE..SCHEMA_VERSION {
+    for version in OLDEST_RESTORABLE..=SCHEMA_VERSION {
         let old = out.path().join(format!("schema-{version}"));
         as_schema(&today, version, &old);
         let fresh = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-//! Schema 10 rewrites the JSON message summaries of an older store as
+//! Schema 11 rewrites the JSON message summaries of an older store as
 //! binary in bounded transactions at start: a kill -9 in the middle of it
 //! leaves every summary readable, and the next start finishes the job with
 //! every summary as it was (issue 16, footprint).
@@ -21,9 +21,9 @@ use postfach::store::{MessageMeta, NewMail, Store, DB_FILE};
 
 const MAILS: usize = 16_000;
 
-/// A store of `MAILS` small mails rewritten into the schema 9 layout:
+/// A store of `MAILS` small mails rewritten into the schema 10 layout:
 /// every summary JSON. Returns the summaries by id.
-fn schema_9_store(dir: &Path) -> BTreeMap<u64, MessageMeta> {
+fn schema_10_store(dir: &Path) -> BTreeMap<u64, MessageMeta> {
     {
         let store = Store::open(dir).unwrap();
         let settings: Vec<(String, SettingValue)> = [
@@ -84,7 +84,7 @@ fn schema_9_store(dir: &Path) -> BTreeMap<u64, MessageMeta> {
             want.insert(id, m);
         }
         let mut meta = tx.open_table(META).unwrap();
-        meta.insert(KEY_VERSION, 9u64.to_be_bytes().as_slice())
+        meta.insert(KEY_VERSION, 10u64.to_be_bytes().as_slice())
             .unwrap();
     }
     tx.commit().unwrap();
@@ -143,7 +143,7 @@ fn census(dir: &Path, want: &BTreeMap<u64, MessageMeta>) -> (usize, usize, Optio
 #[test]
 fn a_kill_during_the_summary_conversion_then_a_start_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let want = schema_9_store(dir.path());
+    let want = schema_10_store(dir.path());
     assert_eq!(census(dir.path(), &want), (MAILS, 0, None));
 
     // First start: killed as soon as the log shows a converted transaction.

@@ -20,7 +20,7 @@ use redb::ReadOnlyTable;
 use super::counters::{Counters, Totals};
 use super::messages::{meta_from, INBOX};
 use super::rank::{self, Index, Merge, TOP};
-use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, SEARCH_INDEX, VIEW_INDEX};
+use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_INDEX};
 use super::search::read::Candidates;
 use super::search::Query;
 use super::views::{account_scope, base, private_class, scoped, SEP};
@@ -239,8 +239,7 @@ impl Store {
             return Ok((page, clamp(in_range)));
         };
         if let Some(text) = q.text.as_deref().and_then(Query::parse) {
-            let words = tx.open_table(SEARCH_INDEX).context("open search index")?;
-            if let Some(found) = Candidates::new(&words, text.driver(), since, until)? {
+            if let Some(found) = Candidates::new(&tx, text.driver(), since, until)? {
                 let view = text::View {
                     ix: &ix,
                     c: &c,

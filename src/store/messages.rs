@@ -37,7 +37,7 @@ pub struct NewMail {
 }
 
 /// What ListMessages shows of a message; its row in the `messages` table
-/// is `super::summary`'s encoding (JSON up to schema 9).
+/// is `super::summary`'s encoding (JSON up to schema 10).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MessageMeta {

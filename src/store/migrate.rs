@@ -24,6 +24,7 @@ const STEPS: &[Step] = &[
     migrate_to_drafts,
     migrate_to_search,
     migrate_to_packed_raw,
+    migrate_to_packed_search,
     migrate_to_binary_summaries,
 ];
 
@@ -104,6 +105,9 @@ fn migrate_to_drafts(tx: &WriteTransaction) -> Result<()> {
 fn migrate_to_search(tx: &WriteTransaction) -> Result<()> {
     tx.delete_table(SEARCH_INDEX)
         .context("clear search index")?;
+    // Since schema 10 the postings are written packed (to this table).
+    tx.delete_table(SEARCH_POSTINGS)
+        .context("clear search index")?;
     super::search::rebuild(tx)
 }
 
@@ -121,7 +125,20 @@ fn migrate_to_packed_raw(tx: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// Schema 10 stores message summaries in a binary encoding instead of
+/// Schema 10 packs the word index into chunks ([`SEARCH_POSTINGS`]); the
+/// step only creates the table. The postings of the old [`SEARCH_INDEX`]
+/// are moved by `super::search::pack::pack_legacy` in bounded transactions
+/// after the migration commits (resumable: the rows left in the old table
+/// are the progress), and searches read both tables meanwhile. An older
+/// daemon would not find the packed postings, so it must refuse the store.
+/// (Self-contained, so that its place in [`STEPS`] can move.)
+fn migrate_to_packed_search(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(SEARCH_POSTINGS)
+        .context("create packed search index")?;
+    Ok(())
+}
+
+/// Schema 11 stores message summaries in a binary encoding instead of
 /// JSON (`super::summary`); the step only sets the mark
 /// [`super::summary::KEY_PACKED`] from which `super::summary::pack_legacy`
 /// rewrites the JSON rows in bounded transactions after the migration

@@ -34,6 +34,7 @@ mod adopt;
 mod backend;
 mod backup_files;
 pub mod blobs;
+pub mod closed;
 pub mod compress;
 mod counters;
 pub mod digest;
@@ -53,6 +54,9 @@ mod reset;
 mod restored;
 pub mod schema;
 mod search;
+/// The packed word index's row format, for tools and tests that read a
+/// store or a backup.
+pub use search::chunk as search_chunk;
 mod secret;
 mod secret_export;
 mod signatures;

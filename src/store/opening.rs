@@ -10,7 +10,8 @@
 //!    crashed never leaves those traces: the database and its schema are
 //!    committed before the key file and `blobs/` are made.
 //! 2. An existing file is opened over `super::backend::DryRun` with redb's
-//!    integrity check (every page checksum of the committed trees), and the
+//!    integrity check (every page checksum of the committed trees; skipped
+//!    for a file as this daemon closed it cleanly, see `super::closed`), and the
 //!    schema, the installation id and the secrets are read from that
 //!    instance. redb's check repairs and commits as it goes; the dry run
 //!    keeps those writes in memory, so a damaged or foreign file is refused
@@ -84,6 +85,16 @@ pub(super) enum Pages {
 /// and secrets exist, see `super::accounts`).
 pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<SecretKey>)> {
     let path = dir.join(DB_FILE);
+    let pages = match pages {
+        Pages::Check if super::closed::take(dir) => {
+            tracing::info!(
+                "{} is as postfachd closed it cleanly: its pages are not walked",
+                path.display()
+            );
+            Pages::Trusted
+        }
+        other => other,
+    };
     let census = match std::fs::metadata(&path) {
         Ok(m) if m.len() > 0 => {
             let key = match credential_key()? {
@@ -134,7 +145,9 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
     };
     // Schema 8's packing of older raw rows, resumed wherever a kill left it.
     super::compress::pack_legacy(&db)?;
-    // Schema 10's binary summaries for older JSON rows, likewise resumed.
+    // Schema 10's packing of the word index, likewise resumed.
+    super::search::pack::pack_legacy(&db)?;
+    // Schema 11's binary summaries for older JSON rows, likewise resumed.
     super::summary::pack_legacy(&db)?;
     // Mail keys for mails stored before them, likewise resumed.
     super::rekey::rekey_stored(&db, dir)?;
@@ -264,6 +277,9 @@ fn guarded(
 
 /// Step 2 of the module docs.
 fn dry_run(path: &Path, key: Option<&SecretKey>, pages: Pages) -> Result<Census> {
+    if pages == Pages::Check {
+        tracing::info!("checking every page of {}", path.display());
+    }
     let db = guarded(path, true, || {
         let file = File::open(path)?;
         Builder::new()

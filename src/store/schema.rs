@@ -6,12 +6,12 @@
 //! migration; a change of keys or tables does, and goes into
 //! [`super::migrate`] as a numbered step.
 //!
-//! Message summaries are the exception (schema 10): one row per mail, so
+//! Message summaries are the exception (schema 11): one row per mail, so
 //! they are a compact binary encoding with a leading format byte
 //! (`super::summary`). A new summary field needs a new format byte, its
 //! decoder beside the old ones, a schema step, and a conversion of the
 //! older rows at open in bounded transactions (as `super::summary`'s
-//! `pack_legacy` converts the JSON rows of schema 9).
+//! `pack_legacy` converts the JSON rows of schema 10).
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 10;
+pub const SCHEMA_VERSION: u64 = 11;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -52,7 +52,7 @@ pub const BLOBS: TableDefinition<u64, u64> = TableDefinition::new("blobs");
 /// own, since a daemon without it has no use for it and ignores it.
 pub const BLOB_TRASH: TableDefinition<u64, ()> = TableDefinition::new("blob_trash");
 /// Message id -> [`super::MessageMeta`] without its id: a format byte and
-/// the fields in binary (schema 10), or JSON (up to schema 9, converted at
+/// the fields in binary (schema 11), or JSON (up to schema 10, converted at
 /// open); see `super::summary`.
 pub const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
 /// (account id, server id) -> message id: what was already fetched (invariant 2).
@@ -105,9 +105,16 @@ pub const DRAFTS: TableDefinition<u64, &[u8]> = TableDefinition::new("drafts");
 /// (word, date, id) -> place (assigned or not, account, folder): one
 /// posting per distinct word of a message's subject, sender and recipients,
 /// so that ListMessages `text` reads the postings of the query's words
-/// instead of every summary (schema 8; see `super::search`).
+/// instead of every summary: the layout of schemas 8 and 9. Since schema
+/// 10 the postings are packed in [`SEARCH_POSTINGS`]; rows left here are
+/// moved over at open and the table is then dropped
+/// (`super::search::pack`).
 pub const SEARCH_INDEX: TableDefinition<(&str, i64, u64), &str> =
     TableDefinition::new("search_index");
+/// (word, date, id of the chunk's oldest posting) -> up to 128 postings of
+/// the word packed (schema 10; see `super::search::chunk`).
+pub const SEARCH_POSTINGS: TableDefinition<(&str, i64, u64), &[u8]> =
+    TableDefinition::new("search_postings");
 
 /// Schema 1 indexes, replaced in schema 2 by [`VIEW_INDEX`] and [`BUCKETS`];
 /// kept only so that the migration can drop them.
@@ -186,6 +193,6 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(OUTBOX).context("create tables")?;
     tx.open_table(OUTBOX_ACTIVE).context("create tables")?;
     tx.open_table(DRAFTS).context("create tables")?;
-    tx.open_table(SEARCH_INDEX).context("create tables")?;
+    tx.open_table(SEARCH_POSTINGS).context("create tables")?;
     Ok(())
 }

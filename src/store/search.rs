@@ -10,8 +10,10 @@
 //! (inside a word) no longer does. A query without any word character
 //! ("@", "  ") filters nothing, like an empty one.
 //!
-//! The index holds one posting per distinct word of a message:
-//! `(word, date, id) -> place`, where the place (`c`/`n` for assigned or
+//! The index holds one posting per distinct word of a message,
+//! `(word, date, id, place)`, packed into chunks of postings of one word
+//! (schema 10; [`chunk`] has the format, [`write`] how postings go in),
+//! where the place (`c`/`n` for assigned or
 //! not, the account, the folder) is all ListMessages needs to decide
 //! visibility without reading the summary. Words longer than
 //! [`WORD_MAX`] bytes are indexed by their first [`WORD_MAX`] bytes. A
@@ -28,10 +30,10 @@
 
 use std::collections::BTreeSet;
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::messages::{meta_from, MessageMeta};
-use super::schema::{MESSAGES, SEARCH_INDEX};
+use super::schema::MESSAGES;
 use crate::error::Context;
 use crate::error::Result;
 
@@ -93,53 +95,6 @@ pub(super) fn parse_place(p: &str) -> Option<(bool, &str, &str)> {
     };
     let (account, folder) = p.get(1..)?.split_once(SEP)?;
     Some((assigned, account, folder))
-}
-
-/// The posting table of one write transaction.
-pub(super) struct Postings<'tx> {
-    table: Table<'tx, (&'static str, i64, u64), &'static str>,
-}
-
-impl<'tx> Postings<'tx> {
-    pub(super) fn open(tx: &'tx WriteTransaction) -> Result<Postings<'tx>> {
-        let table = tx.open_table(SEARCH_INDEX).context("open search index")?;
-        Ok(Postings { table })
-    }
-
-    /// Index a message under each of its words.
-    pub(super) fn add(&mut self, m: &MessageMeta) -> Result<()> {
-        let place = place(m);
-        for t in tokens(m) {
-            self.table
-                .insert((t.as_str(), m.date, m.id), place.as_str())
-                .context("write search index")?;
-        }
-        Ok(())
-    }
-
-    /// Remove a message's postings (those [`Postings::add`] wrote for `m`).
-    pub(super) fn remove(&mut self, m: &MessageMeta) -> Result<()> {
-        for t in tokens(m) {
-            self.table
-                .remove((t.as_str(), m.date, m.id))
-                .context("write search index")?;
-        }
-        Ok(())
-    }
-
-    /// Follow a change of a message's summary; a change of `read` alone
-    /// touches nothing.
-    pub(super) fn change(&mut self, before: &MessageMeta, after: &MessageMeta) -> Result<()> {
-        let same = |a: &MessageMeta, b: &MessageMeta| {
-            (a.id, a.date, &a.subject, &a.from, &a.to, &a.cc)
-                == (b.id, b.date, &b.subject, &b.from, &b.to, &b.cc)
-        };
-        if same(before, after) && place(before) == place(after) {
-            return Ok(());
-        }
-        self.remove(before)?;
-        self.add(after)
-    }
 }
 
 /// Index every stored message (schema migration), in the caller's
@@ -204,7 +159,14 @@ impl Query {
     }
 }
 
+pub mod chunk;
+pub(super) mod pack;
 pub(super) mod read;
+mod write;
+
+pub(super) use write::Postings;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_tests;

@@ -1,12 +1,12 @@
 //! The stored form of a message summary ([`MessageMeta`]) in the
-//! `messages` table, and the conversion of older rows (schema 10).
+//! `messages` table, and the conversion of older rows (schema 11).
 //!
-//! A row is a format byte and the fields after it. Up to schema 9 a row
+//! A row is a format byte and the fields after it. Up to schema 10 a row
 //! was JSON with field names (about 570 bytes a mail); JSON starts with
 //! `{`, so a row's first byte tells the two apart, and both are read as
 //! long as a store may hold either (see [`pack_legacy`]).
 //!
-//! Format [`BINARY`] (schema 10), in this order:
+//! Format [`BINARY`] (schema 11), in this order:
 //! - `account`, `tenant`, `folder`, `from`, `to` (a count, then each),
 //!   `cc` (likewise), `subject`: strings, each its byte length as a
 //!   varint and its UTF-8 bytes;
@@ -43,9 +43,9 @@ use super::schema::{get_u64, put_u64, MESSAGES, META};
 use super::write_txn;
 use crate::error::{Context, Error, Result};
 
-/// Format byte of the binary summary (schema 10).
+/// Format byte of the binary summary (schema 11).
 pub const BINARY: u8 = 1;
-/// The first byte of every JSON summary (schema 9 and older).
+/// The first byte of every JSON summary (schema 10 and older).
 pub const JSON: u8 = b'{';
 /// Hash field codes in the flag byte.
 pub const HASH_EMPTY: u8 = 0;
@@ -260,7 +260,7 @@ impl Reader<'_> {
     }
 }
 
-/// Rewrites the JSON rows of a store migrated to schema 10 as binary, at
+/// Rewrites the JSON rows of a store migrated to schema 11 as binary, at
 /// every open until none is left, in transactions of [`PACK_ROWS`] rows.
 /// Each transaction converts the rows after the mark [`KEY_PACKED`] and
 /// moves the mark in the same commit, so a kill at any point leaves rows
@@ -277,7 +277,7 @@ pub(super) fn pack_legacy(db: &Database) -> Result<u64> {
         let (n, done) = pack_some(&tx, from)?;
         tx.commit().context("commit converted summaries")?;
         packed += n;
-        tracing::info!(packed, "converting stored summaries (schema 10)");
+        tracing::info!(packed, "converting stored summaries (schema 11)");
         if done {
             return Ok(packed);
         }

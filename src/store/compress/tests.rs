@@ -2,7 +2,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata};
 
 use super::*;
 use crate::store::messages::tests::fixed_summary;
-use crate::store::schema::{get_u64, put_u64, KEY_VERSION};
+use crate::store::schema::{get_u64, put_u64, KEY_VERSION, SCHEMA_VERSION};
 use crate::store::tests::pop3;
 use crate::store::{NewMail, Store, DB_FILE};
 
@@ -182,11 +182,7 @@ fn schema_7_store_is_packed_in_bounded_steps_and_resumes() {
     let left = total - PACK_ROWS as u64;
     assert_eq!(
         table_lens(&path),
-        (
-            left,
-            PACK_ROWS as u64,
-            Some(crate::store::schema::SCHEMA_VERSION)
-        )
+        (left, PACK_ROWS as u64, Some(SCHEMA_VERSION))
     );
 
     let store = Store::open(dir.path()).unwrap();
@@ -194,10 +190,7 @@ fn schema_7_store_is_packed_in_bounded_steps_and_resumes() {
         assert!(store.raw(*id).unwrap().unwrap() == *raw, "mail {id}");
     }
     drop(store);
-    assert_eq!(
-        table_lens(&path),
-        (0, total, Some(crate::store::schema::SCHEMA_VERSION))
-    );
+    assert_eq!(table_lens(&path), (0, total, Some(SCHEMA_VERSION)));
     let store = Store::open(dir.path()).unwrap();
     for (id, raw) in &stored {
         assert!(store.raw(*id).unwrap().unwrap() == *raw, "mail {id}");

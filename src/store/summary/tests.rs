@@ -132,8 +132,8 @@ fn a_byte_after_the_last_field_is_an_error() {
 }
 
 #[test]
-fn json_rows_of_schema_9_decode() {
-    // As schema 9 wrote them: every field by name, hashes as hex, `digest`
+fn json_rows_of_schema_10_decode() {
+    // As schema 10 wrote them: every field by name, hashes as hex, `digest`
     // and `header_key` only when set; the id in the row is the key's.
     let old = r#"{"id":7,"account":"a1","tenant":"t1","folder":"inbox","from":"a@b","to":["c@d","e@f"],"cc":[],"subject":"Grüße","date":-5,"received":1700000000,"size":812,"read":false,"has_attachments":true,"contact":"","message_id":"<x@y>","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","account_name":"Info","account_address":"info@example.org"}"#;
     let m = decode(7, old.as_bytes()).unwrap();
@@ -141,7 +141,7 @@ fn json_rows_of_schema_9_decode() {
     assert_eq!(m.to, ["c@d", "e@f"]);
     assert_eq!((m.sha256.as_str(), m.digest.as_str()), (SHA, ""));
     assert!(m.has_attachments && !m.read);
-    // Every summary's JSON, as schema 9 wrote it, decodes to it.
+    // Every summary's JSON, as schema 10 wrote it, decodes to it.
     for m in edge_cases() {
         assert_eq!(decode(m.id, &serde_json::to_vec(&m).unwrap()).unwrap(), m);
     }
@@ -212,7 +212,7 @@ fn rows(dir: &std::path::Path) -> Vec<(u64, Vec<u8>)> {
 }
 
 /// A store of `n` fetched mails whose summaries are rewritten as JSON and
-/// whose mark says the conversion has not begun: a schema 9 store just
+/// whose mark says the conversion has not begun: a schema 10 store just
 /// migrated. Returns the summaries.
 fn json_store(dir: &std::path::Path, n: usize) -> Vec<MessageMeta> {
     {
