@@ -4,7 +4,8 @@
 //! finishes the job. The older backups are made from today's by rewriting
 //! what differs — the header's `schema_version`, the meta table's version
 //! row, and the tables the older schema did not have (before schema 8 the
-//! raw mails travel unpacked in `table:raw`) — and sealing the file again
+//! raw mails travel unpacked in `table:raw`, before schema 12 the message
+//! summaries are JSON) — and sealing the file again
 //! with the backup writer. Older still is refused, naming both ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -106,6 +107,45 @@ fn unpacked_postings(packed: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
+/// A `table:messages` section with every summary as JSON, as schema 11
+/// and older wrote them (postfach::store::summary).
+fn json_summaries(body: &[u8]) -> Vec<u8> {
+    let r = rows(body);
+    assert!(!r.is_empty());
+    let r: Vec<(Vec<u8>, Vec<u8>)> = r
+        .into_iter()
+        .map(|(k, v)| {
+            assert_eq!(v[0], postfach::store::summary::BINARY);
+            let id = u64::from_le_bytes(k.as_slice().try_into().unwrap());
+            let m = postfach::store::summary::decode(id, &v).unwrap();
+            (k, serde_json::to_vec(&m).unwrap())
+        })
+        .collect();
+    encode(&r)
+}
+
+/// Every summary of the store in `dir` is binary, and no conversion is
+/// pending: the open after the restore converted the JSON rows.
+fn assert_binary_summaries(dir: &Path) {
+    use postfach::store::schema::{MESSAGES, META};
+    use postfach::store::summary::{BINARY, KEY_PACKED};
+    use redb::ReadableTable;
+    let db = redb::Database::open(dir.join(postfach::store::DB_FILE)).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let meta = tx.open_table(META).unwrap();
+        assert!(meta.get(KEY_PACKED).unwrap().is_none());
+        let messages = tx.open_table(MESSAGES).unwrap();
+        let mut n = 0;
+        for row in messages.iter().unwrap() {
+            assert_eq!(row.unwrap().1.value()[0], BINARY);
+            n += 1;
+        }
+        assert!(n > 0);
+    }
+    tx.abort().unwrap();
+}
+
 /// Today's backup `from` rewritten as one of schema `version`.
 fn as_schema(from: &Path, version: u64, to: &Path) {
     let staging = tempfile::tempdir().unwrap();
@@ -162,6 +202,8 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
             let mut r = rows(&body);
             r.extend(unpacked.iter().cloned());
             encode(&r)
+        } else if name == "table:messages" && version < 12 {
+            json_summaries(&body)
         } else if name == "table:meta" {
             seen_meta = true;
             let mut r = rows(&body);
@@ -222,6 +264,9 @@ async fn backups_of_older_schemas_restore_and_older_still_are_refused() {
             mails,
             "schema {version} after a restart"
         );
+        drop(conn_c);
+        drop(again);
+        assert_binary_summaries(fresh.path());
     }
 
     let too_old = out.path().join("too-old");

@@ -173,7 +173,7 @@ type Messages = ReadOnlyTable<u64, &'static [u8]>;
 
 fn meta(messages: &ReadOnlyTable<u64, &'static [u8]>, id: u64) -> Result<Option<MessageMeta>> {
     match messages.get(id).context("read message")? {
-        Some(g) => meta_from(g.value()).map(Some),
+        Some(g) => meta_from(id, g.value()).map(Some),
         None => {
             tracing::warn!("view index names message {id}, which is missing");
             Ok(None)
@@ -295,7 +295,7 @@ impl Store {
             let Some(m) = messages
                 .get(id)
                 .context("read message")?
-                .map(|g| meta_from(g.value()))
+                .map(|g| meta_from(id, g.value()))
                 .transpose()?
             else {
                 return Ok(None);

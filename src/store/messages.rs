@@ -36,7 +36,8 @@ pub struct NewMail {
     pub received: i64,
 }
 
-/// What ListMessages shows of a message; JSON in the `messages` table.
+/// What ListMessages shows of a message; its row in the `messages` table
+/// is `super::summary`'s encoding (JSON up to schema 11).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MessageMeta {
@@ -81,12 +82,14 @@ pub struct Summary {
     pub has_attachments: bool,
 }
 
-pub(super) fn meta_json(m: &MessageMeta) -> Result<Vec<u8>> {
-    serde_json::to_vec(m).context("encode message summary")
+/// The row of `m` in the `messages` table (see `super::summary`).
+pub(super) fn meta_row(m: &MessageMeta) -> Vec<u8> {
+    super::summary::encode(m)
 }
 
-pub(super) fn meta_from(bytes: &[u8]) -> Result<MessageMeta> {
-    serde_json::from_slice(bytes).context("stored message summary is unreadable")
+/// The summary of message `id` from its row in the `messages` table.
+pub(super) fn meta_from(id: u64, row: &[u8]) -> Result<MessageMeta> {
+    super::summary::decode(id, row)
 }
 
 /// The message id that server ids and content keys of a mail deleted in
@@ -301,7 +304,7 @@ impl Store {
                     .insert((id, server_id.as_str()), ())
                     .context("write server ids")?;
                 messages
-                    .insert(id, meta_json(&meta)?.as_slice())
+                    .insert(id, meta_row(&meta).as_slice())
                     .context("write message")?;
                 views.add(&meta, Some(&owner))?;
                 new_ids.push(id);
@@ -343,7 +346,7 @@ impl Store {
             let tx = self.read()?;
             let t = tx.open_table(MESSAGES).context("open messages")?;
             let v = t.get(id).context("read message")?;
-            v.map(|g| meta_from(g.value())).transpose()
+            v.map(|g| meta_from(id, g.value())).transpose()
         })
     }
 
@@ -363,7 +366,7 @@ impl Store {
             Writer::open(&tx)?.refile(&before, owner.as_deref(), &after, owner.as_deref())?;
             tx.open_table(MESSAGES)
                 .context("open messages")?
-                .insert(id, meta_json(&after)?.as_slice())
+                .insert(id, meta_row(&after).as_slice())
                 .context("write message")?;
         }
         tx.commit().context("commit message change")

@@ -26,6 +26,7 @@ const STEPS: &[Step] = &[
     migrate_to_packed_raw,
     migrate_to_packed_search,
     migrate_to_raw_dicts,
+    migrate_to_binary_summaries,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -148,6 +149,17 @@ fn migrate_to_raw_dicts(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(RAW_DICTS)
         .context("create mail dictionary table")?;
     Ok(())
+}
+
+/// Schema 12 stores message summaries in a binary encoding instead of
+/// JSON (`super::summary`); the step only sets the mark
+/// [`super::summary::KEY_PACKED`] from which `super::summary::pack_legacy`
+/// rewrites the JSON rows in bounded transactions after the migration
+/// commits (readers take both forms meanwhile). An older daemon could not
+/// read the binary rows, so it must refuse the store. (Self-contained, so
+/// that its place in [`STEPS`] can move if another step lands first.)
+fn migrate_to_binary_summaries(tx: &WriteTransaction) -> Result<()> {
+    put_u64(tx, super::summary::KEY_PACKED, 0)
 }
 
 /// Bring a store written at schema `from` (>= 1) up to [`SCHEMA_VERSION`]

@@ -64,6 +64,7 @@ mod secret_export;
 mod signatures;
 mod snapshot;
 mod stats;
+pub mod summary;
 mod swap;
 mod tracking;
 mod views;

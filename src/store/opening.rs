@@ -150,6 +150,8 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
     // Schema 11's dictionary: trained if the store has enough mail, and
     // the rows before it repacked, resumed wherever a kill left it.
     super::compress::recompress::at_open(&db)?;
+    // Schema 12's binary summaries for older JSON rows, likewise resumed.
+    super::summary::pack_legacy(&db)?;
     // Mail keys for mails stored before them, likewise resumed.
     super::rekey::rekey_stored(&db, dir)?;
     let key = match key.map_or_else(credential_key, |k| Ok(Some(k)))? {

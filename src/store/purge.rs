@@ -6,7 +6,7 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::messages::{meta_from, meta_json, MessageMeta, TOMBSTONE};
+use super::messages::{meta_from, meta_row, MessageMeta, TOMBSTONE};
 use super::schema::{BLOBS, CONTENT, MESSAGES, SERVER_IDS};
 use super::tracking::take_message_sids;
 use super::views::{meta_in, owner_in, Writer};
@@ -34,7 +34,7 @@ pub(super) fn delete_account_messages(
         let Some(mut m) = messages
             .get(id)
             .context("read message")?
-            .map(|g| meta_from(g.value()))
+            .map(|g| meta_from(id, g.value()))
             .transpose()?
         else {
             continue;
@@ -51,7 +51,7 @@ pub(super) fn delete_account_messages(
             m.account_name = account.name.clone();
             m.account_address = account.address.clone();
             messages
-                .insert(id, meta_json(&m)?.as_slice())
+                .insert(id, meta_row(&m).as_slice())
                 .context("write message")?;
         }
     }

@@ -27,7 +27,7 @@ use redb::{Database, ReadableTable, WriteTransaction};
 use super::blobs::BLOB_DIR;
 use super::compress::Dicts;
 use super::digest::{add_key, Digester, MailKeys};
-use super::messages::{meta_from, meta_json};
+use super::messages::{meta_from, meta_row};
 use super::schema::{
     get_u64, put_u64, BLOBS, CONTENT, KEY_REKEYED, MESSAGES, RAW, RAW_DICTS, RAW_PACKED,
 };
@@ -89,7 +89,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path, dicts: &Dicts) -> Result<Opti
             break;
         }
         upto = id;
-        let Ok(mut meta) = meta_from(&json) else {
+        let Ok(mut meta) = meta_from(id, &json) else {
             continue;
         };
         let acct = meta.account.clone();
@@ -116,7 +116,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path, dicts: &Dicts) -> Result<Opti
         }
         meta.header_key = keys.header;
         messages
-            .insert(id, meta_json(&meta)?.as_slice())
+            .insert(id, meta_row(&meta).as_slice())
             .context("write message")?;
         keyed += 1;
     }

@@ -1,9 +1,17 @@
 //! Table layout and the `meta` table.
 //!
 //! Every table is declared here so that one file shows the whole on-disk
-//! format. Values that may grow new fields (accounts, message summaries) are
-//! JSON, so an added `#[serde(default)]` field needs no migration; a change of
-//! keys or tables does, and goes into [`super::migrate`] as a numbered step.
+//! format. Values that may grow new fields (accounts, outbox and draft
+//! records) are JSON, so an added `#[serde(default)]` field needs no
+//! migration; a change of keys or tables does, and goes into
+//! [`super::migrate`] as a numbered step.
+//!
+//! Message summaries are the exception (schema 12): one row per mail, so
+//! they are a compact binary encoding with a leading format byte
+//! (`super::summary`). A new summary field needs a new format byte, its
+//! decoder beside the old ones, a schema step, and a conversion of the
+//! older rows at open in bounded transactions (as `super::summary`'s
+//! `pack_legacy` converts the JSON rows of schema 11).
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -12,7 +20,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 11;
+pub const SCHEMA_VERSION: u64 = 12;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -47,7 +55,9 @@ pub const BLOBS: TableDefinition<u64, u64> = TableDefinition::new("blobs");
 /// the step to schema 5), else on first use; it needs no schema step of its
 /// own, since a daemon without it has no use for it and ignores it.
 pub const BLOB_TRASH: TableDefinition<u64, ()> = TableDefinition::new("blob_trash");
-/// Message id -> JSON of [`super::MessageMeta`].
+/// Message id -> [`super::MessageMeta`] without its id: a format byte and
+/// the fields in binary (schema 12), or JSON (up to schema 11, converted at
+/// open); see `super::summary`.
 pub const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
 /// (account id, server id) -> message id: what was already fetched (invariant 2).
 pub const SERVER_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("server_ids");

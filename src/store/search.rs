@@ -103,8 +103,8 @@ pub(super) fn rebuild(tx: &WriteTransaction) -> Result<()> {
     let messages = tx.open_table(MESSAGES).context("open messages")?;
     let mut p = Postings::open(tx)?;
     for row in messages.iter().context("read messages")? {
-        let (_, v) = row.context("read messages")?;
-        p.add(&meta_from(v.value())?)?;
+        let (k, v) = row.context("read messages")?;
+        p.add(&meta_from(k.value(), v.value())?)?;
     }
     Ok(())
 }

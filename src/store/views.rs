@@ -236,7 +236,7 @@ pub(super) fn owner_in(tx: &WriteTransaction, account: &str) -> Result<Option<St
 pub(super) fn meta_in(tx: &WriteTransaction, id: u64) -> Result<Option<MessageMeta>> {
     let t = tx.open_table(MESSAGES).context("open messages")?;
     let v = t.get(id).context("read message")?;
-    v.map(|g| meta_from(g.value())).transpose()
+    v.map(|g| meta_from(id, g.value())).transpose()
 }
 
 /// Visibility follows the current owner at once: re-file the account's
@@ -273,8 +273,8 @@ pub(super) fn rebuild(tx: &WriteTransaction) -> Result<()> {
     let messages = tx.open_table(MESSAGES).context("open messages")?;
     let mut w = Writer::open(tx)?;
     for row in messages.iter().context("read messages")? {
-        let (_, v) = row.context("read messages")?;
-        let m = meta_from(v.value())?;
+        let (k, v) = row.context("read messages")?;
+        let m = meta_from(k.value(), v.value())?;
         w.add(&m, owners.get(&m.account).map(String::as_str))?;
     }
     Ok(())

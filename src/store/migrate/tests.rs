@@ -23,7 +23,8 @@ fn downgrade_to_v1(path: &std::path::Path) {
         let mut account = tx.open_table(v1::ACCOUNT_INDEX).unwrap();
         let mut counts = tx.open_table(v1::COUNTS).unwrap();
         for row in messages.iter().unwrap() {
-            let m = meta_from(row.unwrap().1.value()).unwrap();
+            let (k, v) = row.unwrap();
+            let m = meta_from(k.value(), v.value()).unwrap();
             folder
                 .insert((m.folder.as_str(), m.date, m.id), ())
                 .unwrap();

@@ -41,12 +41,10 @@ fn forget_keys(dir: &Path) {
             })
             .collect();
         for (id, json) in rows {
-            let mut m = meta_from(&json).unwrap();
+            let mut m = meta_from(id, &json).unwrap();
             m.digest.clear();
             m.header_key.clear();
-            messages
-                .insert(id, meta_json(&m).unwrap().as_slice())
-                .unwrap();
+            messages.insert(id, meta_row(&m).as_slice()).unwrap();
         }
         tx.open_table(super::super::schema::META)
             .unwrap()

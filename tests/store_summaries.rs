@@ -1,0 +1,204 @@
+//! Schema 12 rewrites the JSON message summaries of an older store as
+//! binary in bounded transactions at start: a kill -9 in the middle of it
+//! leaves every summary readable, and the next start finishes the job with
+//! every summary as it was (issue 16, footprint).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redb::{Database, ReadableTable};
+
+use common::TestBus;
+use postfach::account::{Account, SettingValue};
+use postfach::store::schema::{KEY_VERSION, MESSAGES, META};
+use postfach::store::summary::{self, BINARY, JSON, KEY_PACKED};
+use postfach::store::{MessageMeta, NewMail, Store, DB_FILE};
+
+const MAILS: usize = 16_000;
+
+/// A store of `MAILS` small mails rewritten into the schema 11 layout:
+/// every summary JSON. Returns the summaries by id.
+fn schema_10_store(dir: &Path) -> BTreeMap<u64, MessageMeta> {
+    {
+        let store = Store::open(dir).unwrap();
+        let settings: Vec<(String, SettingValue)> = [
+            ("kind", "pop3"),
+            ("host", "127.0.0.1"),
+            ("address", "summary@example.org"),
+            ("name", "Zusammenfassung"),
+            ("tenant", "t1"),
+        ]
+        .map(|(k, v)| (k.to_string(), SettingValue::Str(v.into())))
+        .into_iter()
+        // No polling: nothing but the start touches the store.
+        .chain([("poll_interval".to_string(), SettingValue::U32(0))])
+        .collect();
+        let a = store
+            .create_account(|id| Account::create(id, &settings))
+            .unwrap();
+        for n in 0..MAILS / 2000 {
+            let batch = (0..2000)
+                .map(|i| NewMail {
+                    server_id: format!("pop3:{n}-{i}"),
+                    raw: format!(
+                        "From: Absender {i} <a{i}@example.org>\r\nTo: summary@example.org, \
+                         b{n}@example.org\r\nSubject: Übersicht {n}-{i}\r\nMessage-ID: \
+                         <{n}.{i}@summary.test>\r\nDate: Thu, 3 Dec 2026 10:00:00 +0100\r\n\r\n\
+                         Text {i}\r\n"
+                    )
+                    .into_bytes()
+                    .into(),
+                    received: 1_700_000_000 + i as i64,
+                })
+                .collect();
+            let ids = store
+                .commit_batch(&a, batch, &postfach::mime::summarize)
+                .unwrap();
+            assert_eq!(ids.len(), 2000);
+        }
+    }
+    let db = Database::open(dir.join(DB_FILE)).unwrap();
+    let tx = db.begin_write().unwrap();
+    let mut want = BTreeMap::new();
+    {
+        let mut messages = tx.open_table(MESSAGES).unwrap();
+        let rows: Vec<(u64, Vec<u8>)> = messages
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (k.value(), v.value().to_vec())
+            })
+            .collect();
+        for (id, row) in rows {
+            assert_eq!(row[0], BINARY);
+            let m = summary::decode(id, &row).unwrap();
+            messages
+                .insert(id, serde_json::to_vec(&m).unwrap().as_slice())
+                .unwrap();
+            want.insert(id, m);
+        }
+        let mut meta = tx.open_table(META).unwrap();
+        meta.insert(KEY_VERSION, 11u64.to_be_bytes().as_slice())
+            .unwrap();
+    }
+    tx.commit().unwrap();
+    want
+}
+
+/// postfachd on `bus` over the state dir, its output into `log`.
+fn start(dir: &Path, bus: &TestBus, log: &Path) -> std::process::Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_postfachd"))
+        .arg("--session")
+        .arg("--state-dir")
+        .arg(dir)
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+        .env("RUST_LOG", "info")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// (JSON rows, binary rows, the conversion mark); every row is checked
+/// against `want`.
+fn census(dir: &Path, want: &BTreeMap<u64, MessageMeta>) -> (usize, usize, Option<Vec<u8>>) {
+    let db = Database::open(dir.join(DB_FILE)).unwrap();
+    let tx = db.begin_write().unwrap();
+    let (mut json, mut binary) = (0, 0);
+    let mark;
+    {
+        let messages = tx.open_table(MESSAGES).unwrap();
+        for r in messages.iter().unwrap() {
+            let (k, v) = r.unwrap();
+            let (id, row) = (k.value(), v.value());
+            match row[0] {
+                JSON => json += 1,
+                BINARY => binary += 1,
+                b => panic!("row {id} starts with {b}"),
+            }
+            assert_eq!(&summary::decode(id, row).unwrap(), &want[&id], "row {id}");
+        }
+        mark = tx
+            .open_table(META)
+            .unwrap()
+            .get(KEY_PACKED)
+            .unwrap()
+            .map(|g| g.value().to_vec());
+    }
+    tx.abort().unwrap();
+    assert_eq!(json + binary, want.len());
+    (json, binary, mark)
+}
+
+#[test]
+fn a_kill_during_the_summary_conversion_then_a_start_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = schema_10_store(dir.path());
+    assert_eq!(census(dir.path(), &want), (MAILS, 0, None));
+
+    // First start: killed as soon as the log shows a converted transaction.
+    let bus = TestBus::start();
+    let log_path = dir.path().join("first-start.log");
+    let mut child = start(dir.path(), &bus, &log_path);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if text.contains("converting stored summaries") {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "postfachd exited: {text}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no conversion in the log: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (json, binary, mark) = census(dir.path(), &want);
+    assert!(
+        json > 0 && binary > 0,
+        "not killed in the middle: {json} JSON rows left, {binary} binary"
+    );
+    let mark = u64::from_be_bytes(mark.expect("the mark is set").try_into().unwrap());
+    assert!(mark > 0 && mark < *want.keys().last().unwrap());
+
+    // Second start: finishes and serves; every summary is binary and the
+    // same as before. (Not common::Daemon: its 10 s start timeout is too
+    // short for a debug build on a busy machine.)
+    let log_path = dir.path().join("second-start.log");
+    let mut child = start(dir.path(), &bus, &log_path);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !bus.has_owner("org.postfach.Postfach1") {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "postfachd exited: {text}"
+        );
+        assert!(Instant::now() < deadline, "postfachd did not start: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(text.contains("converting stored summaries"), "{text}");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(census(dir.path(), &want), (0, MAILS, None));
+    let store = Store::open(dir.path()).unwrap();
+    for (id, m) in &want {
+        assert_eq!(&store.message(*id).unwrap().unwrap(), m);
+    }
+}
