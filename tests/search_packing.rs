@@ -8,12 +8,10 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 
-use common::TestBus;
+use common::{migration, TestBus};
 use postfach::account::{Account, SettingValue};
 use postfach::store::schema::{KEY_VERSION, META, SEARCH_INDEX, SEARCH_POSTINGS};
 use postfach::store::search_chunk::Chunk;
@@ -135,23 +133,6 @@ fn chrono_date(i: usize) -> String {
     format!("Mon, {d:02} Jun 2025 {h:02}:00:00 +0000")
 }
 
-fn start(dir: &Path, bus: &TestBus, log: &Path) -> std::process::Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_postfachd"))
-        .arg("--session")
-        .arg("--state-dir")
-        .arg(dir)
-        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
-        .env("RUST_LOG", "info")
-        .env_remove("JOURNAL_STREAM")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
 /// (total, ids of the first page) of a search, as the CRM sees it.
 fn search(store: &Store, text: &str) -> (u32, Vec<u64>) {
     let q = ListQuery {
@@ -174,23 +155,12 @@ fn a_kill_during_word_packing_then_a_start_finishes_it() {
     assert!(before.iter().all(|(n, _)| *n > 0), "{before:?}");
 
     let bus = TestBus::start();
-    let log_path = dir.path().join("first-start.log");
-    let mut child = start(dir.path(), &bus, &log_path);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if text.contains("packing the word index") {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "postfachd exited: {text}"
-        );
-        assert!(Instant::now() < deadline, "no packing in the log: {text}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    migration::kill_at(
+        dir.path(),
+        &bus,
+        "first-start.log",
+        "packing the word index",
+    );
     let (mid, packed, legacy) = postings(dir.path());
     let legacy = legacy.expect("killed before the last batch");
     assert!(
@@ -204,23 +174,8 @@ fn a_kill_during_word_packing_then_a_start_finishes_it() {
     );
     assert!(mid == want, "postings changed by the kill");
 
-    let log_path = dir.path().join("second-start.log");
-    let mut child = start(dir.path(), &bus, &log_path);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !bus.has_owner("org.postfach.Postfach1") {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "postfachd exited: {text}"
-        );
-        assert!(Instant::now() < deadline, "postfachd did not start: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let text = migration::serve_once(dir.path(), &bus, "second-start.log");
     assert!(text.contains("packing the word index"), "{text}");
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert!(child.wait().unwrap().success());
     let (after, packed, legacy) = postings(dir.path());
     assert_eq!((packed, legacy), (total, None), "old table dropped");
     assert!(after == want, "postings changed by the packing");

@@ -11,14 +11,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable};
 
 use common::fetch as fetchkit;
 use common::restorekit::{all_mails, backup, restore};
-use common::{Env, TestBus};
+use common::{migration, Env, TestBus};
 use fetchkit::Proto;
 use postfach::account::{Account, SettingValue};
 use postfach::store::compress::{self, Dicts, ZSTD_DICT};
@@ -111,45 +109,6 @@ fn schema_10_store(dir: &Path) -> BTreeMap<u64, Vec<u8>> {
     want
 }
 
-/// postfachd on `bus` over the state dir, its output into `log`.
-fn start(dir: &Path, bus: &TestBus, log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_postfachd"))
-        .arg("--session")
-        .arg("--state-dir")
-        .arg(dir)
-        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
-        .env("RUST_LOG", "info")
-        .env_remove("JOURNAL_STREAM")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-/// Starts postfachd and kills it (-9) as soon as its log shows `line`.
-fn kill_at(dir: &Path, bus: &TestBus, name: &str, line: &str) {
-    let log_path = dir.join(name);
-    let mut child = start(dir, bus, &log_path);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if text.contains(line) {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "postfachd exited: {text}"
-        );
-        assert!(Instant::now() < deadline, "no {line:?} in the log: {text}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
 /// Every mail read straight from the file, the way the store reads it;
 /// and how many rows are packed with a dictionary. Panics on a row that
 /// names a dictionary the file lacks.
@@ -182,7 +141,7 @@ fn kills_during_training_and_repacking_leave_every_mail_readable() {
     let bus = TestBus::start();
 
     // Killed while training: nothing or the dictionary with its first rows.
-    kill_at(
+    migration::kill_at(
         dir.path(),
         &bus,
         "first-start.log",
@@ -197,7 +156,7 @@ fn kills_during_training_and_repacking_leave_every_mail_readable() {
 
     // Killed after a repacking transaction: some rows with the dictionary,
     // others not yet, all readable.
-    kill_at(
+    migration::kill_at(
         dir.path(),
         &bus,
         "second-start.log",
@@ -213,21 +172,7 @@ fn kills_during_training_and_repacking_leave_every_mail_readable() {
     );
 
     // Third start: finishes, serves, and every mail is byte-exact.
-    let log_path = dir.path().join("third-start.log");
-    let mut child = start(dir.path(), &bus, &log_path);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !bus.has_owner("org.postfach.Postfach1") {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "postfachd exited: {text}"
-        );
-        assert!(Instant::now() < deadline, "postfachd did not start: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert!(child.wait().unwrap().success());
+    migration::serve_once(dir.path(), &bus, "third-start.log");
     let (got, with, dicts) = read_file(dir.path());
     assert!(got == want, "a mail differs after the last start");
     assert_eq!(dicts, 1);

@@ -7,12 +7,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 
-use common::TestBus;
+use common::{migration, TestBus};
 use postfach::account::{Account, SettingValue};
 use postfach::store::schema::{KEY_DICT_PACKED, KEY_VERSION, META, RAW, RAW_DICTS, RAW_PACKED};
 use postfach::store::{compress, NewMail, Store, DB_FILE};
@@ -91,24 +89,6 @@ fn schema_7_store(dir: &Path) -> BTreeMap<u64, Vec<u8>> {
     want
 }
 
-/// postfachd on `bus` over the state dir, its output into `log`.
-fn start(dir: &Path, bus: &TestBus, log: &Path) -> std::process::Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_postfachd"))
-        .arg("--session")
-        .arg("--state-dir")
-        .arg(dir)
-        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
-        .env("RUST_LOG", "info")
-        .env_remove("JOURNAL_STREAM")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
 /// Rows in (`raw`, `raw_packed`); the second is None before schema 9.
 fn rows(dir: &Path) -> (u64, Option<u64>) {
     let db = Database::open(dir.join(DB_FILE)).unwrap();
@@ -136,23 +116,7 @@ fn a_kill_during_packing_then_a_start_finishes_it_byte_exact() {
 
     // First start: killed as soon as the log shows a packed transaction.
     let bus = TestBus::start();
-    let log_path = dir.path().join("first-start.log");
-    let mut child = start(dir.path(), &bus, &log_path);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if text.contains("packing stored mails") {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "postfachd exited: {text}"
-        );
-        assert!(Instant::now() < deadline, "no packing in the log: {text}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    migration::kill_at(dir.path(), &bus, "first-start.log", "packing stored mails");
     let (legacy, packed) = rows(dir.path());
     let packed = packed.expect("the schema step committed");
     assert!(
@@ -164,23 +128,8 @@ fn a_kill_during_packing_then_a_start_finishes_it_byte_exact() {
     // Second start: finishes, serves, and every mail is byte-exact. (Not
     // common::Daemon: its 10 s start timeout is too short for packing
     // thousands of mails in a debug build on a busy machine.)
-    let log_path = dir.path().join("second-start.log");
-    let mut child = start(dir.path(), &bus, &log_path);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !bus.has_owner("org.postfach.Postfach1") {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "postfachd exited: {text}"
-        );
-        assert!(Instant::now() < deadline, "postfachd did not start: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let text = migration::serve_once(dir.path(), &bus, "second-start.log");
     assert!(text.contains("packing stored mails"), "{text}");
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert!(child.wait().unwrap().success());
     assert_eq!(rows(dir.path()), (0, Some(total)));
     let store = Store::open(dir.path()).unwrap();
     for (id, raw) in &want {

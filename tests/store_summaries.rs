@@ -8,12 +8,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable};
 
-use common::TestBus;
+use common::{migration, TestBus};
 use postfach::account::{Account, SettingValue};
 use postfach::store::schema::{KEY_VERSION, MESSAGES, META};
 use postfach::store::summary::{self, BINARY, JSON, KEY_PACKED};
@@ -91,24 +89,6 @@ fn schema_10_store(dir: &Path) -> BTreeMap<u64, MessageMeta> {
     want
 }
 
-/// postfachd on `bus` over the state dir, its output into `log`.
-fn start(dir: &Path, bus: &TestBus, log: &Path) -> std::process::Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_postfachd"))
-        .arg("--session")
-        .arg("--state-dir")
-        .arg(dir)
-        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
-        .env("RUST_LOG", "info")
-        .env_remove("JOURNAL_STREAM")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
 /// (JSON rows, binary rows, the conversion mark); every row is checked
 /// against `want`.
 fn census(dir: &Path, want: &BTreeMap<u64, MessageMeta>) -> (usize, usize, Option<Vec<u8>>) {
@@ -148,26 +128,12 @@ fn a_kill_during_the_summary_conversion_then_a_start_finishes_it() {
 
     // First start: killed as soon as the log shows a converted transaction.
     let bus = TestBus::start();
-    let log_path = dir.path().join("first-start.log");
-    let mut child = start(dir.path(), &bus, &log_path);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if text.contains("converting stored summaries") {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "postfachd exited: {text}"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "no conversion in the log: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    migration::kill_at(
+        dir.path(),
+        &bus,
+        "first-start.log",
+        "converting stored summaries",
+    );
     let (json, binary, mark) = census(dir.path(), &want);
     assert!(
         json > 0 && binary > 0,
@@ -179,23 +145,8 @@ fn a_kill_during_the_summary_conversion_then_a_start_finishes_it() {
     // Second start: finishes and serves; every summary is binary and the
     // same as before. (Not common::Daemon: its 10 s start timeout is too
     // short for a debug build on a busy machine.)
-    let log_path = dir.path().join("second-start.log");
-    let mut child = start(dir.path(), &bus, &log_path);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !bus.has_owner("org.postfach.Postfach1") {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "postfachd exited: {text}"
-        );
-        assert!(Instant::now() < deadline, "postfachd did not start: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let text = migration::serve_once(dir.path(), &bus, "second-start.log");
     assert!(text.contains("converting stored summaries"), "{text}");
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert!(child.wait().unwrap().success());
     assert_eq!(census(dir.path(), &want), (0, MAILS, None));
     let store = Store::open(dir.path()).unwrap();
     for (id, m) in &want {

@@ -27,9 +27,9 @@
 //!   failure there makes `super::health` reopen with the full walk.
 //!   Removing the record forces the walk at the next start.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -81,7 +81,12 @@ const TICK: Duration = Duration::from_millis(20);
 fn record(dir: &Path) {
     let path = dir.join(CLOSED_FILE);
     let written = identity(&dir.join(DB_FILE)).and_then(|id| {
-        let mut f = File::create(&path)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
         f.write_all(id.as_bytes())?;
         f.sync_all()?;
         std::thread::sleep(TICK);
@@ -136,7 +141,7 @@ mod tests {
         let mtime = std::fs::metadata(&db).unwrap().modified().unwrap();
         // Same length, and the mtime set back: the ctime still moved.
         std::fs::write(&db, b"store bytez").unwrap();
-        File::options()
+        std::fs::File::options()
             .write(true)
             .open(&db)
             .unwrap()

@@ -24,6 +24,7 @@ pub mod eventually;
 pub mod faultproxy;
 pub mod fetch;
 pub mod imapc;
+pub mod migration;
 pub mod outboxcheck;
 pub mod restorekit;
 pub mod resumption_breaker;

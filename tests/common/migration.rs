@@ -1,0 +1,72 @@
+//! A real postfachd over a prepared state directory, for the tests that
+//! kill a conversion the store runs at open (schema 9's packing, the word
+//! index, the dictionary, the binary summaries) and start again. Not
+//! `common::Daemon`: its 10 s start timeout is too short for converting
+//! thousands of mails in a debug build on a busy machine.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::TestBus;
+
+/// How long a start may convert before it owns its bus name.
+const START_LIMIT: Duration = Duration::from_secs(300);
+
+/// postfachd on `bus` over `dir`, its output (info and up) into `dir/log`.
+pub fn start(dir: &Path, bus: &TestBus, log: &str) -> Child {
+    let log = std::fs::File::create(dir.join(log)).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_postfachd"))
+        .arg("--session")
+        .arg("--state-dir")
+        .arg(dir)
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+        .env("RUST_LOG", "info")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Starts postfachd and kills it (-9) as soon as `dir/log` shows `line`.
+pub fn kill_at(dir: &Path, bus: &TestBus, log: &str, line: &str) {
+    let mut child = start(dir, bus, log);
+    let deadline = Instant::now() + START_LIMIT;
+    loop {
+        let text = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
+        if text.contains(line) {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "postfachd exited: {text}"
+        );
+        assert!(Instant::now() < deadline, "no {line:?} in the log: {text}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Starts postfachd, waits until it serves on the bus (its conversions
+/// done), stops it with SIGTERM and returns its log.
+pub fn serve_once(dir: &Path, bus: &TestBus, log: &str) -> String {
+    let mut child = start(dir, bus, log);
+    let deadline = Instant::now() + START_LIMIT;
+    while !bus.has_owner("org.postfach.Postfach1") {
+        let text = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "postfachd exited: {text}"
+        );
+        assert!(Instant::now() < deadline, "postfachd did not start: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+    std::fs::read_to_string(dir.join(log)).unwrap_or_default()
+}
