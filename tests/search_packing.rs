@@ -12,7 +12,6 @@ use std::path::Path;
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 
 use common::{migration, TestBus};
-use postfach::account::{Account, SettingValue};
 use postfach::store::schema::{KEY_VERSION, META, SEARCH_INDEX, SEARCH_POSTINGS};
 use postfach::store::search_chunk::Chunk;
 use postfach::store::{ListQuery, NewMail, Store, Visibility, DB_FILE};
@@ -61,19 +60,7 @@ fn postings(dir: &Path) -> (BTreeSet<Posting>, u64, Option<u64>) {
 fn schema_9_store(dir: &Path) -> (BTreeSet<Posting>, Vec<(u32, Vec<u64>)>) {
     let answers = {
         let store = Store::open(dir).unwrap();
-        let settings: Vec<(String, SettingValue)> = [
-            ("kind", "pop3"),
-            ("host", "127.0.0.1"),
-            ("address", "words@example.org"),
-            ("tenant", "t1"),
-        ]
-        .map(|(k, v)| (k.to_string(), SettingValue::Str(v.into())))
-        .into_iter()
-        .chain([("poll_interval".to_string(), SettingValue::U32(0))])
-        .collect();
-        let a = store
-            .create_account(|id| Account::create(id, &settings))
-            .unwrap();
+        let a = migration::quiet_account(&store, "words@example.org", &[]);
         let raws: Vec<Vec<u8>> = (0..MAILS)
             .map(|i| {
                 format!(

@@ -18,7 +18,6 @@ use common::fetch as fetchkit;
 use common::restorekit::{all_mails, backup, restore};
 use common::{migration, Env, TestBus};
 use fetchkit::Proto;
-use postfach::account::{Account, SettingValue};
 use postfach::store::compress::{self, Dicts, ZSTD_DICT};
 use postfach::store::schema::{KEY_DICT_PACKED, KEY_VERSION, META, RAW_DICTS, RAW_PACKED};
 use postfach::store::{NewMail, Store, DB_FILE};
@@ -43,20 +42,7 @@ fn schema_10_store(dir: &Path) -> BTreeMap<u64, Vec<u8>> {
     let mut want = BTreeMap::new();
     {
         let store = Store::open(dir).unwrap();
-        let settings: Vec<(String, SettingValue)> = [
-            ("kind", "pop3"),
-            ("host", "127.0.0.1"),
-            ("address", "dict@example.org"),
-            ("tenant", "t1"),
-        ]
-        .map(|(k, v)| (k.to_string(), SettingValue::Str(v.into())))
-        .into_iter()
-        // No polling: nothing but the start touches the store.
-        .chain([("poll_interval".to_string(), SettingValue::U32(0))])
-        .collect();
-        let a = store
-            .create_account(|id| Account::create(id, &settings))
-            .unwrap();
+        let a = migration::quiet_account(&store, "dict@example.org", &[]);
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let mut raws: Vec<Vec<u8>> = std::fs::read_dir(fixtures)
             .unwrap()

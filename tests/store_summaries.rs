@@ -12,7 +12,6 @@ use std::path::Path;
 use redb::{Database, ReadableTable};
 
 use common::{migration, TestBus};
-use postfach::account::{Account, SettingValue};
 use postfach::store::schema::{KEY_VERSION, MESSAGES, META};
 use postfach::store::summary::{self, BINARY, JSON, KEY_PACKED};
 use postfach::store::{MessageMeta, NewMail, Store, DB_FILE};
@@ -24,21 +23,11 @@ const MAILS: usize = 16_000;
 fn schema_10_store(dir: &Path) -> BTreeMap<u64, MessageMeta> {
     {
         let store = Store::open(dir).unwrap();
-        let settings: Vec<(String, SettingValue)> = [
-            ("kind", "pop3"),
-            ("host", "127.0.0.1"),
-            ("address", "summary@example.org"),
-            ("name", "Zusammenfassung"),
-            ("tenant", "t1"),
-        ]
-        .map(|(k, v)| (k.to_string(), SettingValue::Str(v.into())))
-        .into_iter()
-        // No polling: nothing but the start touches the store.
-        .chain([("poll_interval".to_string(), SettingValue::U32(0))])
-        .collect();
-        let a = store
-            .create_account(|id| Account::create(id, &settings))
-            .unwrap();
+        let a = migration::quiet_account(
+            &store,
+            "summary@example.org",
+            &[("name", "Zusammenfassung")],
+        );
         for n in 0..MAILS / 2000 {
             let batch = (0..2000)
                 .map(|i| NewMail {

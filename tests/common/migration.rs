@@ -70,3 +70,28 @@ pub fn serve_once(dir: &Path, bus: &TestBus, log: &str) -> String {
     assert!(child.wait().unwrap().success());
     std::fs::read_to_string(dir.join(log)).unwrap_or_default()
 }
+
+/// A POP3 account of tenant `t1` that never polls, so that nothing but a
+/// start touches the store; `extra` settings (e.g. its name) on top.
+pub fn quiet_account(
+    store: &postfach::store::Store,
+    address: &str,
+    extra: &[(&str, &str)],
+) -> postfach::account::Account {
+    use postfach::account::{Account, SettingValue};
+    let base = [
+        ("kind", "pop3"),
+        ("host", "127.0.0.1"),
+        ("address", address),
+        ("tenant", "t1"),
+    ];
+    let settings: Vec<(String, SettingValue)> = base
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), SettingValue::Str(v.to_string())))
+        .chain([("poll_interval".to_string(), SettingValue::U32(0))])
+        .collect();
+    store
+        .create_account(|id| Account::create(id, &settings))
+        .unwrap()
+}
