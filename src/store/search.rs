@@ -159,6 +159,7 @@ impl Query {
     }
 }
 
+mod cache;
 pub mod chunk;
 pub(super) mod pack;
 pub(super) mod read;
@@ -166,6 +167,8 @@ mod write;
 
 pub(super) use write::Postings;
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

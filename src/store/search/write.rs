@@ -9,20 +9,27 @@
 //! empties; chunks are not merged, since the next postings of the word
 //! fill them again.
 //!
+//! The chunks are read and written through `super::cache`. Opened with
+//! [`Postings::open`], every call writes its chunks before it returns;
+//! opened with [`Postings::batch`] (a fetched batch), the chunks stay in
+//! memory until [`Postings::finish`], so a word shared by the batch's
+//! mails has its chunk written once, not once per mail. The steps on the
+//! chunks are the same either way, so the rows are too.
+//!
 //! While a store is being converted from schema 9 (`super::pack`), some
 //! postings are still rows of the old `search_index`; a removal removes
 //! the posting there too, so that no old row outlives its message.
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{Table, WriteTransaction};
 
-use super::chunk::{Chunk, CHUNK_MAX};
+use super::cache::ChunkCache;
+use super::chunk::CHUNK_MAX;
 use super::{place, tokens};
 use crate::error::Context;
 use crate::error::Result;
 use crate::store::messages::MessageMeta;
 use crate::store::schema::{SEARCH_INDEX, SEARCH_POSTINGS};
 
-type Chunks<'tx> = Table<'tx, (&'static str, i64, u64), &'static [u8]>;
 type Legacy<'tx> = Table<'tx, (&'static str, i64, u64), &'static str>;
 
 /// Whether the schema 9 table is still there (being converted).
@@ -36,12 +43,25 @@ pub(in crate::store) fn legacy_exists(tx: &WriteTransaction) -> Result<bool> {
 
 /// The word index of one write transaction.
 pub(in crate::store) struct Postings<'tx> {
-    chunks: Chunks<'tx>,
+    chunks: ChunkCache<'tx>,
     legacy: Option<Legacy<'tx>>,
+    /// Chunks stay in memory until [`Postings::finish`] (module docs).
+    batch: bool,
 }
 
 impl<'tx> Postings<'tx> {
+    /// Every call writes its chunks before it returns.
     pub(in crate::store) fn open(tx: &'tx WriteTransaction) -> Result<Postings<'tx>> {
+        Self::opened(tx, false)
+    }
+
+    /// Chunks are written by [`Postings::finish`] only, which the caller
+    /// must call before it commits (module docs).
+    pub(in crate::store) fn batch(tx: &'tx WriteTransaction) -> Result<Postings<'tx>> {
+        Self::opened(tx, true)
+    }
+
+    fn opened(tx: &'tx WriteTransaction, batch: bool) -> Result<Postings<'tx>> {
         let chunks = tx
             .open_table(SEARCH_POSTINGS)
             .context("open search index")?;
@@ -49,16 +69,33 @@ impl<'tx> Postings<'tx> {
             true => Some(tx.open_table(SEARCH_INDEX).context("open search index")?),
             false => None,
         };
-        Ok(Postings { chunks, legacy })
+        Ok(Postings {
+            chunks: ChunkCache::new(chunks),
+            legacy,
+            batch,
+        })
+    }
+
+    /// Write the chunks changed since the last call.
+    pub(in crate::store) fn finish(&mut self) -> Result<()> {
+        self.chunks.flush()
+    }
+
+    /// Without [`Postings::batch`], write what the call changed.
+    fn settle(&mut self) -> Result<()> {
+        match self.batch {
+            true => Ok(()),
+            false => self.chunks.flush(),
+        }
     }
 
     /// Index a message under each of its words.
     pub(in crate::store) fn add(&mut self, m: &MessageMeta) -> Result<()> {
         let place = place(m);
         for t in tokens(m) {
-            self.insert(&t, m.date, m.id, &place)?;
+            self.insert_one(&t, m.date, m.id, &place)?;
         }
-        Ok(())
+        self.settle()
     }
 
     /// Remove a message's postings (those [`Postings::add`] wrote for `m`).
@@ -66,7 +103,7 @@ impl<'tx> Postings<'tx> {
         for t in tokens(m) {
             self.delete(&t, m.date, m.id)?;
         }
-        Ok(())
+        self.settle()
     }
 
     /// Follow a change of a message's summary; a change of `read` alone
@@ -87,78 +124,34 @@ impl<'tx> Postings<'tx> {
         self.add(after)
     }
 
-    /// The chunk of `word` whose key is the newest at or before (date,
-    /// id): the one a posting there belongs to.
-    fn below(&self, word: &str, date: i64, id: u64) -> Result<Option<Chunk>> {
-        let mut r = self
-            .chunks
-            .range((word, i64::MIN, 0u64)..=(word, date, id))
-            .context("read search index")?;
-        match r.next_back() {
-            None => Ok(None),
-            Some(row) => {
-                let (k, v) = row.context("read search index")?;
-                let (_, d, i) = k.value();
-                Chunk::decode(d, i, v.value()).map(Some)
-            }
-        }
-    }
-
-    /// The oldest chunk of `word`, for a posting older than all of them.
-    fn first(&self, word: &str) -> Result<Option<Chunk>> {
-        let mut r = self
-            .chunks
-            .range((word, i64::MIN, 0u64)..=(word, i64::MAX, u64::MAX))
-            .context("read search index")?;
-        match r.next() {
-            None => Ok(None),
-            Some(row) => {
-                let (k, v) = row.context("read search index")?;
-                let (_, d, i) = k.value();
-                Chunk::decode(d, i, v.value()).map(Some)
-            }
-        }
-    }
-
-    fn put(&mut self, word: &str, c: &Chunk) -> Result<()> {
-        if let Some((d, id)) = c.key() {
-            self.chunks
-                .insert((word, d, id), c.encode().as_slice())
-                .context("write search index")?;
-        }
-        Ok(())
-    }
-
-    fn drop_key(&mut self, word: &str, key: Option<(i64, u64)>) -> Result<()> {
-        if let Some((d, id)) = key {
-            self.chunks
-                .remove((word, d, id))
-                .context("write search index")?;
-        }
-        Ok(())
-    }
-
     /// Add (or re-place) one posting.
     pub(super) fn insert(&mut self, word: &str, date: i64, id: u64, place: &str) -> Result<()> {
-        let mut c = match self.below(word, date, id)? {
+        self.insert_one(word, date, id, place)?;
+        self.settle()
+    }
+
+    fn insert_one(&mut self, word: &str, date: i64, id: u64, place: &str) -> Result<()> {
+        let mut c = match self.chunks.below(word, (date, id))? {
             Some(c) => c,
-            None => self.first(word)?.unwrap_or_default(),
+            None => self.chunks.first(word)?.unwrap_or_default(),
         };
         let old_key = c.key();
         c.insert(date, id, place);
         if c.key() != old_key {
-            self.drop_key(word, old_key)?;
+            self.chunks.drop_key(word, old_key);
         }
         if c.len() <= CHUNK_MAX {
-            return self.put(word, &c);
+            self.chunks.put(word, c);
+            return Ok(());
         }
         let at = match c.entries.last() {
             Some(&(d, i, _)) if (d, i) == (date, id) => c.len() - 1,
             _ => c.len() / 2,
         };
         let upper = c.split_off(at);
-        self.put(word, &c)?;
-        self.put(word, &upper)
+        self.chunks.put(word, c);
+        self.chunks.put(word, upper);
+        Ok(())
     }
 
     /// Remove one posting, wherever it is.
@@ -168,7 +161,7 @@ impl<'tx> Postings<'tx> {
                 .remove((word, date, id))
                 .context("write search index")?;
         }
-        let Some(mut c) = self.below(word, date, id)? else {
+        let Some(mut c) = self.chunks.below(word, (date, id))? else {
             return Ok(());
         };
         let old_key = c.key();
@@ -176,8 +169,9 @@ impl<'tx> Postings<'tx> {
             return Ok(());
         }
         if c.key() != old_key {
-            self.drop_key(word, old_key)?;
+            self.chunks.drop_key(word, old_key);
         }
-        self.put(word, &c)
+        self.chunks.put(word, c);
+        Ok(())
     }
 }
