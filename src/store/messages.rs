@@ -202,7 +202,7 @@ impl Store {
             let mut raws = tx.open_table(RAW_PACKED).context("open raw")?;
             let mut blob_rows = tx.open_table(BLOBS).context("open blobs")?;
             let mut messages = tx.open_table(MESSAGES).context("open messages")?;
-            let mut views = Writer::open(&tx)?;
+            let mut views = Writer::batch(&tx)?;
             for ((mail, packed), keys) in mails.into_iter().zip(packed).zip(keyed) {
                 let NewMail {
                     server_id,
@@ -309,6 +309,7 @@ impl Store {
                 views.add(&meta, Some(&owner))?;
                 new_ids.push(id);
             }
+            views.finish()?;
         }
         if next_id != first_id {
             schema::put_u64(&tx, schema::KEY_NEXT_MESSAGE, next_id)?;

@@ -66,6 +66,7 @@ mod snapshot;
 mod stats;
 pub mod summary;
 mod swap;
+mod tally;
 mod tracking;
 mod views;
 

@@ -25,11 +25,12 @@ use std::collections::HashMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::counters::{decode, encode, ARRAY_LEVELS, FANOUT};
+use super::counters::ARRAY_LEVELS;
 use super::messages::{meta_from, MessageMeta};
 use super::rank::{bucket, slot, LEVELS};
-use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_COUNTS, VIEW_INDEX};
+use super::schema::{ACCOUNTS, MESSAGES, VIEW_INDEX};
 use super::search::Postings;
+use super::tally::Tally;
 use crate::account::Account;
 use crate::error::Context;
 use crate::error::{Error, Result};
@@ -89,21 +90,52 @@ fn scopes(m: &MessageMeta, owner: Option<&str>) -> [String; 5] {
 /// The open index and counter tables of one write transaction, and the
 /// word index (`super::search`), which follows every add, remove and
 /// change of a message's entries.
+///
+/// Opened with [`Writer::open`], every call writes its counters and
+/// postings before it returns; with [`Writer::batch`] (a fetched batch)
+/// they stay in memory until [`Writer::finish`], so the counter rows and
+/// word chunks that the batch's mails share are written once per batch
+/// (`super::tally`, `super::search::Postings::batch`). The index entries
+/// themselves are written at once either way.
 pub(super) struct Writer<'tx> {
     index: Table<'tx, (&'static str, i64, u64), ()>,
-    buckets: Table<'tx, (u8, &'static str, i64), u64>,
-    arrays: Table<'tx, (u8, &'static str, i64), &'static [u8]>,
+    counts: Tally<'tx>,
     words: Postings<'tx>,
+    batch: bool,
 }
 
 impl<'tx> Writer<'tx> {
     pub(super) fn open(tx: &'tx WriteTransaction) -> Result<Writer<'tx>> {
+        Self::with(tx, Postings::open(tx)?, false)
+    }
+
+    /// For many adds in a row: [`Writer::finish`] must come before the
+    /// commit, or the counters and postings of the batch are lost.
+    pub(super) fn batch(tx: &'tx WriteTransaction) -> Result<Writer<'tx>> {
+        Self::with(tx, Postings::batch(tx)?, true)
+    }
+
+    fn with(tx: &'tx WriteTransaction, words: Postings<'tx>, batch: bool) -> Result<Writer<'tx>> {
         Ok(Writer {
             index: tx.open_table(VIEW_INDEX).context("open view index")?,
-            buckets: tx.open_table(BUCKETS).context("open view counters")?,
-            arrays: tx.open_table(VIEW_COUNTS).context("open view counters")?,
-            words: Postings::open(tx)?,
+            counts: Tally::open(tx)?,
+            words,
+            batch,
         })
+    }
+
+    /// Write what [`Writer::batch`] kept back.
+    pub(super) fn finish(&mut self) -> Result<()> {
+        self.counts.flush()?;
+        self.words.finish()
+    }
+
+    /// Without [`Writer::batch`], write the counters a call changed.
+    fn settle(&mut self) -> Result<()> {
+        match self.batch {
+            true => Ok(()),
+            false => self.counts.flush(),
+        }
     }
 
     /// File a message under every scope of its class.
@@ -111,6 +143,7 @@ impl<'tx> Writer<'tx> {
         for s in scopes(m, owner) {
             self.entry(&s, m.date, m.id, true)?;
         }
+        self.settle()?;
         self.words.add(m)
     }
 
@@ -119,6 +152,7 @@ impl<'tx> Writer<'tx> {
         for s in scopes(m, owner) {
             self.entry(&s, m.date, m.id, false)?;
         }
+        self.settle()?;
         self.words.remove(m)
     }
 
@@ -139,6 +173,7 @@ impl<'tx> Writer<'tx> {
                 self.entry(n, after.date, after.id, true)?;
             }
         }
+        self.settle()?;
         self.words.change(before, after)
     }
 
@@ -157,50 +192,13 @@ impl<'tx> Writer<'tx> {
             return Ok(());
         }
         for level in 0..ARRAY_LEVELS {
-            self.child(level, scope, date, present)?;
+            let parent = bucket(level + 1, date);
+            self.counts
+                .child(level, scope, parent, slot(level, date), present)?;
         }
         for level in ARRAY_LEVELS..LEVELS {
-            let key = (level, scope, bucket(level, date));
-            let n = self
-                .buckets
-                .get(key)
-                .context("read view counters")?
-                .map_or(0, |g| g.value());
-            if present {
-                self.buckets
-                    .insert(key, n.saturating_add(1))
-                    .context("write view counters")?;
-            } else if n <= 1 {
-                self.buckets.remove(key).context("write view counters")?;
-            } else {
-                self.buckets
-                    .insert(key, n - 1)
-                    .context("write view counters")?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Count one entry in (or out of) its parent's child array at `level`;
-    /// an array that drops to all zeros is removed.
-    fn child(&mut self, level: u8, scope: &str, date: i64, present: bool) -> Result<()> {
-        let key = (level, scope, bucket(level + 1, date));
-        let mut children = match self.arrays.get(key).context("read view counters")? {
-            Some(g) => decode(g.value())?,
-            None => [0; FANOUT],
-        };
-        let n = &mut children[slot(level, date)];
-        *n = if present {
-            n.saturating_add(1)
-        } else {
-            n.saturating_sub(1)
-        };
-        if children.iter().all(|n| *n == 0) {
-            self.arrays.remove(key).context("write view counters")?;
-        } else {
-            self.arrays
-                .insert(key, encode(&children).as_slice())
-                .context("write view counters")?;
+            self.counts
+                .bucket(level, scope, bucket(level, date), present)?;
         }
         Ok(())
     }
