@@ -67,6 +67,8 @@ mod stats;
 pub mod summary;
 mod swap;
 mod tally;
+#[cfg(test)]
+mod tally_tests;
 mod tracking;
 mod views;
 
