@@ -5,7 +5,8 @@
 //! what differs — the header's `schema_version`, the meta table's version
 //! row, and the tables the older schema did not have (before schema 8 the
 //! raw mails travel unpacked in `table:raw`, before schema 12 the message
-//! summaries are JSON) — and sealing the file again
+//! summaries are JSON, in schema 12 binary with the account's fields in
+//! each row instead of a label) — and sealing the file again
 //! with the backup writer. Older still is refused, naming both ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -33,6 +34,9 @@ async fn found(conn: &zbus::Connection, text: &str) -> u32 {
 /// Tables that came after each schema (src/store/schema.rs, STEPS).
 fn added_after(version: u64) -> Vec<&'static str> {
     let mut t = Vec::new();
+    if version < 13 {
+        t.extend(["table:summary_labels", "table:summary_label_ids"]);
+    }
     if version < 11 {
         t.push("table:raw_dicts");
     }
@@ -107,28 +111,53 @@ fn unpacked_postings(packed: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
-/// A `table:messages` section with every summary as JSON, as schema 11
-/// and older wrote them (postfach::store::summary).
-fn json_summaries(body: &[u8]) -> Vec<u8> {
+/// A `table:messages` section with every summary as schema `version`
+/// wrote it: JSON up to schema 11, binary with the account's fields in
+/// schema 12 (postfach::store::summary). `labels` is the backup's
+/// `table:summary_labels` section.
+fn older_summaries(body: &[u8], labels: &[u8], version: u64) -> Vec<u8> {
+    use postfach::store::summary::{self, Labels};
+    use redb::ReadableDatabase;
+    let db = redb::Database::builder()
+        .create_with_backend(redb::backends::InMemoryBackend::new())
+        .unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut t = tx
+            .open_table(postfach::store::schema::SUMMARY_LABELS)
+            .unwrap();
+        for (k, v) in rows(labels) {
+            let id = u32::from_le_bytes(k.as_slice().try_into().unwrap());
+            t.insert(id, v.as_slice()).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    let tx = db.begin_read().unwrap();
+    let labels = Labels::read(&tx, None).unwrap();
     let r = rows(body);
     assert!(!r.is_empty());
     let r: Vec<(Vec<u8>, Vec<u8>)> = r
         .into_iter()
         .map(|(k, v)| {
-            assert_eq!(v[0], postfach::store::summary::BINARY);
+            assert_eq!(v[0], summary::LABELLED);
             let id = u64::from_le_bytes(k.as_slice().try_into().unwrap());
-            let m = postfach::store::summary::decode(id, &v).unwrap();
-            (k, serde_json::to_vec(&m).unwrap())
+            let m = summary::decode(&labels, id, &v).unwrap();
+            let old = if version < 12 {
+                serde_json::to_vec(&m).unwrap()
+            } else {
+                summary::encode_binary1(&m)
+            };
+            (k, old)
         })
         .collect();
     encode(&r)
 }
 
-/// Every summary of the store in `dir` is binary, and no conversion is
-/// pending: the open after the restore converted the JSON rows.
-fn assert_binary_summaries(dir: &Path) {
+/// Every summary of the store in `dir` is labelled, and no conversion is
+/// pending: the open after the restore converted the older rows.
+fn assert_labelled_summaries(dir: &Path) {
     use postfach::store::schema::{MESSAGES, META};
-    use postfach::store::summary::{BINARY, KEY_PACKED};
+    use postfach::store::summary::{KEY_PACKED, LABELLED};
     use redb::ReadableTable;
     let db = redb::Database::open(dir.join(postfach::store::DB_FILE)).unwrap();
     let tx = db.begin_write().unwrap();
@@ -138,7 +167,7 @@ fn assert_binary_summaries(dir: &Path) {
         let messages = tx.open_table(MESSAGES).unwrap();
         let mut n = 0;
         for row in messages.iter().unwrap() {
-            assert_eq!(row.unwrap().1.value()[0], BINARY);
+            assert_eq!(row.unwrap().1.value()[0], LABELLED);
             n += 1;
         }
         assert!(n > 0);
@@ -160,6 +189,12 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
     let mut w = Writer::new(Vec::new(), header.to_string().as_bytes()).unwrap();
     let dropped = added_after(version);
     let mut seen_meta = false;
+    let (_, labels) = u
+        .sections
+        .iter()
+        .find(|(n, _)| n == "table:summary_labels")
+        .unwrap();
+    let labels = std::fs::read(labels).unwrap();
     // Schema 9 packed the raw mails (postfach::store::compress); older
     // backups carry them as received, in `table:raw`.
     let unpacked: Vec<(Vec<u8>, Vec<u8>)> = if version < 9 {
@@ -202,8 +237,8 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
             let mut r = rows(&body);
             r.extend(unpacked.iter().cloned());
             encode(&r)
-        } else if name == "table:messages" && version < 12 {
-            json_summaries(&body)
+        } else if name == "table:messages" && version < 13 {
+            older_summaries(&body, &labels, version)
         } else if name == "table:meta" {
             seen_meta = true;
             let mut r = rows(&body);
@@ -266,7 +301,7 @@ async fn backups_of_older_schemas_restore_and_older_still_are_refused() {
         );
         drop(conn_c);
         drop(again);
-        assert_binary_summaries(fresh.path());
+        assert_labelled_summaries(fresh.path());
     }
 
     let too_old = out.path().join("too-old");

@@ -1,7 +1,10 @@
-//! Schema 12 rewrites the JSON message summaries of an older store as
-//! binary in bounded transactions at start: a kill -9 in the middle of it
-//! leaves every summary readable, and the next start finishes the job with
-//! every summary as it was (issue 16, footprint).
+//! Schema 13 rewrites the message summaries of an older store (the binary
+//! rows of schema 12, which hold the account's fields) as rows that name
+//! an account label, in bounded transactions at start: a kill -9 in the
+//! middle of it leaves every summary readable, and the next start
+//! finishes the job with every summary as it was (issue 16, footprint).
+//! The JSON rows of schema 11 and older take the same path
+//! (src/store/summary/convert/tests.rs, tests/restore_schema.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -9,18 +12,19 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use redb::{Database, ReadableTable};
+use redb::{Database, ReadableTable, ReadableTableMetadata};
 
 use common::{migration, TestBus};
-use postfach::store::schema::{KEY_VERSION, MESSAGES, META};
-use postfach::store::summary::{self, BINARY, JSON, KEY_PACKED};
+use postfach::store::schema::{KEY_VERSION, MESSAGES, META, SUMMARY_LABELS, SUMMARY_LABEL_IDS};
+use postfach::store::summary::{self, Labels, BINARY, KEY_PACKED, LABELLED};
 use postfach::store::{MessageMeta, NewMail, Store, DB_FILE};
 
 const MAILS: usize = 16_000;
 
-/// A store of `MAILS` small mails rewritten into the schema 11 layout:
-/// every summary JSON. Returns the summaries by id.
-fn schema_10_store(dir: &Path) -> BTreeMap<u64, MessageMeta> {
+/// A store of `MAILS` small mails of two accounts rewritten into the
+/// schema 12 layout: every summary binary with its account's fields, no
+/// label tables. Returns the summaries by id.
+fn schema_12_store(dir: &Path) -> BTreeMap<u64, MessageMeta> {
     {
         let store = Store::open(dir).unwrap();
         let a = migration::quiet_account(
@@ -28,7 +32,9 @@ fn schema_10_store(dir: &Path) -> BTreeMap<u64, MessageMeta> {
             "summary@example.org",
             &[("name", "Zusammenfassung")],
         );
+        let b = migration::quiet_account(&store, "zweites@example.org", &[("name", "Zwei")]);
         for n in 0..MAILS / 2000 {
+            let a = if n % 2 == 0 { &a } else { &b };
             let batch = (0..2000)
                 .map(|i| NewMail {
                     server_id: format!("pop3:{n}-{i}"),
@@ -44,7 +50,7 @@ fn schema_10_store(dir: &Path) -> BTreeMap<u64, MessageMeta> {
                 })
                 .collect();
             let ids = store
-                .commit_batch(&a, batch, &postfach::mime::summarize)
+                .commit_batch(a, batch, &postfach::mime::summarize)
                 .unwrap();
             assert_eq!(ids.len(), 2000);
         }
@@ -53,6 +59,7 @@ fn schema_10_store(dir: &Path) -> BTreeMap<u64, MessageMeta> {
     let tx = db.begin_write().unwrap();
     let mut want = BTreeMap::new();
     {
+        let labels = Labels::write(&tx);
         let mut messages = tx.open_table(MESSAGES).unwrap();
         let rows: Vec<(u64, Vec<u8>)> = messages
             .iter()
@@ -63,39 +70,43 @@ fn schema_10_store(dir: &Path) -> BTreeMap<u64, MessageMeta> {
             })
             .collect();
         for (id, row) in rows {
-            assert_eq!(row[0], BINARY);
-            let m = summary::decode(id, &row).unwrap();
+            assert_eq!(row[0], LABELLED);
+            let m = summary::decode(&labels, id, &row).unwrap();
             messages
-                .insert(id, serde_json::to_vec(&m).unwrap().as_slice())
+                .insert(id, summary::encode_binary1(&m).as_slice())
                 .unwrap();
             want.insert(id, m);
         }
         let mut meta = tx.open_table(META).unwrap();
-        meta.insert(KEY_VERSION, 11u64.to_be_bytes().as_slice())
+        meta.insert(KEY_VERSION, 12u64.to_be_bytes().as_slice())
             .unwrap();
     }
+    tx.delete_table(SUMMARY_LABELS).unwrap();
+    tx.delete_table(SUMMARY_LABEL_IDS).unwrap();
     tx.commit().unwrap();
     want
 }
 
-/// (JSON rows, binary rows, the conversion mark); every row is checked
-/// against `want`.
+/// (schema 12 rows, labelled rows, the conversion mark); every row is
+/// checked against `want`.
 fn census(dir: &Path, want: &BTreeMap<u64, MessageMeta>) -> (usize, usize, Option<Vec<u8>>) {
     let db = Database::open(dir.join(DB_FILE)).unwrap();
     let tx = db.begin_write().unwrap();
-    let (mut json, mut binary) = (0, 0);
+    let (mut binary, mut labelled) = (0, 0);
     let mark;
     {
+        let labels = Labels::write(&tx);
         let messages = tx.open_table(MESSAGES).unwrap();
         for r in messages.iter().unwrap() {
             let (k, v) = r.unwrap();
             let (id, row) = (k.value(), v.value());
             match row[0] {
-                JSON => json += 1,
                 BINARY => binary += 1,
+                LABELLED => labelled += 1,
                 b => panic!("row {id} starts with {b}"),
             }
-            assert_eq!(&summary::decode(id, row).unwrap(), &want[&id], "row {id}");
+            let m = summary::decode(&labels, id, row).unwrap();
+            assert_eq!(&m, &want[&id], "row {id}");
         }
         mark = tx
             .open_table(META)
@@ -105,14 +116,14 @@ fn census(dir: &Path, want: &BTreeMap<u64, MessageMeta>) -> (usize, usize, Optio
             .map(|g| g.value().to_vec());
     }
     tx.abort().unwrap();
-    assert_eq!(json + binary, want.len());
-    (json, binary, mark)
+    assert_eq!(binary + labelled, want.len());
+    (binary, labelled, mark)
 }
 
 #[test]
 fn a_kill_during_the_summary_conversion_then_a_start_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let want = schema_10_store(dir.path());
+    let want = schema_12_store(dir.path());
     assert_eq!(census(dir.path(), &want), (MAILS, 0, None));
 
     // First start: killed as soon as the log shows a converted transaction.
@@ -123,20 +134,25 @@ fn a_kill_during_the_summary_conversion_then_a_start_finishes_it() {
         "first-start.log",
         "converting stored summaries",
     );
-    let (json, binary, mark) = census(dir.path(), &want);
+    let (binary, labelled, mark) = census(dir.path(), &want);
     assert!(
-        json > 0 && binary > 0,
-        "not killed in the middle: {json} JSON rows left, {binary} binary"
+        binary > 0 && labelled > 0,
+        "not killed in the middle: {binary} rows of schema 12 left, {labelled} labelled"
     );
     let mark = u64::from_be_bytes(mark.expect("the mark is set").try_into().unwrap());
     assert!(mark > 0 && mark < *want.keys().last().unwrap());
 
-    // Second start: finishes and serves; every summary is binary and the
-    // same as before. (Not common::Daemon: its 10 s start timeout is too
+    // Second start: finishes and serves; every summary is labelled and the
+    // same as before, and the two accounts took one label each. (Not common::Daemon: its 10 s start timeout is too
     // short for a debug build on a busy machine.)
     let text = migration::serve_once(dir.path(), &bus, "second-start.log");
     assert!(text.contains("converting stored summaries"), "{text}");
     assert_eq!(census(dir.path(), &want), (0, MAILS, None));
+    let db = Database::open(dir.path().join(DB_FILE)).unwrap();
+    let tx = db.begin_write().unwrap();
+    assert_eq!(tx.open_table(SUMMARY_LABELS).unwrap().len().unwrap(), 2);
+    tx.abort().unwrap();
+    drop(db);
     let store = Store::open(dir.path()).unwrap();
     for (id, m) in &want {
         assert_eq!(&store.message(*id).unwrap().unwrap(), m);

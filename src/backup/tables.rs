@@ -28,6 +28,8 @@ macro_rules! for_tables {
         $m!($crate::store::schema::RAW_DICTS);
         $m!($crate::store::schema::BLOBS);
         $m!($crate::store::schema::MESSAGES);
+        $m!($crate::store::schema::SUMMARY_LABELS);
+        $m!($crate::store::schema::SUMMARY_LABEL_IDS);
         $m!($crate::store::schema::SERVER_IDS);
         $m!($crate::store::schema::CONTENT);
         $m!($crate::store::schema::MESSAGE_SIDS);

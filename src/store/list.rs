@@ -23,8 +23,9 @@ use super::rank::{self, Index, Merge, TOP};
 use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_INDEX};
 use super::search::read::Candidates;
 use super::search::Query;
+use super::summary::Labels;
 use super::views::{account_scope, base, private_class, scoped, SEP};
-use super::{MessageMeta, Store};
+use super::{MessageMeta, ReadTx, Store};
 use crate::account::Account;
 use crate::error::Context;
 use crate::error::Result;
@@ -169,11 +170,23 @@ fn plan(q: &ListQuery, accounts: &Accounts, b: &Totals) -> Result<Plan> {
     Ok(Plan { scopes, residual })
 }
 
-type Messages = ReadOnlyTable<u64, &'static [u8]>;
+/// The summaries of a read transaction, with the labels they name.
+struct Messages<'a> {
+    table: ReadOnlyTable<u64, &'static [u8]>,
+    labels: Labels<'a>,
+}
 
-fn meta(messages: &ReadOnlyTable<u64, &'static [u8]>, id: u64) -> Result<Option<MessageMeta>> {
-    match messages.get(id).context("read message")? {
-        Some(g) => meta_from(id, g.value()).map(Some),
+impl<'a> Messages<'a> {
+    fn open(tx: &'a ReadTx<'_>) -> Result<Messages<'a>> {
+        let table = tx.open_table(MESSAGES).context("open messages")?;
+        let labels = tx.labels()?;
+        Ok(Messages { table, labels })
+    }
+}
+
+fn meta(messages: &Messages<'_>, id: u64) -> Result<Option<MessageMeta>> {
+    match messages.table.get(id).context("read message")? {
+        Some(g) => meta_from(&messages.labels, id, g.value()).map(Some),
         None => {
             tracing::warn!("view index names message {id}, which is missing");
             Ok(None)
@@ -198,7 +211,7 @@ impl Store {
         let ix: Index = tx.open_table(VIEW_INDEX).context("open view index")?;
         let c = Counters::open(&tx)?;
         let accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
-        let messages = tx.open_table(MESSAGES).context("open messages")?;
+        let messages = Messages::open(&tx)?;
         let plan = plan(q, &accounts, &c.totals)?;
         let since = q.since.unwrap_or(i64::MIN);
         let until = q.until.unwrap_or(i64::MAX);
@@ -291,11 +304,12 @@ impl Store {
     pub fn visible_message(&self, id: u64, viewer: &Visibility) -> Result<Option<MessageMeta>> {
         self.call("read a message", || {
             let tx = self.read()?;
-            let messages = tx.open_table(MESSAGES).context("open messages")?;
+            let messages = Messages::open(&tx)?;
             let Some(m) = messages
+                .table
                 .get(id)
                 .context("read message")?
-                .map(|g| meta_from(id, g.value()))
+                .map(|g| meta_from(&messages.labels, id, g.value()))
                 .transpose()?
             else {
                 return Ok(None);

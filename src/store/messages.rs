@@ -17,6 +17,7 @@ use super::accounts::{account_in, no_account};
 pub use super::blobs::Raw;
 use super::digest::{add_key, MailKeys};
 use super::schema::{self, BLOBS, CONTENT, MESSAGES, MESSAGE_SIDS, RAW_PACKED, SERVER_IDS};
+use super::summary::Labels;
 use super::views::{meta_in, owner_in, Writer};
 use super::Store;
 use crate::account::Account;
@@ -82,14 +83,15 @@ pub struct Summary {
     pub has_attachments: bool,
 }
 
-/// The row of `m` in the `messages` table (see `super::summary`).
-pub(super) fn meta_row(m: &MessageMeta) -> Vec<u8> {
-    super::summary::encode(m)
+/// The row of `m` in the `messages` table (see `super::summary`); its
+/// account label is added in `labels`' transaction if it is new.
+pub(super) fn meta_row(labels: &Labels<'_>, m: &MessageMeta) -> Result<Vec<u8>> {
+    super::summary::encode(labels, m)
 }
 
 /// The summary of message `id` from its row in the `messages` table.
-pub(super) fn meta_from(id: u64, row: &[u8]) -> Result<MessageMeta> {
-    super::summary::decode(id, row)
+pub(super) fn meta_from(labels: &Labels<'_>, id: u64, row: &[u8]) -> Result<MessageMeta> {
+    super::summary::decode(labels, id, row)
 }
 
 /// The message id that server ids and content keys of a mail deleted in
@@ -203,6 +205,7 @@ impl Store {
             let mut blob_rows = tx.open_table(BLOBS).context("open blobs")?;
             let mut messages = tx.open_table(MESSAGES).context("open messages")?;
             let mut views = Writer::batch(&tx)?;
+            let labels = Labels::write(&tx);
             for ((mail, packed), keys) in mails.into_iter().zip(packed).zip(keyed) {
                 let NewMail {
                     server_id,
@@ -304,7 +307,7 @@ impl Store {
                     .insert((id, server_id.as_str()), ())
                     .context("write server ids")?;
                 messages
-                    .insert(id, meta_row(&meta).as_slice())
+                    .insert(id, meta_row(&labels, &meta)?.as_slice())
                     .context("write message")?;
                 views.add(&meta, Some(&owner))?;
                 new_ids.push(id);
@@ -347,7 +350,8 @@ impl Store {
             let tx = self.read()?;
             let t = tx.open_table(MESSAGES).context("open messages")?;
             let v = t.get(id).context("read message")?;
-            v.map(|g| meta_from(id, g.value())).transpose()
+            v.map(|g| meta_from(&tx.labels()?, id, g.value()))
+                .transpose()
         })
     }
 
@@ -367,7 +371,7 @@ impl Store {
             Writer::open(&tx)?.refile(&before, owner.as_deref(), &after, owner.as_deref())?;
             tx.open_table(MESSAGES)
                 .context("open messages")?
-                .insert(id, meta_row(&after).as_slice())
+                .insert(id, meta_row(&Labels::write(&tx), &after)?.as_slice())
                 .context("write message")?;
         }
         tx.commit().context("commit message change")

@@ -27,6 +27,7 @@ const STEPS: &[Step] = &[
     migrate_to_packed_search,
     migrate_to_raw_dicts,
     migrate_to_binary_summaries,
+    migrate_to_summary_labels,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -159,6 +160,23 @@ fn migrate_to_raw_dicts(tx: &WriteTransaction) -> Result<()> {
 /// read the binary rows, so it must refuse the store. (Self-contained, so
 /// that its place in [`STEPS`] can move if another step lands first.)
 fn migrate_to_binary_summaries(tx: &WriteTransaction) -> Result<()> {
+    put_u64(tx, super::summary::KEY_PACKED, 0)
+}
+
+/// Schema 13 names a summary's account fields by a label
+/// ([`SUMMARY_LABELS`], [`SUMMARY_LABEL_IDS`]) instead of repeating them
+/// in every row (`super::summary::labels`). The step creates the tables
+/// and sets the mark [`super::summary::KEY_PACKED`] back to the first
+/// row, so that `super::summary::pack_legacy` rewrites every older row
+/// (JSON or schema 12 binary) in bounded transactions after the migration
+/// commits; readers take every form meanwhile. An older daemon could not
+/// read the labelled rows, so it must refuse the store. (Self-contained,
+/// so that its place in [`STEPS`] can move.)
+fn migrate_to_summary_labels(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(SUMMARY_LABELS)
+        .context("create summary labels")?;
+    tx.open_table(SUMMARY_LABEL_IDS)
+        .context("create summary labels")?;
     put_u64(tx, super::summary::KEY_PACKED, 0)
 }
 

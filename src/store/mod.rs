@@ -140,6 +140,9 @@ struct Current {
     installation_id: String,
     /// The first I/O error of `db`'s file.
     fault: Arc<Fault>,
+    /// The summary labels `db`'s readers have met (`summary::labels`):
+    /// they belong to this file, so a swap drops them with it.
+    labels: summary::LabelCache,
 }
 
 impl std::fmt::Debug for Store {
@@ -282,6 +285,14 @@ impl Deref for ReadTx<'_> {
     type Target = ReadTransaction;
     fn deref(&self) -> &ReadTransaction {
         &self.tx
+    }
+}
+
+impl ReadTx<'_> {
+    /// The summary labels of this transaction, through the cache of its
+    /// database (`summary::labels`).
+    pub(crate) fn labels(&self) -> Result<summary::Labels<'_>> {
+        summary::Labels::read(&self.tx, Some(&self._current.labels))
     }
 }
 

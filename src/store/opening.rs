@@ -165,6 +165,7 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
         writable: true,
         installation_id,
         fault,
+        labels: Default::default(),
     };
     Ok((current, key))
 }
@@ -199,6 +200,7 @@ pub(super) fn reopen(dir: &Path) -> Result<Current> {
         writable: true,
         installation_id,
         fault,
+        labels: Default::default(),
     })
 }
 
@@ -220,6 +222,7 @@ pub(super) fn open_read_only(dir: &Path) -> Result<Current> {
         writable: false,
         installation_id,
         fault: Arc::default(),
+        labels: Default::default(),
     })
 }
 

@@ -33,6 +33,7 @@ use super::accounts::{account_in, no_account};
 use super::messages::{meta_row, MessageMeta, Summary};
 use super::purge::remove_rows_in;
 use super::schema::{self, BLOBS, MESSAGES, OUTBOX as RECORDS, OUTBOX_ACTIVE, RAW_PACKED};
+use super::summary::Labels;
 use super::views::Writer;
 use super::{Store, BLOB_MIN};
 use crate::account::Account;
@@ -275,7 +276,7 @@ impl Store {
         Writer::open(&tx)?.add(&meta, Some(&stored.private_owner))?;
         tx.open_table(MESSAGES)
             .context("open messages")?
-            .insert(id, meta_row(&meta).as_slice())
+            .insert(id, meta_row(&Labels::write(&tx), &meta)?.as_slice())
             .context("write message")?;
         extra(&tx, id)?;
         match staged {

@@ -8,6 +8,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::messages::{meta_from, meta_row, MessageMeta, TOMBSTONE};
 use super::schema::{BLOBS, CONTENT, MESSAGES, SERVER_IDS};
+use super::summary::Labels;
 use super::tracking::take_message_sids;
 use super::views::{meta_in, owner_in, Writer};
 use super::Store;
@@ -30,11 +31,12 @@ pub(super) fn delete_account_messages(
     let mut messages = tx.open_table(MESSAGES).context("open messages")?;
     let mut blob_rows = tx.open_table(BLOBS).context("open blobs")?;
     let mut blobs = Vec::new();
+    let labels = Labels::write(tx);
     for id in ids {
         let Some(mut m) = messages
             .get(id)
             .context("read message")?
-            .map(|g| meta_from(id, g.value()))
+            .map(|g| meta_from(&labels, id, g.value()))
             .transpose()?
         else {
             continue;
@@ -51,7 +53,7 @@ pub(super) fn delete_account_messages(
             m.account_name = account.name.clone();
             m.account_address = account.address.clone();
             messages
-                .insert(id, meta_row(&m).as_slice())
+                .insert(id, meta_row(&labels, &m)?.as_slice())
                 .context("write message")?;
         }
     }

@@ -31,6 +31,7 @@ use super::messages::{meta_from, meta_row};
 use super::schema::{
     get_u64, put_u64, BLOBS, CONTENT, KEY_REKEYED, MESSAGES, RAW, RAW_DICTS, RAW_PACKED,
 };
+use super::summary::Labels;
 use super::write_txn;
 use crate::error::{Context, Error, Result};
 
@@ -84,12 +85,13 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path, dicts: &Dicts) -> Result<Opti
     let mut content = tx.open_table(CONTENT).context("open content")?;
     let (mut keyed, mut bytes, mut upto) = (0u64, 0u64, from);
     let full = rows.len() == REKEY_ROWS;
+    let labels = Labels::write(tx);
     for (id, json) in rows {
         if bytes >= REKEY_BYTES {
             break;
         }
         upto = id;
-        let Ok(mut meta) = meta_from(id, &json) else {
+        let Ok(mut meta) = meta_from(&labels, id, &json) else {
             continue;
         };
         let acct = meta.account.clone();
@@ -116,7 +118,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path, dicts: &Dicts) -> Result<Opti
         }
         meta.header_key = keys.header;
         messages
-            .insert(id, meta_row(&meta).as_slice())
+            .insert(id, meta_row(&labels, &meta)?.as_slice())
             .context("write message")?;
         keyed += 1;
     }

@@ -11,7 +11,9 @@
 //! (`super::summary`). A new summary field needs a new format byte, its
 //! decoder beside the old ones, a schema step, and a conversion of the
 //! older rows at open in bounded transactions (as `super::summary`'s
-//! `pack_legacy` converts the JSON rows of schema 11).
+//! `pack_legacy` converts the JSON rows of schema 11 and the binary rows
+//! of schema 12). Since schema 13 a row names its account fields by a
+//! label in [`SUMMARY_LABELS`] instead of holding them.
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -20,7 +22,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 12;
+pub const SCHEMA_VERSION: u64 = 13;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -56,9 +58,17 @@ pub const BLOBS: TableDefinition<u64, u64> = TableDefinition::new("blobs");
 /// own, since a daemon without it has no use for it and ignores it.
 pub const BLOB_TRASH: TableDefinition<u64, ()> = TableDefinition::new("blob_trash");
 /// Message id -> [`super::MessageMeta`] without its id: a format byte and
-/// the fields in binary (schema 12), or JSON (up to schema 11, converted at
-/// open); see `super::summary`.
+/// the fields in binary with an account label (schema 13), or an older
+/// form (converted at open); see `super::summary`.
 pub const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
+/// Label number -> the account fields that summaries name by it (account
+/// id, tenant, account name and address as four length-prefixed strings;
+/// schema 13, see `super::summary::labels`). Rows are added, never
+/// changed or removed.
+pub const SUMMARY_LABELS: TableDefinition<u32, &[u8]> = TableDefinition::new("summary_labels");
+/// The reverse of [`SUMMARY_LABELS`]: a label's stored form -> its number.
+pub const SUMMARY_LABEL_IDS: TableDefinition<&[u8], u32> =
+    TableDefinition::new("summary_label_ids");
 /// (account id, server id) -> message id: what was already fetched (invariant 2).
 pub const SERVER_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("server_ids");
 /// (account id, SHA-256 hex of the raw bytes) -> message id: the same mail
@@ -189,6 +199,8 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(BLOBS).context("create tables")?;
     tx.open_table(BLOB_TRASH).context("create tables")?;
     tx.open_table(MESSAGES).context("create tables")?;
+    tx.open_table(SUMMARY_LABELS).context("create tables")?;
+    tx.open_table(SUMMARY_LABEL_IDS).context("create tables")?;
     tx.open_table(SERVER_IDS).context("create tables")?;
     tx.open_table(CONTENT).context("create tables")?;
     tx.open_table(MESSAGE_SIDS).context("create tables")?;

@@ -34,6 +34,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::messages::{meta_from, MessageMeta};
 use super::schema::MESSAGES;
+use super::summary::Labels;
 use crate::error::Context;
 use crate::error::Result;
 
@@ -102,9 +103,10 @@ pub(super) fn parse_place(p: &str) -> Option<(bool, &str, &str)> {
 pub(super) fn rebuild(tx: &WriteTransaction) -> Result<()> {
     let messages = tx.open_table(MESSAGES).context("open messages")?;
     let mut p = Postings::open(tx)?;
+    let labels = Labels::write(tx);
     for row in messages.iter().context("read messages")? {
         let (k, v) = row.context("read messages")?;
-        p.add(&meta_from(k.value(), v.value())?)?;
+        p.add(&meta_from(&labels, k.value(), v.value())?)?;
     }
     Ok(())
 }

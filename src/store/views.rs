@@ -30,6 +30,7 @@ use super::messages::{meta_from, MessageMeta};
 use super::rank::{bucket, slot, LEVELS};
 use super::schema::{ACCOUNTS, MESSAGES, VIEW_INDEX};
 use super::search::Postings;
+use super::summary::Labels;
 use super::tally::Tally;
 use crate::account::Account;
 use crate::error::Context;
@@ -234,7 +235,8 @@ pub(super) fn owner_in(tx: &WriteTransaction, account: &str) -> Result<Option<St
 pub(super) fn meta_in(tx: &WriteTransaction, id: u64) -> Result<Option<MessageMeta>> {
     let t = tx.open_table(MESSAGES).context("open messages")?;
     let v = t.get(id).context("read message")?;
-    v.map(|g| meta_from(id, g.value())).transpose()
+    v.map(|g| meta_from(&Labels::write(tx), id, g.value()))
+        .transpose()
 }
 
 /// Visibility follows the current owner at once: re-file the account's
@@ -270,9 +272,10 @@ pub(super) fn rebuild(tx: &WriteTransaction) -> Result<()> {
     };
     let messages = tx.open_table(MESSAGES).context("open messages")?;
     let mut w = Writer::open(tx)?;
+    let labels = Labels::write(tx);
     for row in messages.iter().context("read messages")? {
         let (k, v) = row.context("read messages")?;
-        let m = meta_from(k.value(), v.value())?;
+        let m = meta_from(&labels, k.value(), v.value())?;
         w.add(&m, owners.get(&m.account).map(String::as_str))?;
     }
     Ok(())

@@ -22,9 +22,10 @@ fn downgrade_to_v1(path: &std::path::Path) {
         let mut folder = tx.open_table(v1::FOLDER_INDEX).unwrap();
         let mut account = tx.open_table(v1::ACCOUNT_INDEX).unwrap();
         let mut counts = tx.open_table(v1::COUNTS).unwrap();
+        let labels = crate::store::summary::Labels::write(&tx);
         for row in messages.iter().unwrap() {
             let (k, v) = row.unwrap();
-            let m = meta_from(k.value(), v.value()).unwrap();
+            let m = meta_from(&labels, k.value(), v.value()).unwrap();
             folder
                 .insert((m.folder.as_str(), m.date, m.id), ())
                 .unwrap();

@@ -40,11 +40,13 @@ fn forget_keys(dir: &Path) {
                 (k.value(), v.value().to_vec())
             })
             .collect();
+        let labels = crate::store::summary::Labels::write(&tx);
         for (id, json) in rows {
-            let mut m = meta_from(id, &json).unwrap();
+            let mut m = meta_from(&labels, id, &json).unwrap();
             m.digest.clear();
             m.header_key.clear();
-            messages.insert(id, meta_row(&m).as_slice()).unwrap();
+            let row = meta_row(&labels, &m).unwrap();
+            messages.insert(id, row.as_slice()).unwrap();
         }
         tx.open_table(super::super::schema::META)
             .unwrap()

@@ -1,0 +1,135 @@
+//! The field encodings that summary rows and labels share: LEB128
+//! varints, zigzag for signed numbers, length-prefixed UTF-8 strings and
+//! the 32-byte form of hex hashes. [`Reader`] checks every length against
+//! the bytes left, so a damaged row is an error and never allocates more
+//! than the row itself holds.
+
+use super::damaged;
+use crate::error::Result;
+
+/// Hash field codes in the flag byte.
+pub const HASH_EMPTY: u8 = 0;
+pub const HASH_BYTES: u8 = 1;
+pub const HASH_TEXT: u8 = 2;
+
+pub(super) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+pub(super) fn zigzag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+pub(super) fn unzigzag(n: u64) -> i64 {
+    ((n >> 1) as i64) ^ -((n & 1) as i64)
+}
+
+/// 64 lower-case hex digits travel as their 32 bytes; anything else as text.
+pub(super) fn hash_code(h: &str) -> u8 {
+    let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if h.is_empty() {
+        HASH_EMPTY
+    } else if h.len() == 64 && h.bytes().all(hex) {
+        HASH_BYTES
+    } else {
+        HASH_TEXT
+    }
+}
+
+pub(super) fn put_hash(out: &mut Vec<u8>, (code, h): (u8, &String)) {
+    match code {
+        HASH_BYTES => {
+            let nibble = |b: u8| {
+                if b.is_ascii_digit() {
+                    b - b'0'
+                } else {
+                    b - b'a' + 10
+                }
+            };
+            let b = h.as_bytes();
+            out.extend(b.chunks_exact(2).map(|p| nibble(p[0]) << 4 | nibble(p[1])));
+        }
+        HASH_TEXT => put_str(out, h),
+        _ => {}
+    }
+}
+
+/// The unread rest of a row; every read checks it against the length left.
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: u64) -> Result<&[u8]> {
+        let n = usize::try_from(n).ok().filter(|n| *n <= self.0.len());
+        let n = n.ok_or_else(|| damaged("a length past its end"))?;
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    pub(super) fn byte(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub(super) fn varint(&mut self) -> Result<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                break;
+            }
+            n |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(n);
+            }
+        }
+        Err(damaged("a number too long"))
+    }
+
+    pub(super) fn str(&mut self) -> Result<String> {
+        let n = self.varint()?;
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| damaged("text that is not UTF-8"))
+    }
+
+    /// A count, then strings: each takes a byte at least, so a count
+    /// beyond the bytes left is damage, found before anything is reserved.
+    pub(super) fn list(&mut self) -> Result<Vec<String>> {
+        let n = self.varint()?;
+        if n > self.0.len() as u64 {
+            return Err(damaged("a count past its end"));
+        }
+        (0..n).map(|_| self.str()).collect()
+    }
+
+    pub(super) fn hash(&mut self, code: u8) -> Result<String> {
+        match code {
+            HASH_EMPTY => Ok(String::new()),
+            HASH_BYTES => Ok(self
+                .take(32)?
+                .iter()
+                .flat_map(|b| [b >> 4, b & 15])
+                .map(|n| char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 }))
+                .collect()),
+            HASH_TEXT => self.str(),
+            _ => Err(damaged("an unknown hash code")),
+        }
+    }
+
+    /// Damage unless every byte was read: a row ends where its last field does.
+    pub(super) fn end(&self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(damaged("bytes after the last field"))
+        }
+    }
+}
