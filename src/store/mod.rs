@@ -137,6 +137,9 @@ struct Current {
     installation_id: String,
     /// The first I/O error of `db`'s file.
     fault: Arc<Fault>,
+    /// View scope numbers read from `db` (`views::scopes`); they belong to
+    /// this database, so a swap starts with an empty cache.
+    scopes: views::scopes::ScopeCache,
 }
 
 impl std::fmt::Debug for Store {
@@ -273,6 +276,13 @@ impl WriteTx<'_> {
 pub(crate) struct ReadTx<'a> {
     tx: ReadTransaction,
     _current: Shared<'a, Current>,
+}
+
+impl ReadTx<'_> {
+    /// The scope numbers known of this transaction's database.
+    pub(in crate::store) fn scopes(&self) -> &views::scopes::ScopeCache {
+        &self._current.scopes
+    }
 }
 
 impl Deref for ReadTx<'_> {

@@ -148,6 +148,8 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
     super::compress::pack_legacy(&db)?;
     // Schema 10's packing of the word index, likewise resumed.
     super::search::pack::pack_legacy(&db)?;
+    // Schema 13's move of the view lists to scope numbers, likewise resumed.
+    super::views::pack::pack_legacy(&db)?;
     // Schema 11's dictionary: trained if the store has enough mail, and
     // the rows before it repacked, resumed wherever a kill left it.
     super::compress::recompress::at_open(&db)?;
@@ -165,6 +167,7 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
         writable: true,
         installation_id,
         fault,
+        scopes: Default::default(),
     };
     Ok((current, key))
 }
@@ -199,6 +202,7 @@ pub(super) fn reopen(dir: &Path) -> Result<Current> {
         writable: true,
         installation_id,
         fault,
+        scopes: Default::default(),
     })
 }
 
@@ -220,6 +224,7 @@ pub(super) fn open_read_only(dir: &Path) -> Result<Current> {
         writable: false,
         installation_id,
         fault: Arc::default(),
+        scopes: Default::default(),
     })
 }
 

@@ -19,20 +19,29 @@
 //!
 //! Scope keys join parts with U+001F; tenants, users and account ids never
 //! contain control characters (account validation), so keys cannot collide.
-//! Every function here runs inside the caller's write transaction.
+//! On disk a scope is a number ([`scopes`], schema 13), its entries and
+//! counters are keyed by that number ([`lists`]); schema 12's rows keyed by
+//! the key itself are moved over at open ([`pack`], [`legacy`]). Every
+//! function here runs inside the caller's write transaction.
 
 use std::collections::HashMap;
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
-use super::counters::{decode, encode, ARRAY_LEVELS, FANOUT};
 use super::messages::{meta_from, MessageMeta};
-use super::rank::{bucket, slot, LEVELS};
-use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_COUNTS, VIEW_INDEX};
+use super::schema::{ACCOUNTS, MESSAGES};
 use super::search::Postings;
 use crate::account::Account;
 use crate::error::Context;
 use crate::error::{Error, Result};
+use legacy::Legacy;
+use lists::Lists;
+
+mod legacy;
+mod lists;
+pub(super) mod pack;
+pub(super) mod scopes;
+mod tally;
 
 /// Separator of scope parts (see module docs).
 pub(super) const SEP: char = '\x1f';
@@ -90,18 +99,18 @@ fn scopes(m: &MessageMeta, owner: Option<&str>) -> [String; 5] {
 /// word index (`super::search`), which follows every add, remove and
 /// change of a message's entries.
 pub(super) struct Writer<'tx> {
-    index: Table<'tx, (&'static str, i64, u64), ()>,
-    buckets: Table<'tx, (u8, &'static str, i64), u64>,
-    arrays: Table<'tx, (u8, &'static str, i64), &'static [u8]>,
+    lists: Lists<'tx>,
+    /// Schema 12's lists while their move is pending ([`pack`]): an entry
+    /// still there is found and removed there, never filed twice.
+    legacy: Option<Legacy<'tx>>,
     words: Postings<'tx>,
 }
 
 impl<'tx> Writer<'tx> {
     pub(super) fn open(tx: &'tx WriteTransaction) -> Result<Writer<'tx>> {
         Ok(Writer {
-            index: tx.open_table(VIEW_INDEX).context("open view index")?,
-            buckets: tx.open_table(BUCKETS).context("open view counters")?,
-            arrays: tx.open_table(VIEW_COUNTS).context("open view counters")?,
+            lists: Lists::open(tx)?,
+            legacy: Legacy::open(tx)?,
             words: Postings::open(tx)?,
         })
     }
@@ -142,85 +151,34 @@ impl<'tx> Writer<'tx> {
         self.words.change(before, after)
     }
 
-    /// Insert or remove one index entry and keep its bucket counters exact.
-    /// An entry that is already in the wanted state changes nothing, so the
-    /// counters can never drift from the index.
+    /// Insert or remove one index entry, its counters with it ([`lists`]).
+    /// An entry that is already in the wanted state, in either place,
+    /// changes nothing.
     fn entry(&mut self, scope: &str, date: i64, id: u64, present: bool) -> Result<()> {
-        let changed = if present {
-            let old = self.index.insert((scope, date, id), ());
-            old.context("write view index")?.is_none()
-        } else {
-            let old = self.index.remove((scope, date, id));
-            old.context("write view index")?.is_some()
-        };
-        if !changed {
-            return Ok(());
-        }
-        for level in 0..ARRAY_LEVELS {
-            self.child(level, scope, date, present)?;
-        }
-        for level in ARRAY_LEVELS..LEVELS {
-            let key = (level, scope, bucket(level, date));
-            let n = self
-                .buckets
-                .get(key)
-                .context("read view counters")?
-                .map_or(0, |g| g.value());
-            if present {
-                self.buckets
-                    .insert(key, n.saturating_add(1))
-                    .context("write view counters")?;
-            } else if n <= 1 {
-                self.buckets.remove(key).context("write view counters")?;
-            } else {
-                self.buckets
-                    .insert(key, n - 1)
-                    .context("write view counters")?;
+        if present {
+            if let Some(old) = &self.legacy {
+                if old.contains(scope, date, id)? {
+                    return Ok(());
+                }
             }
-        }
-        Ok(())
-    }
-
-    /// Count one entry in (or out of) its parent's child array at `level`;
-    /// an array that drops to all zeros is removed.
-    fn child(&mut self, level: u8, scope: &str, date: i64, present: bool) -> Result<()> {
-        let key = (level, scope, bucket(level + 1, date));
-        let mut children = match self.arrays.get(key).context("read view counters")? {
-            Some(g) => decode(g.value())?,
-            None => [0; FANOUT],
-        };
-        let n = &mut children[slot(level, date)];
-        *n = if present {
-            n.saturating_add(1)
-        } else {
-            n.saturating_sub(1)
-        };
-        if children.iter().all(|n| *n == 0) {
-            self.arrays.remove(key).context("write view counters")?;
-        } else {
-            self.arrays
-                .insert(key, encode(&children).as_slice())
-                .context("write view counters")?;
+            self.lists.add(scope, &[(date, id)])?;
+        } else if !self.lists.remove(scope, date, id)? {
+            if let Some(old) = &mut self.legacy {
+                old.remove(scope, date, id)?;
+            }
         }
         Ok(())
     }
 
     /// Ids of the account's messages in every folder, assigned or not
-    /// (`Some(true)`/`Some(false)`) or both (None), in index order.
+    /// (`Some(true)`/`Some(false)`) or both (None), scope by scope.
     pub(super) fn account_ids(&self, account: &str, assigned: Option<bool>) -> Result<Vec<u64>> {
         let prefix = format!("a{SEP}{account}{SEP}");
-        let mut out = Vec::new();
-        let rows = self.index.range((prefix.as_str(), i64::MIN, 0u64)..);
-        for row in rows.context("read view index")? {
-            let (k, _) = row.context("read view index")?;
-            let (scope, _, id) = k.value();
-            if !scope.starts_with(&prefix) {
-                break;
-            }
-            let is_assigned = scope.ends_with(&format!("{SEP}c"));
-            if assigned.is_none_or(|a| a == is_assigned) {
-                out.push(id);
-            }
+        let assigned_end = format!("{SEP}c");
+        let keep = |key: &str| assigned.is_none_or(|a| a == key.ends_with(&assigned_end));
+        let mut out = self.lists.ids_under(&prefix, keep)?;
+        if let Some(old) = &self.legacy {
+            out.extend(old.ids_under(&prefix, keep)?);
         }
         Ok(out)
     }
@@ -279,3 +237,6 @@ pub(super) fn rebuild(tx: &WriteTransaction) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+pub(crate) mod tests;
