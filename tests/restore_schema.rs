@@ -34,6 +34,14 @@ async fn found(conn: &zbus::Connection, text: &str) -> u32 {
 /// Tables that came after each schema (src/store/schema.rs, STEPS).
 fn added_after(version: u64) -> Vec<&'static str> {
     let mut t = Vec::new();
+    if version < 14 {
+        t.extend([
+            "table:view_scopes",
+            "table:view_entries",
+            "table:view_totals",
+            "table:view_arrays",
+        ]);
+    }
     if version < 13 {
         t.extend(["table:summary_labels", "table:summary_label_ids"]);
     }
@@ -111,6 +119,60 @@ fn unpacked_postings(packed: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
+/// The numbered view lists of today's backup as the sections of schemas
+/// 12 and older, keyed by the scope key: `table:view_index`,
+/// `table:view_buckets` and `table:view_counts`, by name.
+fn keyed_views(sections: &[(String, std::path::PathBuf)]) -> HashMap<String, Vec<u8>> {
+    let read = |name: &str| {
+        let (_, path) = sections.iter().find(|(n, _)| n == name).unwrap();
+        rows(&std::fs::read(path).unwrap())
+    };
+    let keys: HashMap<u32, String> = read("table:view_scopes")
+        .into_iter()
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| {
+            (
+                <u32 as redb::Value>::from_bytes(&v),
+                String::from_utf8(k).unwrap(),
+            )
+        })
+        .collect();
+    type Entry = (u32, i64, u64);
+    type OldEntry = (&'static str, i64, u64);
+    type Counter = (u8, u32, i64);
+    type OldCounter = (u8, &'static str, i64);
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = read("table:view_entries")
+        .into_iter()
+        .map(|(k, v)| {
+            let (s, d, i) = <Entry as redb::Value>::from_bytes(&k);
+            let old = <OldEntry as redb::Value>::as_bytes(&(keys[&s].as_str(), d, i));
+            (old.to_vec(), v)
+        })
+        .collect();
+    assert!(!entries.is_empty());
+    let counters = |name: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
+        read(name)
+            .into_iter()
+            .map(|(k, v)| {
+                let (l, s, b) = <Counter as redb::Value>::from_bytes(&k);
+                let old = <OldCounter as redb::Value>::as_bytes(&(l, keys[&s].as_str(), b));
+                (old.to_vec(), v)
+            })
+            .collect()
+    };
+    HashMap::from([
+        ("table:view_index".to_string(), encode(&entries)),
+        (
+            "table:view_buckets".to_string(),
+            encode(&counters("table:view_totals")),
+        ),
+        (
+            "table:view_counts".to_string(),
+            encode(&counters("table:view_arrays")),
+        ),
+    ])
+}
+
 /// A `table:messages` section with every summary as schema `version`
 /// wrote it: JSON up to schema 11, binary with the account's fields in
 /// schema 12 (postfach::store::summary). `labels` is the backup's
@@ -175,6 +237,23 @@ fn assert_labelled_summaries(dir: &Path) {
     tx.abort().unwrap();
 }
 
+/// The view lists of the store in `dir` are numbered, and no move is
+/// pending: the open after the restore moved the keyed rows.
+fn assert_numbered_views(dir: &Path) {
+    use postfach::store::schema::VIEW_ENTRIES;
+    use redb::ReadableTableMetadata;
+    let db = redb::Database::open(dir.join(postfach::store::DB_FILE)).unwrap();
+    let tx = db.begin_write().unwrap();
+    let names: Vec<String> = tx
+        .list_tables()
+        .unwrap()
+        .map(|h| redb::TableHandle::name(&h).to_string())
+        .collect();
+    assert!(!names.iter().any(|n| n == "view_index"), "{names:?}");
+    assert!(tx.open_table(VIEW_ENTRIES).unwrap().len().unwrap() >= 15);
+    tx.abort().unwrap();
+}
+
 /// Today's backup `from` rewritten as one of schema `version`.
 fn as_schema(from: &Path, version: u64, to: &Path) {
     let staging = tempfile::tempdir().unwrap();
@@ -225,12 +304,22 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
     } else {
         Vec::new()
     };
+    // Schema 14 numbered the view scopes (postfach::store::views); older
+    // backups carry the lists keyed by the scope key.
+    let mut keyed = if version < 14 {
+        keyed_views(&u.sections)
+    } else {
+        HashMap::new()
+    };
     for (name, path) in &u.sections {
         let body = std::fs::read(path).unwrap();
         if dropped.contains(&name.as_str()) {
             continue;
         }
-        let body = if name == "table:search_index" && version < 10 {
+        let body = if let Some(old) = keyed.remove(name.as_str()) {
+            assert!(rows(&body).is_empty(), "a numbered store has no old rows");
+            old
+        } else if name == "table:search_index" && version < 10 {
             assert!(rows(&body).is_empty(), "a packed store has no old rows");
             encode(&postings)
         } else if name == "table:raw" && version < 9 {
@@ -252,6 +341,7 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
         w.section(name, &mut body.as_slice()).unwrap();
     }
     assert!(seen_meta);
+    assert!(keyed.is_empty(), "sections missing: {:?}", keyed.keys());
     std::fs::write(to, w.finish().unwrap()).unwrap();
 }
 
@@ -302,6 +392,7 @@ async fn backups_of_older_schemas_restore_and_older_still_are_refused() {
         drop(conn_c);
         drop(again);
         assert_labelled_summaries(fresh.path());
+        assert_numbered_views(fresh.path());
     }
 
     let too_old = out.path().join("too-old");

@@ -36,6 +36,10 @@ macro_rules! for_tables {
         $m!($crate::store::schema::VIEW_INDEX);
         $m!($crate::store::schema::BUCKETS);
         $m!($crate::store::schema::VIEW_COUNTS);
+        $m!($crate::store::schema::VIEW_SCOPES);
+        $m!($crate::store::schema::VIEW_ENTRIES);
+        $m!($crate::store::schema::VIEW_TOTALS);
+        $m!($crate::store::schema::VIEW_ARRAYS);
         $m!($crate::store::schema::SIGNATURES);
         $m!($crate::store::schema::EMPLOYEES);
         $m!($crate::store::schema::EMPLOYEE_IMAGES);

@@ -8,57 +8,126 @@
 //! million mails reads about as many pages as one of ten thousand (schema
 //! 2 kept one row per bucket, and dense scopes made each step a long range).
 //! The two coarsest levels (34-year buckets and the scope total) stay one
-//! `u64` row per bucket in [`BUCKETS`]: they are few, unbounded (no parent
-//! limits the 34-year buckets) and read by prefix scans for totals.
+//! `u64` row per bucket in [`VIEW_TOTALS`]: they are few and unbounded (no
+//! parent limits the 34-year buckets).
+//!
+//! Rows are keyed by the scope's number (schema 14, `super::views::scopes`);
+//! schema 12's rows in [`BUCKETS`] and [`VIEW_COUNTS`], keyed by the scope
+//! key, are read the same way until their move is done.
 //!
 //! A child array is encoded sparsely, because most parents of a small scope
 //! have one or two busy children: for each non-zero child in ascending
 //! order, its slot (one byte, 0–31) and its count (LEB128). An all-zero
 //! array is never stored (the row is removed).
 
-use redb::{ReadOnlyTable, ReadTransaction};
+use redb::{ReadOnlyTable, ReadTransaction, TableError};
 
-use super::schema::{BUCKETS, VIEW_COUNTS};
+use super::schema::{BUCKETS, VIEW_ARRAYS, VIEW_COUNTS, VIEW_TOTALS};
+use super::views::scopes::Scope;
 use crate::error::Context;
 use crate::error::{Error, Result};
 
 /// Children per parent bucket (the rank levels are 2^5 apart).
 pub(super) const FANOUT: usize = 32;
 /// Levels `0..ARRAY_LEVELS` are stored as child arrays, the others as rows
-/// of [`BUCKETS`].
+/// of [`VIEW_TOTALS`].
 pub(super) const ARRAY_LEVELS: u8 = 4;
 
 /// The counts of one parent's children, by slot.
 pub(super) type Children = [u64; FANOUT];
 
-pub(super) type Totals = ReadOnlyTable<(u8, &'static str, i64), u64>;
-type Arrays = ReadOnlyTable<(u8, &'static str, i64), &'static [u8]>;
+type Totals = ReadOnlyTable<(u8, u32, i64), u64>;
+type Arrays = ReadOnlyTable<(u8, u32, i64), &'static [u8]>;
+type OldTotals = ReadOnlyTable<(u8, &'static str, i64), u64>;
+type OldArrays = ReadOnlyTable<(u8, &'static str, i64), &'static [u8]>;
 
-/// Both counter tables of one read transaction.
+/// The counter tables of one read transaction: the numbered scopes', and
+/// schema 12's while the move of its rows is pending (`super::views::pack`).
 pub(super) struct Counters {
-    /// Per-bucket rows of the levels from [`ARRAY_LEVELS`] up.
-    pub(super) totals: Totals,
+    totals: Totals,
     arrays: Arrays,
+    legacy: Option<(OldTotals, OldArrays)>,
 }
 
 impl Counters {
     pub(super) fn open(tx: &ReadTransaction) -> Result<Counters> {
+        let legacy = match tx.open_table(BUCKETS) {
+            Ok(t) => Some((t, tx.open_table(VIEW_COUNTS).context("open view counters")?)),
+            Err(TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e).context("open view counters"),
+        };
         Ok(Counters {
-            totals: tx.open_table(BUCKETS).context("open view counters")?,
-            arrays: tx.open_table(VIEW_COUNTS).context("open view counters")?,
+            totals: tx.open_table(VIEW_TOTALS).context("open view counters")?,
+            arrays: tx.open_table(VIEW_ARRAYS).context("open view counters")?,
+            legacy,
         })
     }
 
     /// The children of `parent` (a bucket at `level + 1`) in `scope`.
-    pub(super) fn children(&self, level: u8, scope: &str, parent: i64) -> Result<Children> {
-        match self
-            .arrays
-            .get((level, scope, parent))
-            .context("read view counters")?
-        {
+    pub(super) fn children(&self, level: u8, scope: &Scope, parent: i64) -> Result<Children> {
+        let found = match (scope, &self.legacy) {
+            (Scope::Id(s), _) => self.arrays.get((level, *s, parent)),
+            (Scope::Legacy(s), Some((_, arrays))) => arrays.get((level, s.as_str(), parent)),
+            (Scope::Legacy(_), None) => return Ok([0; FANOUT]),
+        };
+        match found.context("read view counters")? {
             Some(g) => decode(g.value()),
             None => Ok([0; FANOUT]),
         }
+    }
+
+    /// The `(bucket, count)` rows of `scope` at `level` (one of the levels
+    /// from [`ARRAY_LEVELS`] up) for buckets in `lo..=hi`, ascending.
+    pub(super) fn rows(
+        &self,
+        level: u8,
+        scope: &Scope,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(i64, u64)>> {
+        let mut out = Vec::new();
+        if lo > hi {
+            return Ok(out);
+        }
+        match (scope, &self.legacy) {
+            (Scope::Id(s), _) => {
+                let rows = self.totals.range((level, *s, lo)..=(level, *s, hi));
+                for row in rows.context("read view counters")? {
+                    let (k, v) = row.context("read view counters")?;
+                    out.push((k.value().2, v.value()));
+                }
+            }
+            (Scope::Legacy(s), Some((totals, _))) => {
+                let rows = totals.range((level, s.as_str(), lo)..=(level, s.as_str(), hi));
+                for row in rows.context("read view counters")? {
+                    let (k, v) = row.context("read view counters")?;
+                    out.push((k.value().2, v.value()));
+                }
+            }
+            (Scope::Legacy(_), None) => {}
+        }
+        Ok(out)
+    }
+
+    /// Keys of schema 12's scopes that start with `prefix` and still hold
+    /// entries in the old tables (none once they are moved).
+    pub(super) fn legacy_keys(&self, top: u8, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let Some((totals, _)) = &self.legacy else {
+            return Ok(out);
+        };
+        for row in totals
+            .range((top, prefix, 0i64)..)
+            .context("read view counters")?
+        {
+            let (k, _) = row.context("read view counters")?;
+            let (level, scope, _) = k.value();
+            if level != top || !scope.starts_with(prefix) {
+                break;
+            }
+            out.push(scope.to_string());
+        }
+        Ok(out)
     }
 }
 

@@ -17,13 +17,14 @@
 
 use redb::ReadOnlyTable;
 
-use super::counters::{Counters, Totals};
+use super::counters::Counters;
 use super::messages::{meta_from, INBOX};
 use super::rank::{self, Index, Merge, TOP};
-use super::schema::{ACCOUNTS, BUCKETS, MESSAGES, VIEW_INDEX};
+use super::schema::{ACCOUNTS, MESSAGES, VIEW_SCOPES};
 use super::search::read::Candidates;
 use super::search::Query;
 use super::summary::Labels;
+use super::views::scopes::{self, Scope};
 use super::views::{account_scope, base, private_class, scoped, SEP};
 use super::{MessageMeta, ReadTx, Store};
 use crate::account::Account;
@@ -80,12 +81,14 @@ impl ListQuery {
 type Check = Box<dyn Fn(&MessageMeta) -> bool>;
 
 struct Plan {
+    /// Scope keys, resolved to their places by [`scopes::resolve`].
     scopes: Vec<String>,
     /// None when no residual filter is set.
     residual: Option<Check>,
 }
 
 type Accounts = ReadOnlyTable<&'static str, &'static [u8]>;
+type Names = ReadOnlyTable<&'static str, u32>;
 
 /// The current private owner of an account; None if it was deleted.
 fn owner(accounts: &Accounts, id: &str) -> Result<Option<String>> {
@@ -96,25 +99,23 @@ fn owner(accounts: &Accounts, id: &str) -> Result<Option<String>> {
     Ok(a.map(|a| a.private_owner))
 }
 
-/// Every `u␟<owner>` scope under `base` that holds entries.
-fn private_scopes(b: &Totals, base: &str) -> Result<Vec<String>> {
+/// Every `u␟<owner>` scope under `base` that ever had entries (a scope
+/// keeps its number when it empties; an empty one adds nothing).
+fn private_scopes(names: &Names, c: &Counters, base: &str) -> Result<Vec<String>> {
     let prefix = scoped(base, &private_class(""));
-    let mut out = Vec::new();
-    for row in b
-        .range((TOP, prefix.as_str(), 0i64)..)
-        .context("read view counters")?
-    {
-        let (k, _) = row.context("read view counters")?;
-        let (level, scope, _) = k.value();
-        if level != TOP || !scope.starts_with(&prefix) {
-            break;
+    let mut out: Vec<String> = scopes::with_prefix(names, &prefix)?
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    for key in c.legacy_keys(TOP, &prefix)? {
+        if !out.contains(&key) {
+            out.push(key);
         }
-        out.push(scope.to_string());
     }
     Ok(out)
 }
 
-fn plan(q: &ListQuery, accounts: &Accounts, b: &Totals) -> Result<Plan> {
+fn plan(q: &ListQuery, accounts: &Accounts, names: &Names, c: &Counters) -> Result<Plan> {
     let folder = if q.folder.is_empty() {
         INBOX
     } else {
@@ -143,7 +144,7 @@ fn plan(q: &ListQuery, accounts: &Accounts, b: &Totals) -> Result<Plan> {
             (Visibility::All, Some(true)) => {
                 scopes.push(scoped(&base, "n"));
                 scopes.push(scoped(&base, "x"));
-                scopes.extend(private_scopes(b, &base)?);
+                scopes.extend(private_scopes(names, c, &base)?);
             }
             (_, Some(false)) => scopes.push(scoped(&base, "c")),
             (Visibility::User(u), unassigned) => {
@@ -208,17 +209,19 @@ impl Store {
 
     fn list_scanning(&self, q: &ListQuery, total_scan: u64) -> Result<(Vec<MessageMeta>, u32)> {
         let tx = self.read()?;
-        let ix: Index = tx.open_table(VIEW_INDEX).context("open view index")?;
+        let ix = Index::open(&tx)?;
         let c = Counters::open(&tx)?;
         let accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
         let messages = Messages::open(&tx)?;
-        let plan = plan(q, &accounts, &c.totals)?;
+        let names = tx.open_table(VIEW_SCOPES).context("open view scopes")?;
+        let plan = plan(q, &accounts, &names, &c)?;
         let since = q.since.unwrap_or(i64::MIN);
         let until = q.until.unwrap_or(i64::MAX);
-        if since > until || plan.scopes.is_empty() {
+        let scopes = scopes::resolve(&tx, tx.scopes(), &plan.scopes)?;
+        if since > until || scopes.is_empty() {
             return Ok((Vec::new(), 0));
         }
-        let in_range = rank::count_between(&ix, &c, &plan.scopes, q.since, q.until)?;
+        let in_range = rank::count_between(&ix, &c, &scopes, q.since, q.until)?;
         let mut page = Vec::new();
         let (offset, limit) = (u64::from(q.offset), u64::from(q.limit));
         let Some(residual) = plan.residual else {
@@ -231,15 +234,15 @@ impl Store {
                 // Entries up to `until` (all of them without `since`).
                 let upto = match q.since {
                     None => in_range,
-                    Some(_) => rank::count_between(&ix, &c, &plan.scopes, None, q.until)?,
+                    Some(_) => rank::count_between(&ix, &c, &scopes, None, q.until)?,
                 };
                 let r = upto.saturating_sub(1).saturating_sub(offset);
-                match rank::locate(&c, &plan.scopes, r)? {
+                match rank::locate(&c, &scopes, r)? {
                     Some((newest, skip)) => ((newest, u64::MAX), skip),
                     None => return Ok((page, clamp(in_range))),
                 }
             };
-            let mut merge = Merge::new(&ix, &plan.scopes, start, since)?;
+            let mut merge = Merge::new(&ix, &scopes, start, since)?;
             for _ in 0..skip {
                 merge.next_pos()?;
             }
@@ -256,14 +259,14 @@ impl Store {
                 let view = text::View {
                     ix: &ix,
                     c: &c,
-                    scopes: &plan.scopes,
+                    scopes: &scopes,
                     in_range,
                 };
                 let mut filter = text::Filter::new(q, &text, &accounts);
                 return text::page(found, &mut filter, &messages, &view, q, total_scan);
             }
         }
-        let mut merge = Merge::new(&ix, &plan.scopes, (until, u64::MAX), since)?;
+        let mut merge = Merge::new(&ix, &scopes, (until, u64::MAX), since)?;
         let end = offset.saturating_add(limit);
         let (mut matched, mut scanned, mut past) = (0u64, 0u64, 0u64);
         let mut cut_short = false;
@@ -330,19 +333,17 @@ impl Store {
     pub fn count_messages(&self, account: &str) -> Result<u64> {
         self.call("count messages", || {
             let tx = self.read()?;
-            let b: Totals = tx.open_table(BUCKETS).context("open view counters")?;
+            let c = Counters::open(&tx)?;
+            let names = tx.open_table(VIEW_SCOPES).context("open view scopes")?;
             let prefix = format!("a{SEP}{account}{SEP}");
+            let mut places: Vec<Scope> = scopes::with_prefix(&names, &prefix)?
+                .into_iter()
+                .map(|(_, id)| Scope::Id(id))
+                .collect();
+            places.extend(c.legacy_keys(TOP, &prefix)?.into_iter().map(Scope::Legacy));
             let mut n = 0u64;
-            for row in b
-                .range((TOP, prefix.as_str(), 0i64)..)
-                .context("read view counters")?
-            {
-                let (k, v) = row.context("read view counters")?;
-                let (level, scope, _) = k.value();
-                if level != TOP || !scope.starts_with(&prefix) {
-                    break;
-                }
-                n = n.saturating_add(v.value());
+            for s in &places {
+                n = n.saturating_add(rank::total(&c, s)?);
             }
             Ok(n)
         })

@@ -28,6 +28,7 @@ const STEPS: &[Step] = &[
     migrate_to_raw_dicts,
     migrate_to_binary_summaries,
     migrate_to_summary_labels,
+    migrate_to_scope_numbers,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -57,6 +58,16 @@ fn migrate_2_to_3(tx: &WriteTransaction) -> Result<()> {
         .context("drop schema 2 view counters")?;
     // Absent in a schema 2 file; present when step 1->2 just rebuilt views.
     tx.delete_table(VIEW_COUNTS)
+        .context("drop schema 2 view counters")?;
+    // Since schema 14 the rebuild files into the numbered lists: absent in
+    // a schema 2 file, filled when step 1->2 just rebuilt views.
+    tx.delete_table(VIEW_SCOPES)
+        .context("drop schema 2 view counters")?;
+    tx.delete_table(VIEW_ENTRIES)
+        .context("drop schema 2 view counters")?;
+    tx.delete_table(VIEW_TOTALS)
+        .context("drop schema 2 view counters")?;
+    tx.delete_table(VIEW_ARRAYS)
         .context("drop schema 2 view counters")?;
     create_tables(tx)?;
     super::views::rebuild(tx)
@@ -178,6 +189,27 @@ fn migrate_to_summary_labels(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SUMMARY_LABEL_IDS)
         .context("create summary labels")?;
     put_u64(tx, super::summary::KEY_PACKED, 0)
+}
+
+/// Schema 14 keys the view lists by a number per scope instead of the
+/// scope key ([`VIEW_SCOPES`], [`VIEW_ENTRIES`], [`VIEW_TOTALS`],
+/// [`VIEW_ARRAYS`]); the step only creates the tables. The rows of the
+/// old [`VIEW_INDEX`], [`BUCKETS`] and [`VIEW_COUNTS`] are moved by
+/// `super::views::pack::pack_legacy` in bounded transactions after the
+/// migration commits (resumable: the rows left in the old tables are the
+/// progress), and reads take both meanwhile. An older daemon would not
+/// find the moved entries, so it must refuse the store. (Self-contained,
+/// so that its place in [`STEPS`] can move if another step lands first.)
+fn migrate_to_scope_numbers(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(VIEW_SCOPES)
+        .context("create view scope numbers")?;
+    tx.open_table(VIEW_ENTRIES)
+        .context("create view scope numbers")?;
+    tx.open_table(VIEW_TOTALS)
+        .context("create view scope numbers")?;
+    tx.open_table(VIEW_ARRAYS)
+        .context("create view scope numbers")?;
+    Ok(())
 }
 
 /// Bring a store written at schema `from` (>= 1) up to [`SCHEMA_VERSION`]

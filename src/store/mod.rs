@@ -66,9 +66,6 @@ mod snapshot;
 mod stats;
 pub mod summary;
 mod swap;
-mod tally;
-#[cfg(test)]
-mod tally_tests;
 mod tracking;
 mod views;
 
@@ -143,6 +140,9 @@ struct Current {
     /// The summary labels `db`'s readers have met (`summary::labels`):
     /// they belong to this file, so a swap drops them with it.
     labels: summary::LabelCache,
+    /// View scope numbers read from `db` (`views::scopes`); they belong to
+    /// this database, so a swap starts with an empty cache.
+    scopes: views::scopes::ScopeCache,
 }
 
 impl std::fmt::Debug for Store {
@@ -279,6 +279,13 @@ impl WriteTx<'_> {
 pub(crate) struct ReadTx<'a> {
     tx: ReadTransaction,
     _current: Shared<'a, Current>,
+}
+
+impl ReadTx<'_> {
+    /// The scope numbers known of this transaction's database.
+    pub(in crate::store) fn scopes(&self) -> &views::scopes::ScopeCache {
+        &self._current.scopes
+    }
 }
 
 impl Deref for ReadTx<'_> {

@@ -148,6 +148,8 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
     super::compress::pack_legacy(&db)?;
     // Schema 10's packing of the word index, likewise resumed.
     super::search::pack::pack_legacy(&db)?;
+    // Schema 14's move of the view lists to scope numbers, likewise resumed.
+    super::views::pack::pack_legacy(&db)?;
     // Schema 11's dictionary: trained if the store has enough mail, and
     // the rows before it repacked, resumed wherever a kill left it.
     super::compress::recompress::at_open(&db)?;
@@ -166,6 +168,7 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
         installation_id,
         fault,
         labels: Default::default(),
+        scopes: Default::default(),
     };
     Ok((current, key))
 }
@@ -201,6 +204,7 @@ pub(super) fn reopen(dir: &Path) -> Result<Current> {
         installation_id,
         fault,
         labels: Default::default(),
+        scopes: Default::default(),
     })
 }
 
@@ -223,6 +227,7 @@ pub(super) fn open_read_only(dir: &Path) -> Result<Current> {
         installation_id,
         fault: Arc::default(),
         labels: Default::default(),
+        scopes: Default::default(),
     })
 }
 

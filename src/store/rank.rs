@@ -14,9 +14,11 @@
 
 use std::collections::BTreeMap;
 
-use redb::ReadOnlyTable;
+use redb::{ReadOnlyTable, ReadTransaction, TableError};
 
-use super::counters::{Counters, Totals, ARRAY_LEVELS, FANOUT};
+use super::counters::{Counters, ARRAY_LEVELS, FANOUT};
+use super::schema::{VIEW_ENTRIES, VIEW_INDEX};
+use super::views::scopes::Scope;
 use crate::error::Context;
 use crate::error::Result;
 
@@ -30,10 +32,80 @@ pub(super) const LEVELS: u8 = TOP + 1;
 /// log2 of [`FANOUT`].
 const WIDTH: u32 = 5;
 
-pub(super) type Index = ReadOnlyTable<(&'static str, i64, u64), ()>;
-
 /// An index position: (date, id).
 pub(super) type Pos = (i64, u64);
+
+/// The view lists of one read transaction: the numbered scopes', and
+/// schema 12's while the move of its rows is pending (`super::views::pack`).
+pub(super) struct Index {
+    entries: ReadOnlyTable<(u32, i64, u64), ()>,
+    legacy: Option<ReadOnlyTable<(&'static str, i64, u64), ()>>,
+}
+
+/// One scope's entries from `lo` to `hi`, read from either end.
+enum Rows {
+    Ids(redb::Range<'static, (u32, i64, u64), ()>),
+    Keys(redb::Range<'static, (&'static str, i64, u64), ()>),
+    Empty,
+}
+
+impl Rows {
+    fn next_back(&mut self) -> Option<Result<Pos>> {
+        match self {
+            Rows::Ids(r) => r.next_back().map(|row| {
+                let (k, _) = row.context("read view index")?;
+                let (_, date, id) = k.value();
+                Ok((date, id))
+            }),
+            Rows::Keys(r) => r.next_back().map(|row| {
+                let (k, _) = row.context("read view index")?;
+                let (_, date, id) = k.value();
+                Ok((date, id))
+            }),
+            Rows::Empty => None,
+        }
+    }
+
+    fn count(self) -> u64 {
+        match self {
+            Rows::Ids(r) => r.count() as u64,
+            Rows::Keys(r) => r.count() as u64,
+            Rows::Empty => 0,
+        }
+    }
+}
+
+impl Index {
+    pub(super) fn open(tx: &ReadTransaction) -> Result<Index> {
+        let legacy = match tx.open_table(VIEW_INDEX) {
+            Ok(t) => Some(t),
+            Err(TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e).context("open view index"),
+        };
+        Ok(Index {
+            entries: tx.open_table(VIEW_ENTRIES).context("open view index")?,
+            legacy,
+        })
+    }
+
+    /// The entries of `scope` from `lo` to `hi`, both included.
+    fn range(&self, scope: &Scope, lo: Pos, hi: Pos) -> Result<Rows> {
+        if lo > hi {
+            return Ok(Rows::Empty);
+        }
+        Ok(match (scope, &self.legacy) {
+            (Scope::Id(s), _) => {
+                let r = self.entries.range((*s, lo.0, lo.1)..=(*s, hi.0, hi.1));
+                Rows::Ids(r.context("read view index")?)
+            }
+            (Scope::Legacy(s), Some(t)) => {
+                let r = t.range((s.as_str(), lo.0, lo.1)..=(s.as_str(), hi.0, hi.1));
+                Rows::Keys(r.context("read view index")?)
+            }
+            (Scope::Legacy(_), None) => Rows::Empty,
+        })
+    }
+}
 
 /// The bucket of `date` at `level`.
 pub(super) fn bucket(level: u8, date: i64) -> i64 {
@@ -50,34 +122,22 @@ pub(super) fn slot(level: u8, date: i64) -> usize {
 }
 
 /// Sum of the `u64` counters of `scope` at `level` for buckets in `lo..=hi`.
-fn sum(b: &Totals, level: u8, scope: &str, lo: i64, hi: i64) -> Result<u64> {
-    if lo > hi {
-        return Ok(0);
-    }
-    let mut n = 0u64;
-    for row in b
-        .range((level, scope, lo)..=(level, scope, hi))
-        .context("read view counters")?
-    {
-        n = n.saturating_add(row.context("read view counters")?.1.value());
-    }
-    Ok(n)
+fn sum(c: &Counters, level: u8, scope: &Scope, lo: i64, hi: i64) -> Result<u64> {
+    let rows = c.rows(level, scope, lo, hi)?;
+    Ok(rows.iter().fold(0u64, |n, (_, v)| n.saturating_add(*v)))
 }
 
 /// Entries of the scope, all dates.
-pub(super) fn total(c: &Counters, scope: &str) -> Result<u64> {
-    Ok(c.totals
-        .get((TOP, scope, 0))
-        .context("read view counters")?
-        .map_or(0, |g| g.value()))
+pub(super) fn total(c: &Counters, scope: &Scope) -> Result<u64> {
+    sum(c, TOP, scope, 0, 0)
 }
 
 /// Entries of the scope with `date <= x`.
-pub(super) fn prefix(ix: &Index, c: &Counters, scope: &str, x: i64) -> Result<u64> {
+pub(super) fn prefix(ix: &Index, c: &Counters, scope: &Scope, x: i64) -> Result<u64> {
     // Whole 34-year buckets before x's, then, level by level, the children
     // before x's inside x's parent.
     let mut n = sum(
-        &c.totals,
+        c,
         ARRAY_LEVELS,
         scope,
         i64::MIN,
@@ -89,17 +149,15 @@ pub(super) fn prefix(ix: &Index, c: &Counters, scope: &str, x: i64) -> Result<u6
         n = n.saturating_add(before);
     }
     let start = bucket(0, x) << SHIFTS[0];
-    let rows = ix
-        .range((scope, start, 0u64)..=(scope, x, u64::MAX))
-        .context("read view index")?;
-    Ok(n.saturating_add(rows.count() as u64))
+    let rows = ix.range(scope, (start, 0), (x, u64::MAX))?;
+    Ok(n.saturating_add(rows.count()))
 }
 
 /// Entries of the union of `scopes` with `since <= date <= until`.
 pub(super) fn count_between(
     ix: &Index,
     c: &Counters,
-    scopes: &[String],
+    scopes: &[Scope],
     since: Option<i64>,
     until: Option<i64>,
 ) -> Result<u64> {
@@ -124,18 +182,13 @@ pub(super) fn count_between(
 /// newest-first [`Merge`] starts at that date and skips that many, so the
 /// finest bucket is read once, by the merge that reads the page anyway.
 /// None if there are not that many entries.
-pub(super) fn locate(c: &Counters, scopes: &[String], r: u64) -> Result<Option<(i64, u64)>> {
+pub(super) fn locate(c: &Counters, scopes: &[Scope], r: u64) -> Result<Option<(i64, u64)>> {
     let mut r = r;
     // The 34-year buckets have no parent to bound them: a small map.
     let mut top: BTreeMap<i64, u64> = BTreeMap::new();
     for s in scopes {
-        let rows = c
-            .totals
-            .range((ARRAY_LEVELS, s.as_str(), i64::MIN)..=(ARRAY_LEVELS, s.as_str(), i64::MAX))
-            .context("read view counters")?;
-        for row in rows {
-            let (k, v) = row.context("read view counters")?;
-            *top.entry(k.value().2).or_default() += v.value();
+        for (b, n) in c.rows(ARRAY_LEVELS, s, i64::MIN, i64::MAX)? {
+            *top.entry(b).or_default() += n;
         }
     }
     let Some((mut parent, mut n)) = pick(top.into_iter(), &mut r) else {
@@ -174,12 +227,12 @@ fn pick(buckets: impl Iterator<Item = (i64, u64)>, r: &mut u64) -> Option<(i64, 
 /// view merges, so no entry is seen twice.
 pub(super) struct Merge {
     heads: Vec<Option<Pos>>,
-    iters: Vec<redb::Range<'static, (&'static str, i64, u64), ()>>,
+    iters: Vec<Rows>,
     since: i64,
 }
 
 impl Merge {
-    pub(super) fn new(ix: &Index, scopes: &[String], start: Pos, since: i64) -> Result<Merge> {
+    pub(super) fn new(ix: &Index, scopes: &[Scope], start: Pos, since: i64) -> Result<Merge> {
         let mut m = Merge {
             heads: Vec::new(),
             iters: Vec::new(),
@@ -189,10 +242,7 @@ impl Merge {
             return Ok(m);
         }
         for s in scopes {
-            let it = ix
-                .range((s.as_str(), since, 0u64)..=(s.as_str(), start.0, start.1))
-                .context("read view index")?;
-            m.iters.push(it);
+            m.iters.push(ix.range(s, (since, 0), start)?);
             m.heads.push(None);
         }
         for i in 0..m.iters.len() {
@@ -204,11 +254,7 @@ impl Merge {
     fn advance(&mut self, i: usize) -> Result<()> {
         self.heads[i] = match self.iters[i].next_back() {
             None => None,
-            Some(row) => {
-                let (k, _) = row.context("read view index")?;
-                let (_, date, id) = k.value();
-                Some((date, id)).filter(|p| p.0 >= self.since)
-            }
+            Some(pos) => Some(pos?).filter(|p| p.0 >= self.since),
         };
         Ok(())
     }

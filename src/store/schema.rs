@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 13;
+pub const SCHEMA_VERSION: u64 = 14;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -77,16 +77,36 @@ pub const CONTENT: TableDefinition<(&str, &str), u64> = TableDefinition::new("co
 /// (message id, server id) -> (): the reverse of [`SERVER_IDS`], so that
 /// deleting one message finds its server ids without scanning the account.
 pub const MESSAGE_SIDS: TableDefinition<(u64, &str), ()> = TableDefinition::new("message_sids");
-/// (scope, date, id) -> (): one sorted list per view scope (see
-/// `super::views` for the scopes); a reverse range is newest first.
+/// Scope key -> its number (schema 14; see `super::views::scopes`): each
+/// view scope (`super::views` for the scopes) is numbered once, when its
+/// first entry is filed, and keeps its number for good (never reused, even
+/// when the scope empties), so that the rows below can be keyed by it.
+/// The empty key holds the next number to give.
+pub const VIEW_SCOPES: TableDefinition<&str, u32> = TableDefinition::new("view_scopes");
+/// (scope number, date, id) -> (): one sorted list per view scope; a
+/// reverse range is newest first (schema 13). Fixed-width keys: redb
+/// stores no per-entry offsets for them.
+pub const VIEW_ENTRIES: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("view_entries");
+/// (level, scope number, date bucket) -> entries of the scope in that
+/// bucket, for the coarsest levels of the order-statistic counters of
+/// `super::rank` (skip N entries, exact totals); see `super::counters`
+/// (schema 13).
+pub const VIEW_TOTALS: TableDefinition<(u8, u32, i64), u64> = TableDefinition::new("view_totals");
+/// (level, scope number, parent bucket) -> the counts of the parent's 32
+/// child buckets at `level`, sparse-encoded: the finer levels of the same
+/// counters (schema 13; see `super::counters`).
+pub const VIEW_ARRAYS: TableDefinition<(u8, u32, i64), &[u8]> = TableDefinition::new("view_arrays");
+
+/// (scope, date, id) -> (): the view lists of schemas 2 to 13, keyed by
+/// the scope's key itself. Since schema 14 the rows are moved to
+/// [`VIEW_ENTRIES`] at open (`super::views::pack`); reads take both
+/// tables meanwhile, and the move drops this table and the two below.
 pub const VIEW_INDEX: TableDefinition<(&str, i64, u64), ()> = TableDefinition::new("view_index");
-/// (level, scope, date bucket) -> entries of the scope in that bucket, for
-/// the coarsest levels of the order-statistic counters of `super::rank`
-/// (skip N entries, exact totals); see `super::counters`.
+/// (level, scope, date bucket) -> count: [`VIEW_TOTALS`] of schemas 2 to
+/// 13, keyed by the scope's key.
 pub const BUCKETS: TableDefinition<(u8, &str, i64), u64> = TableDefinition::new("view_buckets");
-/// (level, scope, parent bucket) -> the counts of the parent's 32 child
-/// buckets at `level`, sparse-encoded: the finer levels of the same
-/// counters (schema 3; see `super::counters`).
+/// (level, scope, parent bucket) -> child array: [`VIEW_ARRAYS`] of
+/// schemas 3 to 13, keyed by the scope's key.
 pub const VIEW_COUNTS: TableDefinition<(u8, &str, i64), &[u8]> =
     TableDefinition::new("view_counts");
 
@@ -130,7 +150,8 @@ pub const SEARCH_INDEX: TableDefinition<(&str, i64, u64), &str> =
 pub const SEARCH_POSTINGS: TableDefinition<(&str, i64, u64), &[u8]> =
     TableDefinition::new("search_postings");
 
-/// Schema 1 indexes, replaced in schema 2 by [`VIEW_INDEX`] and [`BUCKETS`];
+/// Schema 1 indexes, replaced in schema 2 by [`VIEW_INDEX`] and [`BUCKETS`]
+/// (since schema 14 [`VIEW_ENTRIES`] and [`VIEW_TOTALS`]);
 /// kept only so that the migration can drop them.
 pub mod v1 {
     use redb::TableDefinition;
@@ -204,9 +225,10 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SERVER_IDS).context("create tables")?;
     tx.open_table(CONTENT).context("create tables")?;
     tx.open_table(MESSAGE_SIDS).context("create tables")?;
-    tx.open_table(VIEW_INDEX).context("create tables")?;
-    tx.open_table(BUCKETS).context("create tables")?;
-    tx.open_table(VIEW_COUNTS).context("create tables")?;
+    tx.open_table(VIEW_SCOPES).context("create tables")?;
+    tx.open_table(VIEW_ENTRIES).context("create tables")?;
+    tx.open_table(VIEW_TOTALS).context("create tables")?;
+    tx.open_table(VIEW_ARRAYS).context("create tables")?;
     tx.open_table(SIGNATURES).context("create tables")?;
     tx.open_table(EMPLOYEES).context("create tables")?;
     tx.open_table(EMPLOYEE_IMAGES).context("create tables")?;

@@ -19,22 +19,30 @@
 //!
 //! Scope keys join parts with U+001F; tenants, users and account ids never
 //! contain control characters (account validation), so keys cannot collide.
-//! Every function here runs inside the caller's write transaction.
+//! On disk a scope is a number ([`scopes`], schema 14), its entries and
+//! counters are keyed by that number ([`lists`]); schema 12's rows keyed by
+//! the key itself are moved over at open ([`pack`], [`legacy`]). Every
+//! function here runs inside the caller's write transaction.
 
 use std::collections::HashMap;
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
-use super::counters::ARRAY_LEVELS;
 use super::messages::{meta_from, MessageMeta};
-use super::rank::{bucket, slot, LEVELS};
-use super::schema::{ACCOUNTS, MESSAGES, VIEW_INDEX};
+use super::schema::{ACCOUNTS, MESSAGES};
 use super::search::Postings;
 use super::summary::Labels;
-use super::tally::Tally;
 use crate::account::Account;
 use crate::error::Context;
 use crate::error::{Error, Result};
+use legacy::Legacy;
+use lists::Lists;
+
+mod legacy;
+mod lists;
+pub(super) mod pack;
+pub(super) mod scopes;
+mod tally;
 
 /// Separator of scope parts (see module docs).
 pub(super) const SEP: char = '\x1f';
@@ -96,47 +104,43 @@ fn scopes(m: &MessageMeta, owner: Option<&str>) -> [String; 5] {
 /// postings before it returns; with [`Writer::batch`] (a fetched batch)
 /// they stay in memory until [`Writer::finish`], so the counter rows and
 /// word chunks that the batch's mails share are written once per batch
-/// (`super::tally`, `super::search::Postings::batch`). The index entries
+/// (`lists`, `super::search::Postings::batch`). The index entries
 /// themselves are written at once either way.
 pub(super) struct Writer<'tx> {
-    index: Table<'tx, (&'static str, i64, u64), ()>,
-    counts: Tally<'tx>,
+    lists: Lists<'tx>,
+    /// Schema 12's lists while their move is pending ([`pack`]): an entry
+    /// still there is found and removed there, never filed twice.
+    legacy: Option<Legacy<'tx>>,
     words: Postings<'tx>,
-    batch: bool,
 }
 
 impl<'tx> Writer<'tx> {
     pub(super) fn open(tx: &'tx WriteTransaction) -> Result<Writer<'tx>> {
-        Self::with(tx, Postings::open(tx)?, false)
+        Self::with(tx, Postings::open(tx)?, Lists::open(tx)?)
     }
 
     /// For many adds in a row: [`Writer::finish`] must come before the
     /// commit, or the counters and postings of the batch are lost.
     pub(super) fn batch(tx: &'tx WriteTransaction) -> Result<Writer<'tx>> {
-        Self::with(tx, Postings::batch(tx)?, true)
+        Self::with(tx, Postings::batch(tx)?, Lists::batch(tx)?)
     }
 
-    fn with(tx: &'tx WriteTransaction, words: Postings<'tx>, batch: bool) -> Result<Writer<'tx>> {
+    fn with(
+        tx: &'tx WriteTransaction,
+        words: Postings<'tx>,
+        lists: Lists<'tx>,
+    ) -> Result<Writer<'tx>> {
         Ok(Writer {
-            index: tx.open_table(VIEW_INDEX).context("open view index")?,
-            counts: Tally::open(tx)?,
+            lists,
+            legacy: Legacy::open(tx)?,
             words,
-            batch,
         })
     }
 
     /// Write what [`Writer::batch`] kept back.
     pub(super) fn finish(&mut self) -> Result<()> {
-        self.counts.flush()?;
+        self.lists.flush()?;
         self.words.finish()
-    }
-
-    /// Without [`Writer::batch`], write the counters a call changed.
-    fn settle(&mut self) -> Result<()> {
-        match self.batch {
-            true => Ok(()),
-            false => self.counts.flush(),
-        }
     }
 
     /// File a message under every scope of its class.
@@ -144,7 +148,6 @@ impl<'tx> Writer<'tx> {
         for s in scopes(m, owner) {
             self.entry(&s, m.date, m.id, true)?;
         }
-        self.settle()?;
         self.words.add(m)
     }
 
@@ -153,7 +156,6 @@ impl<'tx> Writer<'tx> {
         for s in scopes(m, owner) {
             self.entry(&s, m.date, m.id, false)?;
         }
-        self.settle()?;
         self.words.remove(m)
     }
 
@@ -174,52 +176,37 @@ impl<'tx> Writer<'tx> {
                 self.entry(n, after.date, after.id, true)?;
             }
         }
-        self.settle()?;
         self.words.change(before, after)
     }
 
-    /// Insert or remove one index entry and keep its bucket counters exact.
-    /// An entry that is already in the wanted state changes nothing, so the
-    /// counters can never drift from the index.
+    /// Insert or remove one index entry, its counters with it ([`lists`]).
+    /// An entry that is already in the wanted state, in either place,
+    /// changes nothing.
     fn entry(&mut self, scope: &str, date: i64, id: u64, present: bool) -> Result<()> {
-        let changed = if present {
-            let old = self.index.insert((scope, date, id), ());
-            old.context("write view index")?.is_none()
-        } else {
-            let old = self.index.remove((scope, date, id));
-            old.context("write view index")?.is_some()
-        };
-        if !changed {
-            return Ok(());
-        }
-        for level in 0..ARRAY_LEVELS {
-            let parent = bucket(level + 1, date);
-            self.counts
-                .child(level, scope, parent, slot(level, date), present)?;
-        }
-        for level in ARRAY_LEVELS..LEVELS {
-            self.counts
-                .bucket(level, scope, bucket(level, date), present)?;
+        if present {
+            if let Some(old) = &self.legacy {
+                if old.contains(scope, date, id)? {
+                    return Ok(());
+                }
+            }
+            self.lists.add(scope, &[(date, id)])?;
+        } else if !self.lists.remove(scope, date, id)? {
+            if let Some(old) = &mut self.legacy {
+                old.remove(scope, date, id)?;
+            }
         }
         Ok(())
     }
 
     /// Ids of the account's messages in every folder, assigned or not
-    /// (`Some(true)`/`Some(false)`) or both (None), in index order.
+    /// (`Some(true)`/`Some(false)`) or both (None), scope by scope.
     pub(super) fn account_ids(&self, account: &str, assigned: Option<bool>) -> Result<Vec<u64>> {
         let prefix = format!("a{SEP}{account}{SEP}");
-        let mut out = Vec::new();
-        let rows = self.index.range((prefix.as_str(), i64::MIN, 0u64)..);
-        for row in rows.context("read view index")? {
-            let (k, _) = row.context("read view index")?;
-            let (scope, _, id) = k.value();
-            if !scope.starts_with(&prefix) {
-                break;
-            }
-            let is_assigned = scope.ends_with(&format!("{SEP}c"));
-            if assigned.is_none_or(|a| a == is_assigned) {
-                out.push(id);
-            }
+        let assigned_end = format!("{SEP}c");
+        let keep = |key: &str| assigned.is_none_or(|a| a == key.ends_with(&assigned_end));
+        let mut out = self.lists.ids_under(&prefix, keep)?;
+        if let Some(old) = &self.legacy {
+            out.extend(old.ids_under(&prefix, keep)?);
         }
         Ok(out)
     }
@@ -280,3 +267,8 @@ pub(super) fn rebuild(tx: &WriteTransaction) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
+pub(crate) mod tests;

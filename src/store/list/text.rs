@@ -24,12 +24,13 @@ use crate::store::messages::{MessageMeta, INBOX};
 use crate::store::rank::{self, Index};
 use crate::store::search::read::Candidates;
 use crate::store::search::{parse_place, Query};
+use crate::store::views::scopes::Scope;
 
 /// The view the page belongs to, for the extrapolated total.
 pub(super) struct View<'a> {
     pub(super) ix: &'a Index,
     pub(super) c: &'a Counters,
-    pub(super) scopes: &'a [String],
+    pub(super) scopes: &'a [Scope],
     /// Entries of the view in `since..=until`.
     pub(super) in_range: u64,
 }

@@ -10,6 +10,7 @@ use crate::store::{write_txn, ListQuery, Store, Visibility, DB_FILE};
 fn downgrade_to_v1(path: &std::path::Path) {
     let db = Database::open(path).unwrap();
     let tx = write_txn(&db).unwrap();
+    crate::store::views::tests::to_schema_12(&tx);
     for t in [VIEW_INDEX.name(), BUCKETS.name(), MESSAGE_SIDS.name()] {
         assert!(tx.list_tables().unwrap().any(|h| h.name() == t));
     }
@@ -94,6 +95,7 @@ fn schema_1_store_is_migrated_with_views_and_server_id_map() {
 fn downgrade_to_v2(path: &std::path::Path) {
     let db = Database::open(path).unwrap();
     let tx = write_txn(&db).unwrap();
+    crate::store::views::tests::to_schema_12(&tx);
     tx.delete_table(VIEW_COUNTS).unwrap();
     {
         let index = tx.open_table(VIEW_INDEX).unwrap();
@@ -151,7 +153,11 @@ fn schema_2_store_is_migrated_to_child_arrays() {
     let db = Database::open(dir.path().join(DB_FILE)).unwrap();
     let tx = write_txn(&db).unwrap();
     assert_eq!(get_u64(&tx, KEY_VERSION).unwrap(), Some(SCHEMA_VERSION));
-    let buckets = tx.open_table(BUCKETS).unwrap();
+    assert!(!tx
+        .list_tables()
+        .unwrap()
+        .any(|h| h.name() == VIEW_INDEX.name()));
+    let buckets = tx.open_table(VIEW_TOTALS).unwrap();
     let fine = buckets
         .iter()
         .unwrap()
@@ -161,5 +167,5 @@ fn schema_2_store_is_migrated_to_child_arrays() {
         fine, 0,
         "schema 2 per-bucket rows of the fine levels remain"
     );
-    assert!(redb::ReadableTableMetadata::len(&tx.open_table(VIEW_COUNTS).unwrap()).unwrap() > 0);
+    assert!(redb::ReadableTableMetadata::len(&tx.open_table(VIEW_ARRAYS).unwrap()).unwrap() > 0);
 }

@@ -1,10 +1,10 @@
-//! `super::tally`: counting a batch in memory writes exactly the counter
+//! `super::lists` in a batch: counting a batch in memory writes exactly the counter
 //! rows that counting mail by mail writes, on a real redb file.
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::store::messages::MessageMeta;
-use crate::store::schema::{BUCKETS, VIEW_COUNTS, VIEW_INDEX};
+use crate::store::schema::{VIEW_ARRAYS, VIEW_ENTRIES, VIEW_TOTALS};
 use crate::store::views::Writer;
 use crate::store::write_txn;
 
@@ -27,16 +27,16 @@ fn mail(id: u64, date: i64, contact: &str) -> MessageMeta {
 fn rows(db: &Database) -> Rows {
     let tx = db.begin_read().unwrap();
     let mut out = Rows::new();
-    let t = tx.open_table(VIEW_INDEX).unwrap();
+    let t = tx.open_table(VIEW_ENTRIES).unwrap();
     for r in t.iter().unwrap() {
         out.push((format!("{:?}", r.unwrap().0.value()), Vec::new()));
     }
-    let t = tx.open_table(BUCKETS).unwrap();
+    let t = tx.open_table(VIEW_TOTALS).unwrap();
     for r in t.iter().unwrap() {
         let (k, v) = r.unwrap();
         out.push((format!("{:?}", k.value()), v.value().to_le_bytes().to_vec()));
     }
-    let t = tx.open_table(VIEW_COUNTS).unwrap();
+    let t = tx.open_table(VIEW_ARRAYS).unwrap();
     for r in t.iter().unwrap() {
         let (k, v) = r.unwrap();
         out.push((format!("{:?}", k.value()), v.value().to_vec()));
