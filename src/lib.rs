@@ -25,6 +25,7 @@ pub mod daemon;
 pub mod dbus;
 pub mod error;
 pub mod fetch;
+pub mod hex;
 pub mod imap;
 pub mod logging;
 pub mod mime;

@@ -164,7 +164,7 @@ pub fn new_cid_token() -> Result<String> {
     rand::rngs::OsRng
         .try_fill_bytes(&mut raw)
         .map_err(|e| Error::storage("no randomness for a Content-ID", e))?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::hex::lower(&raw))
 }
 
 /// `&`, `<`, `>`, `"` and `'` as entities: safe in element content and in

@@ -61,7 +61,7 @@ pub fn write(store: &Store, out: &mut dyn Write, passphrase: Option<&str>) -> Re
             header["secrets"] = true.into();
             header["kdf"] = serde_json::json!({
                 "alg": "argon2id", "m_kib": m, "t": t, "p": p_,
-                "salt": salt.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                "salt": crate::hex::lower(&salt),
             });
             Some(crate::store::BackupKey::derive(p, &salt, m, t, p_)?)
         }

@@ -85,7 +85,7 @@ pub fn new_message_id(from: &Address, date: SystemTime) -> Result<String> {
     rand::rngs::OsRng
         .try_fill_bytes(&mut raw)
         .map_err(|e| Error::storage("no randomness for a Message-ID", e))?;
-    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let token: String = crate::hex::lower(&raw);
     let secs = date.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     Ok(format!("<{token}.{secs}@{}>", from.domain()))
 }

@@ -173,7 +173,7 @@ impl BlobDir {
         rand::rngs::OsRng
             .try_fill_bytes(&mut name)
             .map_err(|e| Error::storage("no randomness for a blob file name", e))?;
-        let name: String = name.iter().map(|b| format!("{b:02x}")).collect();
+        let name: String = crate::hex::lower(&name);
         BlobWriter::create(self.dir.join(TMP_DIR).join(name))
     }
 

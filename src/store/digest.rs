@@ -257,7 +257,7 @@ pub(super) fn add_key(
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::lower(bytes)
 }
 
 #[cfg(test)]

@@ -100,10 +100,7 @@ pub const TOMBSTONE: u64 = 0;
 
 /// Lower-case hex SHA-256 of raw bytes: the content key of [`Store::has_content`].
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::lower(&Sha256::digest(bytes))
 }
 
 /// Summarise without letting a panic in the parser escape; a mail that

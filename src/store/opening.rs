@@ -397,7 +397,7 @@ fn init_schema(db: &Database, path: &Path, version: Option<u64>) -> Result<Strin
             rand::rngs::OsRng
                 .try_fill_bytes(&mut raw)
                 .map_err(|e| Error::storage("no randomness for the installation id", e))?;
-            let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            let id: String = crate::hex::lower(&raw);
             let mut meta = tx.open_table(META).context("open meta")?;
             meta.insert(KEY_INSTALLATION, id.as_bytes())
                 .context("write meta")?;

@@ -90,7 +90,7 @@ impl From<Vec<u8>> for Raw {
 
 /// Lower-case hex of a digest.
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::lower(bytes)
 }
 
 /// Streams one mail into a staging file; see `super`. Blocking
