@@ -56,7 +56,8 @@ async fn device_flow_over_dbus_signs_in_and_fetches_over_imap() {
     until_authorized(&acc).await;
     // Fetching starts at once (the poll interval is an hour).
     until_listed(&w, &path, 1).await;
-    assert_eq!(acc.state().await.unwrap(), "idle");
+    // The mail is listed once its batch commits; the turn ends after it.
+    until_state(&acc, "idle", "").await;
     assert_eq!(acc.last_error().await.unwrap(), "");
 
     // PropertiesChanged named Authorized without a value.
