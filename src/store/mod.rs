@@ -67,6 +67,7 @@ mod stats;
 pub mod summary;
 mod swap;
 mod tracking;
+mod varint;
 mod views;
 
 use std::fs::{DirBuilder, File, OpenOptions};

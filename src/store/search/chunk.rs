@@ -30,6 +30,7 @@
 //! costs one place string per chunk. docs/SEARCH.md has the measurements.
 
 use crate::error::{Error, Result};
+use crate::store::varint::{self, unzigzag, zigzag, Bad};
 
 /// The most postings a chunk holds. Adding one rewrites its chunk, so a
 /// word in every mail ("com") costs one chunk rewrite of at most this many
@@ -48,33 +49,15 @@ fn bad(why: &str) -> Error {
     Error::storage_msg(format!("search index chunk is damaged: {why}"))
 }
 
-fn put(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+fn put(out: &mut Vec<u8>, v: u64) {
+    varint::put(out, v);
 }
 
 fn get(b: &[u8], at: &mut usize) -> Result<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*at).ok_or_else(|| bad("cut off"))?;
-        *at += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(bad("number too long"))
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
+    varint::get(b, at).map_err(|e| match e {
+        Bad::CutOff => bad("cut off"),
+        Bad::TooLong => bad("number too long"),
+    })
 }
 
 impl Chunk {

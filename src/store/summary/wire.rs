@@ -6,31 +6,17 @@
 
 use super::damaged;
 use crate::error::Result;
+use crate::store::varint::{self, Bad};
+pub(super) use crate::store::varint::{put as put_varint, unzigzag, zigzag};
 
 /// Hash field codes in the flag byte.
 pub const HASH_EMPTY: u8 = 0;
 pub const HASH_BYTES: u8 = 1;
 pub const HASH_TEXT: u8 = 2;
 
-pub(super) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
 pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
-}
-
-pub(super) fn zigzag(n: i64) -> u64 {
-    ((n << 1) ^ (n >> 63)) as u64
-}
-
-pub(super) fn unzigzag(n: u64) -> i64 {
-    ((n >> 1) as i64) ^ -((n & 1) as i64)
 }
 
 /// 64 lower-case hex digits travel as their 32 bytes; anything else as text.
@@ -80,18 +66,13 @@ impl Reader<'_> {
     }
 
     pub(super) fn varint(&mut self) -> Result<u64> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            if shift == 63 && b > 1 {
-                break;
-            }
-            n |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(n);
-            }
-        }
-        Err(damaged("a number too long"))
+        let mut at = 0;
+        let n = varint::get(self.0, &mut at).map_err(|e| match e {
+            Bad::CutOff => damaged("a length past its end"),
+            Bad::TooLong => damaged("a number too long"),
+        })?;
+        self.0 = self.0.get(at..).unwrap_or_default();
+        Ok(n)
     }
 
     pub(super) fn str(&mut self) -> Result<String> {
