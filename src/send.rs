@@ -10,7 +10,7 @@
 //!    ([`compose`]) and commits it to the outbox (`store::outbox`): a
 //!    message in folder `outbox` plus its queue record. Every refusal
 //!    happens before that commit; after it the mail will be sent.
-//! 3. [`queue::deliver`] is one attempt, run by the account's task:
+//! 3. [`deliver::deliver`] is one attempt, run by the account's task:
 //!    `queued → sending`, SMTP session ([`smtp`]), the durable mark just
 //!    before the body, the body, and the server's 250 recorded as `sent`
 //!    before anything else. Office 365 accounts log in with XOAUTH2 and
@@ -23,9 +23,10 @@
 //!
 //! Nothing here touches D-Bus or the scheduler: the D-Bus methods turn
 //! their `a{sv}` into [`message::MessageValue`]s, and the account task
-//! calls [`queue::deliver`] on its own schedule.
+//! calls [`deliver::deliver`] on its own schedule.
 
 pub mod compose;
+pub mod deliver;
 pub mod message;
 mod office365;
 pub mod policy;
@@ -33,5 +34,6 @@ pub mod queue;
 pub mod smtp;
 pub mod thread;
 
+pub use deliver::{deliver, Outcome, Transport};
 pub use message::{Draft, MessageValue};
-pub use queue::{compose_mail, deliver, queue_mail, resume, Outcome, Sender, Transport};
+pub use queue::{compose_mail, queue_mail, resume, Sender};
