@@ -26,8 +26,13 @@ use super::connection::Connection;
 use super::session::Caps;
 use super::uidset::{compress, COMMAND_UIDS};
 use super::utf7;
-use super::wire::{self, imap_error, server_text, tag, timed, End};
+use super::wire::{self, imap_error, tag, timed, End};
 use crate::error::{Error, Result};
+
+mod refusal;
+pub use refusal::by_folder_list;
+pub(super) use refusal::folder_error;
+use refusal::refusal;
 
 /// How a server lets us move mail, decided from its capabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,83 +328,6 @@ pub(super) fn quote(name: &str) -> Result<String> {
         "\"{}\"",
         name.replace('\\', "\\\\").replace('"', "\\\"")
     ))
-}
-
-/// A refused COPY/MOVE with `[TRYCREATE]` or `[NONEXISTENT]` means the
-/// folder is missing: FolderUnknown.
-pub(super) fn folder_error(
-    host: &str,
-    folder: &str,
-    what: &str,
-    e: async_imap::error::Error,
-) -> Error {
-    if let async_imap::error::Error::No(text) = &e {
-        if is_missing_folder(text) {
-            return refusal(host, folder, what, &server_text(text), true);
-        }
-    }
-    imap_error(host, what, e)
-}
-
-fn refusal(host: &str, folder: &str, what: &str, text: &str, missing: bool) -> Error {
-    if missing || text.to_ascii_uppercase().contains("NONEXISTENT") {
-        Error::FolderUnknown(format!(
-            "{host}: the folder {folder:?} does not exist on the server ({text}); \
-             run SyncFolders and choose an existing folder"
-        ))
-    } else {
-        Error::connection(format!("{host}: server refused {what}: {text}"))
-    }
-}
-
-/// Whether async-imap's rendering of a NO reply says the mailbox is
-/// missing: the response codes `[TRYCREATE]` (RFC 3501 §7.1) and
-/// `[NONEXISTENT]` (RFC 5530), or — Cyrus and Courier send neither for a
-/// folder outside their `INBOX.` namespace — the plain text "Mailbox does
-/// not exist".
-fn is_missing_folder(rendered: &str) -> bool {
-    let upper = rendered.to_ascii_uppercase();
-    rendered.contains("TryCreate")
-        || upper.contains("NONEXISTENT")
-        || upper.contains("DOES NOT EXIST")
-        || upper.contains("DOESN'T EXIST")
-        || upper.contains("NO SUCH MAILBOX")
-}
-
-/// A failed command on `folder`, decided by the folder list of the last
-/// SyncFolders (`listed`; empty: never synced, nothing to decide by): a
-/// folder the server did not list is FolderUnknown whatever the server
-/// answered, and the error names the listed folder of the same name in
-/// another namespace (`INBOX.Trash` for `Trash` on Cyrus and Courier,
-/// whose personal folders live under `INBOX.`). Other errors pass.
-pub fn by_folder_list(e: Error, folder: &str, listed: &[String]) -> Error {
-    let unlisted = !listed.is_empty() && !listed.iter().any(|f| f == folder);
-    let decided = match &e {
-        Error::FolderUnknown(_) => true,
-        Error::Connection { .. } => unlisted,
-        _ => false,
-    };
-    if !decided || listed.is_empty() {
-        return e;
-    }
-    let leaf = |name: &str| {
-        name.rsplit(['.', '/'])
-            .next()
-            .unwrap_or(name)
-            .to_lowercase()
-    };
-    let namesake = listed
-        .iter()
-        .find(|f| f.as_str() != folder && leaf(f) == leaf(folder));
-    let why = if unlisted {
-        format!("the server has no folder {folder:?} (the last SyncFolders did not list it)")
-    } else {
-        e.to_string()
-    };
-    match namesake {
-        Some(n) => Error::FolderUnknown(format!("{why}; it has {n:?}: choose that one")),
-        None => Error::FolderUnknown(format!("{why}; choose one the server lists")),
-    }
 }
 
 #[cfg(test)]

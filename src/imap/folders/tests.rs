@@ -35,19 +35,6 @@ fn plan_prefers_move_then_uidplus() {
     assert_eq!(Plan::for_caps(&Caps::default()), Plan::CopyOnly);
 }
 
-#[test]
-fn missing_folder_codes_are_recognised() {
-    assert!(is_missing_folder(
-        r#"code: Some(TryCreate), info: Some("Mailbox doesn't exist: Trash")"#
-    ));
-    assert!(is_missing_folder(
-        r#"code: None, info: Some("[NONEXISTENT] Unknown Mailbox: Trash")"#
-    ));
-    assert!(!is_missing_folder(
-        r#"code: None, info: Some("Permission denied")"#
-    ));
-}
-
 #[tokio::test]
 async fn move_uses_uid_move_when_offered() {
     let (port, script) = server(vec![
@@ -183,39 +170,4 @@ async fn a_plain_mailbox_does_not_exist_is_folder_unknown() {
     let err = conn.move_to("Trash", 5, &[7]).await.unwrap_err();
     assert!(matches!(&err, Error::FolderUnknown(_)), "{err:?}");
     script.await.expect("exactly the scripted commands");
-}
-
-#[test]
-fn the_folder_list_decides_and_names_the_namespaced_folder() {
-    let listed: Vec<String> = ["INBOX", "INBOX.Drafts", "INBOX.Trash", "INBOX.Sent"]
-        .map(String::from)
-        .to_vec();
-    // Any refusal for a folder the sync did not list: FolderUnknown, with
-    // the folder of the same name under INBOX.
-    let refused = Error::connection("imap.example: server refused moving mail: NO odd".into());
-    let e = by_folder_list(refused, "Trash", &listed);
-    assert!(
-        matches!(&e, Error::FolderUnknown(m) if m.contains("\"Trash\"") && m.contains("\"INBOX.Trash\"")),
-        "{e:?}"
-    );
-    // A listed folder's connection trouble stays what it is.
-    let dropped = Error::connection("imap.example: connection reset".into());
-    let e = by_folder_list(dropped, "INBOX.Trash", &listed);
-    assert!(matches!(&e, Error::Connection { .. }), "{e:?}");
-    // Never synced: nothing to decide by.
-    let dropped = Error::connection("imap.example: server refused".into());
-    let e = by_folder_list(dropped, "Trash", &[]);
-    assert!(matches!(&e, Error::Connection { .. }), "{e:?}");
-    // Other kinds pass untouched.
-    let auth = Error::Authentication("no".into());
-    assert!(matches!(
-        by_folder_list(auth, "Trash", &listed),
-        Error::Authentication(_)
-    ));
-    // No namesake: the hint says to choose a listed one.
-    let e = by_folder_list(Error::FolderUnknown("x".into()), "Papierkorb", &listed);
-    assert!(
-        matches!(&e, Error::FolderUnknown(m) if m.contains("choose one the server lists")),
-        "{e:?}"
-    );
 }
