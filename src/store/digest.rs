@@ -49,7 +49,7 @@ const BOOKKEEPING: &[&[u8]] = &[
 const NAME_MAX: usize = 32;
 
 /// The two keys of a mail (see the module docs), as stored in the
-/// `content` table beside the SHA-256 of the raw bytes.
+/// content index (super::content) beside the SHA-256 of the raw bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailKeys {
     /// Lower-case hex, like the raw hash: for a mail without bookkeeping

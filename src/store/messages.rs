@@ -61,7 +61,7 @@ pub struct MessageMeta {
     pub sha256: String,
     pub account_name: String,
     pub account_address: String,
-    /// Its keys in the `content` table without server bookkeeping fields
+    /// Its keys in the content index (super::content) without server bookkeeping fields
     /// (super::digest), so that a deletion tombstones them too: `digest`
     /// only where it differs from `sha256`; `header_key` is empty only in
     /// summaries written before keys (`super::rekey` fills them in).

@@ -2,7 +2,7 @@
 //! built once at open, in bounded transactions after the schema is
 //! current, like the packing of schema 9 (super::compress::pack_legacy).
 //!
-//! No schema step: the keys are more rows of the `content` table and two
+//! No schema step: the keys are more rows of the content index and two
 //! summary fields with defaults, which an older postfachd ignores. What
 //! the pass needs to resume is one number in `meta`, `rekeyed_upto`: the
 //! highest message id done (ids only grow, and every mail committed since
