@@ -34,6 +34,9 @@ async fn found(conn: &zbus::Connection, text: &str) -> u32 {
 /// Tables that came after each schema (src/store/schema.rs, STEPS).
 fn added_after(version: u64) -> Vec<&'static str> {
     let mut t = Vec::new();
+    if version < 15 {
+        t.push("table:content_keys");
+    }
     if version < 14 {
         t.extend([
             "table:view_scopes",
@@ -215,6 +218,73 @@ fn older_summaries(body: &[u8], labels: &[u8], version: u64) -> Vec<u8> {
     encode(&r)
 }
 
+/// Today's `table:content_keys` section as the `table:content` of schemas
+/// 14 and older, keyed by the key's text: the texts are the keys each
+/// summary names (its raw hash, mail key and header key), and every row
+/// must be one of them (the backed-up store deleted no mail).
+fn text_content(keys: &[u8], messages: &[u8], labels: &[u8]) -> Vec<u8> {
+    use postfach::store::content::stored_key;
+    use postfach::store::summary::{self, Labels};
+    use redb::ReadableDatabase;
+    type Key = (&'static str, &'static [u8; 32]);
+    type OldKey = (&'static str, &'static str);
+    let mut by_key: HashMap<(String, [u8; 32]), Vec<u8>> = rows(keys)
+        .into_iter()
+        .map(|(k, v)| {
+            let (a, key) = <Key as redb::Value>::from_bytes(&k);
+            ((a.to_string(), *key), v)
+        })
+        .collect();
+    assert!(!by_key.is_empty());
+    let db = redb::Database::builder()
+        .create_with_backend(redb::backends::InMemoryBackend::new())
+        .unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut t = tx
+            .open_table(postfach::store::schema::SUMMARY_LABELS)
+            .unwrap();
+        for (k, v) in rows(labels) {
+            let id = u32::from_le_bytes(k.as_slice().try_into().unwrap());
+            t.insert(id, v.as_slice()).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    let tx = db.begin_read().unwrap();
+    let labels = Labels::read(&tx, None).unwrap();
+    let mut out = Vec::new();
+    for (k, v) in rows(messages) {
+        let id = u64::from_le_bytes(k.as_slice().try_into().unwrap());
+        let m = summary::decode(&labels, id, &v).unwrap();
+        for text in [&m.sha256, &m.digest, &m.header_key] {
+            if let Some(v) = by_key.remove(&(m.account.clone(), stored_key(text))) {
+                let old = <OldKey as redb::Value>::as_bytes(&(m.account.as_str(), text.as_str()));
+                out.push((old.to_vec(), v));
+            }
+        }
+    }
+    assert!(by_key.is_empty(), "rows of no summary: {by_key:?}");
+    out.sort();
+    encode(&out)
+}
+
+/// The content index of the store in `dir` is keyed by 32 bytes, and no
+/// move is pending: the open after the restore moved the text-keyed rows.
+fn assert_binary_content(dir: &Path) {
+    use postfach::store::schema::CONTENT_KEYS;
+    use redb::ReadableTableMetadata;
+    let db = redb::Database::open(dir.join(postfach::store::DB_FILE)).unwrap();
+    let tx = db.begin_write().unwrap();
+    let names: Vec<String> = tx
+        .list_tables()
+        .unwrap()
+        .map(|h| redb::TableHandle::name(&h).to_string())
+        .collect();
+    assert!(!names.iter().any(|n| n == "content"), "{names:?}");
+    assert!(tx.open_table(CONTENT_KEYS).unwrap().len().unwrap() >= 3);
+    tx.abort().unwrap();
+}
+
 /// Every summary of the store in `dir` is labelled, and no conversion is
 /// pending: the open after the restore converted the older rows.
 fn assert_labelled_summaries(dir: &Path) {
@@ -306,6 +376,21 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
     };
     // Schema 14 numbered the view scopes (postfach::store::views); older
     // backups carry the lists keyed by the scope key.
+    // Schema 15 keyed the content index by 32 bytes (postfach::store::
+    // content); older backups carry it keyed by the key's text.
+    let content = if version < 15 {
+        let read = |name: &str| {
+            let (_, path) = u.sections.iter().find(|(n, _)| n == name).unwrap();
+            std::fs::read(path).unwrap()
+        };
+        Some(text_content(
+            &read("table:content_keys"),
+            &read("table:messages"),
+            &labels,
+        ))
+    } else {
+        None
+    };
     let mut keyed = if version < 14 {
         keyed_views(&u.sections)
     } else {
@@ -319,6 +404,9 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
         let body = if let Some(old) = keyed.remove(name.as_str()) {
             assert!(rows(&body).is_empty(), "a numbered store has no old rows");
             old
+        } else if name == "table:content" && version < 15 {
+            assert!(rows(&body).is_empty(), "a keyed store has no text rows");
+            content.clone().unwrap()
         } else if name == "table:search_index" && version < 10 {
             assert!(rows(&body).is_empty(), "a packed store has no old rows");
             encode(&postings)
@@ -393,6 +481,7 @@ async fn backups_of_older_schemas_restore_and_older_still_are_refused() {
         drop(again);
         assert_labelled_summaries(fresh.path());
         assert_numbered_views(fresh.path());
+        assert_binary_content(fresh.path());
     }
 
     let too_old = out.path().join("too-old");

@@ -32,6 +32,7 @@ macro_rules! for_tables {
         $m!($crate::store::schema::SUMMARY_LABEL_IDS);
         $m!($crate::store::schema::SERVER_IDS);
         $m!($crate::store::schema::CONTENT);
+        $m!($crate::store::schema::CONTENT_KEYS);
         $m!($crate::store::schema::MESSAGE_SIDS);
         $m!($crate::store::schema::VIEW_INDEX);
         $m!($crate::store::schema::BUCKETS);

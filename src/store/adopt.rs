@@ -3,12 +3,11 @@
 //! (imap::unstable), the new server ids of mails already stored — or
 //! deleted in the CRM — are mapped without downloading them again.
 
-use redb::ReadableTable;
-
 use super::accounts::{account_in, no_account};
+use super::content::Content;
 use super::digest::AMBIGUOUS;
 use super::messages::TOMBSTONE;
-use super::schema::{CONTENT, MESSAGE_SIDS, SERVER_IDS};
+use super::schema::{MESSAGE_SIDS, SERVER_IDS};
 use super::Store;
 use crate::error::{Context, Result};
 
@@ -31,14 +30,11 @@ impl Store {
             }
             let mut unknown = Vec::new();
             {
-                let content = tx.open_table(CONTENT).context("open content")?;
+                let content = Content::open(&tx)?;
                 let mut sids = tx.open_table(SERVER_IDS).context("open server ids")?;
                 let mut back = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
                 for (sid, key) in pairs {
-                    let id = content
-                        .get((account, key.as_str()))
-                        .context("read content")?
-                        .map(|g| g.value());
+                    let id = content.get(account, key)?;
                     match id {
                         None | Some(AMBIGUOUS) => unknown.push(sid.clone()),
                         Some(id) => {

@@ -26,16 +26,14 @@
 //!   with bookkeeping fields, and for any mail seen again after a
 //!   UIDVALIDITY change (the only time header recognition may be needed).
 //!
-//! [`add_key`] files them in the `content` table beside the raw hash.
+//! `super::content` files them in the content index beside the raw hash
+//! (`Content::add`).
 //!
 //! It streams with bounded state: a line's bytes are buffered only until
 //! its field name is known (at most [`NAME_MAX`] bytes), so a blob of any
 //! size or a hostile header of one endless line costs no memory.
 
-use redb::ReadableTable;
 use sha2::{Digest, Sha256};
-
-use crate::error::{Context, Result};
 
 /// Header fields an mbox server writes for its own bookkeeping.
 const BOOKKEEPING: &[&[u8]] = &[
@@ -51,7 +49,7 @@ const BOOKKEEPING: &[&[u8]] = &[
 const NAME_MAX: usize = 32;
 
 /// The two keys of a mail (see the module docs), as stored in the
-/// `content` table beside the SHA-256 of the raw bytes.
+/// content index (super::content) beside the SHA-256 of the raw bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailKeys {
     /// Lower-case hex, like the raw hash: for a mail without bookkeeping
@@ -230,31 +228,6 @@ fn is_bookkeeping(name_colon: &[u8]) -> bool {
 /// to: it recognises neither, so such a mail is downloaded and recognised
 /// by its mail key.
 pub const AMBIGUOUS: u64 = u64::MAX;
-
-/// Files content key `key` of `acct` for message `id` unless it already
-/// names one: a header key of another mail becomes [`AMBIGUOUS`].
-pub(super) fn add_key(
-    content: &mut redb::Table<(&'static str, &'static str), u64>,
-    acct: &str,
-    key: &str,
-    id: u64,
-) -> Result<()> {
-    let before = content
-        .get((acct, key))
-        .context("read content")?
-        .map(|g| g.value());
-    let value = match before {
-        None => id,
-        Some(b) if b == id || b == AMBIGUOUS => return Ok(()),
-        // Even a deleted mail's: a header key must never hide new mail.
-        Some(_) if key.starts_with("header:") => AMBIGUOUS,
-        Some(_) => return Ok(()),
-    };
-    content
-        .insert((acct, key), value)
-        .context("write content")?;
-    Ok(())
-}
 
 fn hex(bytes: &[u8]) -> String {
     crate::hex::lower(bytes)

@@ -15,8 +15,9 @@ use sha2::{Digest, Sha256};
 
 use super::accounts::{account_in, no_account};
 pub use super::blobs::Raw;
-use super::digest::{add_key, MailKeys};
-use super::schema::{self, BLOBS, CONTENT, MESSAGES, MESSAGE_SIDS, RAW_PACKED, SERVER_IDS};
+use super::content::Content;
+use super::digest::MailKeys;
+use super::schema::{self, BLOBS, MESSAGES, MESSAGE_SIDS, RAW_PACKED, SERVER_IDS};
 use super::summary::Labels;
 use super::views::{meta_in, owner_in, Writer};
 use super::Store;
@@ -60,7 +61,7 @@ pub struct MessageMeta {
     pub sha256: String,
     pub account_name: String,
     pub account_address: String,
-    /// Its keys in the `content` table without server bookkeeping fields
+    /// Its keys in the content index (super::content) without server bookkeeping fields
     /// (super::digest), so that a deletion tombstones them too: `digest`
     /// only where it differs from `sha256`; `header_key` is empty only in
     /// summaries written before keys (`super::rekey` fills them in).
@@ -196,7 +197,7 @@ impl Store {
             // its root in the table directory, which cost more than the
             // mail's own inserts.
             let mut sids = tx.open_table(SERVER_IDS).context("open server ids")?;
-            let mut content = tx.open_table(CONTENT).context("open content")?;
+            let mut content = Content::open(&tx)?;
             let mut message_sids = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
             let mut raws = tx.open_table(RAW_PACKED).context("open raw")?;
             let mut blob_rows = tx.open_table(BLOBS).context("open blobs")?;
@@ -219,10 +220,7 @@ impl Store {
                 // deleted) before mail keys existed.
                 let mut known = None;
                 for key in [keys.mail.as_str(), sha.as_str()] {
-                    known = content
-                        .get((acct, key))
-                        .context("read content")?
-                        .map(|g| g.value());
+                    known = content.get(acct, key)?;
                     if known.is_some() {
                         break;
                     }
@@ -237,7 +235,7 @@ impl Store {
                     // Seen again: its keys, for the next time (a header key is
                     // only filed now for mail without bookkeeping fields).
                     for key in [keys.mail.as_str(), keys.header.as_str()] {
-                        add_key(&mut content, acct, key, existing)?;
+                        content.add(acct, key, existing)?;
                     }
                     sids.insert(sid, existing).context("write server ids")?;
                     message_sids
@@ -290,14 +288,12 @@ impl Store {
                     }
                 }
                 sids.insert(sid, id).context("write server ids")?;
-                content
-                    .insert((acct, sha.as_str()), id)
-                    .context("write content")?;
+                content.insert(acct, &sha, id)?;
                 // Other mail is recognised by its raw hash, and gets a header
                 // key once it is seen again (above).
                 if keys.bookkeeping {
                     for key in [keys.mail.as_str(), keys.header.as_str()] {
-                        add_key(&mut content, acct, key, id)?;
+                        content.add(acct, key, id)?;
                     }
                 }
                 message_sids

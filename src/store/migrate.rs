@@ -29,6 +29,7 @@ const STEPS: &[Step] = &[
     migrate_to_binary_summaries,
     migrate_to_summary_labels,
     migrate_to_scope_numbers,
+    migrate_to_binary_content,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -209,6 +210,21 @@ fn migrate_to_scope_numbers(tx: &WriteTransaction) -> Result<()> {
         .context("create view scope numbers")?;
     tx.open_table(VIEW_ARRAYS)
         .context("create view scope numbers")?;
+    Ok(())
+}
+
+/// Schema 15 keys the content index by the 32 bytes of a content key
+/// ([`CONTENT_KEYS`]) instead of its text ([`CONTENT`]); the step only
+/// creates the table. The old rows are moved by
+/// `super::content::pack::pack_legacy` in bounded transactions after the
+/// migration commits (resumable: the rows left in the old table are the
+/// progress), and lookups read both meanwhile. An older daemon would not
+/// find the moved keys and would fetch mail again that it has (or that
+/// was deleted in the CRM), so it must refuse the store. (Self-contained,
+/// so that its place in [`STEPS`] can move if another step lands first.)
+fn migrate_to_binary_content(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(CONTENT_KEYS)
+        .context("create binary content keys")?;
     Ok(())
 }
 

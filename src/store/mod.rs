@@ -19,7 +19,8 @@
 //! Files: [`schema`] (tables, meta, migrations), [`secret`] (encryption at
 //! rest), `accounts` (accounts and secrets), `messages` (fetched mail),
 //! [`blobs`] (big mails as files in `blobs/`, see there why),
-//! `tracking` (server ids, content hashes, sync state), `purge` (what an
+//! `tracking` (server ids, content hashes, sync state), [`content`]
+//! (the content index and its keys), `purge` (what an
 //! account deletion removes), `views` (visibility classes and the scopes a
 //! message is listed in), `rank` (counts and deep offsets in O(log n)),
 //! `list` (paging and visibility checks), `signatures` (signatures and
@@ -37,6 +38,7 @@ mod backup_files;
 pub mod blobs;
 pub mod closed;
 pub mod compress;
+pub mod content;
 mod counters;
 pub mod digest;
 mod drafts;

@@ -6,8 +6,9 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
+use super::content::Content;
 use super::messages::{meta_from, meta_row, MessageMeta, TOMBSTONE};
-use super::schema::{BLOBS, CONTENT, MESSAGES, SERVER_IDS};
+use super::schema::{BLOBS, MESSAGES, SERVER_IDS};
 use super::summary::Labels;
 use super::tracking::take_message_sids;
 use super::views::{meta_in, owner_in, Writer};
@@ -57,8 +58,9 @@ pub(super) fn delete_account_messages(
                 .context("write message")?;
         }
     }
-    for table in [SERVER_IDS, CONTENT] {
-        let mut t = tx.open_table(table).context("open server ids")?;
+    Content::open(tx)?.remove_account(acct)?;
+    {
+        let mut t = tx.open_table(SERVER_IDS).context("open server ids")?;
         let mut keys = Vec::new();
         for row in t.range((acct, "")..).context("read server ids")? {
             let (k, _) = row.context("read server ids")?;
@@ -100,20 +102,11 @@ impl Store {
             // a UIDVALIDITY change, by its content. They go with the account,
             // or when the fetcher forgets the server id after a server delete.
             {
-                let mut content = tx.open_table(CONTENT).context("open content")?;
+                let mut content = Content::open(&tx)?;
                 // The mail keys too (super::digest): a server that rewrites
                 // its bookkeeping fields must not bring the mail back either.
                 for key in [&m.sha256, &m.digest, &m.header_key] {
-                    let ours = !key.is_empty()
-                        && content
-                            .get((acct, key.as_str()))
-                            .context("read content")?
-                            .is_some_and(|g| g.value() == id);
-                    if ours {
-                        content
-                            .insert((acct, key.as_str()), TOMBSTONE)
-                            .context("write content")?;
-                    }
+                    content.bury(acct, key, id)?;
                 }
             }
             let sids = super::tracking::take_message_sids(&tx, id)?;

@@ -2,7 +2,7 @@
 //! built once at open, in bounded transactions after the schema is
 //! current, like the packing of schema 9 (super::compress::pack_legacy).
 //!
-//! No schema step: the keys are more rows of the `content` table and two
+//! No schema step: the keys are more rows of the content index and two
 //! summary fields with defaults, which an older postfachd ignores. What
 //! the pass needs to resume is one number in `meta`, `rekeyed_upto`: the
 //! highest message id done (ids only grow, and every mail committed since
@@ -26,11 +26,10 @@ use redb::{Database, ReadableTable, WriteTransaction};
 
 use super::blobs::BLOB_DIR;
 use super::compress::Dicts;
-use super::digest::{add_key, Digester, MailKeys};
+use super::content::Content;
+use super::digest::{Digester, MailKeys};
 use super::messages::{meta_from, meta_row};
-use super::schema::{
-    get_u64, put_u64, BLOBS, CONTENT, KEY_REKEYED, MESSAGES, RAW, RAW_DICTS, RAW_PACKED,
-};
+use super::schema::{get_u64, put_u64, BLOBS, KEY_REKEYED, MESSAGES, RAW, RAW_DICTS, RAW_PACKED};
 use super::summary::Labels;
 use super::write_txn;
 use crate::error::{Context, Error, Result};
@@ -82,7 +81,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path, dicts: &Dicts) -> Result<Opti
     let Some(last) = rows.last().map(|(id, _)| *id) else {
         return Ok(None);
     };
-    let mut content = tx.open_table(CONTENT).context("open content")?;
+    let mut content = Content::open(tx)?;
     let (mut keyed, mut bytes, mut upto) = (0u64, 0u64, from);
     let full = rows.len() == REKEY_ROWS;
     let labels = Labels::write(tx);
@@ -97,10 +96,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path, dicts: &Dicts) -> Result<Opti
         let acct = meta.account.clone();
         // Only fetched mail has a content row of its own (not the outbox's
         // or a saved draft), and only those that have none need keys.
-        let fetched = content
-            .get((acct.as_str(), meta.sha256.as_str()))
-            .context("read content")?
-            .is_some_and(|g| g.value() == id);
+        let fetched = content.get(&acct, &meta.sha256)? == Some(id);
         if !fetched || !meta.header_key.is_empty() {
             continue;
         }
@@ -112,7 +108,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path, dicts: &Dicts) -> Result<Opti
         // differ from what the raw hash already recognises.
         if keys.bookkeeping {
             for key in [keys.mail.as_str(), keys.header.as_str()] {
-                add_key(&mut content, &acct, key, id)?;
+                content.add(&acct, key, id)?;
             }
             meta.digest = keys.mail;
         }

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 14;
+pub const SCHEMA_VERSION: u64 = 15;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -71,8 +71,18 @@ pub const SUMMARY_LABEL_IDS: TableDefinition<&[u8], u32> =
     TableDefinition::new("summary_label_ids");
 /// (account id, server id) -> message id: what was already fetched (invariant 2).
 pub const SERVER_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("server_ids");
-/// (account id, SHA-256 hex of the raw bytes) -> message id: the same mail
-/// seen again under a new UIDVALIDITY or UIDL is recognised by content.
+/// (account id, content key) -> message id, [`super::messages::TOMBSTONE`]
+/// or [`super::digest::AMBIGUOUS`]: the same mail seen again under a new
+/// UIDVALIDITY or UIDL is recognised by content (schema 15). The key is the
+/// 32 bytes of a content key text (the SHA-256 hex of the raw bytes, a mail
+/// key or a header key of `super::digest`), as `super::content::stored_key`
+/// maps it.
+pub const CONTENT_KEYS: TableDefinition<(&str, &[u8; 32]), u64> =
+    TableDefinition::new("content_keys");
+/// (account id, content key text) -> message id: [`CONTENT_KEYS`] of
+/// schemas 1 to 14, keyed by the text itself. Since schema 15 the rows are
+/// moved at open (`super::content::pack`); lookups read both tables
+/// meanwhile, and the move drops this one.
 pub const CONTENT: TableDefinition<(&str, &str), u64> = TableDefinition::new("content");
 /// (message id, server id) -> (): the reverse of [`SERVER_IDS`], so that
 /// deleting one message finds its server ids without scanning the account.
@@ -223,7 +233,7 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SUMMARY_LABELS).context("create tables")?;
     tx.open_table(SUMMARY_LABEL_IDS).context("create tables")?;
     tx.open_table(SERVER_IDS).context("create tables")?;
-    tx.open_table(CONTENT).context("create tables")?;
+    tx.open_table(CONTENT_KEYS).context("create tables")?;
     tx.open_table(MESSAGE_SIDS).context("create tables")?;
     tx.open_table(VIEW_SCOPES).context("create tables")?;
     tx.open_table(VIEW_ENTRIES).context("create tables")?;

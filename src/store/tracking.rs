@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::accounts::{account_in, no_account};
-use super::schema::{CONTENT, MESSAGE_SIDS, SERVER_IDS, SYNC};
+use super::schema::{MESSAGE_SIDS, SERVER_IDS, SYNC};
 use super::Store;
 use crate::error::Context;
 use crate::error::Result;
@@ -113,9 +113,7 @@ impl Store {
     pub fn has_content(&self, account: &str, sha256_hex: &str) -> Result<Option<u64>> {
         self.call("look up a mail", || {
             let tx = self.read()?;
-            let t = tx.open_table(CONTENT).context("open content")?;
-            let v = t.get((account, sha256_hex)).context("read content")?;
-            Ok(v.map(|g| g.value()))
+            super::content::lookup(&tx, account, sha256_hex)
         })
     }
 

@@ -3,6 +3,7 @@ use redb::ReadableTable;
 use super::*;
 use crate::store::digest::MailKeys;
 use crate::store::messages::tests::fixed_summary;
+use crate::store::schema::CONTENT_KEYS;
 use crate::store::tests::pop3;
 use crate::store::{NewMail, Raw, Store, DB_FILE};
 
@@ -16,21 +17,6 @@ fn forget_keys(dir: &Path) {
     let db = Database::open(dir.join(DB_FILE)).unwrap();
     let tx = db.begin_write().unwrap();
     {
-        let mut content = tx.open_table(CONTENT).unwrap();
-        let keys: Vec<(String, String)> = content
-            .iter()
-            .unwrap()
-            .map(|r| {
-                let (k, _) = r.unwrap();
-                let (a, key) = k.value();
-                (a.to_string(), key.to_string())
-            })
-            .filter(|(_, key)| key.contains(':'))
-            .collect();
-        assert!(!keys.is_empty());
-        for (a, key) in keys {
-            content.remove((a.as_str(), key.as_str())).unwrap();
-        }
         let mut messages = tx.open_table(MESSAGES).unwrap();
         let rows: Vec<(u64, Vec<u8>)> = messages
             .iter()
@@ -41,13 +27,25 @@ fn forget_keys(dir: &Path) {
             })
             .collect();
         let labels = crate::store::summary::Labels::write(&tx);
+        let mut content = tx.open_table(CONTENT_KEYS).unwrap();
+        let mut forgotten = 0;
         for (id, json) in rows {
             let mut m = meta_from(&labels, id, &json).unwrap();
+            // Its header key's row, which a store from before keys lacks.
+            let key = crate::store::content::stored_key(&m.header_key);
+            if content
+                .remove((m.account.as_str(), &key))
+                .unwrap()
+                .is_some()
+            {
+                forgotten += 1;
+            }
             m.digest.clear();
             m.header_key.clear();
             let row = meta_row(&labels, &m).unwrap();
             messages.insert(id, row.as_slice()).unwrap();
         }
+        assert!(forgotten > 0);
         tx.open_table(super::super::schema::META)
             .unwrap()
             .remove(KEY_REKEYED)
