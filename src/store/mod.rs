@@ -38,6 +38,7 @@ pub mod blobs;
 pub mod closed;
 pub mod compress;
 mod counters;
+mod deltas;
 pub mod digest;
 mod drafts;
 mod health;
