@@ -150,6 +150,8 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
     super::search::pack::pack_legacy(&db)?;
     // Schema 14's move of the view lists to scope numbers, likewise resumed.
     super::views::pack::pack_legacy(&db)?;
+    // Schema 15's packing of the view lists into chunks, likewise resumed.
+    super::views::rechunk::move_entries(&db)?;
     // Schema 11's dictionary: trained if the store has enough mail, and
     // the rows before it repacked, resumed wherever a kill left it.
     super::compress::recompress::at_open(&db)?;
