@@ -61,7 +61,8 @@ fn entries(dir: &Path) -> (BTreeSet<Entry>, u64, Option<u64>) {
     let old = if has("view_index") {
         let t = tx.open_table(VIEW_INDEX).unwrap();
         for row in t.iter().unwrap() {
-            let (s, d, i) = row.unwrap().0.value();
+            let (k, _) = row.unwrap();
+            let (s, d, i) = k.value();
             assert!(all.insert((s.to_string(), d, i)), "in both places");
         }
         Some(t.len().unwrap())
