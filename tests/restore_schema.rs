@@ -6,7 +6,8 @@
 //! row, and the tables the older schema did not have (before schema 8 the
 //! raw mails travel unpacked in `table:raw`, before schema 12 the message
 //! summaries are JSON, in schema 12 binary with the account's fields in
-//! each row instead of a label) — and sealing the file again
+//! each row instead of a label, before schema 15 the content keys are
+//! text, before schema 16 the view lists are one row per entry) — and sealing the file again
 //! with the backup writer. Older still is refused, naming both ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -34,6 +35,9 @@ async fn found(conn: &zbus::Connection, text: &str) -> u32 {
 /// Tables that came after each schema (src/store/schema.rs, STEPS).
 fn added_after(version: u64) -> Vec<&'static str> {
     let mut t = Vec::new();
+    if version < 16 {
+        t.push("table:view_chunks");
+    }
     if version < 15 {
         t.push("table:content_keys");
     }
@@ -122,6 +126,26 @@ fn unpacked_postings(packed: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
+/// The view list chunks of today's backup as the rows of schema 14's and 15's
+/// `table:view_entries`: `(scope, date, id) -> ()`, one per entry.
+fn unchunked_views(sections: &[(String, std::path::PathBuf)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    type Key = (u32, i64, u64);
+    let (_, path) = sections
+        .iter()
+        .find(|(n, _)| n == "table:view_chunks")
+        .unwrap();
+    let mut out = Vec::new();
+    for (k, v) in rows(&std::fs::read(path).unwrap()) {
+        let (s, d, i) = <Key as redb::Value>::from_bytes(&k);
+        for (d, i) in postfach::store::view_chunk::decode((d, i), &v).unwrap() {
+            let key = <Key as redb::Value>::as_bytes(&(s, d, i));
+            out.push((key.to_vec(), Vec::new()));
+        }
+    }
+    assert!(!out.is_empty());
+    out
+}
+
 /// The numbered view lists of today's backup as the sections of schemas
 /// 12 and older, keyed by the scope key: `table:view_index`,
 /// `table:view_buckets` and `table:view_counts`, by name.
@@ -144,7 +168,7 @@ fn keyed_views(sections: &[(String, std::path::PathBuf)]) -> HashMap<String, Vec
     type OldEntry = (&'static str, i64, u64);
     type Counter = (u8, u32, i64);
     type OldCounter = (u8, &'static str, i64);
-    let entries: Vec<(Vec<u8>, Vec<u8>)> = read("table:view_entries")
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = unchunked_views(sections)
         .into_iter()
         .map(|(k, v)| {
             let (s, d, i) = <Entry as redb::Value>::from_bytes(&k);
@@ -307,11 +331,11 @@ fn assert_labelled_summaries(dir: &Path) {
     tx.abort().unwrap();
 }
 
-/// The view lists of the store in `dir` are numbered, and no move is
-/// pending: the open after the restore moved the keyed rows.
+/// The view lists of the store in `dir` are numbered and in chunks, and
+/// no move is pending: the open after the restore moved the older rows.
 fn assert_numbered_views(dir: &Path) {
-    use postfach::store::schema::VIEW_ENTRIES;
-    use redb::ReadableTableMetadata;
+    use postfach::store::schema::VIEW_CHUNKS;
+    use redb::ReadableTable;
     let db = redb::Database::open(dir.join(postfach::store::DB_FILE)).unwrap();
     let tx = db.begin_write().unwrap();
     let names: Vec<String> = tx
@@ -320,7 +344,16 @@ fn assert_numbered_views(dir: &Path) {
         .map(|h| redb::TableHandle::name(&h).to_string())
         .collect();
     assert!(!names.iter().any(|n| n == "view_index"), "{names:?}");
-    assert!(tx.open_table(VIEW_ENTRIES).unwrap().len().unwrap() >= 15);
+    assert!(!names.iter().any(|n| n == "view_entries"), "{names:?}");
+    let mut entries = 0;
+    for row in tx.open_table(VIEW_CHUNKS).unwrap().iter().unwrap() {
+        let (k, v) = row.unwrap();
+        let (_, d, i) = k.value();
+        entries += postfach::store::view_chunk::decode((d, i), v.value())
+            .unwrap()
+            .len();
+    }
+    assert!(entries >= 15, "{entries}");
     tx.abort().unwrap();
 }
 
@@ -396,6 +429,14 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
     } else {
         HashMap::new()
     };
+    // Schema 16 packed the view lists into chunks; schema 14 and 15
+    // backups carry one `table:view_entries` row per entry.
+    if version == 14 || version == 15 {
+        keyed.insert(
+            "table:view_entries".to_string(),
+            encode(&unchunked_views(&u.sections)),
+        );
+    }
     for (name, path) in &u.sections {
         let body = std::fs::read(path).unwrap();
         if dropped.contains(&name.as_str()) {

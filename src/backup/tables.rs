@@ -39,6 +39,7 @@ macro_rules! for_tables {
         $m!($crate::store::schema::VIEW_COUNTS);
         $m!($crate::store::schema::VIEW_SCOPES);
         $m!($crate::store::schema::VIEW_ENTRIES);
+        $m!($crate::store::schema::VIEW_CHUNKS);
         $m!($crate::store::schema::VIEW_TOTALS);
         $m!($crate::store::schema::VIEW_ARRAYS);
         $m!($crate::store::schema::SIGNATURES);

@@ -30,6 +30,7 @@ const STEPS: &[Step] = &[
     migrate_to_summary_labels,
     migrate_to_scope_numbers,
     migrate_to_binary_content,
+    migrate_to_view_chunks,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -65,6 +66,8 @@ fn migrate_2_to_3(tx: &WriteTransaction) -> Result<()> {
     tx.delete_table(VIEW_SCOPES)
         .context("drop schema 2 view counters")?;
     tx.delete_table(VIEW_ENTRIES)
+        .context("drop schema 2 view counters")?;
+    tx.delete_table(VIEW_CHUNKS)
         .context("drop schema 2 view counters")?;
     tx.delete_table(VIEW_TOTALS)
         .context("drop schema 2 view counters")?;
@@ -225,6 +228,20 @@ fn migrate_to_scope_numbers(tx: &WriteTransaction) -> Result<()> {
 fn migrate_to_binary_content(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(CONTENT_KEYS)
         .context("create binary content keys")?;
+    Ok(())
+}
+
+/// Schema 16 packs the view lists into chunks of up to 128 entries per
+/// row ([`VIEW_CHUNKS`]); the step only creates the table. The rows of
+/// [`VIEW_ENTRIES`] are moved by `super::views::rechunk::move_entries` in
+/// bounded transactions after the migration commits (resumable: the rows
+/// left in the old table are the progress), and reads take both
+/// meanwhile; the counters count entries in either table, so they stay
+/// as they are. An older daemon would not find the moved entries, so it
+/// must refuse the store. (Self-contained, so that its place in
+/// [`STEPS`] can move if another step lands first.)
+fn migrate_to_view_chunks(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(VIEW_CHUNKS).context("create view chunks")?;
     Ok(())
 }
 

@@ -40,6 +40,7 @@ pub mod closed;
 pub mod compress;
 pub mod content;
 mod counters;
+mod deltas;
 pub mod digest;
 mod drafts;
 mod health;
@@ -61,6 +62,8 @@ mod search;
 /// The packed word index's row format, for tools and tests that read a
 /// store or a backup.
 pub use search::chunk as search_chunk;
+/// The view list chunks' row format, likewise.
+pub use views::chunk as view_chunk;
 mod secret;
 mod secret_export;
 mod signatures;

@@ -152,6 +152,8 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
     super::views::pack::pack_legacy(&db)?;
     // Schema 15's move of the content index to binary keys, likewise resumed.
     super::content::pack::pack_legacy(&db)?;
+    // Schema 16's packing of the view lists into chunks, likewise resumed.
+    super::views::rechunk::move_entries(&db)?;
     // Schema 11's dictionary: trained if the store has enough mail, and
     // the rows before it repacked, resumed wherever a kill left it.
     super::compress::recompress::at_open(&db)?;

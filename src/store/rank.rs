@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use redb::{ReadOnlyTable, ReadTransaction, TableError};
 
 use super::counters::{Counters, ARRAY_LEVELS, FANOUT};
-use super::schema::{VIEW_ENTRIES, VIEW_INDEX};
+use super::schema::{VIEW_CHUNKS, VIEW_ENTRIES, VIEW_INDEX};
+use super::views::chunk;
 use super::views::scopes::Scope;
 use crate::error::Context;
 use crate::error::Result;
@@ -32,26 +33,91 @@ pub(super) const LEVELS: u8 = TOP + 1;
 /// log2 of [`FANOUT`].
 const WIDTH: u32 = 5;
 
-/// An index position: (date, id).
-pub(super) type Pos = (i64, u64);
+pub(super) use super::deltas::Pos;
 
-/// The view lists of one read transaction: the numbered scopes', and
-/// schema 12's while the move of its rows is pending (`super::views::pack`).
+/// The view lists of one read transaction: the numbered scopes' chunks,
+/// schema 14's one row per entry while their move into chunks is pending
+/// (`super::views::rechunk`), and schema 12's while the move of its rows
+/// is pending (`super::views::pack`).
 pub(super) struct Index {
-    entries: ReadOnlyTable<(u32, i64, u64), ()>,
+    chunks: ReadOnlyTable<(u32, i64, u64), &'static [u8]>,
+    entries: Option<ReadOnlyTable<(u32, i64, u64), ()>>,
     legacy: Option<ReadOnlyTable<(&'static str, i64, u64), ()>>,
 }
 
-/// One scope's entries from `lo` to `hi`, read from either end.
+/// A table that may be gone (its move done).
+fn maybe<K: redb::Key + 'static, V: redb::Value + 'static>(
+    tx: &ReadTransaction,
+    def: redb::TableDefinition<K, V>,
+) -> Result<Option<ReadOnlyTable<K, V>>> {
+    match tx.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e).context("open view index"),
+    }
+}
+
+/// One scope's entries from `lo` to `hi` in one table, read from either
+/// end.
 enum Rows {
+    Chunks(Chunked),
     Ids(redb::Range<'static, (u32, i64, u64), ()>),
     Keys(redb::Range<'static, (&'static str, i64, u64), ()>),
-    Empty,
 }
+
+/// The entries from `lo` to `hi` of a range of chunks, each chunk decoded
+/// when the walk reaches it.
+struct Chunked {
+    rows: redb::Range<'static, (u32, i64, u64), &'static [u8]>,
+    lo: Pos,
+    hi: Pos,
+    /// The entries of the chunk being walked, in range, ascending.
+    buf: Vec<Pos>,
+}
+
+impl Chunked {
+    fn decoded(&self, row: RawChunk) -> Result<Vec<Pos>> {
+        let (k, v) = row.context("read view index")?;
+        let (_, date, id) = k.value();
+        let mut entries = chunk::decode((date, id), v.value())?;
+        entries.retain(|p| *p >= self.lo && *p <= self.hi);
+        Ok(entries)
+    }
+
+    fn next_back(&mut self) -> Option<Result<Pos>> {
+        loop {
+            if let Some(p) = self.buf.pop() {
+                return Some(Ok(p));
+            }
+            let row = self.rows.next_back()?;
+            match self.decoded(row) {
+                Ok(entries) => self.buf = entries,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    fn count(mut self) -> Result<u64> {
+        let mut n = self.buf.len() as u64;
+        while let Some(row) = self.rows.next() {
+            n += self.decoded(row)?.len() as u64;
+        }
+        Ok(n)
+    }
+}
+
+type RawChunk = std::result::Result<
+    (
+        redb::AccessGuard<'static, (u32, i64, u64)>,
+        redb::AccessGuard<'static, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
 
 impl Rows {
     fn next_back(&mut self) -> Option<Result<Pos>> {
         match self {
+            Rows::Chunks(c) => c.next_back(),
             Rows::Ids(r) => r.next_back().map(|row| {
                 let (k, _) = row.context("read view index")?;
                 let (_, date, id) = k.value();
@@ -62,48 +128,61 @@ impl Rows {
                 let (_, date, id) = k.value();
                 Ok((date, id))
             }),
-            Rows::Empty => None,
         }
     }
 
-    fn count(self) -> u64 {
+    fn count(self) -> Result<u64> {
         match self {
-            Rows::Ids(r) => r.count() as u64,
-            Rows::Keys(r) => r.count() as u64,
-            Rows::Empty => 0,
+            Rows::Chunks(c) => c.count(),
+            Rows::Ids(r) => Ok(r.count() as u64),
+            Rows::Keys(r) => Ok(r.count() as u64),
         }
     }
 }
 
 impl Index {
     pub(super) fn open(tx: &ReadTransaction) -> Result<Index> {
-        let legacy = match tx.open_table(VIEW_INDEX) {
-            Ok(t) => Some(t),
-            Err(TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(e).context("open view index"),
-        };
         Ok(Index {
-            entries: tx.open_table(VIEW_ENTRIES).context("open view index")?,
-            legacy,
+            chunks: tx.open_table(VIEW_CHUNKS).context("open view index")?,
+            entries: maybe(tx, VIEW_ENTRIES)?,
+            legacy: maybe(tx, VIEW_INDEX)?,
         })
     }
 
-    /// The entries of `scope` from `lo` to `hi`, both included.
-    fn range(&self, scope: &Scope, lo: Pos, hi: Pos) -> Result<Rows> {
+    /// The entries of `scope` from `lo` to `hi`, both included, one
+    /// [`Rows`] per table that may hold some.
+    fn range(&self, scope: &Scope, lo: Pos, hi: Pos) -> Result<Vec<Rows>> {
+        let mut out = Vec::new();
         if lo > hi {
-            return Ok(Rows::Empty);
+            return Ok(out);
         }
-        Ok(match (scope, &self.legacy) {
+        match (scope, &self.legacy) {
             (Scope::Id(s), _) => {
-                let r = self.entries.range((*s, lo.0, lo.1)..=(*s, hi.0, hi.1));
-                Rows::Ids(r.context("read view index")?)
+                // The chunk holding `lo` starts at or before it.
+                let below = self.chunks.range((*s, i64::MIN, 0)..=(*s, lo.0, lo.1));
+                let from = match below.context("read view index")?.next_back() {
+                    Some(row) => row.context("read view index")?.0.value(),
+                    None => (*s, lo.0, lo.1),
+                };
+                let rows = self.chunks.range(from..=(*s, hi.0, hi.1));
+                out.push(Rows::Chunks(Chunked {
+                    rows: rows.context("read view index")?,
+                    lo,
+                    hi,
+                    buf: Vec::new(),
+                }));
+                if let Some(t) = &self.entries {
+                    let r = t.range((*s, lo.0, lo.1)..=(*s, hi.0, hi.1));
+                    out.push(Rows::Ids(r.context("read view index")?));
+                }
             }
             (Scope::Legacy(s), Some(t)) => {
                 let r = t.range((s.as_str(), lo.0, lo.1)..=(s.as_str(), hi.0, hi.1));
-                Rows::Keys(r.context("read view index")?)
+                out.push(Rows::Keys(r.context("read view index")?));
             }
-            (Scope::Legacy(_), None) => Rows::Empty,
-        })
+            (Scope::Legacy(_), None) => {}
+        }
+        Ok(out)
     }
 }
 
@@ -149,8 +228,10 @@ pub(super) fn prefix(ix: &Index, c: &Counters, scope: &Scope, x: i64) -> Result<
         n = n.saturating_add(before);
     }
     let start = bucket(0, x) << SHIFTS[0];
-    let rows = ix.range(scope, (start, 0), (x, u64::MAX))?;
-    Ok(n.saturating_add(rows.count()))
+    for rows in ix.range(scope, (start, 0), (x, u64::MAX))? {
+        n = n.saturating_add(rows.count()?);
+    }
+    Ok(n)
 }
 
 /// Entries of the union of `scopes` with `since <= date <= until`.
@@ -242,8 +323,10 @@ impl Merge {
             return Ok(m);
         }
         for s in scopes {
-            m.iters.push(ix.range(s, (since, 0), start)?);
-            m.heads.push(None);
+            for rows in ix.range(s, (since, 0), start)? {
+                m.iters.push(rows);
+                m.heads.push(None);
+            }
         }
         for i in 0..m.iters.len() {
             m.advance(i)?;

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 15;
+pub const SCHEMA_VERSION: u64 = 16;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -93,9 +93,15 @@ pub const MESSAGE_SIDS: TableDefinition<(u64, &str), ()> = TableDefinition::new(
 /// when the scope empties), so that the rows below can be keyed by it.
 /// The empty key holds the next number to give.
 pub const VIEW_SCOPES: TableDefinition<&str, u32> = TableDefinition::new("view_scopes");
-/// (scope number, date, id) -> (): one sorted list per view scope; a
-/// reverse range is newest first (schema 13). Fixed-width keys: redb
-/// stores no per-entry offsets for them.
+/// (scope number, oldest date, oldest id) -> packed entries: one sorted
+/// list per view scope in chunks of up to 128 entries (schema 16; the row
+/// format is `super::views::chunk`); a reverse range is newest first.
+pub const VIEW_CHUNKS: TableDefinition<(u32, i64, u64), &[u8]> =
+    TableDefinition::new("view_chunks");
+/// (scope number, date, id) -> (): the view lists of schemas 14 and 15, one row
+/// per entry. Since schema 16 the rows are moved into [`VIEW_CHUNKS`] at
+/// open (`super::views::rechunk`); reads take both tables meanwhile, and
+/// the move drops this one. The counters below count the entries of both.
 pub const VIEW_ENTRIES: TableDefinition<(u32, i64, u64), ()> = TableDefinition::new("view_entries");
 /// (level, scope number, date bucket) -> entries of the scope in that
 /// bucket, for the coarsest levels of the order-statistic counters of
@@ -236,7 +242,7 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(CONTENT_KEYS).context("create tables")?;
     tx.open_table(MESSAGE_SIDS).context("create tables")?;
     tx.open_table(VIEW_SCOPES).context("create tables")?;
-    tx.open_table(VIEW_ENTRIES).context("create tables")?;
+    tx.open_table(VIEW_CHUNKS).context("create tables")?;
     tx.open_table(VIEW_TOTALS).context("create tables")?;
     tx.open_table(VIEW_ARRAYS).context("create tables")?;
     tx.open_table(SIGNATURES).context("create tables")?;

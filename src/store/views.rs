@@ -20,8 +20,10 @@
 //! Scope keys join parts with U+001F; tenants, users and account ids never
 //! contain control characters (account validation), so keys cannot collide.
 //! On disk a scope is a number ([`scopes`], schema 14), its entries and
-//! counters are keyed by that number ([`lists`]); schema 12's rows keyed by
-//! the key itself are moved over at open ([`pack`], [`legacy`]). Every
+//! counters are keyed by that number ([`lists`]); the entries are packed
+//! in chunks of up to 128 ([`chunk`], [`chunks`], schema 16). Schema 12's
+//! rows keyed by the key itself ([`pack`], [`legacy`]) and schema 14's one
+//! row per entry ([`rechunk`]) are moved over at open. Every
 //! function here runs inside the caller's write transaction.
 
 use std::collections::HashMap;
@@ -38,9 +40,12 @@ use crate::error::{Error, Result};
 use legacy::Legacy;
 use lists::Lists;
 
+pub mod chunk;
+mod chunks;
 mod legacy;
 mod lists;
 pub(super) mod pack;
+pub(super) mod rechunk;
 pub(super) mod scopes;
 mod tally;
 
@@ -200,7 +205,11 @@ impl<'tx> Writer<'tx> {
 
     /// Ids of the account's messages in every folder, assigned or not
     /// (`Some(true)`/`Some(false)`) or both (None), scope by scope.
-    pub(super) fn account_ids(&self, account: &str, assigned: Option<bool>) -> Result<Vec<u64>> {
+    pub(super) fn account_ids(
+        &mut self,
+        account: &str,
+        assigned: Option<bool>,
+    ) -> Result<Vec<u64>> {
         let prefix = format!("a{SEP}{account}{SEP}");
         let assigned_end = format!("{SEP}c");
         let keep = |key: &str| assigned.is_none_or(|a| a == key.ends_with(&assigned_end));
@@ -270,5 +279,7 @@ pub(super) fn rebuild(tx: &WriteTransaction) -> Result<()> {
 
 #[cfg(test)]
 mod batch_tests;
+#[cfg(test)]
+mod chunk_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -17,11 +17,9 @@
 //! - the number of distinct places P (>= 1), then each place as its byte
 //!   length and its UTF-8 bytes;
 //! - when P > 1, the place index of the key posting;
-//! - for every further posting, oldest first: the date minus the previous
-//!   date; then, when that is 0, the id minus the previous id minus 1,
-//!   else the id minus the previous id zigzag-encoded (ids grow with time,
-//!   so the difference is small either way); then, when P > 1, its place
-//!   index.
+//! - for every further posting, oldest first: its step from the previous
+//!   one (`crate::store::deltas`: date delta, then id delta); then, when
+//!   P > 1, its place index.
 //!
 //! The places are listed per chunk rather than in a store-wide table: a
 //! chunk is then read and written on its own (one row, no second lookup,
@@ -30,7 +28,8 @@
 //! costs one place string per chunk. docs/SEARCH.md has the measurements.
 
 use crate::error::{Error, Result};
-use crate::store::varint::{self, unzigzag, zigzag, Bad};
+use crate::store::deltas;
+use crate::store::varint::{self, Bad};
 
 /// The most postings a chunk holds. Adding one rewrites its chunk, so a
 /// word in every mail ("com") costs one chunk rewrite of at most this many
@@ -137,17 +136,8 @@ impl Chunk {
         let many = used.len() > 1;
         let mut prev: Option<(i64, u64)> = None;
         for e in &self.entries {
-            match prev {
-                None => {}
-                Some((d, id)) => {
-                    let dd = e.0.wrapping_sub(d) as u64;
-                    put(&mut out, dd);
-                    if dd == 0 {
-                        put(&mut out, e.1.wrapping_sub(id).wrapping_sub(1));
-                    } else {
-                        put(&mut out, zigzag(e.1.wrapping_sub(id) as i64));
-                    }
-                }
+            if let Some(p) = prev {
+                deltas::put(&mut out, p, (e.0, e.1));
             }
             if many {
                 put(&mut out, index(e));
@@ -190,18 +180,7 @@ impl Chunk {
             if entries.len() >= CHUNK_MAX * 4 {
                 return Err(bad("too many postings"));
             }
-            let dd = get(b, &mut at)?;
-            let nd = d
-                .checked_add_unsigned(dd)
-                .ok_or_else(|| bad("date out of range"))?;
-            let ni = if dd == 0 {
-                i.checked_add(get(b, &mut at)?)
-                    .and_then(|x| x.checked_add(1))
-                    .ok_or_else(|| bad("id out of range"))?
-            } else {
-                i.wrapping_add(unzigzag(get(b, &mut at)?) as u64)
-            };
-            (d, i) = (nd, ni);
+            (d, i) = deltas::get(b, &mut at, (d, i)).map_err(|e| bad(e.why()))?;
             entries.push((d, i, place(&mut at)?));
         }
         Ok(Chunk { entries, places })

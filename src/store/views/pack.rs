@@ -30,19 +30,31 @@ pub const MOVE_ENTRIES: usize = 5_000;
 /// many were moved. Cheap when there is nothing to do: one look at the
 /// list of tables.
 pub(in crate::store) fn pack_legacy(db: &Database) -> Result<u64> {
+    in_steps(
+        db,
+        "moving the view index to scope numbers (schema 14)",
+        |tx| move_some(tx, MOVE_ENTRIES),
+    )
+}
+
+/// Run `step` in one transaction after another until it is done or has
+/// nothing to do, logging `what` after each commit; returns how many
+/// entries the steps moved. Each step is committed on its own, so a kill
+/// loses at most the step under way, and the next open goes on.
+pub(super) fn in_steps(
+    db: &Database,
+    what: &str,
+    step: impl Fn(&WriteTransaction) -> Result<Option<(u64, bool)>>,
+) -> Result<u64> {
     let mut moved = 0u64;
     loop {
         let tx = write_txn(db)?;
-        let Some((n, done)) = move_some(&tx, MOVE_ENTRIES)? else {
+        let Some((n, done)) = step(&tx)? else {
             return Ok(moved);
         };
         tx.commit().context("commit the moved view index")?;
         moved += n;
-        tracing::info!(
-            moved,
-            done,
-            "moving the view index to scope numbers (schema 14)"
-        );
+        tracing::info!(moved, done, "{what}");
         if done {
             return Ok(moved);
         }

@@ -71,7 +71,12 @@ impl ScopeCache {
 
 /// True while the old view index of schema 12 exists (the move is pending).
 pub(in crate::store) fn legacy_in(tx: &WriteTransaction) -> Result<bool> {
-    let name = redb::TableHandle::name(&VIEW_INDEX);
+    has_table(tx, redb::TableHandle::name(&VIEW_INDEX))
+}
+
+/// Whether `tx` has the table `name`, without creating it (opening a
+/// table in a write transaction would).
+pub(in crate::store) fn has_table(tx: &WriteTransaction, name: &str) -> Result<bool> {
     Ok(tx
         .list_tables()
         .context("list tables")?

@@ -43,21 +43,6 @@ impl Tally {
     }
 }
 
-impl Tally {
-    /// Add the changes of `other` to these.
-    pub(super) fn merge(&mut self, other: &Tally) {
-        for (&key, &by) in &other.rows {
-            *self.rows.entry(key).or_default() += by;
-        }
-        for (&key, by) in &other.arrays {
-            let children = self.arrays.entry(key).or_insert([0; FANOUT]);
-            for (n, by) in children.iter_mut().zip(by) {
-                *n += by;
-            }
-        }
-    }
-}
-
 /// `n` changed by `by`, never below zero: an entry already absent changes
 /// nothing (the callers only count entries they inserted or removed).
 fn add(n: u64, by: i64) -> u64 {
