@@ -46,6 +46,7 @@ pub mod install;
 mod list;
 mod messages;
 pub mod migrate;
+mod numbers;
 mod opening;
 mod outbox;
 mod packer;
