@@ -7,8 +7,9 @@
 //! raw mails travel unpacked in `table:raw`, before schema 12 the message
 //! summaries are JSON, in schema 12 binary with the account's fields in
 //! each row instead of a label, before schema 15 the content keys are
-//! text, before schema 16 the view lists are one row per entry) — and sealing the file again
-//! with the backup writer. Older still is refused, naming both ends.
+//! text, before schema 16 the view lists are one row per entry, before
+//! schema 17 the word index chunks name their places by string) — and
+//! sealing the file again with the backup writer. Older still is refused, naming both ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -35,6 +36,9 @@ async fn found(conn: &zbus::Connection, text: &str) -> u32 {
 /// Tables that came after each schema (src/store/schema.rs, STEPS).
 fn added_after(version: u64) -> Vec<&'static str> {
     let mut t = Vec::new();
+    if version < 17 {
+        t.extend(["table:search_places", "table:search_place_names"]);
+    }
     if version < 16 {
         t.push("table:view_chunks");
     }
@@ -110,16 +114,24 @@ fn encode(rows: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// Rows of the packed word index as the rows of schemas 8 and 9:
-/// `(word, date, id) -> place`, one per posting.
-fn unpacked_postings(packed: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// `(word, date, id) -> place`, one per posting. `names` are the places
+/// by number.
+fn unpacked_postings(
+    packed: &[(Vec<u8>, Vec<u8>)],
+    names: &HashMap<u32, String>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use postfach::store::search_chunk::{Chunk, Place};
     type Key = (&'static str, i64, u64);
     let mut out = Vec::new();
     for (k, v) in packed {
         let (word, d, i) = <Key as redb::Value>::from_bytes(k);
-        let c = postfach::store::search_chunk::Chunk::decode(d, i, v).unwrap();
+        let c = Chunk::decode(d, i, v).unwrap();
         for (d, i, p) in &c.entries {
             let key = <Key as redb::Value>::as_bytes(&(word, *d, *i));
-            out.push((key.to_vec(), c.places[*p].as_bytes().to_vec()));
+            let Place::Id(n) = &c.places[*p] else {
+                panic!("today's backup names a place by string");
+            };
+            out.push((key.to_vec(), names[n].as_bytes().to_vec()));
         }
     }
     out.sort();
@@ -144,6 +156,24 @@ fn unchunked_views(sections: &[(String, std::path::PathBuf)]) -> Vec<(Vec<u8>, V
     }
     assert!(!out.is_empty());
     out
+}
+
+/// The places of the word index by number, from a backup's
+/// `table:search_place_names` section.
+fn place_names(sections: &[(String, std::path::PathBuf)]) -> HashMap<u32, String> {
+    let (_, path) = sections
+        .iter()
+        .find(|(n, _)| n == "table:search_place_names")
+        .unwrap();
+    rows(&std::fs::read(path).unwrap())
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                <u32 as redb::Value>::from_bytes(&k),
+                String::from_utf8(v).unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// The numbered view lists of today's backup as the sections of schemas
@@ -357,6 +387,30 @@ fn assert_numbered_views(dir: &Path) {
     tx.abort().unwrap();
 }
 
+/// The word index chunks of the store in `dir` name their places by
+/// number, and no rewrite is pending: the open after the restore did it.
+fn assert_numbered_places(dir: &Path) {
+    use postfach::store::schema::{META, SEARCH_POSTINGS};
+    use postfach::store::search_chunk::Chunk;
+    use redb::ReadableTable;
+    let db = redb::Database::open(dir.join(postfach::store::DB_FILE)).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let meta = tx.open_table(META).unwrap();
+        assert!(meta.get("search_places_upto").unwrap().is_none());
+        let chunks = tx.open_table(SEARCH_POSTINGS).unwrap();
+        let mut n = 0;
+        for row in chunks.iter().unwrap() {
+            let (k, v) = row.unwrap();
+            let (_, d, i) = k.value();
+            assert!(Chunk::decode(d, i, v.value()).unwrap().numbered());
+            n += 1;
+        }
+        assert!(n > 0);
+    }
+    tx.abort().unwrap();
+}
+
 /// Today's backup `from` rewritten as one of schema `version`.
 fn as_schema(from: &Path, version: u64, to: &Path) {
     let staging = tempfile::tempdir().unwrap();
@@ -393,6 +447,9 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
     } else {
         Vec::new()
     };
+    // Schema 17 names the word index's places by number; older backups
+    // carry them by string in each chunk.
+    let names = place_names(&u.sections);
     // Schema 10 packed the word index (postfach::store::search_chunk);
     // schemas 8 and 9 carry one `table:search_index` row per posting.
     let postings: Vec<(Vec<u8>, Vec<u8>)> = if version < 10 {
@@ -403,7 +460,7 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
             .unwrap();
         let r = rows(&std::fs::read(path).unwrap());
         assert!(!r.is_empty());
-        unpacked_postings(&r)
+        unpacked_postings(&r, &names)
     } else {
         Vec::new()
     };
@@ -451,6 +508,13 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
         } else if name == "table:search_index" && version < 10 {
             assert!(rows(&body).is_empty(), "a packed store has no old rows");
             encode(&postings)
+        } else if name == "table:search_postings" && (10..17).contains(&version) {
+            let r: Vec<(Vec<u8>, Vec<u8>)> = rows(&body)
+                .into_iter()
+                .map(|(k, v)| (k, common::migration::named_chunk(&v, &names)))
+                .collect();
+            assert!(!r.is_empty());
+            encode(&r)
         } else if name == "table:raw" && version < 9 {
             let mut r = rows(&body);
             r.extend(unpacked.iter().cloned());
@@ -523,6 +587,7 @@ async fn backups_of_older_schemas_restore_and_older_still_are_refused() {
         assert_labelled_summaries(fresh.path());
         assert_numbered_views(fresh.path());
         assert_binary_content(fresh.path());
+        assert_numbered_places(fresh.path());
     }
 
     let too_old = out.path().join("too-old");

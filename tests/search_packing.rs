@@ -13,7 +13,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata};
 
 use common::{migration, TestBus};
 use postfach::store::schema::{KEY_VERSION, META, SEARCH_INDEX, SEARCH_POSTINGS};
-use postfach::store::search_chunk::Chunk;
+use postfach::store::search_chunk::{Chunk, Place};
 use postfach::store::{ListQuery, NewMail, Store, Visibility, DB_FILE};
 
 const MAILS: usize = 3_000;
@@ -30,6 +30,7 @@ fn postings(dir: &Path) -> (BTreeSet<Posting>, u64, Option<u64>) {
         .map(|h| redb::TableHandle::name(&h).to_string())
         .collect();
     let mut all = BTreeSet::new();
+    let place_names = migration::place_names(&tx);
     let packed = tx.open_table(SEARCH_POSTINGS).unwrap();
     let mut n_packed = 0;
     for row in packed.iter().unwrap() {
@@ -37,7 +38,11 @@ fn postings(dir: &Path) -> (BTreeSet<Posting>, u64, Option<u64>) {
         let (w, d, i) = k.value();
         let c = Chunk::decode(d, i, v.value()).unwrap();
         for (d, i, p) in c.entries {
-            all.insert((w.to_string(), d, i, c.places[p].clone()));
+            let place = match &c.places[p] {
+                Place::Id(n) => place_names[n].clone(),
+                Place::Name(s) => s.clone(),
+            };
+            all.insert((w.to_string(), d, i, place));
             n_packed += 1;
         }
     }

@@ -50,6 +50,8 @@ macro_rules! for_tables {
         $m!($crate::store::schema::DRAFTS);
         $m!($crate::store::schema::SEARCH_INDEX);
         $m!($crate::store::schema::SEARCH_POSTINGS);
+        $m!($crate::store::schema::SEARCH_PLACES);
+        $m!($crate::store::schema::SEARCH_PLACE_NAMES);
     };
 }
 pub(crate) use for_tables;

@@ -255,7 +255,7 @@ impl Store {
             return Ok((page, clamp(in_range)));
         };
         if let Some(text) = q.text.as_deref().and_then(Query::parse) {
-            if let Some(found) = Candidates::new(&tx, text.driver(), since, until)? {
+            if let Some(found) = Candidates::new(&tx, tx.places(), text.driver(), since, until)? {
                 let view = text::View {
                     ix: &ix,
                     c: &c,

@@ -31,6 +31,7 @@ const STEPS: &[Step] = &[
     migrate_to_scope_numbers,
     migrate_to_binary_content,
     migrate_to_view_chunks,
+    migrate_to_place_numbers,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -243,6 +244,23 @@ fn migrate_to_binary_content(tx: &WriteTransaction) -> Result<()> {
 fn migrate_to_view_chunks(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(VIEW_CHUNKS).context("create view chunks")?;
     Ok(())
+}
+
+/// Schema 17 names the places of the word index's chunks by number
+/// ([`SEARCH_PLACES`], [`SEARCH_PLACE_NAMES`]) instead of their strings;
+/// the step creates the tables and sets the mark
+/// [`super::search::places::KEY_PLACES`] from which
+/// `super::search::places::pack_legacy` rewrites the older chunks in
+/// bounded transactions after the migration commits (resumable: the mark
+/// is the progress), and searches take both forms meanwhile. An older
+/// daemon could not read the numbered chunks, so it must refuse the
+/// store. (Self-contained, so that its place in [`STEPS`] can move.)
+fn migrate_to_place_numbers(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(SEARCH_PLACES)
+        .context("create search place numbers")?;
+    tx.open_table(SEARCH_PLACE_NAMES)
+        .context("create search place numbers")?;
+    super::search::places::start(tx)
 }
 
 /// Bring a store written at schema `from` (>= 1) up to [`SCHEMA_VERSION`]

@@ -49,6 +49,7 @@ pub mod install;
 mod list;
 mod messages;
 pub mod migrate;
+mod numbers;
 mod opening;
 mod outbox;
 mod packer;
@@ -149,6 +150,9 @@ struct Current {
     /// View scope numbers read from `db` (`views::scopes`); they belong to
     /// this database, so a swap starts with an empty cache.
     scopes: views::scopes::ScopeCache,
+    /// Word index places by number read from `db` (`search::places`),
+    /// likewise.
+    places: search::places::PlaceCache,
 }
 
 impl std::fmt::Debug for Store {
@@ -291,6 +295,11 @@ impl ReadTx<'_> {
     /// The scope numbers known of this transaction's database.
     pub(in crate::store) fn scopes(&self) -> &views::scopes::ScopeCache {
         &self._current.scopes
+    }
+
+    /// The word index places known of this transaction's database.
+    pub(in crate::store) fn places(&self) -> &search::places::PlaceCache {
+        &self._current.places
     }
 }
 

@@ -148,6 +148,8 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
     super::compress::pack_legacy(&db)?;
     // Schema 10's packing of the word index, likewise resumed.
     super::search::pack::pack_legacy(&db)?;
+    // Schema 15's place numbers in the older word index chunks, likewise.
+    super::search::places::pack_legacy(&db)?;
     // Schema 14's move of the view lists to scope numbers, likewise resumed.
     super::views::pack::pack_legacy(&db)?;
     // Schema 15's move of the content index to binary keys, likewise resumed.
@@ -173,6 +175,7 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
         fault,
         labels: Default::default(),
         scopes: Default::default(),
+        places: Default::default(),
     };
     Ok((current, key))
 }
@@ -209,6 +212,7 @@ pub(super) fn reopen(dir: &Path) -> Result<Current> {
         fault,
         labels: Default::default(),
         scopes: Default::default(),
+        places: Default::default(),
     })
 }
 
@@ -232,6 +236,7 @@ pub(super) fn open_read_only(dir: &Path) -> Result<Current> {
         fault: Arc::default(),
         labels: Default::default(),
         scopes: Default::default(),
+        places: Default::default(),
     })
 }
 

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 16;
+pub const SCHEMA_VERSION: u64 = 17;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -162,9 +162,17 @@ pub const DRAFTS: TableDefinition<u64, &[u8]> = TableDefinition::new("drafts");
 pub const SEARCH_INDEX: TableDefinition<(&str, i64, u64), &str> =
     TableDefinition::new("search_index");
 /// (word, date, id of the chunk's oldest posting) -> up to 128 postings of
-/// the word packed (schema 10; see `super::search::chunk`).
+/// the word packed (schema 10; see `super::search::chunk`). Since schema
+/// 15 a chunk names its places by number ([`SEARCH_PLACES`]).
 pub const SEARCH_POSTINGS: TableDefinition<(&str, i64, u64), &[u8]> =
     TableDefinition::new("search_postings");
+/// Place of the word index (`c`/`n`, account, folder) -> its number
+/// (schema 17, add-only; `super::numbers`). The empty key holds the next
+/// number to assign.
+pub const SEARCH_PLACES: TableDefinition<&str, u32> = TableDefinition::new("search_places");
+/// Number -> place, the way back of [`SEARCH_PLACES`] for searches.
+pub const SEARCH_PLACE_NAMES: TableDefinition<u32, &str> =
+    TableDefinition::new("search_place_names");
 
 /// Schema 1 indexes, replaced in schema 2 by [`VIEW_INDEX`] and [`BUCKETS`]
 /// (since schema 14 [`VIEW_ENTRIES`] and [`VIEW_TOTALS`]);
@@ -252,5 +260,7 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(OUTBOX_ACTIVE).context("create tables")?;
     tx.open_table(DRAFTS).context("create tables")?;
     tx.open_table(SEARCH_POSTINGS).context("create tables")?;
+    tx.open_table(SEARCH_PLACES).context("create tables")?;
+    tx.open_table(SEARCH_PLACE_NAMES).context("create tables")?;
     Ok(())
 }

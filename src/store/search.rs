@@ -15,7 +15,8 @@
 //! (schema 10; [`chunk`] has the format, [`write`] how postings go in),
 //! where the place (`c`/`n` for assigned or
 //! not, the account, the folder) is all ListMessages needs to decide
-//! visibility without reading the summary. Words longer than
+//! visibility without reading the summary; chunks name places by number
+//! (schema 17, [`places`]). Words longer than
 //! [`WORD_MAX`] bytes are indexed by their first [`WORD_MAX`] bytes. A
 //! query word finds every indexed word it is a prefix of; the postings of
 //! those words, each sorted by date, are merged newest first. Because every
@@ -164,6 +165,7 @@ impl Query {
 mod cache;
 pub mod chunk;
 pub(super) mod pack;
+pub(super) mod places;
 pub(super) mod read;
 mod write;
 
@@ -171,6 +173,8 @@ pub(super) use write::Postings;
 
 #[cfg(test)]
 mod batch_tests;
+#[cfg(test)]
+mod places_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -95,3 +95,57 @@ pub fn quiet_account(
         .create_account(|id| Account::create(id, &settings))
         .unwrap()
 }
+
+/// The places of the word index by number (`search_place_names`, schema
+/// 15) in the store of `tx`.
+pub fn place_names(tx: &redb::WriteTransaction) -> std::collections::HashMap<u32, String> {
+    use redb::ReadableTable;
+    let t = tx
+        .open_table(postfach::store::schema::SEARCH_PLACE_NAMES)
+        .unwrap();
+    t.iter()
+        .unwrap()
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            (k.value(), v.value().to_string())
+        })
+        .collect()
+}
+
+/// A word index chunk of schema 15 (places by number, after a 0 byte) as
+/// schemas 10 to 14 wrote it (places by length and string); the rest of
+/// the value is the same in both forms (postfach::store::search_chunk).
+pub fn named_chunk(value: &[u8], names: &std::collections::HashMap<u32, String>) -> Vec<u8> {
+    fn get(b: &[u8], at: &mut usize) -> u64 {
+        let mut n = 0u64;
+        let mut shift = 0;
+        loop {
+            let byte = b[*at];
+            *at += 1;
+            n |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return n;
+            }
+            shift += 7;
+        }
+    }
+    fn put(out: &mut Vec<u8>, mut n: u64) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    assert_eq!(value[0], 0, "not a numbered chunk");
+    let mut at = 1;
+    let n = get(value, &mut at);
+    let mut out = Vec::new();
+    put(&mut out, n);
+    for _ in 0..n {
+        let name = &names[&(get(value, &mut at) as u32)];
+        put(&mut out, name.len() as u64);
+        out.extend_from_slice(name.as_bytes());
+    }
+    out.extend_from_slice(&value[at..]);
+    out
+}

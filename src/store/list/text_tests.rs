@@ -207,7 +207,7 @@ fn a_prefix_of_too_many_words_reads_the_view_and_agrees() {
     ids.extend(put(&store, &private, &mails[200..]));
     {
         let tx = store.read().unwrap();
-        let c = |p: &str| Candidates::new(&tx, p, i64::MIN, i64::MAX).unwrap();
+        let c = |p: &str| Candidates::new(&tx, tx.places(), p, i64::MIN, i64::MAX).unwrap();
         assert!(c("zeta").is_none(), "more than MERGE_MAX words");
         assert!(c("zeta1").is_some());
     }

@@ -9,7 +9,7 @@ use redb::{Database, ReadableDatabase};
 use super::cache::NOTE_MAX;
 use super::chunk::CHUNK_MAX;
 use super::*;
-use crate::store::schema::SEARCH_POSTINGS;
+use crate::store::schema::{SEARCH_PLACES, SEARCH_POSTINGS};
 use crate::store::write_txn;
 
 type Rows = Vec<((String, i64, u64), Vec<u8>)>;
@@ -27,18 +27,28 @@ fn mail(id: u64, date: i64, subject: &str, account: &str) -> MessageMeta {
     }
 }
 
-/// Every row of the word index, bytes included.
+/// Every row of the word index, bytes included, then its place numbers.
 fn rows(db: &Database) -> Rows {
     let tx = db.begin_read().unwrap();
     let t = tx.open_table(SEARCH_POSTINGS).unwrap();
-    t.iter()
+    let mut out: Rows = t
+        .iter()
         .unwrap()
         .map(|r| {
             let (k, v) = r.unwrap();
             let (w, d, i) = k.value();
             ((w.to_string(), d, i), v.value().to_vec())
         })
-        .collect()
+        .collect();
+    let places = tx.open_table(SEARCH_PLACES).unwrap();
+    for r in places.iter().unwrap() {
+        let (k, v) = r.unwrap();
+        out.push((
+            (format!("place {}", k.value()), 0, v.value().into()),
+            Vec::new(),
+        ));
+    }
+    out
 }
 
 enum Op {

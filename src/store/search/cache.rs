@@ -29,6 +29,7 @@ use std::ops::Bound;
 use redb::{ReadableTable, Table};
 
 use super::chunk::Chunk;
+use super::places::PlaceNumbers;
 use crate::error::Context;
 use crate::error::{Error, Result};
 
@@ -100,15 +101,24 @@ impl Word {
 /// The word index of one write transaction, cached (module docs).
 pub(super) struct ChunkCache<'tx> {
     table: Chunks<'tx>,
+    /// Place numbers, assigned in this transaction where new; a chunk of
+    /// the older form read here gets its numbers as it is decoded.
+    numbers: PlaceNumbers<'tx>,
     words: HashMap<String, Word>,
 }
 
 impl<'tx> ChunkCache<'tx> {
-    pub(super) fn new(table: Chunks<'tx>) -> ChunkCache<'tx> {
+    pub(super) fn new(table: Chunks<'tx>, numbers: PlaceNumbers<'tx>) -> ChunkCache<'tx> {
         ChunkCache {
             table,
+            numbers,
             words: HashMap::new(),
         }
+    }
+
+    /// The number of `place`, assigned now if it has none.
+    pub(super) fn place(&mut self, place: &str) -> Result<u32> {
+        self.numbers.assign(place)
     }
 
     fn word(&mut self, word: &str) -> &mut Word {
@@ -127,23 +137,7 @@ impl<'tx> ChunkCache<'tx> {
     pub(super) fn first(&mut self, word: &str) -> Result<Option<Chunk>> {
         let known = self.words.get(word).and_then(|w| w.known_from);
         if known != Some(LOWEST) {
-            let stored = {
-                let w = self.words.get(word);
-                let mut r = self
-                    .table
-                    .range((word, LOWEST.0, LOWEST.1)..=(word, HIGHEST.0, HIGHEST.1))
-                    .context("read search index")?;
-                let mut found = None;
-                for row in r.by_ref() {
-                    let (k, _) = row.context("read search index")?;
-                    let (_, d, i) = k.value();
-                    if !w.is_some_and(|w| w.gone(&(d, i))) {
-                        found = Some((d, i));
-                        break;
-                    }
-                }
-                found
-            };
+            let stored = self.stored(word, HIGHEST, false)?;
             if let Some(k) = stored {
                 self.word(word).slots.entry(k).or_insert(Slot::Stored);
             }
@@ -177,7 +171,7 @@ impl<'tx> ChunkCache<'tx> {
                 match slot {
                     Slot::Dirty(c) => {
                         self.table
-                            .insert((word.as_str(), d, i), c.encode().as_slice())
+                            .insert((word.as_str(), d, i), c.encode()?.as_slice())
                             .context("write search index")?;
                     }
                     Slot::Gone => {
@@ -204,24 +198,7 @@ impl<'tx> ChunkCache<'tx> {
                 }
             }
         }
-        // The newest row at or before `at` that is not removed meanwhile.
-        let stored = {
-            let w = self.words.get(word);
-            let mut r = self
-                .table
-                .range((word, LOWEST.0, LOWEST.1)..=(word, at.0, at.1))
-                .context("read search index")?;
-            let mut found = None;
-            while let Some(row) = r.next_back() {
-                let (k, _) = row.context("read search index")?;
-                let (_, d, i) = k.value();
-                if !w.is_some_and(|w| w.gone(&(d, i))) {
-                    found = Some((d, i));
-                    break;
-                }
-            }
-            found
-        };
+        let stored = self.stored(word, at, true)?;
         if let Some(k) = stored {
             self.word(word).slots.entry(k).or_insert(Slot::Stored);
         }
@@ -230,6 +207,30 @@ impl<'tx> ChunkCache<'tx> {
             .words
             .get(word)
             .and_then(|w| w.newest_present(LOWEST, at)))
+    }
+
+    /// The key of the oldest (or, `newest`, the newest) row of `word` at
+    /// or before `hi` in the table that this transaction has not removed.
+    fn stored(&self, word: &str, hi: Key, newest: bool) -> Result<Option<Key>> {
+        let w = self.words.get(word);
+        let mut r = self
+            .table
+            .range((word, LOWEST.0, LOWEST.1)..=(word, hi.0, hi.1))
+            .context("read search index")?;
+        loop {
+            let row = match newest {
+                true => r.next_back(),
+                false => r.next(),
+            };
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let (k, _) = row.context("read search index")?;
+            let (_, d, i) = k.value();
+            if !w.is_some_and(|w| w.gone(&(d, i))) {
+                return Ok(Some((d, i)));
+            }
+        }
     }
 
     /// Note the rows of `word` above `at` up to `known_from`; when they
@@ -285,7 +286,7 @@ impl<'tx> ChunkCache<'tx> {
             Some(Slot::Stored)
         );
         if stored {
-            let c = {
+            let mut c = {
                 let v = self
                     .table
                     .get((word, k.0, k.1))
@@ -295,6 +296,7 @@ impl<'tx> ChunkCache<'tx> {
                 })?;
                 Chunk::decode(k.0, k.1, v.value())?
             };
+            c.number(|p| self.numbers.assign(p))?;
             self.word(word).slots.insert(k, Slot::Clean(c));
         }
         match self.words.get(word).and_then(|w| w.slots.get(&k)) {

@@ -13,19 +13,32 @@
 //! posting usually extends the newest chunk of its word without changing
 //! that chunk's key (a key change is a remove and an insert).
 //!
-//! The value, all numbers LEB128 varints:
-//! - the number of distinct places P (>= 1), then each place as its byte
-//!   length and its UTF-8 bytes;
+//! The value (schema 17), all numbers LEB128 varints:
+//! - a 0 byte, which no schema 10 value starts with (those start with
+//!   their number of places, at least 1);
+//! - the number of distinct places P (>= 1), then each place's number in
+//!   `search_places` (`super::places`);
 //! - when P > 1, the place index of the key posting;
 //! - for every further posting, oldest first: its step from the previous
 //!   one (`crate::store::deltas`: date delta, then id delta); then, when
 //!   P > 1, its place index.
 //!
-//! The places are listed per chunk rather than in a store-wide table: a
-//! chunk is then read and written on its own (one row, no second lookup,
-//! nothing to keep in step on delete or restore), and the postings of one
-//! word mostly share one or two places (the account's inbox), so the list
-//! costs one place string per chunk. docs/SEARCH.md has the measurements.
+//! Schemas 10 to 16 wrote each place as its byte length and its UTF-8
+//! bytes (no leading 0); such values are read as long as a store still
+//! has them ([`Place::Name`]) and rewritten by `super::places`.
+//!
+//! Why the places are numbered: most chunks hold one or a few postings
+//! (words met in one or few mails: a number, a customer's name), so the
+//! place string (10-20 bytes) was most of such a row's value. Why still
+//! per chunk, not per word or store-wide per posting: a chunk is then read
+//! and written on its own (one row, plus a number looked up once per
+//! place, not per posting), and the postings of one word mostly share one
+//! or two places (the account's inbox). The numbering is add-only (a
+//! number never changes or goes to another place), so nothing has to be
+//! kept in step on delete or restore: a chunk's numbers stay right for
+//! the life of the store and travel with it in a backup.
+//! docs/PERFORMANCE.md ("Word index places by number") has the
+//! measurements.
 
 use crate::error::{Error, Result};
 use crate::store::deltas;
@@ -37,11 +50,22 @@ use crate::store::varint::{self, Bad};
 /// 128 of them stay well inside one 4 KiB page next to other chunks.
 pub const CHUNK_MAX: usize = 128;
 
+/// The first byte of a value of schema 17 (module docs).
+const NUMBERED: u8 = 0;
+
+/// A place of a chunk: its number, or (a value written before schema 17)
+/// the place itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    Id(u32),
+    Name(String),
+}
+
 /// A decoded chunk: `(date, id, place index)` ascending, and its places.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Chunk {
     pub entries: Vec<(i64, u64, usize)>,
-    pub places: Vec<String>,
+    pub places: Vec<Place>,
 }
 
 fn bad(why: &str) -> Error {
@@ -73,12 +97,27 @@ impl Chunk {
         self.entries.is_empty()
     }
 
+    /// Whether every place is a number (nothing left of schema 10).
+    pub fn numbered(&self) -> bool {
+        self.places.iter().all(|p| matches!(p, Place::Id(_)))
+    }
+
+    /// Give every place written as a string its number.
+    pub fn number(&mut self, mut f: impl FnMut(&str) -> Result<u32>) -> Result<()> {
+        for p in &mut self.places {
+            if let Place::Name(name) = p {
+                *p = Place::Id(f(name)?);
+            }
+        }
+        Ok(())
+    }
+
     /// Add or replace the posting at (date, id).
-    pub fn insert(&mut self, date: i64, id: u64, place: &str) {
-        let p = match self.places.iter().position(|x| x == place) {
+    pub fn insert(&mut self, date: i64, id: u64, place: u32) {
+        let p = match self.places.iter().position(|x| *x == Place::Id(place)) {
             Some(p) => p,
             None => {
-                self.places.push(place.to_string());
+                self.places.push(Place::Id(place));
                 self.places.len() - 1
             }
         };
@@ -114,23 +153,27 @@ impl Chunk {
     }
 
     /// The value of this chunk's row (module docs); places no posting
-    /// uses any more are left out.
-    pub fn encode(&self) -> Vec<u8> {
+    /// uses any more are left out. A place not numbered yet
+    /// ([`Chunk::number`]) is an error.
+    pub fn encode(&self) -> Result<Vec<u8>> {
         let mut map = vec![usize::MAX; self.places.len()];
-        let mut used: Vec<&str> = Vec::new();
+        let mut used: Vec<u32> = Vec::new();
         for e in &self.entries {
             if let Some(slot) = map.get_mut(e.2) {
                 if *slot == usize::MAX {
                     *slot = used.len();
-                    used.push(self.places.get(e.2).map_or("", String::as_str));
+                    match self.places.get(e.2) {
+                        Some(Place::Id(n)) => used.push(*n),
+                        _ => return Err(bad("a place without its number")),
+                    }
                 }
             }
         }
-        let mut out = Vec::with_capacity(8 + self.entries.len() * 5);
+        let mut out = Vec::with_capacity(4 + used.len() * 2 + self.entries.len() * 4);
+        out.push(NUMBERED);
         put(&mut out, used.len() as u64);
-        for p in &used {
-            put(&mut out, p.len() as u64);
-            out.extend_from_slice(p.as_bytes());
+        for n in &used {
+            put(&mut out, u64::from(*n));
         }
         let index = |e: &(i64, u64, usize)| map.get(e.2).copied().unwrap_or(0) as u64;
         let many = used.len() > 1;
@@ -144,25 +187,44 @@ impl Chunk {
             }
             prev = Some((e.0, e.1));
         }
-        out
+        Ok(out)
     }
 
-    /// The chunk of a row keyed `(word, date, id)`. A damaged value is an
-    /// error, never a guess: postings must ascend and places exist.
-    pub fn decode(date: i64, id: u64, b: &[u8]) -> Result<Chunk> {
-        let mut at = 0;
-        let n = get(b, &mut at)?;
+    /// The places of a value, numbered or (before schema 17) named.
+    fn decode_places(b: &[u8], at: &mut usize) -> Result<Vec<Place>> {
+        let numbered = b.first() == Some(&NUMBERED);
+        if numbered {
+            *at += 1;
+        }
+        let n = get(b, at)?;
         if n == 0 || n > CHUNK_MAX as u64 * 4 {
             return Err(bad("impossible number of places"));
         }
         let mut places = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            let len = usize::try_from(get(b, &mut at)?).map_err(|_| bad("place too long"))?;
+            if numbered {
+                let id = u32::try_from(get(b, at)?).map_err(|_| bad("place number too big"))?;
+                places.push(Place::Id(id));
+                continue;
+            }
+            let len = usize::try_from(get(b, at)?).map_err(|_| bad("place too long"))?;
             let end = at.checked_add(len).ok_or_else(|| bad("place too long"))?;
-            let s = b.get(at..end).ok_or_else(|| bad("cut off"))?;
-            places.push(String::from_utf8(s.to_vec()).map_err(|_| bad("place not UTF-8"))?);
-            at = end;
+            let s = b.get(*at..end).ok_or_else(|| bad("cut off"))?;
+            let s = String::from_utf8(s.to_vec()).map_err(|_| bad("place not UTF-8"))?;
+            places.push(Place::Name(s));
+            *at = end;
         }
+        Ok(places)
+    }
+
+    /// The chunk of a row keyed `(word, date, id)`, of either form. A
+    /// damaged value is an error, never a guess: postings must ascend and
+    /// places exist (whether a place number is known is the reader's
+    /// check).
+    pub fn decode(date: i64, id: u64, b: &[u8]) -> Result<Chunk> {
+        let mut at = 0;
+        let places = Self::decode_places(b, &mut at)?;
+        let n = places.len() as u64;
         let many = places.len() > 1;
         let place = |at: &mut usize| -> Result<usize> {
             if !many {
@@ -191,24 +253,35 @@ impl Chunk {
 mod tests {
     use super::*;
 
-    fn chunk(entries: &[(i64, u64, &str)]) -> Chunk {
+    fn chunk(entries: &[(i64, u64, u32)]) -> Chunk {
         let mut c = Chunk::default();
         for (d, id, p) in entries {
-            c.insert(*d, *id, p);
+            c.insert(*d, *id, *p);
         }
         c
+    }
+
+    /// A value as schema 10 to 14 wrote it: places by name.
+    fn named(places: &[&str], rest: &[u8]) -> Vec<u8> {
+        let mut out = vec![places.len() as u8];
+        for p in places {
+            out.push(p.len() as u8);
+            out.extend_from_slice(p.as_bytes());
+        }
+        out.extend_from_slice(rest);
+        out
     }
 
     #[test]
     fn chunks_round_trip_with_one_and_many_places() {
         for c in [
-            chunk(&[(5, 9, "na\x1finbox")]),
-            chunk(&[(5, 9, "p"), (5, 10, "p"), (5, 12, "p"), (9, 3, "p")]),
-            chunk(&[(-3, u64::MAX, "a"), (i64::MAX, 0, "b"), (7, 1, "a")]),
-            chunk(&[(i64::MIN, 0, "x"), (i64::MIN, 1, "y"), (i64::MAX, 5, "z")]),
+            chunk(&[(5, 9, 1)]),
+            chunk(&[(5, 9, 7), (5, 10, 7), (5, 12, 7), (9, 3, 7)]),
+            chunk(&[(-3, u64::MAX, 1), (i64::MAX, 0, 300), (7, 1, 1)]),
+            chunk(&[(i64::MIN, 0, 1), (i64::MIN, 1, 2), (i64::MAX, 5, u32::MAX)]),
         ] {
             let (d, id) = c.key().unwrap();
-            let back = Chunk::decode(d, id, &c.encode()).unwrap();
+            let back = Chunk::decode(d, id, &c.encode().unwrap()).unwrap();
             assert_eq!(back.entries.len(), c.entries.len());
             for (a, b) in back.entries.iter().zip(&c.entries) {
                 assert_eq!((a.0, a.1), (b.0, b.1));
@@ -219,29 +292,54 @@ mod tests {
 
     #[test]
     fn unused_places_are_dropped_and_one_place_costs_no_index() {
-        let mut c = chunk(&[(1, 1, "old"), (2, 2, "new"), (3, 3, "new")]);
+        let mut c = chunk(&[(1, 1, 4), (2, 2, 9), (3, 3, 9)]);
         assert!(c.remove(1, 1));
         assert!(!c.remove(1, 1));
-        let back = Chunk::decode(2, 2, &c.encode()).unwrap();
-        assert_eq!(back.places, vec!["new".to_string()]);
-        // 1 (count) + 1 + 3 (place) + 2 (one more posting): no indexes.
-        assert_eq!(c.encode().len(), 7);
+        let back = Chunk::decode(2, 2, &c.encode().unwrap()).unwrap();
+        assert_eq!(back.places, vec![Place::Id(9)]);
+        // 1 (form) + 1 (count) + 1 (place) + 2 (one more posting: date
+        // +1, id +1 zigzagged).
+        assert_eq!(c.encode().unwrap(), vec![0, 1, 9, 1, 2]);
+        // A posting alone: its key says the rest.
+        assert_eq!(chunk(&[(1, 1, 4)]).encode().unwrap(), vec![0, 1, 4]);
+    }
+
+    #[test]
+    fn schema_10_values_are_read_and_numbered() {
+        // Postings (1, 1, "a"), (2, 3, "bb"), (2, 4, "a").
+        let old = named(&["a", "bb"], &[0, 1, 4, 1, 0, 0, 0]);
+        let mut c = Chunk::decode(1, 1, &old).unwrap();
+        assert!(!c.numbered());
+        assert_eq!(c.entries, vec![(1, 1, 0), (2, 3, 1), (2, 4, 0)]);
+        assert_eq!(c.places[1], Place::Name("bb".into()));
+        assert!(c.encode().is_err(), "a place without its number");
+        c.number(|p| Ok(p.len() as u32 + 10)).unwrap();
+        assert!(c.numbered());
+        let back = Chunk::decode(1, 1, &c.encode().unwrap()).unwrap();
+        assert_eq!(back.places, vec![Place::Id(11), Place::Id(12)]);
+        assert_eq!(back.entries, c.entries);
     }
 
     #[test]
     fn damaged_chunks_are_errors() {
-        let good = chunk(&[(1, 1, "a"), (2, 2, "b")]).encode();
+        let good = chunk(&[(1, 1, 1), (2, 2, 2)]).encode().unwrap();
         for cut in 0..good.len() - 1 {
-            // Every strict prefix but the header-only one fails or yields
-            // fewer postings; none panics.
+            // Every strict prefix fails or yields fewer postings; none
+            // panics.
             let _ = Chunk::decode(1, 1, &good[..cut]);
         }
         assert!(Chunk::decode(1, 1, &[]).is_err());
-        assert!(Chunk::decode(1, 1, &[0]).is_err(), "no places");
+        assert!(Chunk::decode(1, 1, &[0]).is_err(), "no count");
+        assert!(Chunk::decode(1, 1, &[0, 0]).is_err(), "no places");
+        assert!(Chunk::decode(1, 1, &[0, 2, 1]).is_err(), "cut places");
+        let big = [0, 1, 0x80, 0x80, 0x80, 0x80, 0x10];
+        assert!(Chunk::decode(1, 1, &big).is_err(), "number past u32");
+        assert!(Chunk::decode(1, 1, &[0, 2, 1, 2, 7]).is_err(), "index 7");
         assert!(Chunk::decode(1, 1, &[1, 5, b'a']).is_err(), "cut place");
-        assert!(Chunk::decode(1, 1, &[2, 1, b'a', 1, b'b', 7]).is_err());
+        assert!(Chunk::decode(1, 1, &named(&["a", "b"], &[7])).is_err());
         assert!(Chunk::decode(1, 1, &[1, 1, 0xff]).is_err(), "not UTF-8");
-        assert!(Chunk::decode(i64::MAX, 1, &[1, 1, b'a', 1, 0]).is_err());
-        assert!(Chunk::decode(1, u64::MAX, &[1, 1, b'a', 0, 0]).is_err());
+        assert!(Chunk::decode(i64::MAX, 1, &[0, 1, 1, 1, 0]).is_err());
+        assert!(Chunk::decode(1, u64::MAX, &[0, 1, 1, 0, 0]).is_err());
+        assert!(Chunk::decode(i64::MAX, 1, &named(&["a"], &[1, 0])).is_err());
     }
 }

@@ -6,6 +6,9 @@
 //! word. While a schema 9 store is being converted (`super::pack`), the
 //! postings not yet moved are rows of the old table; they are merged in
 //! the same way, so a search answers the same before, during and after.
+//! Chunks name their places by number (schema 17) or, until
+//! `super::places` has rewritten them, by string; each chunk's places are
+//! turned into strings once, as it is decoded.
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -13,6 +16,7 @@ use std::ops::Bound;
 use redb::{ReadOnlyTable, ReadTransaction, TableDefinition, TableError};
 
 use super::chunk::Chunk;
+use super::places::{Names, PlaceCache};
 use crate::error::Context;
 use crate::error::Result;
 use crate::store::schema::{SEARCH_INDEX, SEARCH_POSTINGS};
@@ -36,6 +40,8 @@ enum Source {
         chunks: ChunkRange,
         /// The decoded chunk, oldest first: the next posting is its last.
         chunk: Chunk,
+        /// The places of `chunk`, by its place index.
+        places: Vec<String>,
         since: i64,
         until: i64,
         done: bool,
@@ -44,7 +50,7 @@ enum Source {
 }
 
 impl Source {
-    fn next(&mut self) -> Result<Option<Posting>> {
+    fn next(&mut self, names: &mut Names) -> Result<Option<Posting>> {
         match self {
             Source::Legacy(rows) => match rows.next_back() {
                 None => Ok(None),
@@ -57,6 +63,7 @@ impl Source {
             Source::Packed {
                 chunks,
                 chunk,
+                places,
                 since,
                 until,
                 done,
@@ -69,7 +76,7 @@ impl Source {
                         *done = true;
                         return Ok(None);
                     }
-                    let place = chunk.places.get(p).cloned().unwrap_or_default();
+                    let place = places.get(p).cloned().unwrap_or_default();
                     return Ok(Some((date, id, place)));
                 }
                 if *done {
@@ -82,6 +89,11 @@ impl Source {
                 let (k, v) = row.context("read search index")?;
                 let (_, d, i) = k.value();
                 *chunk = Chunk::decode(d, i, v.value())?;
+                *places = chunk
+                    .places
+                    .iter()
+                    .map(|p| names.name(p))
+                    .collect::<Result<_>>()?;
             },
         }
     }
@@ -89,7 +101,8 @@ impl Source {
 
 /// Newest-first postings of all words starting with a prefix, within
 /// `since..=until`. A message found under two such words comes once.
-pub(in crate::store) struct Candidates {
+pub(in crate::store) struct Candidates<'a> {
+    names: Names<'a>,
     sources: Vec<Source>,
     heads: Vec<Option<Posting>>,
     last: Option<(i64, u64)>,
@@ -141,14 +154,17 @@ fn words_with_prefix<V: redb::Value + 'static>(
     }
 }
 
-impl Candidates {
+impl<'a> Candidates<'a> {
     /// None when `prefix` starts more than [`MERGE_MAX`] indexed words.
+    /// `places` is the cache of the database `tx` reads
+    /// (`crate::store::ReadTx::places`).
     pub(in crate::store) fn new(
-        tx: &ReadTransaction,
+        tx: &'a ReadTransaction,
+        places: &'a PlaceCache,
         prefix: &str,
         since: i64,
         until: i64,
-    ) -> Result<Option<Candidates>> {
+    ) -> Result<Option<Candidates<'a>>> {
         let packed = open(tx, SEARCH_POSTINGS)?;
         let legacy = open(tx, SEARCH_INDEX)?;
         let (mut in_packed, mut in_legacy) = (BTreeSet::new(), BTreeSet::new());
@@ -166,6 +182,7 @@ impl Candidates {
             return Ok(None);
         }
         let mut c = Candidates {
+            names: Names::new(tx, places),
             sources: Vec::new(),
             heads: Vec::new(),
             last: None,
@@ -183,6 +200,7 @@ impl Candidates {
                 c.sources.push(Source::Packed {
                     chunks,
                     chunk: Chunk::default(),
+                    places: Vec::new(),
                     since,
                     until,
                     done: false,
@@ -205,7 +223,7 @@ impl Candidates {
     }
 
     fn advance(&mut self, i: usize) -> Result<()> {
-        self.heads[i] = self.sources[i].next()?;
+        self.heads[i] = self.sources[i].next(&mut self.names)?;
         Ok(())
     }
 

@@ -24,6 +24,7 @@ use redb::{Table, WriteTransaction};
 
 use super::cache::ChunkCache;
 use super::chunk::CHUNK_MAX;
+use super::places::PlaceNumbers;
 use super::{place, tokens};
 use crate::error::Context;
 use crate::error::Result;
@@ -70,7 +71,7 @@ impl<'tx> Postings<'tx> {
             false => None,
         };
         Ok(Postings {
-            chunks: ChunkCache::new(chunks),
+            chunks: ChunkCache::new(chunks, PlaceNumbers::open(tx)?),
             legacy,
             batch,
         })
@@ -91,9 +92,9 @@ impl<'tx> Postings<'tx> {
 
     /// Index a message under each of its words.
     pub(in crate::store) fn add(&mut self, m: &MessageMeta) -> Result<()> {
-        let place = place(m);
+        let place = self.chunks.place(&place(m))?;
         for t in tokens(m) {
-            self.insert_one(&t, m.date, m.id, &place)?;
+            self.insert_one(&t, m.date, m.id, place)?;
         }
         self.settle()
     }
@@ -126,11 +127,12 @@ impl<'tx> Postings<'tx> {
 
     /// Add (or re-place) one posting.
     pub(super) fn insert(&mut self, word: &str, date: i64, id: u64, place: &str) -> Result<()> {
+        let place = self.chunks.place(place)?;
         self.insert_one(word, date, id, place)?;
         self.settle()
     }
 
-    fn insert_one(&mut self, word: &str, date: i64, id: u64, place: &str) -> Result<()> {
+    fn insert_one(&mut self, word: &str, date: i64, id: u64, place: u32) -> Result<()> {
         let mut c = match self.chunks.below(word, (date, id))? {
             Some(c) => c,
             None => self.chunks.first(word)?.unwrap_or_default(),

@@ -6,6 +6,7 @@
 use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 
 use super::chunk::{Chunk, CHUNK_MAX};
+use super::places::PlaceCache;
 use super::read::{Candidates, Posting};
 use super::*;
 use crate::store::schema::{SEARCH_INDEX, SEARCH_POSTINGS};
@@ -53,7 +54,10 @@ fn remove(db: &Database, mails: &[MessageMeta]) {
 /// Every posting of words starting with `prefix` in `since..=until`.
 fn found(db: &Database, prefix: &str, since: i64, until: i64) -> Vec<Posting> {
     let tx = db.begin_read().unwrap();
-    let mut c = Candidates::new(&tx, prefix, since, until).unwrap().unwrap();
+    let places = PlaceCache::default();
+    let mut c = Candidates::new(&tx, &places, prefix, since, until)
+        .unwrap()
+        .unwrap();
     let mut out = Vec::new();
     while let Some(p) = c.next_posting().unwrap() {
         out.push(p);
@@ -286,7 +290,8 @@ fn a_first_page_decodes_only_the_newest_chunks() {
         .unwrap();
     tx.commit().unwrap();
     let tx = db.begin_read().unwrap();
-    let mut c = Candidates::new(&tx, "com", i64::MIN, i64::MAX)
+    let places = PlaceCache::default();
+    let mut c = Candidates::new(&tx, &places, "com", i64::MIN, i64::MAX)
         .unwrap()
         .unwrap();
     for want in want(&mails).iter().take(CHUNK_MAX + 10) {
@@ -299,4 +304,25 @@ fn a_first_page_decodes_only_the_newest_chunks() {
             Err(_) => break,
         }
     }
+}
+
+#[test]
+fn a_place_number_without_its_place_is_a_storage_error() {
+    let (_d, db) = fresh();
+    add(&db, &[mail(1, 10, "zahl")]);
+    assert_eq!(found(&db, "zahl", i64::MIN, i64::MAX).len(), 1);
+    let tx = write_txn(&db).unwrap();
+    tx.open_table(SEARCH_POSTINGS)
+        .unwrap()
+        .insert(("zahl", 10, 1), [0u8, 1, 99].as_slice())
+        .unwrap();
+    tx.commit().unwrap();
+    let tx = db.begin_read().unwrap();
+    let places = PlaceCache::default();
+    let e = match Candidates::new(&tx, &places, "zahl", i64::MIN, i64::MAX) {
+        Err(e) => e,
+        Ok(Some(mut c)) => c.next_posting().unwrap_err(),
+        Ok(None) => panic!("one word, not too many"),
+    };
+    assert!(e.to_string().contains("unknown place 99"), "{e}");
 }
