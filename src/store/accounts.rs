@@ -7,27 +7,13 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
+use super::account_row::{account_in, from_json, no_account, to_json};
 use super::schema::{self, ACCOUNTS, SECRETS, SYNC};
 use super::secret::{SecretKey, KEY_FILE};
 use super::{Secret, SecretKind, Store};
 use crate::account::{Account, SecretChanges};
 use crate::error::Context;
 use crate::error::{Error, Result};
-
-fn to_json(a: &Account) -> Result<Vec<u8>> {
-    serde_json::to_vec(a).context("encode account")
-}
-
-fn from_json(bytes: &[u8]) -> Result<Account> {
-    serde_json::from_slice(bytes).context("stored account is unreadable")
-}
-
-/// Read one account inside a write transaction.
-pub(super) fn account_in(tx: &WriteTransaction, id: &str) -> Result<Option<Account>> {
-    let t = tx.open_table(ACCOUNTS).context("open accounts")?;
-    let v = t.get(id).context("read account")?;
-    v.map(|g| from_json(g.value())).transpose()
-}
 
 /// Creation order: ids are `a` + a decimal counter, so shorter ids are older
 /// and equal lengths compare like the numbers.
@@ -233,10 +219,6 @@ impl Store {
             Ok(())
         })
     }
-}
-
-pub(super) fn no_account(id: &str) -> Error {
-    Error::NotFound(format!("no account {id}"))
 }
 
 fn poisoned() -> Error {

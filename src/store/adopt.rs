@@ -3,10 +3,10 @@
 //! (imap::unstable), the new server ids of mails already stored — or
 //! deleted in the CRM — are mapped without downloading them again.
 
-use super::accounts::{account_in, no_account};
+use super::account_row::{account_in, no_account};
 use super::content::Content;
 use super::digest::AMBIGUOUS;
-use super::messages::TOMBSTONE;
+use super::meta::TOMBSTONE;
 use super::schema::{MESSAGE_SIDS, SERVER_IDS};
 use super::Store;
 use crate::error::{Context, Result};

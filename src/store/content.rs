@@ -30,7 +30,7 @@ use redb::{ReadTransaction, ReadableTable, Table, TableError, WriteTransaction};
 use sha2::{Digest, Sha512_256};
 
 use super::digest::AMBIGUOUS;
-use super::messages::TOMBSTONE;
+use super::meta::TOMBSTONE;
 use super::schema::{CONTENT, CONTENT_KEYS};
 use crate::error::{Context, Result};
 

@@ -24,7 +24,7 @@
 use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 
-use super::messages::Summary;
+use super::meta::Summary;
 use super::purge::remove_rows_in;
 use super::schema::DRAFTS as RECORDS;
 use super::Store;

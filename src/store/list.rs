@@ -18,11 +18,12 @@
 use redb::ReadOnlyTable;
 
 use super::counters::Counters;
-use super::messages::{meta_from, INBOX};
+use super::messages::INBOX;
 use super::rank::{self, Index, Merge, TOP};
 use super::schema::{ACCOUNTS, MESSAGES, VIEW_SCOPES};
 use super::search::read::Candidates;
 use super::search::Query;
+use super::summary;
 use super::summary::Labels;
 use super::views::scopes::{self, Scope};
 use super::views::{account_scope, base, private_class, scoped, SEP};
@@ -187,7 +188,7 @@ impl<'a> Messages<'a> {
 
 fn meta(messages: &Messages<'_>, id: u64) -> Result<Option<MessageMeta>> {
     match messages.table.get(id).context("read message")? {
-        Some(g) => meta_from(&messages.labels, id, g.value()).map(Some),
+        Some(g) => summary::decode(&messages.labels, id, g.value()).map(Some),
         None => {
             tracing::warn!("view index names message {id}, which is missing");
             Ok(None)
@@ -312,7 +313,7 @@ impl Store {
                 .table
                 .get(id)
                 .context("read message")?
-                .map(|g| meta_from(&messages.labels, id, g.value()))
+                .map(|g| summary::decode(&messages.labels, id, g.value()))
                 .transpose()?
             else {
                 return Ok(None);

@@ -10,14 +10,15 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redb::ReadableTable;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::accounts::{account_in, no_account};
+use super::account_row::{account_in, no_account};
 pub use super::blobs::Raw;
 use super::content::Content;
 use super::digest::MailKeys;
+pub use super::meta::{MessageMeta, Summary, TOMBSTONE};
 use super::schema::{self, BLOBS, MESSAGES, MESSAGE_SIDS, RAW_PACKED, SERVER_IDS};
+use super::summary;
 use super::summary::Labels;
 use super::views::{meta_in, owner_in, Writer};
 use super::Store;
@@ -37,67 +38,6 @@ pub struct NewMail {
     /// Unix seconds when it was received.
     pub received: i64,
 }
-
-/// What ListMessages shows of a message; its row in the `messages` table
-/// is `super::summary`'s encoding (JSON up to schema 11).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MessageMeta {
-    pub id: u64,
-    pub account: String,
-    pub tenant: String,
-    pub folder: String,
-    pub from: String,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub subject: String,
-    pub date: i64,
-    pub received: i64,
-    pub size: u64,
-    pub read: bool,
-    pub has_attachments: bool,
-    pub contact: String,
-    pub message_id: String,
-    pub sha256: String,
-    pub account_name: String,
-    pub account_address: String,
-    /// Its keys in the content index (super::content) without server bookkeeping fields
-    /// (super::digest), so that a deletion tombstones them too: `digest`
-    /// only where it differs from `sha256`; `header_key` is empty only in
-    /// summaries written before keys (`super::rekey` fills them in).
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub digest: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub header_key: String,
-}
-
-/// Header summary of a raw mail, made by the MIME module.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub from: String,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub subject: String,
-    /// The Date header; None if missing or unparsable.
-    pub date: Option<i64>,
-    pub message_id: String,
-    pub has_attachments: bool,
-}
-
-/// The row of `m` in the `messages` table (see `super::summary`); its
-/// account label is added in `labels`' transaction if it is new.
-pub(super) fn meta_row(labels: &Labels<'_>, m: &MessageMeta) -> Result<Vec<u8>> {
-    super::summary::encode(labels, m)
-}
-
-/// The summary of message `id` from its row in the `messages` table.
-pub(super) fn meta_from(labels: &Labels<'_>, id: u64, row: &[u8]) -> Result<MessageMeta> {
-    super::summary::decode(labels, id, row)
-}
-
-/// The message id that server ids and content keys of a mail deleted in
-/// the CRM point to (message ids start at 1).
-pub const TOMBSTONE: u64 = 0;
 
 /// Lower-case hex SHA-256 of raw bytes: the content key of [`Store::has_content`].
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -300,7 +240,7 @@ impl Store {
                     .insert((id, server_id.as_str()), ())
                     .context("write server ids")?;
                 messages
-                    .insert(id, meta_row(&labels, &meta)?.as_slice())
+                    .insert(id, summary::encode(&labels, &meta)?.as_slice())
                     .context("write message")?;
                 views.add(&meta, Some(&owner))?;
                 new_ids.push(id);
@@ -343,7 +283,7 @@ impl Store {
             let tx = self.read()?;
             let t = tx.open_table(MESSAGES).context("open messages")?;
             let v = t.get(id).context("read message")?;
-            v.map(|g| meta_from(&tx.labels()?, id, g.value()))
+            v.map(|g| summary::decode(&tx.labels()?, id, g.value()))
                 .transpose()
         })
     }
@@ -364,7 +304,7 @@ impl Store {
             Writer::open(&tx)?.refile(&before, owner.as_deref(), &after, owner.as_deref())?;
             tx.open_table(MESSAGES)
                 .context("open messages")?
-                .insert(id, meta_row(&Labels::write(&tx), &after)?.as_slice())
+                .insert(id, summary::encode(&Labels::write(&tx), &after)?.as_slice())
                 .context("write message")?;
         }
         tx.commit().context("commit message change")

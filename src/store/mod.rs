@@ -31,6 +31,7 @@
 //! `swap`, `snapshot` (what a backup reads), `reset` (the restore safety
 //! reset), [`identity`] (the copied-store check).
 
+mod account_row;
 mod accounts;
 mod adopt;
 mod backend;
@@ -48,6 +49,7 @@ pub mod identity;
 pub mod install;
 mod list;
 mod messages;
+mod meta;
 pub mod migrate;
 mod numbers;
 mod opening;

@@ -28,10 +28,11 @@
 
 use redb::WriteTransaction;
 
-use super::accounts::{account_in, no_account};
-use super::messages::{meta_row, MessageMeta, Summary};
+use super::account_row::{account_in, no_account};
+use super::meta::{MessageMeta, Summary};
 use super::purge::remove_rows_in;
 use super::schema::{self, BLOBS, MESSAGES, OUTBOX as RECORDS, OUTBOX_ACTIVE, RAW_PACKED};
+use super::summary;
 use super::summary::Labels;
 use super::views::Writer;
 use super::{Store, BLOB_MIN};
@@ -120,7 +121,7 @@ impl Store {
         Writer::open(&tx)?.add(&meta, Some(&stored.private_owner))?;
         tx.open_table(MESSAGES)
             .context("open messages")?
-            .insert(id, meta_row(&Labels::write(&tx), &meta)?.as_slice())
+            .insert(id, summary::encode(&Labels::write(&tx), &meta)?.as_slice())
             .context("write message")?;
         extra(&tx, id)?;
         match staged {

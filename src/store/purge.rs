@@ -7,8 +7,9 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::content::Content;
-use super::messages::{meta_from, meta_row, MessageMeta, TOMBSTONE};
+use super::meta::{MessageMeta, TOMBSTONE};
 use super::schema::{BLOBS, MESSAGES, SERVER_IDS};
+use super::summary;
 use super::summary::Labels;
 use super::tracking::take_message_sids;
 use super::views::{meta_in, owner_in, Writer};
@@ -37,7 +38,7 @@ pub(super) fn delete_account_messages(
         let Some(mut m) = messages
             .get(id)
             .context("read message")?
-            .map(|g| meta_from(&labels, id, g.value()))
+            .map(|g| summary::decode(&labels, id, g.value()))
             .transpose()?
         else {
             continue;
@@ -54,7 +55,7 @@ pub(super) fn delete_account_messages(
             m.account_name = account.name.clone();
             m.account_address = account.address.clone();
             messages
-                .insert(id, meta_row(&labels, &m)?.as_slice())
+                .insert(id, summary::encode(&labels, &m)?.as_slice())
                 .context("write message")?;
         }
     }

@@ -28,8 +28,8 @@ use super::blobs::BLOB_DIR;
 use super::compress::Dicts;
 use super::content::Content;
 use super::digest::{Digester, MailKeys};
-use super::messages::{meta_from, meta_row};
 use super::schema::{get_u64, put_u64, BLOBS, KEY_REKEYED, MESSAGES, RAW, RAW_DICTS, RAW_PACKED};
+use super::summary;
 use super::summary::Labels;
 use super::write_txn;
 use crate::error::{Context, Error, Result};
@@ -90,7 +90,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path, dicts: &Dicts) -> Result<Opti
             break;
         }
         upto = id;
-        let Ok(mut meta) = meta_from(&labels, id, &json) else {
+        let Ok(mut meta) = summary::decode(&labels, id, &json) else {
             continue;
         };
         let acct = meta.account.clone();
@@ -114,7 +114,7 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path, dicts: &Dicts) -> Result<Opti
         }
         meta.header_key = keys.header;
         messages
-            .insert(id, meta_row(&labels, &meta)?.as_slice())
+            .insert(id, summary::encode(&labels, &meta)?.as_slice())
             .context("write message")?;
         keyed += 1;
     }

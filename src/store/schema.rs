@@ -71,7 +71,7 @@ pub const SUMMARY_LABEL_IDS: TableDefinition<&[u8], u32> =
     TableDefinition::new("summary_label_ids");
 /// (account id, server id) -> message id: what was already fetched (invariant 2).
 pub const SERVER_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("server_ids");
-/// (account id, content key) -> message id, [`super::messages::TOMBSTONE`]
+/// (account id, content key) -> message id, [`super::meta::TOMBSTONE`]
 /// or [`super::digest::AMBIGUOUS`]: the same mail seen again under a new
 /// UIDVALIDITY or UIDL is recognised by content (schema 15). The key is the
 /// 32 bytes of a content key text (the SHA-256 hex of the raw bytes, a mail

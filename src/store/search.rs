@@ -33,8 +33,9 @@ use std::collections::BTreeSet;
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::messages::{meta_from, MessageMeta};
+use super::meta::MessageMeta;
 use super::schema::MESSAGES;
+use super::summary;
 use super::summary::Labels;
 use crate::error::Context;
 use crate::error::Result;
@@ -107,7 +108,7 @@ pub(super) fn rebuild(tx: &WriteTransaction) -> Result<()> {
     let labels = Labels::write(tx);
     for row in messages.iter().context("read messages")? {
         let (k, v) = row.context("read messages")?;
-        p.add(&meta_from(&labels, k.value(), v.value())?)?;
+        p.add(&summary::decode(&labels, k.value(), v.value())?)?;
     }
     Ok(())
 }

@@ -41,7 +41,7 @@
 //! unknown format byte or label) is a storage error, never a panic, and
 //! nothing is allocated beyond what the row's own length holds.
 
-use super::messages::MessageMeta;
+use super::meta::MessageMeta;
 use crate::error::{Context, Error, Result};
 
 pub mod convert;

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::accounts::{account_in, no_account};
+use super::account_row::{account_in, no_account};
 use super::schema::{MESSAGE_SIDS, SERVER_IDS, SYNC};
 use super::Store;
 use crate::error::Context;

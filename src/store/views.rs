@@ -30,9 +30,10 @@ use std::collections::HashMap;
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::messages::{meta_from, MessageMeta};
+use super::meta::MessageMeta;
 use super::schema::{ACCOUNTS, MESSAGES};
 use super::search::Postings;
+use super::summary;
 use super::summary::Labels;
 use crate::account::Account;
 use crate::error::Context;
@@ -224,14 +225,14 @@ impl<'tx> Writer<'tx> {
 /// The current private owner of an account inside a write transaction:
 /// Some("") public, Some(user) private, None deleted.
 pub(super) fn owner_in(tx: &WriteTransaction, account: &str) -> Result<Option<String>> {
-    Ok(super::accounts::account_in(tx, account)?.map(|a| a.private_owner))
+    Ok(super::account_row::account_in(tx, account)?.map(|a| a.private_owner))
 }
 
 /// Read one message's summary inside a write transaction.
 pub(super) fn meta_in(tx: &WriteTransaction, id: u64) -> Result<Option<MessageMeta>> {
     let t = tx.open_table(MESSAGES).context("open messages")?;
     let v = t.get(id).context("read message")?;
-    v.map(|g| meta_from(&Labels::write(tx), id, g.value()))
+    v.map(|g| summary::decode(&Labels::write(tx), id, g.value()))
         .transpose()
 }
 
@@ -271,7 +272,7 @@ pub(super) fn rebuild(tx: &WriteTransaction) -> Result<()> {
     let labels = Labels::write(tx);
     for row in messages.iter().context("read messages")? {
         let (k, v) = row.context("read messages")?;
-        let m = meta_from(&labels, k.value(), v.value())?;
+        let m = summary::decode(&labels, k.value(), v.value())?;
         w.add(&m, owners.get(&m.account).map(String::as_str))?;
     }
     Ok(())

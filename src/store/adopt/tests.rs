@@ -124,6 +124,6 @@ fn mail_without_bookkeeping_fields_gets_a_header_key_once_seen_again() {
     store.delete_message(ids[0]).unwrap();
     assert_eq!(
         store.has_content(&a.id, &keys.header).unwrap(),
-        Some(crate::store::messages::TOMBSTONE)
+        Some(crate::store::meta::TOMBSTONE)
     );
 }

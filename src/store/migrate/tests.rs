@@ -1,8 +1,8 @@
+use crate::store::summary;
 use redb::{Database, ReadableTable, TableHandle};
 
 use super::*;
 use crate::store::list::tests::{account, put};
-use crate::store::messages::meta_from;
 use crate::store::{write_txn, ListQuery, Store, Visibility, DB_FILE};
 
 /// Rewrite a current store file into the schema 1 layout, as a
@@ -26,7 +26,7 @@ fn downgrade_to_v1(path: &std::path::Path) {
         let labels = crate::store::summary::Labels::write(&tx);
         for row in messages.iter().unwrap() {
             let (k, v) = row.unwrap();
-            let m = meta_from(&labels, k.value(), v.value()).unwrap();
+            let m = summary::decode(&labels, k.value(), v.value()).unwrap();
             folder
                 .insert((m.folder.as_str(), m.date, m.id), ())
                 .unwrap();

@@ -30,7 +30,7 @@ fn forget_keys(dir: &Path) {
         let mut content = tx.open_table(CONTENT_KEYS).unwrap();
         let mut forgotten = 0;
         for (id, json) in rows {
-            let mut m = meta_from(&labels, id, &json).unwrap();
+            let mut m = crate::store::summary::decode(&labels, id, &json).unwrap();
             // Its header key's row, which a store from before keys lacks.
             let key = crate::store::content::stored_key(&m.header_key);
             if content
@@ -42,7 +42,7 @@ fn forget_keys(dir: &Path) {
             }
             m.digest.clear();
             m.header_key.clear();
-            let row = meta_row(&labels, &m).unwrap();
+            let row = crate::store::summary::encode(&labels, &m).unwrap();
             messages.insert(id, row.as_slice()).unwrap();
         }
         assert!(forgotten > 0);

@@ -28,7 +28,7 @@ use super::places::PlaceNumbers;
 use super::{place, tokens};
 use crate::error::Context;
 use crate::error::Result;
-use crate::store::messages::MessageMeta;
+use crate::store::meta::MessageMeta;
 use crate::store::schema::{SEARCH_INDEX, SEARCH_POSTINGS};
 
 type Legacy<'tx> = Table<'tx, (&'static str, i64, u64), &'static str>;

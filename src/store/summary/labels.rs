@@ -23,7 +23,7 @@ use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, TableError, WriteTrans
 use super::damaged;
 use super::wire::{put_str, Reader};
 use crate::error::{Context, Error, Result};
-use crate::store::messages::MessageMeta;
+use crate::store::meta::MessageMeta;
 use crate::store::schema::{SUMMARY_LABELS, SUMMARY_LABEL_IDS};
 
 /// Labels a cache or a transaction's memo holds at most; past it they

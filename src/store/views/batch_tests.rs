@@ -4,7 +4,7 @@
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-use crate::store::messages::MessageMeta;
+use crate::store::meta::MessageMeta;
 use crate::store::schema::{VIEW_ARRAYS, VIEW_CHUNKS, VIEW_TOTALS};
 use crate::store::views::tests::chunked;
 use crate::store::views::Writer;

@@ -2,7 +2,7 @@ use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 
 use super::*;
 use crate::store::messages::tests::fixed_summary;
-use crate::store::messages::MessageMeta;
+use crate::store::meta::MessageMeta;
 use crate::store::schema::SUMMARY_LABELS;
 use crate::store::summary::{encode_binary1, BINARY, JSON};
 use crate::store::tests::pop3;
