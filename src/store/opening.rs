@@ -37,11 +37,12 @@ use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableError, Table
 use super::backend::{DryRun, Fault, Watched};
 use super::blobs::BLOB_DIR;
 use super::schema::{self, KEY_INSTALLATION, KEY_VERSION, META, SCHEMA_VERSION, SECRETS};
-use super::secret::{SecretKey, KEY_FILE};
+use super::secret::{credential_key, SecretKey, KEY_FILE};
 use super::{write_txn, Current, DB_FILE};
 use crate::error::{Context, Error, Result};
 
 mod guard;
+mod moves;
 #[cfg(test)]
 pub(super) use guard::REDB_MAGIC;
 use guard::{guarded, refused, Failure};
@@ -144,25 +145,7 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
         (Some(id), Some(SCHEMA_VERSION)) => id.clone(),
         _ => init_schema(&db, &path, census.version)?,
     };
-    // Schema 8's packing of older raw rows, resumed wherever a kill left it.
-    super::compress::pack_legacy(&db)?;
-    // Schema 10's packing of the word index, likewise resumed.
-    super::search::pack::pack_legacy(&db)?;
-    // Schema 15's place numbers in the older word index chunks, likewise.
-    super::search::places::pack_legacy(&db)?;
-    // Schema 14's move of the view lists to scope numbers, likewise resumed.
-    super::views::pack::pack_legacy(&db)?;
-    // Schema 15's move of the content index to binary keys, likewise resumed.
-    super::content::pack::pack_legacy(&db)?;
-    // Schema 16's packing of the view lists into chunks, likewise resumed.
-    super::views::rechunk::move_entries(&db)?;
-    // Schema 11's dictionary: trained if the store has enough mail, and
-    // the rows before it repacked, resumed wherever a kill left it.
-    super::compress::recompress::at_open(&db)?;
-    // Schema 12's binary summaries for older JSON rows, likewise resumed.
-    super::summary::pack_legacy(&db)?;
-    // Mail keys for mails stored before them, likewise resumed.
-    super::rekey::rekey_stored(&db, dir)?;
+    moves::at_open(&db, dir)?;
     let key = match key.map_or_else(credential_key, |k| Ok(Some(k)))? {
         Some(k) => Some(k),
         None if census.secrets > 0 => None,
@@ -178,24 +161,6 @@ pub(super) fn open_checked(dir: &Path, pages: Pages) -> Result<(Current, Option<
         places: Default::default(),
     };
     Ok((current, key))
-}
-
-/// The systemd credential that holds the store key (`LoadCredentialEncrypted=
-/// master-key:…` in the unit; docs/BACKUP.md "The store key").
-pub(super) const CREDENTIAL: &str = "master-key";
-
-/// The store key from `$CREDENTIALS_DIRECTORY/master-key` when systemd
-/// passed one: it then wins over `secret.key`, which is neither read nor
-/// created. A credential of the wrong size refuses the start.
-pub(super) fn credential_key() -> Result<Option<SecretKey>> {
-    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
-        return Ok(None);
-    };
-    let path = Path::new(&dir).join(CREDENTIAL);
-    if !path.exists() {
-        return Ok(None);
-    }
-    SecretKey::load(&path)
 }
 
 /// Reopens a store that this process had open, after an I/O error: redb's

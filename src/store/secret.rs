@@ -254,6 +254,24 @@ impl SecretKey {
     }
 }
 
+/// The systemd credential that holds the store key (`LoadCredentialEncrypted=
+/// master-key:…` in the unit; docs/BACKUP.md "The store key").
+pub(super) const CREDENTIAL: &str = "master-key";
+
+/// The store key from `$CREDENTIALS_DIRECTORY/master-key` when systemd
+/// passed one: it then wins over `secret.key`, which is neither read nor
+/// created. A credential of the wrong size refuses the start.
+pub(super) fn credential_key() -> Result<Option<SecretKey>> {
+    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+        return Ok(None);
+    };
+    let path = Path::new(&dir).join(CREDENTIAL);
+    if !path.exists() {
+        return Ok(None);
+    }
+    SecretKey::load(&path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
