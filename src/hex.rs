@@ -22,9 +22,44 @@ pub fn lower(bytes: &[u8]) -> String {
     out
 }
 
+/// The 32 bytes that 64 lower-case hex digits spell (a SHA-256 as
+/// [`lower`] writes it); None for anything else, upper case included, so
+/// that bytes written back as hex give the same text.
+pub fn hash32(text: &str) -> Option<[u8; 32]> {
+    fn nibble(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        }
+    }
+    let digits = text.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let [hi, lo] = pair else { return None };
+        *o = nibble(*hi)? << 4 | nibble(*lo)?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::lower;
+    use super::{hash32, lower};
+
+    #[test]
+    fn hash32_takes_only_64_lower_case_digits() {
+        let bytes: Vec<u8> = (0..32).map(|b| b * 7).collect();
+        assert_eq!(
+            hash32(&lower(&bytes)).map(|b| b.to_vec()),
+            Some(bytes.clone())
+        );
+        assert_eq!(hash32(&lower(&bytes).to_uppercase()), None);
+        assert_eq!(hash32(&lower(&bytes[..31])), None);
+        assert_eq!(hash32(&format!("{}g", &lower(&bytes)[..63])), None);
+    }
 
     #[test]
     fn every_byte_is_two_lower_case_digits() {

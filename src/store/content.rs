@@ -38,28 +38,7 @@ pub mod pack;
 
 /// The stored form of content key `text` (module docs).
 pub fn stored_key(text: &str) -> [u8; 32] {
-    hex32(text).unwrap_or_else(|| Sha512_256::digest(text.as_bytes()).into())
-}
-
-/// The 32 bytes that 64 lower-case hex digits spell; None for anything else.
-fn hex32(text: &str) -> Option<[u8; 32]> {
-    fn nibble(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            _ => None,
-        }
-    }
-    let digits = text.as_bytes();
-    if digits.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        let [hi, lo] = pair else { return None };
-        *o = nibble(*hi)? << 4 | nibble(*lo)?;
-    }
-    Some(out)
+    crate::hex::hash32(text).unwrap_or_else(|| Sha512_256::digest(text.as_bytes()).into())
 }
 
 /// True while the text-keyed table of schema 14 exists (its move is

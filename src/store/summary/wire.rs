@@ -21,10 +21,9 @@ pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
 
 /// 64 lower-case hex digits travel as their 32 bytes; anything else as text.
 pub(super) fn hash_code(h: &str) -> u8 {
-    let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
     if h.is_empty() {
         HASH_EMPTY
-    } else if h.len() == 64 && h.bytes().all(hex) {
+    } else if crate::hex::hash32(h).is_some() {
         HASH_BYTES
     } else {
         HASH_TEXT
@@ -33,17 +32,11 @@ pub(super) fn hash_code(h: &str) -> u8 {
 
 pub(super) fn put_hash(out: &mut Vec<u8>, (code, h): (u8, &String)) {
     match code {
-        HASH_BYTES => {
-            let nibble = |b: u8| {
-                if b.is_ascii_digit() {
-                    b - b'0'
-                } else {
-                    b - b'a' + 10
-                }
-            };
-            let b = h.as_bytes();
-            out.extend(b.chunks_exact(2).map(|p| nibble(p[0]) << 4 | nibble(p[1])));
-        }
+        HASH_BYTES => match crate::hex::hash32(h) {
+            Some(bytes) => out.extend_from_slice(&bytes),
+            // hash_code gave HASH_BYTES only to a value hash32 takes.
+            None => put_str(out, h),
+        },
         HASH_TEXT => put_str(out, h),
         _ => {}
     }
@@ -94,12 +87,7 @@ impl Reader<'_> {
     pub(super) fn hash(&mut self, code: u8) -> Result<String> {
         match code {
             HASH_EMPTY => Ok(String::new()),
-            HASH_BYTES => Ok(self
-                .take(32)?
-                .iter()
-                .flat_map(|b| [b >> 4, b & 15])
-                .map(|n| char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 }))
-                .collect()),
+            HASH_BYTES => Ok(crate::hex::lower(self.take(32)?)),
             HASH_TEXT => self.str(),
             _ => Err(damaged("an unknown hash code")),
         }
