@@ -8,7 +8,8 @@
 //! summaries are JSON, in schema 12 binary with the account's fields in
 //! each row instead of a label, before schema 15 the content keys are
 //! text, before schema 16 the view lists are one row per entry, before
-//! schema 17 the word index chunks name their places by string) — and
+//! schema 17 the word index chunks name their places by string, before
+//! schema 18 the summaries hold the content key texts, not their tags) — and
 //! sealing the file again with the backup writer. Older still is refused, naming both ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -23,6 +24,7 @@ use common::Env;
 use fetchkit::Proto;
 use postfach::backup::format::{unpack, Writer};
 use postfach::backup::restore::OLDEST_RESTORABLE;
+use postfach::store::keytags::KeyTexts;
 use postfach::store::schema::SCHEMA_VERSION;
 use zbus::zvariant::Variant;
 
@@ -230,13 +232,51 @@ fn keyed_views(sections: &[(String, std::path::PathBuf)]) -> HashMap<String, Vec
     ])
 }
 
+/// The content key texts of every mail of the backup, by message id,
+/// computed from its bytes (`table:raw_packed` rows and `blob:<id>`
+/// sections) as the fetch computes them.
+fn key_texts(sections: &[(String, std::path::PathBuf)]) -> HashMap<u64, KeyTexts> {
+    let texts = |raw: &[u8]| {
+        let keys = postfach::store::MailKeys::of(raw);
+        KeyTexts {
+            raw: postfach::store::sha256_hex(raw),
+            mail: if keys.bookkeeping {
+                keys.mail
+            } else {
+                String::new()
+            },
+            header: keys.header,
+        }
+    };
+    let mut out = HashMap::new();
+    for (name, path) in sections {
+        let body = std::fs::read(path).unwrap();
+        if name == "table:raw_packed" {
+            for (k, v) in rows(&body) {
+                let id = u64::from_le_bytes(k.as_slice().try_into().unwrap());
+                let raw = postfach::store::compress::unpack(&v).unwrap();
+                out.insert(id, texts(&raw));
+            }
+        } else if let Some(id) = name.strip_prefix("blob:") {
+            out.insert(id.parse().unwrap(), texts(&body));
+        }
+    }
+    out
+}
+
 /// A `table:messages` section with every summary as schema `version`
 /// wrote it: JSON up to schema 11, binary with the account's fields in
-/// schema 12 (postfach::store::summary). `labels` is the backup's
-/// `table:summary_labels` section.
-fn older_summaries(body: &[u8], labels: &[u8], version: u64) -> Vec<u8> {
+/// schema 12, labelled with the key texts in schemas 13 to 17
+/// (postfach::store::summary). `labels` and `label_ids` are the backup's
+/// `table:summary_labels` and `table:summary_label_ids` sections; `texts`
+/// the key texts by message id, checked against the tags.
+fn older_summaries(
+    body: &[u8],
+    (labels, label_ids): (&[u8], &[u8]),
+    texts: &HashMap<u64, KeyTexts>,
+    version: u64,
+) -> Vec<u8> {
     use postfach::store::summary::{self, Labels};
-    use redb::ReadableDatabase;
     let db = redb::Database::builder()
         .create_with_backend(redb::backends::InMemoryBackend::new())
         .unwrap();
@@ -249,34 +289,58 @@ fn older_summaries(body: &[u8], labels: &[u8], version: u64) -> Vec<u8> {
             let id = u32::from_le_bytes(k.as_slice().try_into().unwrap());
             t.insert(id, v.as_slice()).unwrap();
         }
+        let mut t = tx
+            .open_table(postfach::store::schema::SUMMARY_LABEL_IDS)
+            .unwrap();
+        for (k, v) in rows(label_ids) {
+            let id = u32::from_le_bytes(v.as_slice().try_into().unwrap());
+            t.insert(k.as_slice(), id).unwrap();
+        }
     }
     tx.commit().unwrap();
-    let tx = db.begin_read().unwrap();
-    let labels = Labels::read(&tx, None).unwrap();
+    // Written back, not committed: a label the rows need must already be
+    // the backup's (checked below).
+    let tx = db.begin_write().unwrap();
+    let labels = Labels::write(&tx);
     let r = rows(body);
     assert!(!r.is_empty());
     let r: Vec<(Vec<u8>, Vec<u8>)> = r
         .into_iter()
         .map(|(k, v)| {
-            assert_eq!(v[0], summary::LABELLED);
+            assert_eq!(v[0], summary::TAGGED);
             let id = u64::from_le_bytes(k.as_slice().try_into().unwrap());
             let m = summary::decode(&labels, id, &v).unwrap();
+            let keys = &texts[&id];
+            assert_eq!(m.keys, keys.tags(), "message {id}");
             let old = if version < 12 {
-                serde_json::to_vec(&m).unwrap()
+                summary::encode_json(&m, keys).unwrap()
+            } else if version == 12 {
+                summary::encode_binary1(&m, keys)
             } else {
-                summary::encode_binary1(&m)
+                let old = summary::encode_labelled(&labels, &m, keys).unwrap();
+                // The same label number as the tagged row.
+                assert_eq!(old[1..3], v[1..3], "message {id}");
+                old
             };
+            assert_eq!(summary::decode(&labels, id, &old).unwrap(), m);
             (k, old)
         })
         .collect();
+    drop(labels);
+    tx.abort().unwrap();
     encode(&r)
 }
 
 /// Today's `table:content_keys` section as the `table:content` of schemas
-/// 14 and older, keyed by the key's text: the texts are the keys each
-/// summary names (its raw hash, mail key and header key), and every row
+/// 14 and older, keyed by the key's text: the texts are the keys of each
+/// summary's mail (its raw hash, mail key and header key), and every row
 /// must be one of them (the backed-up store deleted no mail).
-fn text_content(keys: &[u8], messages: &[u8], labels: &[u8]) -> Vec<u8> {
+fn text_content(
+    keys: &[u8],
+    messages: &[u8],
+    labels: &[u8],
+    texts: &HashMap<u64, KeyTexts>,
+) -> Vec<u8> {
     use postfach::store::content::stored_key;
     use postfach::store::summary::{self, Labels};
     use redb::ReadableDatabase;
@@ -310,7 +374,7 @@ fn text_content(keys: &[u8], messages: &[u8], labels: &[u8]) -> Vec<u8> {
     for (k, v) in rows(messages) {
         let id = u64::from_le_bytes(k.as_slice().try_into().unwrap());
         let m = summary::decode(&labels, id, &v).unwrap();
-        for text in [&m.sha256, &m.digest, &m.header_key] {
+        for text in texts[&id].all() {
             if let Some(v) = by_key.remove(&(m.account.clone(), stored_key(text))) {
                 let old = <OldKey as redb::Value>::as_bytes(&(m.account.as_str(), text.as_str()));
                 out.push((old.to_vec(), v));
@@ -339,11 +403,11 @@ fn assert_binary_content(dir: &Path) {
     tx.abort().unwrap();
 }
 
-/// Every summary of the store in `dir` is labelled, and no conversion is
+/// Every summary of the store in `dir` is tagged, and no conversion is
 /// pending: the open after the restore converted the older rows.
-fn assert_labelled_summaries(dir: &Path) {
+fn assert_tagged_summaries(dir: &Path) {
     use postfach::store::schema::{MESSAGES, META};
-    use postfach::store::summary::{KEY_PACKED, LABELLED};
+    use postfach::store::summary::{KEY_PACKED, TAGGED};
     use redb::ReadableTable;
     let db = redb::Database::open(dir.join(postfach::store::DB_FILE)).unwrap();
     let tx = db.begin_write().unwrap();
@@ -353,7 +417,7 @@ fn assert_labelled_summaries(dir: &Path) {
         let messages = tx.open_table(MESSAGES).unwrap();
         let mut n = 0;
         for row in messages.iter().unwrap() {
-            assert_eq!(row.unwrap().1.value()[0], LABELLED);
+            assert_eq!(row.unwrap().1.value()[0], TAGGED);
             n += 1;
         }
         assert!(n > 0);
@@ -431,6 +495,13 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
         .find(|(n, _)| n == "table:summary_labels")
         .unwrap();
     let labels = std::fs::read(labels).unwrap();
+    let (_, label_ids) = u
+        .sections
+        .iter()
+        .find(|(n, _)| n == "table:summary_label_ids")
+        .unwrap();
+    let label_ids = std::fs::read(label_ids).unwrap();
+    let texts = key_texts(&u.sections);
     // Schema 9 packed the raw mails (postfach::store::compress); older
     // backups carry them as received, in `table:raw`.
     let unpacked: Vec<(Vec<u8>, Vec<u8>)> = if version < 9 {
@@ -477,6 +548,7 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
             &read("table:content_keys"),
             &read("table:messages"),
             &labels,
+            &texts,
         ))
     } else {
         None
@@ -519,8 +591,8 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
             let mut r = rows(&body);
             r.extend(unpacked.iter().cloned());
             encode(&r)
-        } else if name == "table:messages" && version < 13 {
-            older_summaries(&body, &labels, version)
+        } else if name == "table:messages" && version < 18 {
+            older_summaries(&body, (&labels, &label_ids), &texts, version)
         } else if name == "table:meta" {
             seen_meta = true;
             let mut r = rows(&body);
@@ -584,7 +656,7 @@ async fn backups_of_older_schemas_restore_and_older_still_are_refused() {
         );
         drop(conn_c);
         drop(again);
-        assert_labelled_summaries(fresh.path());
+        assert_tagged_summaries(fresh.path());
         assert_numbered_views(fresh.path());
         assert_binary_content(fresh.path());
         assert_numbered_places(fresh.path());

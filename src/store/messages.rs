@@ -16,6 +16,7 @@ use super::account_row::{account_in, no_account};
 pub use super::blobs::Raw;
 use super::content::Content;
 use super::digest::MailKeys;
+use super::keytags::{tag_of, KeyTags};
 pub use super::meta::{MessageMeta, Summary, TOMBSTONE};
 use super::schema::{self, BLOBS, MESSAGES, MESSAGE_SIDS, RAW_PACKED, SERVER_IDS};
 use super::summary;
@@ -205,15 +206,17 @@ impl Store {
                     has_attachments: sum.has_attachments,
                     contact: String::new(),
                     message_id: sum.message_id,
-                    sha256: sha.clone(),
                     account_name: account.name.clone(),
                     account_address: account.address.clone(),
-                    digest: if keys.bookkeeping {
-                        keys.mail.clone()
-                    } else {
-                        String::new()
+                    keys: KeyTags {
+                        raw: tag_of(&sha),
+                        mail: if keys.bookkeeping {
+                            tag_of(&keys.mail)
+                        } else {
+                            None
+                        },
+                        header: tag_of(&keys.header),
                     },
-                    header_key: keys.header.clone(),
                 };
                 match (raw, packed) {
                     (Raw::Bytes(_), Some(row)) => {

@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::keytags::KeyTags;
+
 /// What ListMessages shows of a message; its row in the `messages` table
 /// is `super::summary`'s encoding (JSON up to schema 11).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,17 +32,15 @@ pub struct MessageMeta {
     pub has_attachments: bool,
     pub contact: String,
     pub message_id: String,
-    pub sha256: String,
     pub account_name: String,
     pub account_address: String,
-    /// Its keys in the content index (super::content) without server bookkeeping fields
-    /// (super::digest), so that a deletion tombstones them too: `digest`
-    /// only where it differs from `sha256`; `header_key` is empty only in
-    /// summaries written before keys (`super::rekey` fills them in).
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub digest: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub header_key: String,
+    /// Tags of its keys in the content index (super::content): the raw
+    /// hash, the mail key without server bookkeeping fields
+    /// (super::digest) and the header key, so that a deletion tombstones
+    /// each of them (super::keytags). Not part of the JSON of schema 11
+    /// and older, which held the key texts (super::summary reads them).
+    #[serde(skip)]
+    pub keys: KeyTags,
 }
 
 /// Header summary of a raw mail, made by the MIME module.

@@ -32,6 +32,7 @@ const STEPS: &[Step] = &[
     migrate_to_binary_content,
     migrate_to_view_chunks,
     migrate_to_place_numbers,
+    migrate_to_key_tags,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -261,6 +262,20 @@ fn migrate_to_place_numbers(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SEARCH_PLACE_NAMES)
         .context("create search place numbers")?;
     super::search::places::start(tx)
+}
+
+/// Schema 18 keeps in each summary a short tag of each content key
+/// instead of its text (`super::keytags`; format byte
+/// [`super::summary::TAGGED`]). Older rows still decode (their texts give
+/// the tags), so the step only sets the mark [`super::summary::KEY_PACKED`]
+/// back to the first message: `super::summary::pack_legacy` rewrites every
+/// row that is not tagged yet in bounded transactions after the migration
+/// commits (resumable: the mark is the progress), including rows that a
+/// conversion of schema 13 left behind. An older daemon could not read the
+/// tagged rows, so it must refuse the store. (Self-contained, so that its
+/// place in [`STEPS`] can move.)
+fn migrate_to_key_tags(tx: &WriteTransaction) -> Result<()> {
+    put_u64(tx, super::summary::KEY_PACKED, 0)
 }
 
 /// Bring a store written at schema `from` (>= 1) up to [`SCHEMA_VERSION`]

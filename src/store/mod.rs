@@ -47,6 +47,7 @@ mod drafts;
 mod health;
 pub mod identity;
 pub mod install;
+pub mod keytags;
 mod list;
 mod messages;
 mod meta;

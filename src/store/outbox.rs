@@ -29,6 +29,7 @@
 use redb::WriteTransaction;
 
 use super::account_row::{account_in, no_account};
+use super::keytags::{tag_of, KeyTags};
 use super::meta::{MessageMeta, Summary};
 use super::purge::remove_rows_in;
 use super::schema::{self, BLOBS, MESSAGES, OUTBOX as RECORDS, OUTBOX_ACTIVE, RAW_PACKED};
@@ -113,10 +114,12 @@ impl Store {
             has_attachments: summary.has_attachments,
             contact: String::new(),
             message_id: summary.message_id,
-            sha256,
             account_name: stored.name.clone(),
             account_address: stored.address.clone(),
-            ..MessageMeta::default()
+            keys: KeyTags {
+                raw: tag_of(&sha256),
+                ..KeyTags::default()
+            },
         };
         Writer::open(&tx)?.add(&meta, Some(&stored.private_owner))?;
         tx.open_table(MESSAGES)

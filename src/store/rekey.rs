@@ -28,6 +28,7 @@ use super::blobs::BLOB_DIR;
 use super::compress::Dicts;
 use super::content::Content;
 use super::digest::{Digester, MailKeys};
+use super::keytags::tag_of;
 use super::schema::{get_u64, put_u64, BLOBS, KEY_REKEYED, MESSAGES, RAW, RAW_DICTS, RAW_PACKED};
 use super::summary;
 use super::summary::Labels;
@@ -96,8 +97,11 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path, dicts: &Dicts) -> Result<Opti
         let acct = meta.account.clone();
         // Only fetched mail has a content row of its own (not the outbox's
         // or a saved draft), and only those that have none need keys.
-        let fetched = content.get(&acct, &meta.sha256)? == Some(id);
-        if !fetched || !meta.header_key.is_empty() {
+        let fetched = match meta.keys.raw {
+            Some(tag) => content.names(&acct, tag, id)?,
+            None => false,
+        };
+        if !fetched || meta.keys.header.is_some() {
             continue;
         }
         let Some(keys) = keys_of(tx, blobs, dicts, id)? else {
@@ -110,9 +114,9 @@ fn rekey_some(tx: &WriteTransaction, blobs: &Path, dicts: &Dicts) -> Result<Opti
             for key in [keys.mail.as_str(), keys.header.as_str()] {
                 content.add(&acct, key, id)?;
             }
-            meta.digest = keys.mail;
+            meta.keys.mail = tag_of(&keys.mail);
         }
-        meta.header_key = keys.header;
+        meta.keys.header = tag_of(&keys.header);
         messages
             .insert(id, summary::encode(&labels, &meta)?.as_slice())
             .context("write message")?;

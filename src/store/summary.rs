@@ -6,22 +6,28 @@
 //! `{`, so a row's first byte tells the forms apart, and every form is
 //! read as long as a store may hold it (see [`convert`]).
 //!
-//! Format [`LABELLED`] (schema 13), in this order:
+//! Format [`TAGGED`] (schema 18), in this order:
 //! - the account label: a varint naming a row of `summary_labels`
 //!   ([`labels`]: account id, tenant, account name and address);
 //! - `folder`, `from`, `to` (a count, then each), `cc` (likewise),
 //!   `subject`: strings, each its byte length as a varint and its UTF-8
 //!   bytes;
 //! - `date`, `received`: zigzag varints; `size`: a varint (LEB128);
-//! - one flag byte: bit 0 `read`, bit 1 `has_attachments`, then two bits
-//!   each for `sha256`, `digest`, `header_key`: [`HASH_EMPTY`],
-//!   [`HASH_BYTES`] (32 bytes, written back as lower-case hex) or
-//!   [`HASH_TEXT`] (a string as above, for any value that is not 64
-//!   lower-case hex digits, so that every summary comes back as it went
-//!   in);
-//! - `contact`, `message_id`, `sha256`, `digest`, `header_key`.
+//! - one flag byte: bit 0 `read`, bit 1 `has_attachments`, bits 2 to 4:
+//!   the tags of the raw hash, the mail key and the header key present;
+//!   the higher bits are zero;
+//! - `contact`, `message_id`, then the tags present, in that order, each
+//!   [`TAG_BYTES`] bytes (`super::keytags`: what the content index needs
+//!   to find the key's row again; the key texts are not kept).
 //!
-//! Format [`BINARY`] (schema 12) is the same with the label's four
+//! Format [`LABELLED`] (schema 13) is the same up to `message_id`, with
+//! two bits each in the flag byte for `sha256`, `digest`, `header_key`
+//! (the key texts): [`HASH_EMPTY`], [`HASH_BYTES`] (32 bytes) or
+//! [`HASH_TEXT`] (a string as above, for any value that is not 64
+//! lower-case hex digits), and those three after `message_id`. Read, its
+//! texts become tags.
+//!
+//! Format [`BINARY`] (schema 12) is [`LABELLED`] with the label's four
 //! strings in the row: `account`, `tenant` before `folder`,
 //! `account_name`, `account_address` after `sha256`.
 //!
@@ -41,6 +47,7 @@
 //! unknown format byte or label) is a storage error, never a panic, and
 //! nothing is allocated beyond what the row's own length holds.
 
+use super::keytags::{KeyTag, KeyTags, KeyTexts, TAG_BYTES};
 use super::meta::MessageMeta;
 use crate::error::{Context, Error, Result};
 
@@ -59,37 +66,92 @@ pub use wire::{HASH_BYTES, HASH_EMPTY, HASH_TEXT};
 pub const BINARY: u8 = 1;
 /// Format byte of the binary summary with an account label (schema 13).
 pub const LABELLED: u8 = 2;
+/// Format byte of the labelled summary with key tags (schema 18).
+pub const TAGGED: u8 = 3;
 /// The first byte of every JSON summary (schema 11 and older).
 pub const JSON: u8 = b'{';
+
+/// Flag bits of a [`TAGGED`] row above `read` and `has_attachments`: the
+/// raw hash, mail key and header key tags present.
+const TAG_FLAGS: [u8; 3] = [1 << 2, 1 << 3, 1 << 4];
 
 /// The stored form of `m` (its id is the key, not part of the row); its
 /// label is added to `labels`' write transaction if it is new.
 pub fn encode(labels: &Labels<'_>, m: &MessageMeta) -> Result<Vec<u8>> {
     let label = labels.intern(&Label::of(m))?;
-    let mut out = Vec::with_capacity(112 + m.subject.len() + m.from.len());
-    out.push(LABELLED);
+    let mut out = Vec::with_capacity(64 + m.subject.len() + m.from.len());
+    out.push(TAGGED);
     put_varint(&mut out, u64::from(label));
-    put_fields(&mut out, m, |_| {});
+    put_head(&mut out, m);
+    let tags = m.keys.all();
+    let mut flags = u8::from(m.read) | u8::from(m.has_attachments) << 1;
+    for (tag, bit) in tags.iter().zip(TAG_FLAGS) {
+        if tag.is_some() {
+            flags |= bit;
+        }
+    }
+    out.push(flags);
+    put_str(&mut out, &m.contact);
+    put_str(&mut out, &m.message_id);
+    for tag in tags.iter().flatten() {
+        out.extend_from_slice(tag);
+    }
     Ok(out)
 }
 
-/// The schema 12 form of `m` ([`BINARY`]), which this version converts at
-/// open: for tests and tools that build an older store.
-pub fn encode_binary1(m: &MessageMeta) -> Vec<u8> {
+/// The schema 13 form of `m` ([`LABELLED`]) with its key texts `keys`
+/// (`m.keys` is not read), which this version converts at open: for tests
+/// and tools that build an older store.
+pub fn encode_labelled(labels: &Labels<'_>, m: &MessageMeta, keys: &KeyTexts) -> Result<Vec<u8>> {
+    let label = labels.intern(&Label::of(m))?;
     let mut out = Vec::with_capacity(160 + m.subject.len() + m.from.len());
+    out.push(LABELLED);
+    put_varint(&mut out, u64::from(label));
+    put_texts(&mut out, m, keys, |_| {});
+    Ok(out)
+}
+
+/// The schema 12 form of `m` ([`BINARY`]), likewise.
+pub fn encode_binary1(m: &MessageMeta, keys: &KeyTexts) -> Vec<u8> {
+    let mut out = Vec::with_capacity(200 + m.subject.len() + m.from.len());
     out.push(BINARY);
     put_str(&mut out, &m.account);
     put_str(&mut out, &m.tenant);
-    put_fields(&mut out, m, |out| {
+    put_texts(&mut out, m, keys, |out| {
         put_str(out, &m.account_name);
         put_str(out, &m.account_address);
     });
     out
 }
 
-/// The fields after the account ones; `after_sha` writes what format 1
-/// keeps between `sha256` and `digest`.
-fn put_fields(out: &mut Vec<u8>, m: &MessageMeta, after_sha: impl FnOnce(&mut Vec<u8>)) {
+/// The JSON form of schema 11 and older, likewise: the key texts under
+/// their old names, `digest` and `header_key` only when set.
+pub fn encode_json(m: &MessageMeta, keys: &KeyTexts) -> Result<Vec<u8>> {
+    let mut v = serde_json::to_value(m).context("encode summary")?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("sha256".into(), keys.raw.clone().into());
+        for (name, text) in [("digest", &keys.mail), ("header_key", &keys.header)] {
+            if !text.is_empty() {
+                o.insert(name.into(), text.clone().into());
+            }
+        }
+    }
+    serde_json::to_vec(&v).context("encode summary")
+}
+
+/// The key texts of a JSON row (schema 11 and older): [`MessageMeta`]
+/// keeps only their tags.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct JsonKeys {
+    sha256: String,
+    digest: String,
+    header_key: String,
+}
+
+/// The fields after the account ones, up to `size`: the same in every
+/// binary form.
+fn put_head(out: &mut Vec<u8>, m: &MessageMeta) {
     for s in [&m.folder, &m.from] {
         put_str(out, s);
     }
@@ -103,7 +165,19 @@ fn put_fields(out: &mut Vec<u8>, m: &MessageMeta, after_sha: impl FnOnce(&mut Ve
     put_varint(out, zigzag(m.date));
     put_varint(out, zigzag(m.received));
     put_varint(out, m.size);
-    let hashes = [&m.sha256, &m.digest, &m.header_key].map(|h| (hash_code(h), h));
+}
+
+/// The fields after the account ones in the forms with key texts
+/// (schemas 12 and 13); `after_sha` writes what format 1 keeps between
+/// `sha256` and `digest`.
+fn put_texts(
+    out: &mut Vec<u8>,
+    m: &MessageMeta,
+    keys: &KeyTexts,
+    after_sha: impl FnOnce(&mut Vec<u8>),
+) {
+    put_head(out, m);
+    let hashes = keys.all().map(|h| (hash_code(h), h));
     let mut flags = u8::from(m.read) | u8::from(m.has_attachments) << 1;
     for (i, (code, _)) in hashes.iter().enumerate() {
         flags |= code << (2 + 2 * i);
@@ -118,19 +192,38 @@ fn put_fields(out: &mut Vec<u8>, m: &MessageMeta, after_sha: impl FnOnce(&mut Ve
 }
 
 /// The summary of message `id` from its row, in any format a store holds;
-/// a labelled row's label comes from `labels`.
+/// a labelled row's label comes from `labels`. The key texts of older
+/// rows come back as their tags.
 pub fn decode(labels: &Labels<'_>, id: u64, row: &[u8]) -> Result<MessageMeta> {
     let mut m = match row.split_first() {
+        Some((&TAGGED, fields)) => {
+            let mut r = Reader(fields);
+            let label = label_of(&mut r)?;
+            let mut m = tagged_fields(&mut r)?;
+            labels.get(label)?.apply(&mut m);
+            m
+        }
         Some((&LABELLED, fields)) => {
             let mut r = Reader(fields);
-            let label = u32::try_from(r.varint()?).map_err(|_| damaged("a label too large"))?;
-            let mut m = fields_of(&mut r, |_, _| Ok(()))?;
+            let label = label_of(&mut r)?;
+            let mut m = text_fields(&mut r, |_, _| Ok(()))?;
             labels.get(label)?.apply(&mut m);
             m
         }
         Some((&BINARY, fields)) => decode_binary1(fields)?,
-        Some((&JSON, _)) => serde_json::from_slice::<MessageMeta>(row)
-            .context("stored message summary is unreadable")?,
+        Some((&JSON, _)) => {
+            let mut m = serde_json::from_slice::<MessageMeta>(row)
+                .context("stored message summary is unreadable")?;
+            let keys = serde_json::from_slice::<JsonKeys>(row)
+                .context("stored message summary is unreadable")?;
+            m.keys = KeyTexts {
+                raw: keys.sha256,
+                mail: keys.digest,
+                header: keys.header_key,
+            }
+            .tags();
+            m
+        }
         Some((b, _)) => return Err(damaged(&format!("unknown format {b}"))),
         None => return Err(damaged("empty row")),
     };
@@ -138,10 +231,14 @@ pub fn decode(labels: &Labels<'_>, id: u64, row: &[u8]) -> Result<MessageMeta> {
     Ok(m)
 }
 
+fn label_of(r: &mut Reader<'_>) -> Result<u32> {
+    u32::try_from(r.varint()?).map_err(|_| damaged("a label too large"))
+}
+
 fn decode_binary1(fields: &[u8]) -> Result<MessageMeta> {
     let mut r = Reader(fields);
     let (account, tenant) = (r.str()?, r.str()?);
-    let mut m = fields_of(&mut r, |r, m| {
+    let mut m = text_fields(&mut r, |r, m| {
         (m.account_name, m.account_address) = (r.str()?, r.str()?);
         Ok(())
     })?;
@@ -149,20 +246,14 @@ fn decode_binary1(fields: &[u8]) -> Result<MessageMeta> {
     Ok(m)
 }
 
-/// The fields [`put_fields`] wrote, up to the row's end.
-fn fields_of(
-    r: &mut Reader<'_>,
-    after_sha: impl FnOnce(&mut Reader<'_>, &mut MessageMeta) -> Result<()>,
-) -> Result<MessageMeta> {
+/// The fields [`put_head`] wrote.
+fn head_of(r: &mut Reader<'_>) -> Result<MessageMeta> {
     let (folder, from) = (r.str()?, r.str()?);
     let (to, cc) = (r.list()?, r.list()?);
     let subject = r.str()?;
     let (date, received) = (unzigzag(r.varint()?), unzigzag(r.varint()?));
     let size = r.varint()?;
-    let flags = r.byte()?;
-    let code = |i: u8| (flags >> (2 + 2 * i)) & 3;
-    let (contact, message_id) = (r.str()?, r.str()?);
-    let mut m = MessageMeta {
+    Ok(MessageMeta {
         folder,
         from,
         to,
@@ -171,16 +262,56 @@ fn fields_of(
         date,
         received,
         size,
-        read: flags & 1 != 0,
-        has_attachments: flags & 2 != 0,
-        contact,
-        message_id,
-        sha256: r.hash(code(0))?,
         ..MessageMeta::default()
+    })
+}
+
+/// The fields [`encode`] wrote after the label, up to the row's end.
+fn tagged_fields(r: &mut Reader<'_>) -> Result<MessageMeta> {
+    let mut m = head_of(r)?;
+    let flags = r.byte()?;
+    if flags >> 5 != 0 {
+        return Err(damaged("unknown flags"));
+    }
+    (m.read, m.has_attachments) = (flags & 1 != 0, flags & 2 != 0);
+    (m.contact, m.message_id) = (r.str()?, r.str()?);
+    let mut tag = |bit: u8| -> Result<Option<KeyTag>> {
+        if flags & bit == 0 {
+            return Ok(None);
+        }
+        let mut t = [0u8; TAG_BYTES];
+        t.copy_from_slice(r.take(TAG_BYTES as u64)?);
+        Ok(Some(t))
     };
-    after_sha(r, &mut m)?;
-    (m.digest, m.header_key) = (r.hash(code(1))?, r.hash(code(2))?);
+    let [raw, mail, header] = TAG_FLAGS;
+    m.keys = KeyTags {
+        raw: tag(raw)?,
+        mail: tag(mail)?,
+        header: tag(header)?,
+    };
     r.end()?;
+    Ok(m)
+}
+
+/// The fields [`put_texts`] wrote, up to the row's end.
+fn text_fields(
+    r: &mut Reader<'_>,
+    after_sha: impl FnOnce(&mut Reader<'_>, &mut MessageMeta) -> Result<()>,
+) -> Result<MessageMeta> {
+    let mut m = head_of(r)?;
+    let flags = r.byte()?;
+    let code = |i: u8| (flags >> (2 + 2 * i)) & 3;
+    (m.read, m.has_attachments) = (flags & 1 != 0, flags & 2 != 0);
+    (m.contact, m.message_id) = (r.str()?, r.str()?);
+    let raw = r.hash(code(0))?;
+    after_sha(r, &mut m)?;
+    let keys = KeyTexts {
+        raw,
+        mail: r.hash(code(1))?,
+        header: r.hash(code(2))?,
+    };
+    r.end()?;
+    m.keys = keys.tags();
     Ok(m)
 }
 

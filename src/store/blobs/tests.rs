@@ -110,8 +110,11 @@ fn a_blob_mail_is_stored_byte_exact_summarised_and_deduplicated() {
     assert_eq!(m.from, "a@example.org");
     assert!(m.has_attachments);
     assert_eq!(
-        (m.size, m.sha256.as_str()),
-        (raw.len() as u64, sha256_hex(&raw).as_str())
+        (m.size, m.keys.raw),
+        (
+            raw.len() as u64,
+            crate::store::keytags::tag_of(&sha256_hex(&raw))
+        )
     );
     assert_eq!(
         files(&blob_dir(dir.path())),
@@ -280,7 +283,7 @@ fn schema_3_store_is_migrated_and_takes_blobs() {
         schema::get_u64(&tx, KEY_VERSION).unwrap(),
         Some(SCHEMA_VERSION)
     );
-    assert_eq!(SCHEMA_VERSION, 17);
+    assert_eq!(SCHEMA_VERSION, 18);
     assert!(tx
         .list_tables()
         .unwrap()

@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTableMetadata};
-use sha2::Sha256;
+use sha2::{Digest, Sha256, Sha512_256};
 
 use super::pack::move_some;
 use super::*;
@@ -141,7 +141,7 @@ fn a_half_moved_index_recognises_and_buries_mail_in_either_table() {
         // A key in the old table is written to the new one only.
         let first = texts[0].clone();
         let last = texts[14].clone();
-        c.bury(&a.id, &last, ids[4]).unwrap();
+        c.bury(&a.id, tag_of(&last).unwrap(), ids[4]).unwrap();
         c.add(&a.id, &first, 999).unwrap();
         assert_eq!(c.get(&a.id, &last).unwrap(), Some(TOMBSTONE));
         assert_eq!(c.get(&a.id, &first).unwrap(), Some(ids[0]));

@@ -62,7 +62,8 @@ fn stores_exact_bytes_durably() {
     assert_eq!((m.date, m.received), (6, 6), "no Date header: received");
     assert_eq!(m.account, a.id);
     assert_eq!(m.account_address, "info@example.org");
-    assert_eq!(m.sha256, sha256_hex(&big));
+    let tag = crate::store::keytags::tag_of(&sha256_hex(&big));
+    assert_eq!(m.keys.raw, tag);
     assert!(store.raw(999).unwrap().is_none());
     assert!(store.message(999).unwrap().is_none());
 }

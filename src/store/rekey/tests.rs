@@ -31,17 +31,23 @@ fn forget_keys(dir: &Path) {
         let mut forgotten = 0;
         for (id, json) in rows {
             let mut m = crate::store::summary::decode(&labels, id, &json).unwrap();
-            // Its header key's row, which a store from before keys lacks.
-            let key = crate::store::content::stored_key(&m.header_key);
-            if content
-                .remove((m.account.as_str(), &key))
+            // Its header key's row, which a store from before keys lacks:
+            // the row of this mail under the summary's tag.
+            let tag = m.keys.header.unwrap();
+            let keys: Vec<[u8; 32]> = content
+                .iter()
                 .unwrap()
-                .is_some()
-            {
-                forgotten += 1;
-            }
-            m.digest.clear();
-            m.header_key.clear();
+                .map(|r| r.unwrap())
+                .filter(|(k, v)| {
+                    let (a, key) = k.value();
+                    a == m.account && key[..4] == tag && v.value() == id
+                })
+                .map(|(k, _)| *k.value().1)
+                .collect();
+            assert_eq!(keys.len(), 1);
+            content.remove((m.account.as_str(), &keys[0])).unwrap();
+            forgotten += 1;
+            (m.keys.mail, m.keys.header) = (None, None);
             let row = crate::store::summary::encode(&labels, &m).unwrap();
             messages.insert(id, row.as_slice()).unwrap();
         }
@@ -101,7 +107,8 @@ fn mails_stored_before_keys_get_them_at_open_in_bounded_steps() {
             Some(*id)
         );
         let m = store.message(*id).unwrap().unwrap();
-        assert_eq!((m.digest, m.header_key), (keys.mail, keys.header));
+        let tags = (tag_of(&keys.mail), tag_of(&keys.header));
+        assert_eq!((m.keys.mail, m.keys.header), tags);
     }
     // A deletion now tombstones the keys the pass gave.
     store.delete_message(ids[3]).unwrap();

@@ -1,23 +1,24 @@
 //! The conversion of older summary rows (JSON of schema 11 and older,
-//! [`BINARY`](super::BINARY) of schema 12) into the labelled form of schema 13, at open,
-//! in bounded transactions.
+//! [`BINARY`](super::BINARY) of schema 12, [`LABELLED`](super::LABELLED) of schemas 13 to
+//! 17) into the tagged form of schema 18, at open, in bounded
+//! transactions.
 
 use redb::{Database, ReadableTable, WriteTransaction};
 
-use super::{decode, encode, Labels, LABELLED};
+use super::{decode, encode, Labels, TAGGED};
 use crate::error::{Context, Result};
 use crate::store::schema::{get_u64, put_u64, MESSAGES, META};
 use crate::store::write_txn;
 
 /// Rows read per transaction of [`pack_legacy`] (about 600 bytes each as
-/// JSON, a few hundred in the older binary form).
+/// JSON, a few hundred in the older binary forms).
 pub const PACK_ROWS: usize = 1000;
 /// In `meta`, present while older rows may be left: the highest message
-/// id converted so far (0: none). The schema steps to 12 and 13 set it;
+/// id converted so far (0: none). The schema steps to 12, 13 and 18 set it;
 /// the last transaction of [`pack_legacy`] removes it.
 pub const KEY_PACKED: &str = "summaries_packed_upto";
 
-/// Rewrites the older rows of a store migrated to schema 13 as labelled
+/// Rewrites the older rows of a store migrated to schema 18 as tagged
 /// rows, at every open until none is left, in transactions of
 /// [`PACK_ROWS`] rows. Each transaction converts the rows after the mark
 /// [`KEY_PACKED`], adds the labels they need and moves the mark in the
@@ -36,7 +37,7 @@ pub(in crate::store) fn pack_legacy(db: &Database) -> Result<u64> {
         let (n, done) = pack_some(&tx, from)?;
         tx.commit().context("commit converted summaries")?;
         packed += n;
-        tracing::info!(packed, "converting stored summaries (schema 13)");
+        tracing::info!(packed, "converting stored summaries (schema 18)");
         if done {
             return Ok(packed);
         }
@@ -58,7 +59,7 @@ pub(super) fn pack_some(tx: &WriteTransaction, from: u64) -> Result<(u64, bool)>
         .collect::<Result<_>>()?;
     let mut converted = 0;
     for (id, row) in &rows {
-        if row.first() == Some(&LABELLED) {
+        if row.first() == Some(&TAGGED) {
             continue;
         }
         match decode(&labels, *id, row) {

@@ -3,6 +3,7 @@ use redb::{Database, ReadableDatabase};
 
 use super::wire::{put_str, put_varint};
 use super::*;
+use crate::store::keytags::tag_of;
 
 const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -24,16 +25,24 @@ pub(super) fn typical() -> MessageMeta {
         has_attachments: true,
         contact: "crm:contact:991".into(),
         message_id: "<20261203.1@mail.example.org>".into(),
-        sha256: SHA.into(),
         account_name: "Info".into(),
         account_address: "info@example.org".into(),
-        digest: SHA.replace('9', "0"),
-        header_key: SHA.replace('a', "b"),
+        keys: typical_keys().tags(),
     }
 }
 
-/// Summaries at the edges of every field.
-pub(super) fn edge_cases() -> Vec<MessageMeta> {
+/// The key texts of [`typical`], as summaries up to schema 17 held them.
+pub(super) fn typical_keys() -> KeyTexts {
+    KeyTexts {
+        raw: SHA.into(),
+        mail: SHA.replace('9', "0"),
+        header: format!("header:{}:812", SHA.replace('a', "b")),
+    }
+}
+
+/// Summaries at the edges of every field, with their key texts (which
+/// give their tags).
+pub(super) fn edge_cases() -> Vec<(MessageMeta, KeyTexts)> {
     let mut out = vec![MessageMeta::default(), typical()];
     let mut m = typical();
     m.to = (0..3000).map(|i| format!("r{i}@example.org")).collect();
@@ -54,7 +63,19 @@ pub(super) fn edge_cases() -> Vec<MessageMeta> {
     m.from = "\u{202e}evil".into();
     m.subject.push_str(&"x".repeat(70_000));
     out.push(m);
-    // Hash fields that are not 64 lower-case hex digits come back as they were.
+    let mut out: Vec<(MessageMeta, KeyTexts)> = out
+        .into_iter()
+        .map(|m| {
+            let keys = if m.id == 0 {
+                KeyTexts::default()
+            } else {
+                typical_keys()
+            };
+            (m, keys)
+        })
+        .collect();
+    // Key texts that are not 64 lower-case hex digits (stored as text in
+    // the older forms) give their tags too; any key may be missing.
     for odd in [
         SHA.to_uppercase(),
         SHA[..63].to_string(),
@@ -62,13 +83,28 @@ pub(super) fn edge_cases() -> Vec<MessageMeta> {
         SHA.replace('a', "g"),
         "sha256-not-hex".into(),
     ] {
-        let mut m = typical();
-        (m.sha256, m.digest, m.header_key) = (odd.clone(), String::new(), odd);
-        out.push(m);
+        let keys = KeyTexts {
+            raw: odd.clone(),
+            mail: String::new(),
+            header: odd,
+        };
+        out.push((typical(), keys));
     }
-    let mut m = typical();
-    (m.digest, m.header_key) = (String::new(), String::new());
-    out.push(m);
+    for keys in [
+        KeyTexts {
+            raw: SHA.into(),
+            ..KeyTexts::default()
+        },
+        KeyTexts {
+            header: typical_keys().header,
+            ..KeyTexts::default()
+        },
+    ] {
+        out.push((typical(), keys));
+    }
+    for (m, keys) in &mut out {
+        m.keys = keys.tags();
+    }
     out
 }
 
@@ -95,19 +131,25 @@ fn round_trip(db: &Database, m: &MessageMeta) -> (Vec<u8>, MessageMeta) {
 #[test]
 fn every_edge_case_comes_back_as_it_went_in() {
     let db = memory();
-    for m in edge_cases() {
+    for (m, keys) in edge_cases() {
         let (row, back) = round_trip(&db, &m);
-        assert_eq!(row[0], LABELLED);
+        assert_eq!(row[0], TAGGED);
         assert_eq!(back, m);
         // Read back in a later read transaction, through a cache.
         let cache = LabelCache::default();
         let tx = db.begin_read().unwrap();
         let labels = Labels::read(&tx, Some(&cache)).unwrap();
         assert_eq!(decode(&labels, m.id, &row).unwrap(), m);
-        // The schema 12 form of every summary still decodes to it.
-        let old = encode_binary1(&m);
+        // The schema 12 and 13 forms of every summary, with the key
+        // texts, still decode to it: the texts give the same tags.
+        let old = encode_binary1(&m, &keys);
         assert_eq!(old[0], BINARY);
         assert_eq!(decode(&labels, m.id, &old).unwrap(), m);
+        let tx = db.begin_write().unwrap();
+        let labelled = encode_labelled(&Labels::write(&tx), &m, &keys).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(labelled[0], LABELLED);
+        assert_eq!(decode(&labels, m.id, &labelled).unwrap(), m);
     }
 }
 
@@ -118,21 +160,24 @@ fn the_row_holds_a_label_number_instead_of_the_account_fields() {
     m.account_address = "konto-7@example.org".into();
     let (row, back) = round_trip(&db, &m);
     assert_eq!(back, m);
-    // The texts' bytes without the account's, three hashes of 32 bytes
-    // (not 64 hex digits), and a byte or so per field and number.
+    // The texts' bytes without the account's, three key tags of 4 bytes
+    // (not the keys), and a byte or so per field and number.
     let texts: usize = [&m.folder, &m.from, &m.subject, &m.contact, &m.message_id]
         .iter()
         .map(|s| s.len())
         .sum::<usize>()
         + m.to.iter().chain(&m.cc).map(String::len).sum::<usize>();
-    assert!(row.len() <= texts + 3 * 32 + 30, "{} bytes", row.len());
-    let old = encode_binary1(&m);
+    assert!(row.len() <= texts + 3 * 4 + 30, "{} bytes", row.len());
+    let keys = typical_keys();
+    let old = encode_binary1(&m, &keys);
     let account = Label::of(&m).encode().len();
-    assert_eq!(
-        row.len() + account,
-        old.len() + 1,
-        "format 1 holds the label"
-    );
+    // Format 1 holds the account's fields instead of the label, and the
+    // two hashes (32 bytes each) and the header key text instead of the
+    // tags (4 bytes each).
+    let header = keys.header.len() + 1;
+    assert_eq!(row.len() + account + 2 * 32 + header, old.len() + 1 + 3 * 4,);
+    let raw_bytes = crate::store::keytags::stored_key(SHA);
+    assert!(!row.windows(8).any(|w| w == &raw_bytes[..8]));
     assert!(!row.windows(SHA.len()).any(|w| w == SHA.as_bytes()));
     for s in [&m.account_name, &m.account_address] {
         assert!(!row.windows(s.len()).any(|w| w == s.as_bytes()), "{s}");
@@ -147,11 +192,21 @@ fn every_truncation_of_a_row_is_an_error() {
     // Rows short enough that a decode per prefix stays quick.
     let mut many = typical();
     many.to = (0..40).map(|i| format!("r{i}@example.org")).collect();
-    let cases: Vec<MessageMeta> = edge_cases().into_iter().chain([many]).collect();
-    let rows = cases
+    let cases: Vec<(MessageMeta, KeyTexts)> = edge_cases()
+        .into_iter()
+        .chain([(many, typical_keys())])
+        .collect();
+    let rows: Vec<Vec<u8>> = cases
         .iter()
-        .flat_map(|m| [encode(&labels, m).unwrap(), encode_binary1(m)])
-        .filter(|r| r.len() < 1000);
+        .flat_map(|(m, keys)| {
+            [
+                encode(&labels, m).unwrap(),
+                encode_binary1(m, keys),
+                encode_labelled(&labels, m, keys).unwrap(),
+            ]
+        })
+        .filter(|r| r.len() < 1000)
+        .collect();
     for row in rows {
         for n in 0..row.len() {
             let e = decode(&labels, 1, &row[..n]).unwrap_err();
@@ -175,15 +230,21 @@ fn json_rows_of_schema_11_decode() {
     let m = decode(&labels, 7, old.as_bytes()).unwrap();
     assert_eq!((m.id, m.subject.as_str(), m.date), (7, "Grüße", -5));
     assert_eq!(m.to, ["c@d", "e@f"]);
-    assert_eq!((m.sha256.as_str(), m.digest.as_str()), (SHA, ""));
+    assert_eq!(
+        (m.keys.raw, m.keys.mail, m.keys.header),
+        (tag_of(SHA), None, None)
+    );
     assert!(m.has_attachments && !m.read);
-    for m in edge_cases() {
-        let row = serde_json::to_vec(&m).unwrap();
+    for (m, keys) in edge_cases() {
+        let row = encode_json(&m, &keys).unwrap();
         assert_eq!(decode(&labels, m.id, &row).unwrap(), m);
     }
     // A schema 1 row without the fields added since.
     let m = decode(&labels, 3, br#"{"id":3,"account":"a1","subject":"s"}"#).unwrap();
-    assert_eq!((m.id, m.subject.as_str(), m.sha256.as_str()), (3, "s", ""));
+    assert_eq!(
+        (m.id, m.subject.as_str(), m.keys),
+        (3, "s", KeyTags::default())
+    );
 }
 
 #[test]
@@ -194,7 +255,7 @@ fn unknown_formats_and_damage_are_errors() {
     let row = encode(&labels, &typical()).unwrap();
     let mut bad = vec![
         (Vec::new(), "empty row"),
-        (vec![3], "unknown format 3"),
+        (vec![4], "unknown format 4"),
         (vec![0], "unknown format 0"),
         ([&[0xffu8][..], &row[1..]].concat(), "unknown format 255"),
         (b"[1,2]".to_vec(), "unknown format 91"),
@@ -219,18 +280,34 @@ fn unknown_formats_and_damage_are_errors() {
     bad.push((endless, "a number too long"));
     // Not UTF-8.
     bad.push((vec![BINARY, 2, 0xc3, 0x28], "not UTF-8"));
-    // The unused fourth hash code, in both binary forms.
+    // The unused fourth hash code, in the forms with key texts.
     let m = MessageMeta::default();
-    for (mut coded, after) in [(encode_binary1(&m), 5), (encode(&labels, &m).unwrap(), 3)] {
+    let none = KeyTexts::default();
+    for (mut coded, after) in [
+        (encode_binary1(&m, &none), 5),
+        (encode_labelled(&labels, &m, &none).unwrap(), 3),
+    ] {
         let flags_at = coded.len() - after;
         assert_eq!(coded[flags_at], 0);
         coded[flags_at] = 3 << 2;
         bad.push((coded, "an unknown hash code"));
     }
+    // A flag bit above the tags' in the tagged form.
+    let mut coded = encode(&labels, &m).unwrap();
+    let flags_at = coded.len() - 3;
+    assert_eq!(coded[flags_at], 0);
+    coded[flags_at] = 1 << 5;
+    bad.push((coded, "unknown flags"));
+    // A tag flag without its tag.
+    let mut coded = encode(&labels, &m).unwrap();
+    coded[flags_at] = 1 << 4;
+    bad.push((coded, "a length past its end"));
     // A label number beyond u32, and one the store does not have.
-    let mut huge = vec![LABELLED];
-    put_varint(&mut huge, 1 << 32);
-    bad.push((huge, "a label too large"));
+    for format in [LABELLED, TAGGED] {
+        let mut huge = vec![format];
+        put_varint(&mut huge, 1 << 32);
+        bad.push((huge, "a label too large"));
+    }
     let mut stray = row.clone();
     stray[1] = 99;
     bad.push((stray, "it names label 99, which is missing"));

@@ -46,7 +46,7 @@ pub(super) fn put_hash(out: &mut Vec<u8>, (code, h): (u8, &String)) {
 pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl Reader<'_> {
-    fn take(&mut self, n: u64) -> Result<&[u8]> {
+    pub(super) fn take(&mut self, n: u64) -> Result<&[u8]> {
         let n = usize::try_from(n).ok().filter(|n| *n <= self.0.len());
         let n = n.ok_or_else(|| damaged("a length past its end"))?;
         let (head, rest) = self.0.split_at(n);

@@ -1,12 +1,29 @@
 use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 
 use super::*;
+use crate::store::digest::MailKeys;
+use crate::store::keytags::KeyTexts;
 use crate::store::messages::tests::fixed_summary;
 use crate::store::meta::MessageMeta;
 use crate::store::schema::SUMMARY_LABELS;
-use crate::store::summary::{encode_binary1, BINARY, JSON};
+use crate::store::summary::{encode_binary1, encode_json, encode_labelled, BINARY, JSON, LABELLED};
 use crate::store::tests::pop3;
-use crate::store::{write_txn, NewMail, Store, DB_FILE};
+use crate::store::{sha256_hex, write_txn, NewMail, Store, DB_FILE};
+
+/// An older form of a summary, given its key texts.
+type Old = fn(&Labels<'_>, &MessageMeta, &KeyTexts) -> Vec<u8>;
+
+fn json(_: &Labels<'_>, m: &MessageMeta, keys: &KeyTexts) -> Vec<u8> {
+    encode_json(m, keys).unwrap()
+}
+
+fn binary(_: &Labels<'_>, m: &MessageMeta, keys: &KeyTexts) -> Vec<u8> {
+    encode_binary1(m, keys)
+}
+
+fn labelled(labels: &Labels<'_>, m: &MessageMeta, keys: &KeyTexts) -> Vec<u8> {
+    encode_labelled(labels, m, keys).unwrap()
+}
 
 /// The messages table of `dir` as (id, row), read without a Store.
 fn rows(dir: &std::path::Path) -> Vec<(u64, Vec<u8>)> {
@@ -36,30 +53,39 @@ fn decoded(dir: &std::path::Path) -> (Vec<MessageMeta>, u64) {
 }
 
 /// A store of `n` fetched mails of two accounts whose summaries are
-/// rewritten by `old` (JSON or the schema 12 binary form) and whose mark
-/// says the conversion has not begun: a store of schema 11 or 12 just
+/// rewritten by `old` (JSON, the schema 12 binary form or the labelled
+/// form of schema 13 with the key texts) and whose mark says the
+/// conversion has not begun: a store of schema 11, 12 or 17 just
 /// migrated. Returns the summaries.
-fn older_store(
-    dir: &std::path::Path,
-    n: usize,
-    old: fn(&MessageMeta) -> Vec<u8>,
-) -> Vec<MessageMeta> {
+fn older_store(dir: &std::path::Path, n: usize, old: Old, first: u8) -> Vec<MessageMeta> {
+    let mut texts = std::collections::HashMap::new();
     {
         let store = Store::open(dir).unwrap();
         for (half, count) in [(0, n / 2), (1, n - n / 2)] {
             let a = store.create_account(|id| pop3(id, None)).unwrap();
-            let mails = (0..count)
-                .map(|i| NewMail {
+            let raws: Vec<Vec<u8>> = (0..count)
+                .map(|i| format!("Subject: {i}\r\n\r\nbody {half} {i}\r\n").into_bytes())
+                .collect();
+            let mails = raws
+                .iter()
+                .enumerate()
+                .map(|(i, raw)| NewMail {
                     server_id: format!("pop3:{half}-{i}"),
-                    raw: format!("Subject: {i}\r\n\r\nbody {half} {i}\r\n")
-                        .into_bytes()
-                        .into(),
+                    raw: raw.clone().into(),
                     received: i as i64,
                 })
                 .collect();
-            store
+            let ids = store
                 .commit_batch(&a, mails, &fixed_summary(Some(1)))
                 .unwrap();
+            for (id, raw) in ids.into_iter().zip(&raws) {
+                let keys = KeyTexts {
+                    raw: sha256_hex(raw),
+                    mail: String::new(),
+                    header: MailKeys::of(raw).header,
+                };
+                texts.insert(id, keys);
+            }
         }
     }
     let (want, labels) = decoded(dir);
@@ -67,21 +93,24 @@ fn older_store(
     let db = Database::open(dir.join(DB_FILE)).unwrap();
     let tx = write_txn(&db).unwrap();
     {
+        let labels = Labels::write(&tx);
         let mut t = tx.open_table(MESSAGES).unwrap();
         for m in &want {
-            t.insert(m.id, old(m).as_slice()).unwrap();
+            let row = old(&labels, m, &texts[&m.id]);
+            assert_eq!(row[0], first);
+            // The texts give the tags the fetch kept.
+            assert_eq!(&decode(&labels, m.id, &row).unwrap(), m);
+            t.insert(m.id, row.as_slice()).unwrap();
         }
     }
-    tx.delete_table(SUMMARY_LABELS).unwrap();
-    tx.delete_table(crate::store::schema::SUMMARY_LABEL_IDS)
-        .unwrap();
+    if first != LABELLED {
+        tx.delete_table(SUMMARY_LABELS).unwrap();
+        tx.delete_table(crate::store::schema::SUMMARY_LABEL_IDS)
+            .unwrap();
+    }
     put_u64(&tx, KEY_PACKED, 0).unwrap();
     tx.commit().unwrap();
     want
-}
-
-fn json(m: &MessageMeta) -> Vec<u8> {
-    serde_json::to_vec(m).unwrap()
 }
 
 fn mark(db: &Database) -> Option<u64> {
@@ -93,17 +122,17 @@ fn mark(db: &Database) -> Option<u64> {
 
 #[test]
 fn older_rows_are_converted_in_bounded_resumable_steps() {
-    for (old, first) in [
-        (json as fn(&MessageMeta) -> Vec<u8>, JSON),
-        (encode_binary1, BINARY),
-    ] {
+    for (old, first) in [(json as Old, JSON), (binary, BINARY), (labelled, LABELLED)] {
         let dir = tempfile::tempdir().unwrap();
         let n = PACK_ROWS * 2 + 5;
-        let want = older_store(dir.path(), n, old);
+        let want = older_store(dir.path(), n, old, first);
+        // Labels: the first account's only, until the rows of the second
+        // are converted (the labelled form had both already).
+        let part = if first == LABELLED { 2 } else { 1 };
         {
             let db = Database::open(dir.path().join(DB_FILE)).unwrap();
             // One transaction, as if killed right after it: the first rows
-            // are labelled, the rest as they were, and the mark says where
+            // are tagged, the rest as they were, and the mark says where
             // to go on.
             let tx = write_txn(&db).unwrap();
             assert_eq!(pack_some(&tx, 0).unwrap(), (PACK_ROWS as u64, false));
@@ -113,14 +142,14 @@ fn older_rows_are_converted_in_bounded_resumable_steps() {
             assert_eq!(tx.open_table(MESSAGES).unwrap().len().unwrap(), n as u64);
         }
         for (i, (_, row)) in rows(dir.path()).iter().enumerate() {
-            assert_eq!(row[0], if i < PACK_ROWS { LABELLED } else { first });
+            assert_eq!(row[0], if i < PACK_ROWS { TAGGED } else { first });
         }
-        assert_eq!(decoded(dir.path()), (want.clone(), 1));
+        assert_eq!(decoded(dir.path()), (want.clone(), part));
         // The next open goes on from the mark and finishes.
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.message(want[n - 1].id).unwrap().unwrap(), want[n - 1]);
         drop(store);
-        assert!(rows(dir.path()).iter().all(|(_, row)| row[0] == LABELLED));
+        assert!(rows(dir.path()).iter().all(|(_, row)| row[0] == TAGGED));
         assert_eq!(decoded(dir.path()), (want, 2), "one label per account");
         // Done: the mark is gone, and an open converts and writes nothing.
         let db = Database::open(dir.path().join(DB_FILE)).unwrap();
@@ -132,7 +161,7 @@ fn older_rows_are_converted_in_bounded_resumable_steps() {
 #[test]
 fn a_damaged_row_is_left_and_the_rest_converted() {
     let dir = tempfile::tempdir().unwrap();
-    let want = older_store(dir.path(), 6, encode_binary1);
+    let want = older_store(dir.path(), 6, binary, BINARY);
     let db = Database::open(dir.path().join(DB_FILE)).unwrap();
     let tx = write_txn(&db).unwrap();
     {
@@ -151,7 +180,7 @@ fn a_damaged_row_is_left_and_the_rest_converted() {
     let tx = db.begin_read().unwrap();
     let labels = Labels::read(&tx, None).unwrap();
     for i in [0, 1, 3, 5] {
-        assert_eq!(after[i].1[0], LABELLED);
+        assert_eq!(after[i].1[0], TAGGED);
         assert_eq!(decode(&labels, after[i].0, &after[i].1).unwrap(), want[i]);
     }
 }
