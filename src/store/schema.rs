@@ -58,8 +58,9 @@ pub const BLOBS: TableDefinition<u64, u64> = TableDefinition::new("blobs");
 /// own, since a daemon without it has no use for it and ignores it.
 pub const BLOB_TRASH: TableDefinition<u64, ()> = TableDefinition::new("blob_trash");
 /// Message id -> [`super::MessageMeta`] without its id: a format byte and
-/// the fields in binary with an account label (schema 13), or an older
-/// form (converted at open); see `super::summary`.
+/// the fields in binary with an account label (schema 13) and tags of the
+/// content keys (schema 18), or an older form (converted at open); see
+/// `super::summary`.
 pub const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
 /// Label number -> the account fields that summaries name by it (account
 /// id, tenant, account name and address as four length-prefixed strings;

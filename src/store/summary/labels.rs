@@ -1,7 +1,8 @@
-//! Account labels of summary format 2 (schema 13): the account id,
-//! tenant, account name and address that a mail was stored under, kept
-//! once per distinct set in `summary_labels` and named by a small number
-//! in each row, instead of repeated in every row (~45 bytes a mail).
+//! Account labels of summary formats 2 and 3 (schemas 13 and 18): the
+//! account id, tenant, account name and address that a mail was stored
+//! under, kept once per distinct set in `summary_labels` and named by a
+//! small number in each row, instead of repeated in every row (~45 bytes
+//! a mail).
 //!
 //! A label is what the row held before, exactly: a rename or a tenant
 //! change of an account makes a NEW label for the mails stored after it,
