@@ -188,9 +188,8 @@ fn a_shared_tag_buries_only_the_deleted_mails_row() {
         db_rows,
         [Some(TOMBSTONE), Some(ids[1]), Some(AMBIGUOUS), Some(ids[0])]
     );
-    // Deleting mail two finds its row under the shared tag too? No: its
-    // summary names its own raw hash's tag, whose row was moved away; the
-    // crafted row is left, and no other row is touched.
+    // Mail two's summary names its own raw hash's tag, whose row was
+    // moved away: deleting it leaves the crafted row under mail one's tag.
     store.delete_message(ids[1]).unwrap().unwrap();
     let left = with_write(&store, |tx| {
         let t = tx.open_table(CONTENT_KEYS).unwrap();
