@@ -285,4 +285,6 @@ mod batch_tests;
 #[cfg(test)]
 mod chunk_tests;
 #[cfg(test)]
+mod finest_tests;
+#[cfg(test)]
 pub(crate) mod tests;
