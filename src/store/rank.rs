@@ -2,8 +2,9 @@
 //! entry" without reading N entries.
 //!
 //! Every scope entry `(date, id)` is counted in one bucket per level:
-//! level `l < TOP` groups dates by `date >> SHIFTS[l]` (9 hours, 12 days,
-//! 1 year, 34 years), level `TOP` is the scope's total. A parent bucket
+//! level `l` from [`FINEST`] below [`TOP`] groups dates by
+//! `date >> SHIFTS[l]` (9 hours, 12 days, 1 year, 34 years), level `TOP`
+//! is the scope's total. A parent bucket
 //! holds 32 child buckets, stored together as one child array
 //! ([`super::counters`]), so counting the entries up to a date reads one
 //! array per level plus the entries of one 9-hour bucket, and finding the
@@ -16,11 +17,13 @@
 //! scope in large numbers (an import without Date headers) makes the last
 //! step longer.
 //!
-//! Schemas 3 to 17 also counted 17-minute buckets, as level 0: a fifth of
-//! the counter rows, and with the chunks the step they saved costs less
-//! than reading them. Level numbers stay as stored (level 1 is the 9-hour
-//! level), so schema 18 only deletes the level 0 rows
-//! (`super::views::finest`); until that is done they are left unread.
+//! Schemas 3 to 17 also counted 17-minute buckets, as level 0: most of
+//! the counter rows (a sparse scope has a row per busy 9-hour bucket),
+//! for a last step that the chunks make cheap anyway. 12-day buckets as
+//! the finest would make that step read thousands of entries in a dense
+//! scope. Level numbers stay as stored (level 1 is the 9-hour level), so
+//! schema 18 only deletes the level 0 rows (`super::views::finest`);
+//! until that is done they are left unread.
 
 use std::collections::BTreeMap;
 
