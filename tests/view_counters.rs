@@ -38,32 +38,16 @@ fn arrays(dir: &Path) -> Arrays {
     out
 }
 
-/// The level 0 rows schema 17 kept for the entries of `tx`: per scope and
-/// 9-hour bucket, the counts of its 32 17-minute buckets, each non-zero
-/// one as its slot byte and its count in LEB128 (src/store/counters.rs).
+/// The level 0 rows schema 17 kept for the entries of `tx`.
 fn level_0(tx: &redb::WriteTransaction) -> Arrays {
-    let mut counts: BTreeMap<(u8, u32, i64), [u64; 32]> = BTreeMap::new();
+    let mut entries = Vec::new();
     for row in tx.open_table(VIEW_CHUNKS).unwrap().iter().unwrap() {
         let (k, v) = row.unwrap();
         let (s, d, i) = k.value();
-        for (d, _) in view_chunk::decode((d, i), v.value()).unwrap() {
-            let slot = ((d >> 10) - ((d >> 15) << 5)) as usize;
-            counts.entry((0, s, d >> 15)).or_insert([0; 32])[slot] += 1;
-        }
+        let chunk = view_chunk::decode((d, i), v.value()).unwrap();
+        entries.extend(chunk.into_iter().map(|(d, _)| (s, d)));
     }
-    let encode = |c: [u64; 32]| {
-        let mut out = Vec::new();
-        for (slot, mut n) in c.into_iter().enumerate().filter(|(_, n)| *n > 0) {
-            out.push(slot as u8);
-            while n >= 0x80 {
-                out.push((n as u8 & 0x7f) | 0x80);
-                n >>= 7;
-            }
-            out.push(n as u8);
-        }
-        out
-    };
-    counts.into_iter().map(|(k, c)| (k, encode(c))).collect()
+    migration::level_0_rows(entries)
 }
 
 /// What the CRM sees: first pages, deep pages and totals of several views.
