@@ -4,18 +4,17 @@
 //! Every scope entry `(date, id)` is counted in one bucket per level:
 //! level `l` from [`FINEST`] below [`TOP`] groups dates by
 //! `date >> SHIFTS[l]` (9 hours, 12 days, 1 year, 34 years), level `TOP`
-//! is the scope's total. A parent bucket
-//! holds 32 child buckets, stored together as one child array
-//! ([`super::counters`]), so counting the entries up to a date reads one
-//! array per level plus the entries of one 9-hour bucket, and finding the
-//! r-th entry walks down the same way. The cost is O(levels) B-tree
-//! lookups plus the entries of one finest bucket per scope, whatever the
-//! store holds. The lists are packed in chunks of up to 128 entries
-//! (`super::views::chunk`), so even the busiest 9-hour bucket of a
-//! million-mail store (a few hundred entries in a scope of all mail) is a
-//! few chunks to decode; only mail that shares one 9-hour window in one
-//! scope in large numbers (an import without Date headers) makes the last
-//! step longer.
+//! is the scope's total. A parent bucket holds 32 child buckets, stored
+//! together as one child array ([`super::counters`]), so counting the
+//! entries up to a date reads one array per level plus the entries of
+//! one 9-hour bucket, and finding the r-th entry walks down the same way.
+//! The cost is O(levels) B-tree lookups plus the entries of one finest
+//! bucket per scope, whatever the store holds. The lists are packed in
+//! chunks of up to 128 entries (`super::views::chunk`), so even the
+//! busiest 9-hour bucket of a million-mail store (a few hundred entries
+//! in a scope of all mail) is a few chunks to decode; only mail that
+//! shares one 9-hour window in one scope in large numbers (an import
+//! without Date headers) makes the last step longer.
 //!
 //! Schemas 3 to 17 also counted 17-minute buckets, as level 0: most of
 //! the counter rows (a sparse scope has a row per busy 9-hour bucket),
