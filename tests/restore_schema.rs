@@ -9,7 +9,8 @@
 //! each row instead of a label, before schema 15 the content keys are
 //! text, before schema 16 the view lists are one row per entry, before
 //! schema 17 the word index chunks name their places by string, before
-//! schema 18 the summaries hold the content key texts, not their tags) — and
+//! schema 18 the summaries hold the content key texts, not their tags,
+//! before schema 19 the view counters keep a 17-minute level) — and
 //! sealing the file again with the backup writer. Older still is refused, naming both ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -158,6 +159,32 @@ fn unchunked_views(sections: &[(String, std::path::PathBuf)]) -> Vec<(Vec<u8>, V
     }
     assert!(!out.is_empty());
     out
+}
+
+/// Today's `table:view_arrays` section with the level 0 rows (17-minute
+/// counts) that schemas 3 to 17 kept beside the others.
+fn with_level_0(sections: &[(String, std::path::PathBuf)]) -> Vec<u8> {
+    type Key = (u32, i64, u64);
+    type Counter = (u8, u32, i64);
+    let (_, path) = sections
+        .iter()
+        .find(|(n, _)| n == "table:view_arrays")
+        .unwrap();
+    let mut r = rows(&std::fs::read(path).unwrap());
+    assert!(
+        r.iter().all(|(k, _)| k[0] > 0),
+        "today's backup has level 0"
+    );
+    let entries = unchunked_views(sections).into_iter().map(|(k, _)| {
+        let (s, d, _) = <Key as redb::Value>::from_bytes(&k);
+        (s, d)
+    });
+    let old = common::migration::level_0_rows(entries);
+    assert!(!old.is_empty());
+    for (k, v) in old {
+        r.push((<Counter as redb::Value>::as_bytes(&k).to_vec(), v));
+    }
+    encode(&r)
 }
 
 /// The places of the word index by number, from a backup's
@@ -425,10 +452,11 @@ fn assert_tagged_summaries(dir: &Path) {
     tx.abort().unwrap();
 }
 
-/// The view lists of the store in `dir` are numbered and in chunks, and
-/// no move is pending: the open after the restore moved the older rows.
+/// The view lists of the store in `dir` are numbered and in chunks, their
+/// counters have no 17-minute level, and no move is pending: the open
+/// after the restore moved or deleted the older rows.
 fn assert_numbered_views(dir: &Path) {
-    use postfach::store::schema::VIEW_CHUNKS;
+    use postfach::store::schema::{VIEW_ARRAYS, VIEW_CHUNKS};
     use redb::ReadableTable;
     let db = redb::Database::open(dir.join(postfach::store::DB_FILE)).unwrap();
     let tx = db.begin_write().unwrap();
@@ -448,6 +476,12 @@ fn assert_numbered_views(dir: &Path) {
             .len();
     }
     assert!(entries >= 15, "{entries}");
+    let mut levels = Vec::new();
+    for row in tx.open_table(VIEW_ARRAYS).unwrap().iter().unwrap() {
+        levels.push(row.unwrap().0.value().0);
+    }
+    assert!(!levels.is_empty() && !levels.contains(&0), "{levels:?}");
+    assert!(!names.iter().any(|n| n == "view_counts"), "{names:?}");
     tx.abort().unwrap();
 }
 
@@ -502,6 +536,18 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
         .unwrap();
     let label_ids = std::fs::read(label_ids).unwrap();
     let texts = key_texts(&u.sections);
+    // Schema 19 dropped the view counters' 17-minute level; older backups
+    // carry its rows (in `table:view_counts` before schema 14, made below
+    // from these).
+    if version < 19 {
+        let body = with_level_0(&u.sections);
+        let (_, path) = u
+            .sections
+            .iter()
+            .find(|(n, _)| n == "table:view_arrays")
+            .unwrap();
+        std::fs::write(path, body).unwrap();
+    }
     // Schema 9 packed the raw mails (postfach::store::compress); older
     // backups carry them as received, in `table:raw`.
     let unpacked: Vec<(Vec<u8>, Vec<u8>)> = if version < 9 {

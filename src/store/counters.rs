@@ -10,6 +10,9 @@
 //! The two coarsest levels (34-year buckets and the scope total) stay one
 //! `u64` row per bucket in [`VIEW_TOTALS`]: they are few and unbounded (no
 //! parent limits the 34-year buckets).
+//! Since schema 19 the finest array level is 1 (9-hour buckets in the
+//! arrays of 12-day parents); level 0 rows of older stores are deleted at
+//! open (`super::views::finest`) and never asked for.
 //!
 //! Rows are keyed by the scope's number (schema 14, `super::views::scopes`);
 //! schema 12's rows in [`BUCKETS`] and [`VIEW_COUNTS`], keyed by the scope

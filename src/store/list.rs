@@ -354,6 +354,8 @@ impl Store {
 mod text;
 
 #[cfg(test)]
+mod dense_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]
 mod text_tests;

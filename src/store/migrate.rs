@@ -33,6 +33,7 @@ const STEPS: &[Step] = &[
     migrate_to_view_chunks,
     migrate_to_place_numbers,
     migrate_to_key_tags,
+    migrate_to_coarser_counters,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -276,6 +277,19 @@ fn migrate_to_place_numbers(tx: &WriteTransaction) -> Result<()> {
 /// place in [`STEPS`] can move.)
 fn migrate_to_key_tags(tx: &WriteTransaction) -> Result<()> {
     put_u64(tx, super::summary::KEY_PACKED, 0)
+}
+
+/// Schema 19 no longer counts the 17-minute level of the view counters
+/// (level 0 of [`VIEW_ARRAYS`]): a deep page walks the entries of one
+/// 9-hour bucket instead (`super::rank`). The step changes no table;
+/// `super::views::finest::drop_level_0` deletes the level 0 rows in
+/// bounded transactions after the migration commits (resumable: the rows
+/// left are the progress), and nothing reads them meanwhile. An older
+/// daemon would take the missing level 0 arrays for empty buckets and
+/// page wrongly, so it must refuse the store. (Self-contained, so that
+/// its place in [`STEPS`] can move if another step lands first.)
+fn migrate_to_coarser_counters(_tx: &WriteTransaction) -> Result<()> {
+    Ok(())
 }
 
 /// Bring a store written at schema `from` (>= 1) up to [`SCHEMA_VERSION`]

@@ -2,15 +2,27 @@
 //! entry" without reading N entries.
 //!
 //! Every scope entry `(date, id)` is counted in one bucket per level:
-//! level `l < TOP` groups dates by `date >> SHIFTS[l]` (17 minutes, 9 hours,
-//! 12 days, 1 year, 34 years), level `TOP` is the scope's total. A parent
-//! bucket holds 32 child buckets, stored together as one child array
-//! ([`super::counters`]), so counting the entries up to a date reads one
-//! array per level plus the entries of one 17-minute bucket, and finding
-//! the r-th entry walks down the same way. The cost is O(levels + entries
-//! in one finest bucket) B-tree lookups per scope, whatever the store
-//! holds; only mail that shares one 17-minute window in one scope in large
-//! numbers (an import without Date headers) makes the last step longer.
+//! level `l` from [`FINEST`] below [`TOP`] groups dates by
+//! `date >> SHIFTS[l]` (9 hours, 12 days, 1 year, 34 years), level `TOP`
+//! is the scope's total. A parent bucket holds 32 child buckets, stored
+//! together as one child array ([`super::counters`]), so counting the
+//! entries up to a date reads one array per level plus the entries of
+//! one 9-hour bucket, and finding the r-th entry walks down the same way.
+//! The cost is O(levels) B-tree lookups plus the entries of one finest
+//! bucket per scope, whatever the store holds. The lists are packed in
+//! chunks of up to 128 entries (`super::views::chunk`), so even the
+//! busiest 9-hour bucket of a million-mail store (a few hundred entries
+//! in a scope of all mail) is a few chunks to decode; only mail that
+//! shares one 9-hour window in one scope in large numbers (an import
+//! without Date headers) makes the last step longer.
+//!
+//! Schemas 3 to 17 also counted 17-minute buckets, as level 0: most of
+//! the counter rows (a sparse scope has a row per busy 9-hour bucket),
+//! for a last step that the chunks make cheap anyway. 12-day buckets as
+//! the finest would make that step read thousands of entries in a dense
+//! scope. Level numbers stay as stored (level 1 is the 9-hour level), so
+//! schema 19 only deletes the level 0 rows (`super::views::finest`);
+//! until that is done they are left unread.
 
 use std::collections::BTreeMap;
 
@@ -24,8 +36,11 @@ use crate::error::Context;
 use crate::error::Result;
 
 /// Bucket widths (log2 seconds) of the levels below [`TOP`]; 5 bits apart,
-/// so that a parent has [`FANOUT`] children.
+/// so that a parent has [`FANOUT`] children. Level 0 (17 minutes) is no
+/// longer counted (module docs); its width stays for the level numbers.
 const SHIFTS: [u32; 5] = [10, 15, 20, 25, 30];
+/// The finest level counted: 9-hour buckets.
+pub(super) const FINEST: u8 = 1;
 /// The level whose single bucket 0 holds the scope's total.
 pub(super) const TOP: u8 = 5;
 /// Number of levels, [`TOP`] included.
@@ -194,6 +209,11 @@ pub(super) fn bucket(level: u8, date: i64) -> i64 {
     }
 }
 
+/// log2 of the width in seconds of a bucket at `level` (below [`TOP`]).
+fn width(level: u8) -> u32 {
+    SHIFTS.get(usize::from(level)).copied().unwrap_or(0)
+}
+
 /// Where `date`'s bucket at `level` sits in its parent's child array.
 pub(super) fn slot(level: u8, date: i64) -> usize {
     // Arithmetic shifts floor, so this is in 0..FANOUT for every date.
@@ -222,12 +242,12 @@ pub(super) fn prefix(ix: &Index, c: &Counters, scope: &Scope, x: i64) -> Result<
         i64::MIN,
         bucket(ARRAY_LEVELS, x) - 1,
     )?;
-    for level in (0..ARRAY_LEVELS).rev() {
+    for level in (FINEST..ARRAY_LEVELS).rev() {
         let children = c.children(level, scope, bucket(level + 1, x))?;
         let before: u64 = children.iter().take(slot(level, x)).sum();
         n = n.saturating_add(before);
     }
-    let start = bucket(0, x) << SHIFTS[0];
+    let start = bucket(FINEST, x) << width(FINEST);
     for rows in ix.range(scope, (start, 0), (x, u64::MAX))? {
         n = n.saturating_add(rows.count()?);
     }
@@ -275,7 +295,7 @@ pub(super) fn locate(c: &Counters, scopes: &[Scope], r: u64) -> Result<Option<(i
     let Some((mut parent, mut n)) = pick(top.into_iter(), &mut r) else {
         return Ok(None);
     };
-    for level in (0..ARRAY_LEVELS).rev() {
+    for level in (FINEST..ARRAY_LEVELS).rev() {
         let mut sums = [0u64; FANOUT];
         for s in scopes {
             for (sum, n) in sums.iter_mut().zip(c.children(level, s, parent)?) {
@@ -287,7 +307,7 @@ pub(super) fn locate(c: &Counters, scopes: &[Scope], r: u64) -> Result<Option<(i
             None => return Ok(None),
         }
     }
-    let newest = (parent << SHIFTS[0]) | ((1 << SHIFTS[0]) - 1);
+    let newest = (parent << width(FINEST)) | ((1 << width(FINEST)) - 1);
     Ok(Some((newest, n.saturating_sub(1).saturating_sub(r))))
 }
 

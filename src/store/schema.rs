@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 18;
+pub const SCHEMA_VERSION: u64 = 19;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -111,7 +111,9 @@ pub const VIEW_ENTRIES: TableDefinition<(u32, i64, u64), ()> = TableDefinition::
 pub const VIEW_TOTALS: TableDefinition<(u8, u32, i64), u64> = TableDefinition::new("view_totals");
 /// (level, scope number, parent bucket) -> the counts of the parent's 32
 /// child buckets at `level`, sparse-encoded: the finer levels of the same
-/// counters (schema 13; see `super::counters`).
+/// counters (schema 13; see `super::counters`). Since schema 19 the
+/// finest is level 1 (9-hour buckets); level 0 rows of older stores are
+/// deleted at open (`super::views::finest`) and never read.
 pub const VIEW_ARRAYS: TableDefinition<(u8, u32, i64), &[u8]> = TableDefinition::new("view_arrays");
 
 /// (scope, date, id) -> (): the view lists of schemas 2 to 13, keyed by

@@ -23,8 +23,9 @@
 //! counters are keyed by that number ([`lists`]); the entries are packed
 //! in chunks of up to 128 ([`chunk`], [`chunks`], schema 16). Schema 12's
 //! rows keyed by the key itself ([`pack`], [`legacy`]) and schema 14's one
-//! row per entry ([`rechunk`]) are moved over at open. Every
-//! function here runs inside the caller's write transaction.
+//! row per entry ([`rechunk`]) are moved over at open, and the counters'
+//! 17-minute level that schema 19 dropped is deleted there ([`finest`]).
+//! Every function here runs inside the caller's write transaction.
 
 use std::collections::HashMap;
 
@@ -43,6 +44,7 @@ use lists::Lists;
 
 pub mod chunk;
 mod chunks;
+pub(super) mod finest;
 mod legacy;
 mod lists;
 pub(super) mod pack;
@@ -282,5 +284,7 @@ pub(super) fn rebuild(tx: &WriteTransaction) -> Result<()> {
 mod batch_tests;
 #[cfg(test)]
 mod chunk_tests;
+#[cfg(test)]
+mod finest_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -149,3 +149,30 @@ pub fn named_chunk(value: &[u8], names: &std::collections::HashMap<u32, String>)
     out.extend_from_slice(&value[at..]);
     out
 }
+
+/// The level 0 rows of `view_arrays` that schemas 3 to 17 kept for the
+/// view entries `(scope, date)`: per scope and 9-hour bucket, the counts
+/// of its 32 17-minute buckets, each non-zero one as its slot byte and its
+/// count in LEB128 (src/store/counters.rs). Schema 19 deletes them.
+pub fn level_0_rows(
+    entries: impl IntoIterator<Item = (u32, i64)>,
+) -> std::collections::BTreeMap<(u8, u32, i64), Vec<u8>> {
+    let mut counts = std::collections::BTreeMap::new();
+    for (s, d) in entries {
+        let slot = ((d >> 10) - ((d >> 15) << 5)) as usize;
+        counts.entry((0u8, s, d >> 15)).or_insert([0u64; 32])[slot] += 1;
+    }
+    let encode = |c: [u64; 32]| {
+        let mut out = Vec::new();
+        for (slot, mut n) in c.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+            out.push(slot as u8);
+            while n >= 0x80 {
+                out.push((n as u8 & 0x7f) | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+        }
+        out
+    };
+    counts.into_iter().map(|(k, c)| (k, encode(c))).collect()
+}

@@ -2,12 +2,14 @@
 //! stored as `super::super::counters` describes), gathered first and
 //! written once per counter row.
 //!
-//! One entry touches one row per level. The move of schema 12's rows
-//! (`super::pack`) moves thousands of entries of a scope at a time, mostly
-//! of neighbouring dates, so gathering the changes first writes each
-//! counter row once per batch instead of once per entry. The same code
-//! keeps the counters of the numbered scopes and, while that move is
-//! pending, of the old scope keys, so both stay exact at every commit.
+//! One entry touches one row per counted level, from [`FINEST`] up
+//! (schema 19 stopped counting level 0, in the numbered tables and in
+//! schema 12's alike). The move of schema 12's rows (`super::pack`)
+//! moves thousands of entries of a scope at a time, mostly of
+//! neighbouring dates, so gathering the changes first writes each counter
+//! row once per batch instead of once per entry. The same code keeps the
+//! counters of the numbered scopes and, while that move is pending, of
+//! the old scope keys, so both stay exact at every commit.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,7 @@ use redb::{ReadableTable, Table};
 
 use crate::error::{Context, Result};
 use crate::store::counters::{decode, encode, ARRAY_LEVELS, FANOUT};
-use crate::store::rank::{bucket, slot, LEVELS};
+use crate::store::rank::{bucket, slot, FINEST, LEVELS};
 
 /// Counter changes of one scope (module docs).
 #[derive(Debug, Default)]
@@ -30,7 +32,7 @@ pub(super) struct Tally {
 impl Tally {
     /// Count an entry of `date` in (`by` 1) or out (`by` -1).
     pub(super) fn count(&mut self, date: i64, by: i64) {
-        for level in 0..ARRAY_LEVELS {
+        for level in FINEST..ARRAY_LEVELS {
             let key = (level, bucket(level + 1, date));
             let children = self.arrays.entry(key).or_insert([0; FANOUT]);
             if let Some(n) = children.get_mut(slot(level, date)) {

@@ -90,7 +90,7 @@ pub(super) fn places_with<K: redb::Key + 'static>(
 }
 
 /// Every view of the test against the model, deep offsets included.
-fn check_all(store: &Store, ids: &[u64], accounts: &[String]) {
+pub(super) fn check_all(store: &Store, ids: &[u64], accounts: &[String]) {
     let mut qs = Vec::new();
     for viewer in [Visibility::All, user("alice"), user("bob")] {
         for unassigned in [None, Some(true), Some(false)] {
