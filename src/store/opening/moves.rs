@@ -28,6 +28,8 @@ pub(in crate::store) fn at_open(db: &Database, dir: &Path) -> Result<()> {
     crate::store::content::pack::pack_legacy(db)?;
     // Schema 16's packing of the view lists into chunks, likewise resumed.
     crate::store::views::rechunk::move_entries(db)?;
+    // Schema 18's move of the IMAP server ids into chunks, likewise.
+    crate::store::server_ids::moves::move_rows(db)?;
     // Schema 11's dictionary: trained if the store has enough mail, and
     // the rows before it repacked, resumed wherever a kill left it.
     crate::store::compress::recompress::at_open(db)?;
