@@ -368,15 +368,14 @@ fn unchunked_server_ids(sections: &[(String, std::path::PathBuf)]) -> Vec<(Vec<u
 /// The canonical IMAP server ids of the store in `dir` are in chunks and
 /// no move is pending: the open after the restore moved the older rows.
 fn assert_chunked_server_ids(dir: &Path) {
-    use postfach::store::schema::{META, SERVER_IDS, SERVER_UIDS};
+    use postfach::store::schema::{META, SERVER_IDS};
     use postfach::store::server_ids::chunk::canonical;
-    use redb::{ReadableTable, ReadableTableMetadata};
+    use redb::ReadableTable;
     let db = redb::Database::open(dir.join(postfach::store::DB_FILE)).unwrap();
     let tx = db.begin_write().unwrap();
     {
         let meta = tx.open_table(META).unwrap();
         assert!(meta.get("server_ids_moved_after").unwrap().is_none());
-        assert!(tx.open_table(SERVER_UIDS).unwrap().len().unwrap() > 0);
         for row in tx.open_table(SERVER_IDS).unwrap().iter().unwrap() {
             let (k, _) = row.unwrap();
             assert!(canonical(k.value().1).is_none(), "{:?}", k.value());
@@ -529,10 +528,11 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
     };
     // Schema 18 keeps the canonical IMAP server ids in chunks; older
     // backups carry one `table:server_ids` row per id.
+    // (The account of this backup deletes on the server, so its ids were
+    // forgotten and the section may be empty: tests/server_uids.rs moves
+    // a full one.)
     let server_ids = if version < 18 {
-        let r = unchunked_server_ids(&u.sections);
-        assert!(!r.is_empty());
-        r
+        unchunked_server_ids(&u.sections)
     } else {
         Vec::new()
     };

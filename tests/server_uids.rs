@@ -41,7 +41,12 @@ fn ids(dir: &Path) -> (BTreeSet<Row>, u64, u64) {
     let tx = db.begin_read().unwrap();
     let mut all = BTreeSet::new();
     let mut pairs = 0;
-    for row in tx.open_table(SERVER_UIDS).unwrap().iter().unwrap() {
+    // Absent in a schema 17 store.
+    let chunks = match tx.open_table(SERVER_UIDS) {
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        t => Some(t.unwrap()),
+    };
+    for row in chunks.iter().flat_map(|t| t.iter().unwrap()) {
         let (k, v) = row.unwrap();
         let (a, generation, first) = k.value();
         for (uid, id) in chunk::decode(first, v.value()).unwrap() {
