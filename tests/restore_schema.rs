@@ -10,7 +10,8 @@
 //! text, before schema 16 the view lists are one row per entry, before
 //! schema 17 the word index chunks name their places by string, before
 //! schema 18 the summaries hold the content key texts, not their tags,
-//! before schema 19 the view counters keep a 17-minute level) — and
+//! before schema 19 the view counters keep a 17-minute level, before
+//! schema 20 every server id is a row of `table:server_ids`) — and
 //! sealing the file again with the backup writer. Older still is refused, naming both ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -39,6 +40,9 @@ async fn found(conn: &zbus::Connection, text: &str) -> u32 {
 /// Tables that came after each schema (src/store/schema.rs, STEPS).
 fn added_after(version: u64) -> Vec<&'static str> {
     let mut t = Vec::new();
+    if version < 20 {
+        t.push("table:server_uids");
+    }
     if version < 17 {
         t.extend(["table:search_places", "table:search_place_names"]);
     }
@@ -430,6 +434,47 @@ fn assert_binary_content(dir: &Path) {
     tx.abort().unwrap();
 }
 
+/// Rows of the IMAP server id chunks as the rows of schemas 1 to 19:
+/// `(account, server id) -> message id`, one per id.
+fn unchunked_server_ids(sections: &[(String, std::path::PathBuf)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use postfach::store::server_ids::chunk;
+    type Key = (&'static str, &'static str, u32);
+    type Row = (&'static str, &'static str);
+    let (_, path) = sections
+        .iter()
+        .find(|(n, _)| n == "table:server_uids")
+        .unwrap();
+    let mut out = Vec::new();
+    for (k, v) in rows(&std::fs::read(path).unwrap()) {
+        let (a, generation, first) = <Key as redb::Value>::from_bytes(&k);
+        for (uid, id) in chunk::decode(first, &v).unwrap() {
+            let sid = format!("{generation}{uid}");
+            let key = <Row as redb::Value>::as_bytes(&(a, sid.as_str()));
+            out.push((key.to_vec(), id.to_be_bytes().to_vec()));
+        }
+    }
+    out
+}
+
+/// The canonical IMAP server ids of the store in `dir` are in chunks and
+/// no move is pending: the open after the restore moved the older rows.
+fn assert_chunked_server_ids(dir: &Path) {
+    use postfach::store::schema::{META, SERVER_IDS};
+    use postfach::store::server_ids::chunk::canonical;
+    use redb::ReadableTable;
+    let db = redb::Database::open(dir.join(postfach::store::DB_FILE)).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let meta = tx.open_table(META).unwrap();
+        assert!(meta.get("server_ids_moved_after").unwrap().is_none());
+        for row in tx.open_table(SERVER_IDS).unwrap().iter().unwrap() {
+            let (k, _) = row.unwrap();
+            assert!(canonical(k.value().1).is_none(), "{:?}", k.value());
+        }
+    }
+    tx.abort().unwrap();
+}
+
 /// Every summary of the store in `dir` is tagged, and no conversion is
 /// pending: the open after the restore converted the older rows.
 fn assert_tagged_summaries(dir: &Path) {
@@ -599,6 +644,16 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
     } else {
         None
     };
+    // Schema 20 keeps the canonical IMAP server ids in chunks; older
+    // backups carry one `table:server_ids` row per id.
+    // (The account of this backup deletes on the server, so its ids were
+    // forgotten and the section may be empty: tests/server_uids.rs moves
+    // a full one.)
+    let server_ids = if version < 20 {
+        unchunked_server_ids(&u.sections)
+    } else {
+        Vec::new()
+    };
     let mut keyed = if version < 14 {
         keyed_views(&u.sections)
     } else {
@@ -632,6 +687,10 @@ fn as_schema(from: &Path, version: u64, to: &Path) {
                 .map(|(k, v)| (k, common::migration::named_chunk(&v, &names)))
                 .collect();
             assert!(!r.is_empty());
+            encode(&r)
+        } else if name == "table:server_ids" && version < 20 {
+            let mut r = rows(&body);
+            r.extend(server_ids.iter().cloned());
             encode(&r)
         } else if name == "table:raw" && version < 9 {
             let mut r = rows(&body);
@@ -706,6 +765,7 @@ async fn backups_of_older_schemas_restore_and_older_still_are_refused() {
         assert_numbered_views(fresh.path());
         assert_binary_content(fresh.path());
         assert_numbered_places(fresh.path());
+        assert_chunked_server_ids(fresh.path());
     }
 
     let too_old = out.path().join("too-old");

@@ -31,6 +31,7 @@ macro_rules! for_tables {
         $m!($crate::store::schema::SUMMARY_LABELS);
         $m!($crate::store::schema::SUMMARY_LABEL_IDS);
         $m!($crate::store::schema::SERVER_IDS);
+        $m!($crate::store::schema::SERVER_UIDS);
         $m!($crate::store::schema::CONTENT);
         $m!($crate::store::schema::CONTENT_KEYS);
         $m!($crate::store::schema::MESSAGE_SIDS);

@@ -7,7 +7,8 @@ use super::account_row::{account_in, no_account};
 use super::content::Content;
 use super::digest::AMBIGUOUS;
 use super::meta::TOMBSTONE;
-use super::schema::{MESSAGE_SIDS, SERVER_IDS};
+use super::schema::MESSAGE_SIDS;
+use super::server_ids::ServerIds;
 use super::Store;
 use crate::error::{Context, Result};
 
@@ -31,15 +32,14 @@ impl Store {
             let mut unknown = Vec::new();
             {
                 let content = Content::open(&tx)?;
-                let mut sids = tx.open_table(SERVER_IDS).context("open server ids")?;
+                let mut sids = ServerIds::open(&tx)?;
                 let mut back = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
                 for (sid, key) in pairs {
                     let id = content.get(account, key)?;
                     match id {
                         None | Some(AMBIGUOUS) => unknown.push(sid.clone()),
                         Some(id) => {
-                            sids.insert((account, sid.as_str()), id)
-                                .context("write server ids")?;
+                            sids.insert(account, sid, id)?;
                             if id != TOMBSTONE {
                                 back.insert((id, sid.as_str()), ())
                                     .context("write server ids")?;
@@ -47,6 +47,7 @@ impl Store {
                         }
                     }
                 }
+                sids.finish()?;
             }
             tx.commit().context("commit recognised mails")?;
             Ok(unknown)

@@ -9,7 +9,6 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use redb::ReadableTable;
 use sha2::{Digest, Sha256};
 
 use super::account_row::{account_in, no_account};
@@ -18,7 +17,8 @@ use super::content::Content;
 use super::digest::MailKeys;
 use super::keytags::{tag_of, KeyTags};
 pub use super::meta::{MessageMeta, Summary, TOMBSTONE};
-use super::schema::{self, BLOBS, MESSAGES, MESSAGE_SIDS, RAW_PACKED, SERVER_IDS};
+use super::schema::{self, BLOBS, MESSAGES, MESSAGE_SIDS, RAW_PACKED};
+use super::server_ids::ServerIds;
 use super::summary;
 use super::summary::Labels;
 use super::views::{meta_in, owner_in, Writer};
@@ -137,7 +137,7 @@ impl Store {
             // redb each open and close of a table also reads and rewrites
             // its root in the table directory, which cost more than the
             // mail's own inserts.
-            let mut sids = tx.open_table(SERVER_IDS).context("open server ids")?;
+            let mut sids = ServerIds::open(&tx)?;
             let mut content = Content::open(&tx)?;
             let mut message_sids = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
             let mut raws = tx.open_table(RAW_PACKED).context("open raw")?;
@@ -151,8 +151,8 @@ impl Store {
                     raw,
                     received,
                 } = mail;
-                let sid = (acct, server_id.as_str());
-                if sids.get(sid).context("read server ids")?.is_some() {
+                let sid = server_id.as_str();
+                if sids.get(acct, sid)?.is_some() {
                     continue;
                 }
                 let sha = raw.sha256_hex();
@@ -169,7 +169,7 @@ impl Store {
                 if known == Some(TOMBSTONE) {
                     // Deleted in the CRM: seen again (e.g. after a UIDVALIDITY
                     // change), it stays deleted.
-                    sids.insert(sid, TOMBSTONE).context("write server ids")?;
+                    sids.insert(acct, sid, TOMBSTONE)?;
                     continue;
                 }
                 if let Some(existing) = known {
@@ -178,7 +178,7 @@ impl Store {
                     for key in [keys.mail.as_str(), keys.header.as_str()] {
                         content.add(acct, key, existing)?;
                     }
-                    sids.insert(sid, existing).context("write server ids")?;
+                    sids.insert(acct, sid, existing)?;
                     message_sids
                         .insert((existing, server_id.as_str()), ())
                         .context("write server ids")?;
@@ -230,7 +230,7 @@ impl Store {
                         blob_rows.insert(id, len).context("write blob row")?;
                     }
                 }
-                sids.insert(sid, id).context("write server ids")?;
+                sids.insert(acct, sid, id)?;
                 content.insert(acct, &sha, id)?;
                 // Other mail is recognised by its raw hash, and gets a header
                 // key once it is seen again (above).
@@ -249,6 +249,7 @@ impl Store {
                 new_ids.push(id);
             }
             views.finish()?;
+            sids.finish()?;
         }
         if next_id != first_id {
             schema::put_u64(&tx, schema::KEY_NEXT_MESSAGE, next_id)?;

@@ -34,6 +34,7 @@ const STEPS: &[Step] = &[
     migrate_to_place_numbers,
     migrate_to_key_tags,
     migrate_to_coarser_counters,
+    migrate_to_server_uids,
 ];
 
 /// Schema 2 replaced the per-folder and per-account indexes by view scopes
@@ -290,6 +291,22 @@ fn migrate_to_key_tags(tx: &WriteTransaction) -> Result<()> {
 /// its place in [`STEPS`] can move if another step lands first.)
 fn migrate_to_coarser_counters(_tx: &WriteTransaction) -> Result<()> {
     Ok(())
+}
+
+/// Schema 20 keeps the canonical IMAP server ids in chunks of their
+/// generation ([`SERVER_UIDS`]) instead of one [`SERVER_IDS`] row each;
+/// the step creates the table and sets the mark
+/// [`super::server_ids::moves::KEY_MOVE`] from which
+/// `super::server_ids::moves::move_rows` moves the rows in bounded
+/// transactions after the migration commits (resumable: the mark is the
+/// progress), and readers take both meanwhile. An older daemon would not
+/// find the moved ids and would fetch those mails again, so it must
+/// refuse the store. (Self-contained, so that its place in [`STEPS`] can
+/// move.)
+fn migrate_to_server_uids(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(SERVER_UIDS)
+        .context("create server id chunks")?;
+    super::server_ids::moves::start(tx)
 }
 
 /// Bring a store written at schema `from` (>= 1) up to [`SCHEMA_VERSION`]

@@ -70,6 +70,7 @@ pub use search::chunk as search_chunk;
 pub use views::chunk as view_chunk;
 mod secret;
 mod secret_export;
+pub mod server_ids;
 mod signatures;
 mod snapshot;
 mod stats;

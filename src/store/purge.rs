@@ -8,7 +8,8 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::content::Content;
 use super::meta::{MessageMeta, TOMBSTONE};
-use super::schema::{BLOBS, MESSAGES, SERVER_IDS};
+use super::schema::{BLOBS, MESSAGES};
+use super::server_ids::ServerIds;
 use super::summary;
 use super::summary::Labels;
 use super::tracking::take_message_sids;
@@ -60,21 +61,9 @@ pub(super) fn delete_account_messages(
         }
     }
     Content::open(tx)?.remove_account(acct)?;
-    {
-        let mut t = tx.open_table(SERVER_IDS).context("open server ids")?;
-        let mut keys = Vec::new();
-        for row in t.range((acct, "")..).context("read server ids")? {
-            let (k, _) = row.context("read server ids")?;
-            let (a, key) = k.value();
-            if a != acct {
-                break;
-            }
-            keys.push(key.to_string());
-        }
-        for k in &keys {
-            t.remove((acct, k.as_str())).context("remove server id")?;
-        }
-    }
+    let mut sids = ServerIds::open(tx)?;
+    sids.remove_account(acct)?;
+    sids.finish()?;
     Ok(blobs)
 }
 
@@ -111,13 +100,11 @@ impl Store {
                 }
             }
             let sids = super::tracking::take_message_sids(&tx, id)?;
-            {
-                let mut t = tx.open_table(SERVER_IDS).context("open server ids")?;
-                for sid in &sids {
-                    t.insert((acct, sid.as_str()), TOMBSTONE)
-                        .context("write server id")?;
-                }
+            let mut t = ServerIds::open(&tx)?;
+            for sid in &sids {
+                t.insert(acct, sid, TOMBSTONE)?;
             }
+            t.finish()?;
             if had_blob {
                 super::blobs::drain(&tx, &self.blobs)?;
                 super::blobs::trash(&tx, &[id])?;

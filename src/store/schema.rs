@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. A store with a newer one is refused: an
 /// older daemon must not guess at data a newer one wrote.
-pub const SCHEMA_VERSION: u64 = 19;
+pub const SCHEMA_VERSION: u64 = 20;
 
 /// Meta values: `schema_version`, `installation_id`, counters. Numbers are
 /// 8 bytes big-endian; text is UTF-8.
@@ -70,8 +70,15 @@ pub const SUMMARY_LABELS: TableDefinition<u32, &[u8]> = TableDefinition::new("su
 /// The reverse of [`SUMMARY_LABELS`]: a label's stored form -> its number.
 pub const SUMMARY_LABEL_IDS: TableDefinition<&[u8], u32> =
     TableDefinition::new("summary_label_ids");
-/// (account id, server id) -> message id: what was already fetched (invariant 2).
+/// (account id, server id) -> message id: what was already fetched
+/// (invariant 2). Since schema 20 only the ids that are not canonical IMAP
+/// ids (`pop3:<uidl>`, odd forms); see `super::server_ids`.
 pub const SERVER_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("server_ids");
+/// (account id, generation `imap:<folder>:<uidvalidity>:`, first uid) -> up
+/// to 128 (uid, message id) pairs packed: the canonical IMAP server ids
+/// (schema 20; the row format is `super::server_ids::chunk`).
+pub const SERVER_UIDS: TableDefinition<(&str, &str, u32), &[u8]> =
+    TableDefinition::new("server_uids");
 /// (account id, content key) -> message id, [`super::meta::TOMBSTONE`]
 /// or [`super::digest::AMBIGUOUS`]: the same mail seen again under a new
 /// UIDVALIDITY or UIDL is recognised by content (schema 15). The key is the
@@ -250,6 +257,7 @@ pub fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SUMMARY_LABELS).context("create tables")?;
     tx.open_table(SUMMARY_LABEL_IDS).context("create tables")?;
     tx.open_table(SERVER_IDS).context("create tables")?;
+    tx.open_table(SERVER_UIDS).context("create tables")?;
     tx.open_table(CONTENT_KEYS).context("create tables")?;
     tx.open_table(MESSAGE_SIDS).context("create tables")?;
     tx.open_table(VIEW_SCOPES).context("create tables")?;

@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::account_row::{account_in, no_account};
-use super::schema::{MESSAGE_SIDS, SERVER_IDS, SYNC};
+use super::schema::{MESSAGE_SIDS, SYNC};
+use super::server_ids::ServerIds;
 use super::Store;
 use crate::error::Context;
 use crate::error::Result;
@@ -35,16 +36,13 @@ pub(super) fn take_message_sids(tx: &WriteTransaction, id: u64) -> Result<Vec<St
     Ok(sids)
 }
 
-/// Build the message -> server ids map from `server_ids` (migration).
+/// Build the message -> server ids map from the server ids (migration).
 pub(super) fn rebuild_message_sids(tx: &WriteTransaction) -> Result<()> {
-    let sids = tx.open_table(SERVER_IDS).context("open server ids")?;
     let mut back = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
-    for row in sids.iter().context("read server ids")? {
-        let (k, v) = row.context("read server ids")?;
-        back.insert((v.value(), k.value().1), ())
-            .context("write server ids")?;
-    }
-    Ok(())
+    super::server_ids::each(tx, |sid, id| {
+        back.insert((id, sid), ()).context("write server ids")?;
+        Ok(())
+    })
 }
 
 impl Store {
@@ -53,17 +51,7 @@ impl Store {
     pub fn known_server_ids(&self, account: &str, prefix: &str) -> Result<HashSet<String>> {
         self.call("read server ids", || {
             let tx = self.read()?;
-            let t = tx.open_table(SERVER_IDS).context("open server ids")?;
-            let mut out = HashSet::new();
-            for row in t.range((account, prefix)..).context("read server ids")? {
-                let (k, _) = row.context("read server ids")?;
-                let (a, sid) = k.value();
-                if a != account || !sid.starts_with(prefix) {
-                    break;
-                }
-                out.insert(sid.to_string());
-            }
-            Ok(out)
+            super::server_ids::known(&tx, account, prefix)
         })
     }
 
@@ -73,18 +61,15 @@ impl Store {
         self.call("forget server ids", || {
             let tx = self.write()?;
             {
-                let mut t = tx.open_table(SERVER_IDS).context("open server ids")?;
+                let mut t = ServerIds::open(&tx)?;
                 let mut back = tx.open_table(MESSAGE_SIDS).context("open server ids")?;
                 for sid in ids {
-                    let gone = t
-                        .remove((account, sid.as_str()))
-                        .context("remove server id")?
-                        .map(|g| g.value());
-                    if let Some(id) = gone {
+                    if let Some(id) = t.remove(account, sid)? {
                         back.remove((id, sid.as_str()))
                             .context("remove server id")?;
                     }
                 }
+                t.finish()?;
             }
             tx.commit().context("commit forgotten server ids")
         })

@@ -283,7 +283,7 @@ fn schema_3_store_is_migrated_and_takes_blobs() {
         schema::get_u64(&tx, KEY_VERSION).unwrap(),
         Some(SCHEMA_VERSION)
     );
-    assert_eq!(SCHEMA_VERSION, 19);
+    assert_eq!(SCHEMA_VERSION, 20);
     assert!(tx
         .list_tables()
         .unwrap()

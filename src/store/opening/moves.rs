@@ -30,6 +30,8 @@ pub(in crate::store) fn at_open(db: &Database, dir: &Path) -> Result<()> {
     crate::store::views::rechunk::move_entries(db)?;
     // Schema 19's deletion of the 17-minute view counters, likewise resumed.
     crate::store::views::finest::drop_level_0(db)?;
+    // Schema 20's move of the IMAP server ids into chunks, likewise.
+    crate::store::server_ids::moves::move_rows(db)?;
     // Schema 11's dictionary: trained if the store has enough mail, and
     // the rows before it repacked, resumed wherever a kill left it.
     crate::store::compress::recompress::at_open(db)?;

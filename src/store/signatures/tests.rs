@@ -137,7 +137,7 @@ fn schema_4_store_gets_the_signature_tables() {
     let db = Database::open(dir.path().join(DB_FILE)).unwrap();
     let tx = write_txn(&db).unwrap();
     assert_eq!(get_u64(&tx, KEY_VERSION).unwrap(), Some(SCHEMA_VERSION));
-    assert_eq!(SCHEMA_VERSION, 19);
+    assert_eq!(SCHEMA_VERSION, 20);
     let names: Vec<String> = tx
         .list_tables()
         .unwrap()

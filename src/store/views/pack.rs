@@ -41,7 +41,7 @@ pub(in crate::store) fn pack_legacy(db: &Database) -> Result<u64> {
 /// nothing to do, logging `what` after each commit; returns how many
 /// entries the steps moved. Each step is committed on its own, so a kill
 /// loses at most the step under way, and the next open goes on.
-pub(super) fn in_steps(
+pub(in crate::store) fn in_steps(
     db: &Database,
     what: &str,
     step: impl Fn(&WriteTransaction) -> Result<Option<(u64, bool)>>,
