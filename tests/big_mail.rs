@@ -9,6 +9,7 @@
 mod common;
 
 use common::fetch as fetchkit;
+use common::noise::Xorshift;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,16 +35,7 @@ fn big_mail(subject: &str, size: usize) -> Vec<u8> {
          Content-Transfer-Encoding: base64\r\n\r\n"
     )
     .into_bytes();
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    // xorshift64 seeded from the tag: a test build's unoptimised rand
-    // costs seconds per megabyte, and these bytes need no quality.
-    let mut x = tag | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut noise = Xorshift::new(tag);
     assert!(size > m.len() + 2);
     let mut lines = 0;
     while m.len() < size {
@@ -56,7 +48,7 @@ fn big_mail(subject: &str, size: usize) -> Vec<u8> {
         // A full line, or the last one exactly filling `size` (never a
         // remainder too short for its CRLF).
         let line = if room >= 78 + 3 { 76 } else { room - 2 };
-        m.extend((0..line).map(|_| alphabet[(next() % 64) as usize]));
+        m.extend((0..line).map(|_| noise.base64()));
         m.extend_from_slice(b"\r\n");
     }
     assert_eq!(m.len(), size);

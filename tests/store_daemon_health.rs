@@ -23,6 +23,7 @@ use postfach::store::{NewMail, Store, DB_FILE};
 use zbus::Variant;
 
 use common::daemon::BUS_NAME;
+use common::noise::Xorshift;
 use common::TestBus;
 
 const STORAGE: &str = "org.postfach.Postfach1.Error.Storage";
@@ -46,14 +47,9 @@ fn build(dir: &Path) -> BTreeMap<u64, Vec<u8>> {
         .unwrap();
     // Letters at random: stored mails are compressed, and a repeated
     // string would shrink the store to a few pages that all stay cached.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut noise = Xorshift::new(0x9e37_79b9_7f4a_7c15);
     let body: String = (0..120_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b'a' + (x % 26) as u8)
-        })
+        .map(|_| char::from(b'a' + (noise.next_u64() % 26) as u8))
         .collect();
     let mut mails = BTreeMap::new();
     for chunk in (0..320u32).collect::<Vec<_>>().chunks(40) {

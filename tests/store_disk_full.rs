@@ -21,6 +21,7 @@ use postfach::error::Error;
 use postfach::store::{NewMail, Raw, Store};
 
 use common::fetch as fetchkit;
+use common::noise::Xorshift;
 use common::Env;
 use fetchkit::Proto;
 use tmpfs::Tmpfs;
@@ -39,21 +40,13 @@ fn account(store: &Store) -> Account {
         .unwrap()
 }
 
-/// Appends base64-alphabet lines of noise seeded by `seed` until `m` holds
-/// `size` bytes. The store compresses mail (zstd), so padding that repeats
-/// would shrink to nothing and never fill the disk; noise keeps about
-/// three quarters of its size. xorshift64: a test build's unoptimised rand
-/// is slow, and these bytes need no quality.
+/// Appends 76-character lines of base64 noise seeded by `seed` until `m`
+/// holds `size` bytes: padding that repeats would compress to nothing and
+/// never fill the disk; noise keeps about three quarters of its size.
 fn pad_with_noise(m: &mut Vec<u8>, seed: u64, size: usize) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut noise = Xorshift::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     while m.len() < size {
-        for _ in 0..76 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            m.push(ALPHABET[(x >> 58) as usize]);
-        }
+        m.extend((0..76).map(|_| noise.base64()));
         m.extend_from_slice(b"\r\n");
     }
 }

@@ -25,6 +25,7 @@ pub mod faultproxy;
 pub mod fetch;
 pub mod imapc;
 pub mod migration;
+pub mod noise;
 pub mod outboxcheck;
 pub mod restorekit;
 pub mod resumption_breaker;
